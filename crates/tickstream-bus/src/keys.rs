@@ -1,0 +1,43 @@
+//! Key and channel names: the Redis half of the external contract.
+
+/// Prefix of the per-symbol pub/sub channel; third-party publishers use it too.
+pub const TICK_CHANNEL_PREFIX: &str = "ticks:";
+/// Prefix of the latest-tick cache key.
+pub const PRICE_KEY_PREFIX: &str = "price:";
+/// Prefix of an ingestor's heartbeat record (`tickstream:ingestor:{name}`).
+pub const HEARTBEAT_KEY_PREFIX: &str = "tickstream:ingestor:";
+/// Hash of the last published `seq` per symbol, so restarts continue the sequence.
+pub const SEQ_HASH_KEY: &str = "tickstream:seq";
+
+/// The channel a symbol's ticks are published on.
+pub fn tick_channel(symbol: &str) -> String {
+    format!("{TICK_CHANNEL_PREFIX}{symbol}")
+}
+
+/// The cache key holding a symbol's latest tick.
+pub fn price_key(symbol: &str) -> String {
+    format!("{PRICE_KEY_PREFIX}{symbol}")
+}
+
+/// The heartbeat key of one ingestor.
+pub fn heartbeat_key(name: &str) -> String {
+    format!("{HEARTBEAT_KEY_PREFIX}{name}")
+}
+
+/// Recovers the symbol from a channel name; `None` for channels that are not ours.
+pub fn symbol_from_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix(TICK_CHANNEL_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(tick_channel("EUR/USD"), "ticks:EUR/USD");
+        assert_eq!(price_key("BTCUSDT"), "price:BTCUSDT");
+        assert_eq!(symbol_from_channel("ticks:AAPL"), Some("AAPL"));
+        assert_eq!(symbol_from_channel("other"), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! The Redis bus that joins ingestors to gateways.
+//!
+//! Ingestors publish each tick to `ticks:{SYMBOL}` and store it under
+//! `price:{SYMBOL}` in one pipelined round trip; gateways subscribe per symbol
+//! on one long-lived pub/sub connection and read the cache for snapshots.
+//! Losing Redis never stops a service: every operation reports into
+//! [`RedisHealth`] and the connections come back by themselves with capped,
+//! jittered backoff, restoring every subscription.
+//!
+//! # Layout
+//! - [`keys`]: the Redis key and channel names of the contract.
+//! - [`backoff`]: capped exponential backoff with jitter, shared by every reconnect loop.
+//! - [`health`]: [`RedisHealth`], what `/health` reports about Redis.
+//! - [`store`]: [`Redis`], commands: publish, cache reads, heartbeats, seq counters.
+//! - [`subscriber`]: [`Subscriber`], the per-symbol pub/sub reader.
+
+#![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod health;
+pub mod keys;
+pub mod store;
+pub mod subscriber;
+
+pub use backoff::Backoff;
+pub use health::RedisHealth;
+pub use store::{BusError, Heartbeat, IngestorStatus, Redis, RedisOptions};
+pub use subscriber::{Subscriber, TickHandler};

@@ -1,0 +1,355 @@
+//! Commands on the shared Redis connection: publish, cache, heartbeats, seq.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use tickstream_model::{Symbol, Tick};
+
+use crate::health::RedisHealth;
+use crate::keys;
+
+/// Failures of a bus operation; all of them leave the service running.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The URL in `REDIS_URL` does not parse; a configuration error, not retryable.
+    #[error("invalid Redis URL: {0}")]
+    BadUrl(#[source] redis::RedisError),
+    /// Redis answered with an error or the connection broke.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer within the operation timeout.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A stored record was not what we wrote (someone else's data under our key).
+    #[error("corrupt record under {key}: {reason}")]
+    Corrupt {
+        /// The offending key.
+        key: String,
+        /// Why it did not decode.
+        reason: String,
+    },
+}
+
+impl BusError {
+    /// Whether trying again later can succeed (connection trouble) or not (bad config/data).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, BusError::Redis(_) | BusError::Timeout(_))
+    }
+}
+
+/// Connection settings shared by every service.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port[/db]`, from `REDIS_URL`.
+    pub url: String,
+    /// Lifetime of `price:{SYMBOL}`, so a dead source's prices eventually vanish.
+    pub price_ttl: Duration,
+    /// Upper bound on any one command, so a stalled Redis cannot stall a caller.
+    pub op_timeout: Duration,
+}
+
+impl RedisOptions {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            price_ttl: Duration::from_secs(24 * 3600),
+            op_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How an ingestor sees itself; also drives the gateway's aggregate health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestorStatus {
+    /// Streaming normally.
+    Healthy,
+    /// Running but impaired (upstream down, on REST fallback, Redis trouble).
+    Degraded,
+    /// Cannot do its job until someone acts (e.g. missing API key).
+    Unhealthy,
+}
+
+/// An ingestor's periodic record of itself, stored with a short TTL so dead ones vanish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Ingestor name, also its `source` (`sim`, `binance`, ...).
+    pub name: String,
+    /// Self-assessed status.
+    pub status: IngestorStatus,
+    /// Why it is not healthy, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Symbols it serves, normalized.
+    pub symbols: Vec<String>,
+    /// Time of its last published tick (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tick: Option<String>,
+    /// Ticks published since it started.
+    pub ticks_published: u64,
+    /// When this record was written (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A cloneable handle for Redis commands, connecting lazily and reconnecting by itself.
+#[derive(Clone)]
+pub struct Redis {
+    /// Multiplexed connection that re-dials after failures.
+    conn: ConnectionManager,
+    /// Kept to open the dedicated pub/sub connection.
+    client: redis::Client,
+    /// Updated by every command's outcome.
+    health: Arc<RedisHealth>,
+    /// TTL and timeouts.
+    opts: RedisOptions,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("opts", &self.opts).finish()
+    }
+}
+
+impl Redis {
+    /// Builds the handle without touching the network, so services start while Redis is down.
+    ///
+    /// Must be called inside a Tokio runtime (the manager spawns its driver there).
+    pub fn connect_lazy(opts: RedisOptions) -> Result<Self, BusError> {
+        let client = redis::Client::open(opts.url.as_str()).map_err(BusError::BadUrl)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(opts.op_timeout))
+            .set_response_timeout(Some(opts.op_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(BusError::BadUrl)?;
+        Ok(Self {
+            conn,
+            client,
+            health: Arc::new(RedisHealth::default()),
+            opts,
+        })
+    }
+
+    /// The health record this handle updates; share it with `/health`.
+    pub fn health(&self) -> &Arc<RedisHealth> {
+        &self.health
+    }
+
+    /// The client, for opening a dedicated pub/sub connection.
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Options this handle was built with.
+    pub fn options(&self) -> &RedisOptions {
+        &self.opts
+    }
+
+    /// Runs one command under the timeout and records the outcome in health.
+    async fn run<T, F>(&self, fut: F) -> Result<T, BusError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.opts.op_timeout, fut).await {
+            Ok(Ok(v)) => {
+                self.health.mark_up();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                // A server-side error reply means Redis is up and talking.
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_connection_refusal()
+                {
+                    self.health.mark_down(&e);
+                } else {
+                    self.health.mark_up();
+                }
+                Err(BusError::Redis(e))
+            }
+            Err(_) => {
+                let e = BusError::Timeout(self.opts.op_timeout);
+                self.health.mark_down(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Round trip to prove Redis answers; what `/health` calls.
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let mut c = self.conn.clone();
+        self.run(async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
+    }
+
+    /// Caches, publishes and records the seq of every tick in one pipelined round trip.
+    ///
+    /// Order per tick: `SET price:` before `PUBLISH ticks:` so a subscriber that
+    /// receives tick N and then reads the cache never sees a tick older than N.
+    pub async fn publish(&self, ticks: &[Tick]) -> Result<(), BusError> {
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        let ttl = self.opts.price_ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        for tick in ticks {
+            let json = tick.to_json();
+            let sym = tick.symbol.as_str();
+            pipe.cmd("SET")
+                .arg(keys::price_key(sym))
+                .arg(&json)
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
+            pipe.cmd("PUBLISH")
+                .arg(keys::tick_channel(sym))
+                .arg(&json)
+                .ignore();
+            pipe.cmd("HSET")
+                .arg(keys::SEQ_HASH_KEY)
+                .arg(sym)
+                .arg(tick.seq)
+                .ignore();
+        }
+        let mut c = self.conn.clone();
+        self.run(async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// The cached latest tick of a symbol, as the stored JSON bytes.
+    pub async fn latest(&self, symbol: &str) -> Result<Option<Vec<u8>>, BusError> {
+        let mut c = self.conn.clone();
+        let key = keys::price_key(symbol);
+        self.run(async move {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<Vec<u8>>>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// The cached latest ticks of several symbols in one round trip, in input order.
+    pub async fn latest_many(&self, symbols: &[&str]) -> Result<Vec<Option<Vec<u8>>>, BusError> {
+        if symbols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = symbols.iter().map(|s| keys::price_key(s)).collect();
+        let mut c = self.conn.clone();
+        self.run(async move {
+            redis::cmd("MGET")
+                .arg(keys)
+                .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Stores an ingestor's heartbeat with a TTL, so a dead ingestor disappears by itself.
+    pub async fn write_heartbeat(&self, hb: &Heartbeat, ttl: Duration) -> Result<(), BusError> {
+        let json = serde_json::to_string(hb).map_err(|e| BusError::Corrupt {
+            key: keys::heartbeat_key(&hb.name),
+            reason: e.to_string(),
+        })?;
+        let key = keys::heartbeat_key(&hb.name);
+        let mut c = self.conn.clone();
+        let ttl = ttl.as_secs().max(1);
+        self.run(async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(json)
+                .arg("EX")
+                .arg(ttl)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Every live ingestor heartbeat; records that do not decode are skipped and logged.
+    pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BusError> {
+        let mut c = self.conn.clone();
+        let pattern = format!("{}*", keys::HEARTBEAT_KEY_PREFIX);
+        let found: Vec<String> = self
+            .run(async move {
+                let mut out = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(200)
+                        .query_async(&mut c)
+                        .await?;
+                    out.extend(batch);
+                    if next == 0 || out.len() > 10_000 {
+                        return Ok(out);
+                    }
+                    cursor = next;
+                }
+            })
+            .await?;
+        if found.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        let keys_for_get = found.clone();
+        let values: Vec<Option<Vec<u8>>> = self
+            .run(async move {
+                redis::cmd("MGET")
+                    .arg(keys_for_get)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(values.len());
+        for (key, value) in found.iter().zip(values) {
+            let Some(raw) = value else { continue };
+            match serde_json::from_slice::<Heartbeat>(&raw) {
+                Ok(hb) => out.push(hb),
+                Err(e) => tracing::warn!(key = %key, error = %e, "Skipping undecodable heartbeat."),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The last published `seq` of each symbol, so an ingestor restart continues it.
+    pub async fn load_seqs(&self, symbols: &[Symbol]) -> Result<HashMap<Symbol, u64>, BusError> {
+        if symbols.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let fields: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        let mut c = self.conn.clone();
+        let values: Vec<Option<String>> = self
+            .run(async move {
+                redis::cmd("HMGET")
+                    .arg(keys::SEQ_HASH_KEY)
+                    .arg(fields)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out = HashMap::new();
+        for (sym, v) in symbols.iter().zip(values) {
+            if let Some(raw) = v {
+                let seq = raw.parse::<u64>().map_err(|e| BusError::Corrupt {
+                    key: format!("{} {}", keys::SEQ_HASH_KEY, sym),
+                    reason: e.to_string(),
+                })?;
+                out.insert(sym.clone(), seq);
+            }
+        }
+        Ok(out)
+    }
+}

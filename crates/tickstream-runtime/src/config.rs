@@ -1,0 +1,316 @@
+//! Layered configuration: defaults in code < optional TOML file < environment.
+//!
+//! The common variables keep their plain names (`HOST`, `PORT`, `REDIS_URL`,
+//! `LOG_LEVEL`, `LOG_FORMAT`, plus per-service aliases such as `SYMBOLS`);
+//! every other key is reachable as `TICKSTREAM_<SECTION>__<KEY>`. A value that
+//! does not fit its type stops the service at start with an error that names
+//! both the key and the variable that set it.
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Env prefix for keys without a plain alias (`TICKSTREAM_GATEWAY__QUEUE_CAPACITY`).
+pub const ENV_PREFIX: &str = "TICKSTREAM";
+/// Env variable naming the optional TOML file (also `--config PATH`).
+pub const CONFIG_PATH_ENV: &str = "TICKSTREAM_CONFIG";
+
+/// A plain-named environment variable and the config key it sets.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvAlias {
+    /// Variable name, e.g. `PORT`.
+    pub env: &'static str,
+    /// Dotted config key, e.g. `port` or `sim.symbols`.
+    pub key: &'static str,
+    /// Comma separated list (`SYMBOLS=A,B`) rather than a scalar.
+    pub list: bool,
+}
+
+impl EnvAlias {
+    /// A scalar alias.
+    pub const fn scalar(env: &'static str, key: &'static str) -> Self {
+        Self {
+            env,
+            key,
+            list: false,
+        }
+    }
+    /// A comma-list alias.
+    pub const fn list(env: &'static str, key: &'static str) -> Self {
+        Self {
+            env,
+            key,
+            list: true,
+        }
+    }
+}
+
+/// The aliases every service honours (DESIGN.md: common env).
+pub const COMMON_ALIASES: &[EnvAlias] = &[
+    EnvAlias::scalar("HOST", "host"),
+    EnvAlias::scalar("PORT", "port"),
+    EnvAlias::scalar("REDIS_URL", "redis_url"),
+    EnvAlias::scalar("LOG_LEVEL", "log.level"),
+    EnvAlias::scalar("LOG_FORMAT", "log.format"),
+];
+
+/// A configuration problem found at start; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file is missing or malformed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file given by `--config` or `TICKSTREAM_CONFIG`.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A value does not fit its type or breaks a rule.
+    #[error("invalid configuration value for `{key}`{source_hint}: {reason}")]
+    Invalid {
+        /// Dotted key.
+        key: String,
+        /// ` (from env PORT)` when an environment variable set it.
+        source_hint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Any other failure of the config crate.
+    #[error("invalid configuration: {0}")]
+    Other(String),
+}
+
+impl ConfigError {
+    /// Builds an `Invalid` error for post-deserialization checks, naming the env alias if any.
+    pub fn invalid(key: &str, aliases: &[EnvAlias], reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            source_hint: hint_for(key, aliases),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn env_name_for(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}_{}",
+        key.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+fn hint_for(key: &str, aliases: &[EnvAlias]) -> String {
+    let alias = aliases
+        .iter()
+        .chain(COMMON_ALIASES)
+        .find(|a| a.key == key && std::env::var_os(a.env).is_some())
+        .map(|a| a.env.to_owned());
+    match alias {
+        Some(env) => format!(" (from env {env})"),
+        None => {
+            let env = env_name_for(key);
+            if std::env::var_os(&env).is_some() {
+                format!(" (from env {env})")
+            } else {
+                String::new()
+            }
+        }
+    }
+}
+
+/// Where the optional TOML file is: `--config` wins over `TICKSTREAM_CONFIG`.
+pub fn file_from_env(cli: Option<PathBuf>) -> Option<PathBuf> {
+    cli.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from))
+}
+
+/// Loads `T` from `defaults`, then the TOML `file`, then the environment.
+///
+/// `aliases` are the service's own plain-named variables on top of [`COMMON_ALIASES`].
+pub fn load<T>(defaults: &T, file: Option<&Path>, aliases: &[EnvAlias]) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let defaults = Config::try_from(defaults).map_err(|e| ConfigError::Other(e.to_string()))?;
+    let mut builder = Config::builder().add_source(defaults);
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                reason: "no such file".to_owned(),
+            });
+        }
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .ignore_empty(true),
+    );
+    for alias in COMMON_ALIASES.iter().chain(aliases) {
+        let Ok(raw) = std::env::var(alias.env) else {
+            continue;
+        };
+        if raw.trim().is_empty() {
+            continue;
+        }
+        builder = if alias.list {
+            let items: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            builder.set_override(alias.key, items)
+        } else {
+            builder.set_override(alias.key, raw)
+        }
+        .map_err(|e| ConfigError::Other(e.to_string()))?;
+    }
+    let built = builder.build().map_err(|e| map_error(e, file, aliases))?;
+    built
+        .try_deserialize::<T>()
+        .map_err(|e| map_error(e, file, aliases))
+}
+
+fn map_error(e: config::ConfigError, file: Option<&Path>, aliases: &[EnvAlias]) -> ConfigError {
+    match e {
+        config::ConfigError::Type {
+            key: Some(key),
+            unexpected,
+            expected,
+            ..
+        } => ConfigError::Invalid {
+            source_hint: hint_for(&key, aliases),
+            key,
+            reason: format!("got {unexpected}, expected {expected}"),
+        },
+        config::ConfigError::At {
+            error,
+            key: Some(key),
+            ..
+        } => ConfigError::Invalid {
+            source_hint: hint_for(&key, aliases),
+            key,
+            reason: error.to_string(),
+        },
+        config::ConfigError::FileParse { uri, cause } => ConfigError::File {
+            path: uri
+                .map(PathBuf::from)
+                .or_else(|| file.map(Path::to_owned))
+                .unwrap_or_default(),
+            reason: cause.to_string(),
+        },
+        other => ConfigError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Demo {
+        host: String,
+        port: u16,
+        redis_url: String,
+        log: Log,
+        sim: Section,
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Log {
+        level: String,
+        format: Format,
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Format {
+        Pretty,
+        Json,
+    }
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Section {
+        rate: f64,
+        symbols: Vec<String>,
+    }
+
+    fn defaults() -> Demo {
+        Demo {
+            host: "0.0.0.0".into(),
+            port: 9100,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            log: Log {
+                level: "info".into(),
+                format: Format::Pretty,
+            },
+            sim: Section {
+                rate: 10.0,
+                symbols: vec!["BTCUSDT".into()],
+            },
+        }
+    }
+
+    const ALIASES: &[EnvAlias] = &[EnvAlias::list("SYMBOLS", "sim.symbols")];
+
+    // Environment is process-global: run every env scenario in one test, in sequence.
+    #[test]
+    fn layering_and_errors() {
+        let dir = std::env::temp_dir().join(format!("tickstream-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "port = 9200\n[sim]\nrate = 5.5\n").unwrap();
+
+        let c = load(&defaults(), None, ALIASES).unwrap();
+        assert_eq!(c, defaults());
+
+        let c = load(&defaults(), Some(&file), ALIASES).unwrap();
+        assert_eq!(c.port, 9200);
+        assert_eq!(c.sim.rate, 5.5);
+
+        std::env::set_var("PORT", "9300");
+        std::env::set_var("SYMBOLS", "AAPL, MSFT");
+        std::env::set_var("TICKSTREAM_SIM__RATE", "7");
+        std::env::set_var("LOG_FORMAT", "json");
+        let c = load(&defaults(), Some(&file), ALIASES).unwrap();
+        assert_eq!(c.port, 9300);
+        assert_eq!(c.sim.symbols, vec!["AAPL", "MSFT"]);
+        assert_eq!(c.sim.rate, 7.0);
+        assert_eq!(c.log.format, Format::Json);
+
+        std::env::set_var("PORT", "not-a-port");
+        let e = load(&defaults(), None, ALIASES).unwrap_err().to_string();
+        assert!(e.contains("`port`") && e.contains("PORT"), "{e}");
+        std::env::set_var("PORT", "70000");
+        let e = load(&defaults(), None, ALIASES).unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+        std::env::remove_var("PORT");
+
+        std::env::set_var("LOG_FORMAT", "xml");
+        let e = load(&defaults(), None, ALIASES).unwrap_err().to_string();
+        assert!(e.contains("log.format") || e.contains("format"), "{e}");
+        std::env::remove_var("LOG_FORMAT");
+
+        std::env::set_var("TICKSTREAM_SIM__RATE", "fast");
+        let e = load(&defaults(), None, ALIASES).unwrap_err().to_string();
+        assert!(
+            e.contains("sim.rate") && e.contains("TICKSTREAM_SIM__RATE"),
+            "{e}"
+        );
+        std::env::remove_var("TICKSTREAM_SIM__RATE");
+        std::env::remove_var("SYMBOLS");
+
+        std::fs::write(&file, "port = [").unwrap();
+        let e = load(&defaults(), Some(&file), ALIASES)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml"), "{e}");
+        let e = load(&defaults(), Some(&dir.join("missing.toml")), ALIASES)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.toml"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
