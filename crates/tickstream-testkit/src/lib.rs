@@ -1,0 +1,35 @@
+//! Test support for tickstream's integration tests: real processes, real ports.
+//!
+//! Tests that need Redis start their own private `redis-server` on a free
+//! port (never the machine's shared 6379), so tests run in parallel and a test
+//! can crash and restart "its" Redis without disturbing anyone. Tests that need
+//! a service run the workspace's real binary as a child process on port 0 and
+//! learn its address from its `Listening.` log line. Every wait is a condition
+//! that is polled under a timeout, never a bare sleep.
+//!
+//! Use it as a dev-dependency: `tickstream-testkit = { workspace = true }`.
+//!
+//! # Layout
+//! - [`port`]: [`free_port`], a port nobody is listening on right now.
+//! - [`wait`]: [`wait_until`], poll a condition under a timeout that names it.
+//! - [`redis_server`]: [`RedisServer`], a private `redis-server` process that
+//!   can be killed (a crash) and restarted on the same port.
+//! - [`service`]: [`Service`], one of the workspace's binaries run as a child
+//!   process, with its logs captured and its bound address parsed from them.
+//! - [`http`]: [`http_get_json`] and [`http_get_text`] for REST assertions.
+
+// Test support: a panic with a message is an acceptable failure mode here,
+// though the API returns `anyhow::Result` wherever a caller could use it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod http;
+pub mod port;
+pub mod redis_server;
+pub mod service;
+pub mod wait;
+
+pub use http::{http_get_json, http_get_text};
+pub use port::free_port;
+pub use redis_server::RedisServer;
+pub use service::{bin_path, target_dir, Service};
+pub use wait::wait_until;
