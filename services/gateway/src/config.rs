@@ -1,0 +1,161 @@
+//! Gateway configuration: defaults here, then the TOML file, then the environment.
+//!
+//! Every key below is also settable as `TICKSTREAM_GATEWAY__<KEY>`; the common
+//! ones keep their plain names (`HOST`, `PORT`, `REDIS_URL`, `LOG_LEVEL`,
+//! `LOG_FORMAT`).
+
+use serde::{Deserialize, Serialize};
+use tickstream_model::Symbol;
+use tickstream_runtime::config::{ConfigError, EnvAlias};
+use tickstream_runtime::telemetry::LogConfig;
+
+/// Plain-named variables beyond the common ones.
+pub const ALIASES: &[EnvAlias] = &[EnvAlias::list("DEFAULT_SYMBOLS", "gateway.default_symbols")];
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Interface to bind (`HOST`).
+    pub host: String,
+    /// Port to bind (`PORT`); 0 picks a free one (tests).
+    pub port: u16,
+    /// Redis to subscribe to (`REDIS_URL`).
+    pub redis_url: String,
+    /// Logging (`LOG_LEVEL`, `LOG_FORMAT`).
+    pub log: LogConfig,
+    /// Gateway-specific settings (`TICKSTREAM_GATEWAY__*`).
+    pub gateway: GatewaySection,
+}
+
+/// Limits and tuning of the gateway, each with a production default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewaySection {
+    /// Symbols advertised by `/symbols` as the suggested set.
+    pub default_symbols: Vec<String>,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Per-connection outbound queue, in frames; when full, new ticks for that client are dropped and counted.
+    pub queue_capacity: usize,
+    /// Most symbols one connection may hold (`too_many_symbols` beyond).
+    pub max_symbols_per_connection: usize,
+    /// Inbound text frames larger than this get `too_large` (the connection stays).
+    pub max_message_bytes: usize,
+    /// Frames larger than this close the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// subscribe/unsubscribe requests per second per connection (`rate_limited` beyond).
+    pub requests_per_second: u32,
+    /// Limit breaches in a row after which the connection is closed with 1008.
+    pub max_violations: u32,
+    /// Seconds between server pings.
+    pub ping_interval_secs: u64,
+    /// Seconds without any inbound frame (pong included) before the client is dropped.
+    pub idle_timeout_secs: u64,
+    /// Seconds SIGTERM waits for connections to close before exiting.
+    pub shutdown_grace_secs: u64,
+}
+
+/// The default symbol mix, matching ingest-sim's default.
+pub const DEFAULT_SYMBOLS: &[&str] = &[
+    "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "ADAUSDT", "AAPL", "MSFT", "NVDA", "EUR/USD",
+];
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: 5021,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            log: LogConfig::default(),
+            gateway: GatewaySection {
+                default_symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+                workers: 0,
+                queue_capacity: 1024,
+                max_symbols_per_connection: 200,
+                max_message_bytes: 16 * 1024,
+                max_frame_bytes: 1024 * 1024,
+                requests_per_second: 20,
+                max_violations: 20,
+                ping_interval_secs: 20,
+                idle_timeout_secs: 60,
+                shutdown_grace_secs: 5,
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Checks rules types cannot express; the error names the key.
+    pub fn validate(&self) -> Result<Vec<Symbol>, ConfigError> {
+        let g = &self.gateway;
+        let mut defaults = Vec::with_capacity(g.default_symbols.len());
+        for raw in &g.default_symbols {
+            let sym = Symbol::parse(raw).map_err(|e| {
+                ConfigError::invalid("gateway.default_symbols", ALIASES, format!("{raw:?}: {e}"))
+            })?;
+            defaults.push(sym);
+        }
+        let positive = [
+            ("gateway.queue_capacity", g.queue_capacity as u64),
+            (
+                "gateway.max_symbols_per_connection",
+                g.max_symbols_per_connection as u64,
+            ),
+            ("gateway.max_message_bytes", g.max_message_bytes as u64),
+            (
+                "gateway.requests_per_second",
+                u64::from(g.requests_per_second),
+            ),
+            ("gateway.max_violations", u64::from(g.max_violations)),
+            ("gateway.ping_interval_secs", g.ping_interval_secs),
+            ("gateway.idle_timeout_secs", g.idle_timeout_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, ALIASES, "must be greater than 0"));
+            }
+        }
+        if g.max_frame_bytes < g.max_message_bytes {
+            return Err(ConfigError::invalid(
+                "gateway.max_frame_bytes",
+                ALIASES,
+                "must be at least gateway.max_message_bytes",
+            ));
+        }
+        if g.idle_timeout_secs <= g.ping_interval_secs {
+            return Err(ConfigError::invalid(
+                "gateway.idle_timeout_secs",
+                ALIASES,
+                "must be longer than gateway.ping_interval_secs",
+            ));
+        }
+        Ok(defaults)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate().unwrap().len(), 9);
+    }
+
+    #[test]
+    fn rejects_named_keys() {
+        let mut c = Config::default();
+        c.gateway.queue_capacity = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("gateway.queue_capacity"));
+        let mut c = Config::default();
+        c.gateway.default_symbols = vec!["BAD SYM".into()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("default_symbols"));
+    }
+}

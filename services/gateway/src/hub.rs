@@ -1,0 +1,337 @@
+//! The subscription engine: which local client wants which symbol, and fan-out.
+//!
+//! One `Hub` serves every protocol. A tick arriving from Redis is validated,
+//! serialized once into a [`TickFrame`], and the same `Arc` is offered to every
+//! subscriber's bounded queue with `try_send`, so a slow client never blocks
+//! the Redis reader or anyone else. The hub is the source of truth the Redis
+//! [`Subscriber`](tickstream_bus::Subscriber) reconciles against: a symbol is
+//! subscribed in Redis exactly while some local client wants it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use bytestring::ByteString;
+use tickstream_bus::TickHandler;
+use tickstream_model::{Symbol, Tick};
+use tokio::sync::mpsc;
+
+use crate::metrics::GatewayMetrics;
+
+/// One tick, encoded once, shared by every receiver.
+#[derive(Debug)]
+pub struct TickFrame {
+    /// Which symbol, so a connection can drop frames it no longer wants.
+    pub symbol: Symbol,
+    /// The tick's seq, so a connection can skip what its snapshot already covered.
+    pub seq: u64,
+    /// The complete native frame `{"event":"price_update","data":{tick}}`.
+    pub native: ByteString,
+}
+
+/// What travels through a connection's bounded queue.
+pub type Outbound = std::sync::Arc<TickFrame>;
+
+/// Process-unique connection number.
+pub type ClientId = u64;
+
+/// Subscribers of one symbol: a dense vector for fast fan-out plus an index for O(1) removal.
+#[derive(Default)]
+struct Subscribers {
+    /// Walked on every tick.
+    queues: Vec<(ClientId, mpsc::Sender<Outbound>)>,
+    /// Position of each client in `queues`.
+    index: HashMap<ClientId, usize>,
+}
+
+impl Subscribers {
+    fn insert(&mut self, id: ClientId, tx: &mpsc::Sender<Outbound>) -> bool {
+        if self.index.contains_key(&id) {
+            return false;
+        }
+        self.index.insert(id, self.queues.len());
+        self.queues.push((id, tx.clone()));
+        true
+    }
+
+    fn remove(&mut self, id: ClientId) -> bool {
+        let Some(pos) = self.index.remove(&id) else {
+            return false;
+        };
+        self.queues.swap_remove(pos);
+        if let Some((moved, _)) = self.queues.get(pos) {
+            self.index.insert(*moved, pos);
+        }
+        true
+    }
+}
+
+/// The subscription table plus fan-out.
+pub struct Hub {
+    /// symbol → its local subscribers; read-locked per tick, write-locked only on (un)subscribe.
+    table: RwLock<HashMap<Symbol, Subscribers>>,
+    /// Total client-symbol pairs, for `/stats` without walking the table.
+    subscriptions: AtomicI64,
+    /// Source of connection ids.
+    next_client: AtomicU64,
+    /// Random per-process prefix so client ids differ across replicas and restarts.
+    id_prefix: u32,
+    /// Counters updated by fan-out.
+    metrics: GatewayMetrics,
+}
+
+impl Hub {
+    /// An empty hub reporting into `metrics`.
+    pub fn new(metrics: GatewayMetrics) -> Self {
+        Self {
+            table: RwLock::new(HashMap::new()),
+            subscriptions: AtomicI64::new(0),
+            next_client: AtomicU64::new(1),
+            id_prefix: rand::random(),
+            metrics,
+        }
+    }
+
+    /// A fresh connection id and its public string form (`connected.client_id`).
+    pub fn new_client(&self) -> (ClientId, String) {
+        let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+        (n, format!("{:08x}-{n}", self.id_prefix))
+    }
+
+    /// Adds `client` to each symbol; returns the symbols that had no local subscriber before.
+    pub fn subscribe(
+        &self,
+        client: ClientId,
+        tx: &mpsc::Sender<Outbound>,
+        symbols: &[Symbol],
+    ) -> Vec<Symbol> {
+        let mut first = Vec::new();
+        let Ok(mut table) = self.table.write() else {
+            return first;
+        };
+        let mut added = 0;
+        for sym in symbols {
+            let entry = table.entry(sym.clone()).or_default();
+            let was_empty = entry.queues.is_empty();
+            if entry.insert(client, tx) {
+                added += 1;
+                if was_empty {
+                    first.push(sym.clone());
+                }
+            }
+        }
+        self.metrics.active_symbols.set(table.len() as i64);
+        drop(table);
+        let total = self.subscriptions.fetch_add(added, Ordering::Relaxed) + added;
+        self.metrics.subscriptions.set(total);
+        first
+    }
+
+    /// Removes `client` from each symbol; returns the symbols nobody local wants any more.
+    pub fn unsubscribe<'a>(
+        &self,
+        client: ClientId,
+        symbols: impl IntoIterator<Item = &'a Symbol>,
+    ) -> Vec<Symbol> {
+        let mut emptied = Vec::new();
+        let Ok(mut table) = self.table.write() else {
+            return emptied;
+        };
+        let mut removed = 0;
+        for sym in symbols {
+            if let Some(entry) = table.get_mut(sym.as_str()) {
+                if entry.remove(client) {
+                    removed += 1;
+                }
+                if entry.queues.is_empty() {
+                    table.remove(sym.as_str());
+                    emptied.push(sym.clone());
+                }
+            }
+        }
+        self.metrics.active_symbols.set(table.len() as i64);
+        drop(table);
+        let total = self.subscriptions.fetch_sub(removed, Ordering::Relaxed) - removed;
+        self.metrics.subscriptions.set(total);
+        emptied
+    }
+
+    /// Client-symbol pairs currently held.
+    pub fn total_subscriptions(&self) -> i64 {
+        self.subscriptions.load(Ordering::Relaxed)
+    }
+
+    /// Each active symbol with its local subscriber count, sorted by symbol.
+    pub fn subscriptions_by_symbol(&self) -> Vec<(Symbol, usize)> {
+        let mut out: Vec<(Symbol, usize)> = match self.table.read() {
+            Ok(t) => t
+                .iter()
+                .map(|(s, subs)| (s.clone(), subs.queues.len()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        out.sort();
+        out
+    }
+
+    /// Builds the shared frame for a validated tick.
+    pub fn encode(tick: &Tick) -> TickFrame {
+        let json = tick.to_json();
+        let mut native = String::with_capacity(json.len() + 36);
+        native.push_str(r#"{"event":"price_update","data":"#);
+        native.push_str(&json);
+        native.push('}');
+        TickFrame {
+            symbol: tick.symbol.clone(),
+            seq: tick.seq,
+            native: ByteString::from(native),
+        }
+    }
+
+    /// Offers one frame to every subscriber of its symbol without waiting for anyone.
+    pub fn dispatch(&self, frame: Outbound) {
+        let (mut sent, mut full) = (0u64, 0u64);
+        if let Ok(table) = self.table.read() {
+            if let Some(subs) = table.get(frame.symbol.as_str()) {
+                for (_, tx) in &subs.queues {
+                    match tx.try_send(frame.clone()) {
+                        Ok(()) => sent += 1,
+                        // Bounded queue full: this client is behind; drop for it only.
+                        Err(mpsc::error::TrySendError::Full(_)) => full += 1,
+                        // Connection is closing; its cleanup removes it from the table.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+            }
+        }
+        if sent > 0 {
+            self.metrics.messages_sent.inc_by(sent);
+        }
+        if full > 0 {
+            self.metrics
+                .dropped
+                .with_label_values(&["queue_full"])
+                .inc_by(full);
+        }
+    }
+}
+
+impl TickHandler for Hub {
+    fn on_message(&self, symbol: &str, payload: &[u8]) {
+        let tick = match Tick::from_json(payload) {
+            Ok(t) if t.symbol.as_str() == symbol => t,
+            Ok(t) => {
+                self.metrics.ticks_invalid.inc();
+                tracing::debug!(channel = symbol, symbol = %t.symbol, "Tick symbol does not match its channel; skipped.");
+                return;
+            }
+            Err(e) => {
+                self.metrics.ticks_invalid.inc();
+                tracing::debug!(channel = symbol, error = %e, "Invalid tick skipped.");
+                return;
+            }
+        };
+        self.metrics.ticks_received.inc();
+        let age = chrono::Utc::now() - tick.timestamp;
+        if let Ok(age) = age.to_std() {
+            self.metrics.tick_latency.observe(age.as_secs_f64());
+        }
+        self.dispatch(std::sync::Arc::new(Self::encode(&tick)));
+    }
+
+    fn wants(&self, symbol: &str) -> bool {
+        self.table
+            .read()
+            .map(|t| t.contains_key(symbol))
+            .unwrap_or(false)
+    }
+
+    fn wanted(&self) -> Vec<String> {
+        self.table
+            .read()
+            .map(|t| t.keys().map(|s| s.as_str().to_owned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(s: &str) -> Symbol {
+        Symbol::parse(s).unwrap()
+    }
+
+    fn tick(s: &str, seq: u64) -> Vec<u8> {
+        format!(r#"{{"symbol":"{s}","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn first_and_last_subscriber_are_reported() {
+        let hub = Hub::new(GatewayMetrics::new());
+        let (tx1, _rx1) = mpsc::channel(4);
+        let (tx2, _rx2) = mpsc::channel(4);
+        assert_eq!(
+            hub.subscribe(1, &tx1, &[sym("A"), sym("B")]),
+            vec![sym("A"), sym("B")]
+        );
+        assert_eq!(hub.subscribe(2, &tx2, &[sym("A")]), Vec::<Symbol>::new());
+        assert_eq!(
+            hub.subscribe(2, &tx2, &[sym("A")]),
+            Vec::<Symbol>::new(),
+            "idempotent"
+        );
+        assert_eq!(hub.total_subscriptions(), 3);
+        assert!(hub.wants("A") && hub.wants("B") && !hub.wants("C"));
+        assert_eq!(hub.unsubscribe(1, &[sym("A")]), Vec::<Symbol>::new());
+        assert_eq!(hub.unsubscribe(2, &[sym("A")]), vec![sym("A")]);
+        assert_eq!(hub.unsubscribe(1, &[sym("B"), sym("Z")]), vec![sym("B")]);
+        assert_eq!(hub.total_subscriptions(), 0);
+        assert!(hub.wanted().is_empty());
+    }
+
+    #[test]
+    fn fan_out_shares_one_frame_and_respects_bounds() {
+        let metrics = GatewayMetrics::new();
+        let hub = Hub::new(metrics.clone());
+        let (tx1, mut rx1) = mpsc::channel(8);
+        let (tx2, mut rx2) = mpsc::channel(1);
+        let (tx3, mut rx3) = mpsc::channel(8);
+        hub.subscribe(1, &tx1, &[sym("BTCUSDT")]);
+        hub.subscribe(2, &tx2, &[sym("BTCUSDT")]);
+        hub.subscribe(3, &tx3, &[sym("ETHUSDT")]);
+        hub.on_message("BTCUSDT", &tick("BTCUSDT", 1));
+        hub.on_message("BTCUSDT", &tick("BTCUSDT", 2));
+        let a = rx1.try_recv().unwrap();
+        let b = rx2.try_recv().unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(&a, &b),
+            "one encoding shared by receivers"
+        );
+        assert!(a
+            .native
+            .starts_with(r#"{"event":"price_update","data":{"symbol":"BTCUSDT""#));
+        assert_eq!(rx1.try_recv().unwrap().seq, 2);
+        assert!(
+            rx2.try_recv().is_err(),
+            "bounded queue dropped the overflow"
+        );
+        assert!(rx3.try_recv().is_err(), "other symbol not delivered");
+        assert_eq!(metrics.messages_sent.get(), 3);
+        assert_eq!(metrics.dropped.with_label_values(&["queue_full"]).get(), 1);
+    }
+
+    #[test]
+    fn invalid_and_mismatched_ticks_are_counted_and_skipped() {
+        let metrics = GatewayMetrics::new();
+        let hub = Hub::new(metrics.clone());
+        let (tx, mut rx) = mpsc::channel(8);
+        hub.subscribe(1, &tx, &[sym("AAPL")]);
+        hub.on_message("AAPL", b"garbage");
+        hub.on_message("AAPL", &tick("MSFT", 1));
+        hub.on_message("AAPL", br#"{"symbol":"AAPL","price":-1,"timestamp":"2025-11-01T10:30:00Z","source":"sim","seq":1}"#);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(metrics.ticks_invalid.get(), 3);
+        assert_eq!(metrics.ticks_received.get(), 0);
+    }
+}

@@ -1,0 +1,144 @@
+//! The tickstream gateway: WebSocket fan-out and REST snapshots on port 5021.
+//!
+//! Stateless by design: everything it knows comes from Redis, so any number
+//! of replicas can run behind a load balancer. It subscribes in Redis only to
+//! the symbols its own clients want, and never exits because Redis went away.
+//!
+//! # Layout
+//! - [`config`]: settings and their defaults.
+//! - [`hub`]: the subscription engine and fan-out (one for every protocol).
+//! - [`protocol`]: the native JSON protocol, parsing and frames.
+//! - [`ws`]: the `/ws` connection task.
+//! - [`rest`]: REST endpoints and their error mapping.
+//! - [`metrics`], [`state`]: shared instrumentation and handler state.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod protocol;
+pub mod rest;
+pub mod state;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpServer};
+use tickstream_bus::{Redis, RedisOptions, Subscriber};
+use tickstream_runtime::config::ConfigError;
+use tokio::sync::watch;
+
+use crate::config::{Config, ALIASES};
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use crate::state::{AppState, Rates};
+
+/// Registers every route; shared by the server and any in-process test app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(ws::route))
+        .route("/health", web::get().to(rest::health))
+        .route("/stats", web::get().to(rest::stats))
+        .route("/symbols", web::get().to(rest::symbols))
+        .route("/prices", web::get().to(rest::prices))
+        .route("/price/{symbol:.+}", web::get().to(rest::price))
+        .route("/metrics", web::get().to(rest::metrics));
+}
+
+/// Runs the gateway until `shutdown` resolves, then closes every client with 1001 and exits.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let default_symbols = cfg.validate()?;
+    let redis = Redis::connect_lazy(RedisOptions::new(cfg.redis_url.clone()))
+        .map_err(|e| ConfigError::invalid("redis_url", ALIASES, e.to_string()))?;
+    let metrics = GatewayMetrics::new();
+    let hub = Arc::new(Hub::new(metrics.clone()));
+    let subscriber = Subscriber::spawn(redis.client().clone(), hub.clone(), redis.health().clone());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (listener, addr) = tickstream_runtime::ops::bind(&cfg.host, cfg.port)?;
+
+    let workers = match cfg.gateway.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let grace = Duration::from_secs(cfg.gateway.shutdown_grace_secs);
+    let state = web::Data::new(AppState {
+        cfg,
+        default_symbols,
+        port: addr.port(),
+        hub,
+        subscriber,
+        redis,
+        metrics,
+        started: Instant::now(),
+        shutdown: shutdown_rx,
+        rates: Rates::default(),
+    });
+    let sampler = tokio::spawn(sample(state.clone()));
+
+    let app_state = state.clone();
+    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs())
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    let mut server_task = tokio::spawn(server);
+
+    tokio::select! {
+        _ = shutdown => {}
+        res = &mut server_task => {
+            sampler.abort();
+            res??;
+            return Ok(());
+        }
+    }
+    tracing::info!("Shutting down: closing client connections.");
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while state
+            .metrics
+            .connections
+            .with_label_values(&["native"])
+            .get()
+            > 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("Grace period over with connections still open; stopping anyway.");
+    }
+    handle.stop(true).await;
+    sampler.abort();
+    let _ = server_task.await;
+    tracing::info!("Stopped.");
+    Ok(())
+}
+
+/// Once a second: per-second rates for `/stats` and Redis gauges for `/metrics`.
+async fn sample(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let (mut last_ticks, mut last_msgs, mut last_reconnects) = (0u64, 0u64, 0u64);
+    let mut last_at = Instant::now();
+    loop {
+        tick.tick().await;
+        let m = &state.metrics;
+        let (ticks, msgs) = (m.ticks_received.get(), m.messages_sent.get());
+        let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        state.rates.set(
+            (ticks - last_ticks) as f64 / secs,
+            (msgs - last_msgs) as f64 / secs,
+        );
+        (last_ticks, last_msgs, last_at) = (ticks, msgs, Instant::now());
+        let health = state.redis.health();
+        m.redis_up.set(i64::from(health.is_up()));
+        let reconnects = health.reconnects();
+        m.redis_reconnects
+            .inc_by(reconnects.saturating_sub(last_reconnects));
+        last_reconnects = reconnects;
+    }
+}

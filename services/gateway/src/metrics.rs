@@ -1,0 +1,163 @@
+//! The gateway's Prometheus metrics (names per DESIGN.md: `tickstream_` prefix, unit suffixes).
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+use tickstream_runtime::metrics::register;
+
+/// Error codes a client can receive; bounded, so they are safe as a label.
+pub const ERROR_CODES: &[&str] = &[
+    "bad_json",
+    "unknown_event",
+    "invalid_symbol",
+    "too_many_symbols",
+    "rate_limited",
+    "unauthorized",
+    "too_large",
+];
+
+/// Every gateway metric, registered once and shared by all workers.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Open client connections by protocol.
+    pub connections: IntGaugeVec,
+    /// Connections accepted since start, by protocol.
+    pub connections_opened: IntCounterVec,
+    /// Client-symbol subscriptions currently held.
+    pub subscriptions: IntGauge,
+    /// Symbols with at least one local subscriber (= Redis channels subscribed).
+    pub active_symbols: IntGauge,
+    /// Valid ticks received from Redis.
+    pub ticks_received: IntCounter,
+    /// Messages on `ticks:*` that were not valid ticks (skipped).
+    pub ticks_invalid: IntCounter,
+    /// Tick frames queued to clients (deliveries).
+    pub messages_sent: IntCounter,
+    /// Tick frames not delivered, by reason (`queue_full`).
+    pub dropped: IntCounterVec,
+    /// Upstream event time to gateway receive time.
+    pub tick_latency: Histogram,
+    /// Error frames sent to clients, by code.
+    pub client_errors: IntCounterVec,
+    /// Connections closed by the gateway, by reason.
+    pub disconnects: IntCounterVec,
+    /// 1 while Redis answers, 0 while it does not.
+    pub redis_up: IntGauge,
+    /// Pub/sub reconnects since start.
+    pub redis_reconnects: IntCounter,
+}
+
+impl GatewayMetrics {
+    /// Builds and registers every metric in a fresh registry.
+    #[allow(clippy::expect_used)] // metric definitions are constants; a bad one is a bug caught by every test
+    pub fn new() -> Self {
+        let registry = tickstream_runtime::metrics::registry();
+        let r = &registry;
+        let counter = |name: &str, help: &str| {
+            register(r, IntCounter::new(name, help).expect("valid metric"))
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge =
+            |name: &str, help: &str| register(r, IntGauge::new(name, help).expect("valid metric"));
+        let latency_buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let m = Self {
+            connections: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("tickstream_gateway_connections", "Open client connections."),
+                    &["protocol"],
+                )
+                .expect("valid metric"),
+            ),
+            connections_opened: counter_vec(
+                "tickstream_gateway_connections_opened_total",
+                "Client connections accepted.",
+                &["protocol"],
+            ),
+            subscriptions: gauge(
+                "tickstream_gateway_subscriptions",
+                "Client-symbol subscriptions currently held.",
+            ),
+            active_symbols: gauge(
+                "tickstream_gateway_active_symbols",
+                "Symbols with at least one local subscriber.",
+            ),
+            ticks_received: counter(
+                "tickstream_gateway_ticks_received_total",
+                "Valid ticks received from Redis.",
+            ),
+            ticks_invalid: counter(
+                "tickstream_gateway_ticks_invalid_total",
+                "Messages on ticks:* channels that were not valid ticks.",
+            ),
+            messages_sent: counter(
+                "tickstream_gateway_messages_sent_total",
+                "Tick frames queued to clients.",
+            ),
+            dropped: counter_vec(
+                "tickstream_gateway_ticks_dropped_total",
+                "Tick frames not delivered to a client.",
+                &["reason"],
+            ),
+            tick_latency: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "tickstream_gateway_tick_latency_seconds",
+                        "Upstream event time to gateway receive time.",
+                    )
+                    .buckets(latency_buckets),
+                )
+                .expect("valid metric"),
+            ),
+            client_errors: counter_vec(
+                "tickstream_gateway_client_errors_total",
+                "Error frames sent to clients.",
+                &["code"],
+            ),
+            disconnects: counter_vec(
+                "tickstream_gateway_disconnects_total",
+                "Connections closed by the gateway.",
+                &["reason"],
+            ),
+            redis_up: gauge("tickstream_redis_up", "1 while Redis answers, else 0."),
+            redis_reconnects: counter(
+                "tickstream_redis_reconnects_total",
+                "Redis pub/sub reconnects.",
+            ),
+            registry,
+        };
+        // Pre-create label values so dashboards and alerts see zeros, not gaps.
+        m.connections.with_label_values(&["native"]);
+        m.connections_opened.with_label_values(&["native"]);
+        m.dropped.with_label_values(&["queue_full"]);
+        for code in ERROR_CODES {
+            m.client_errors.with_label_values(&[code]);
+        }
+        for reason in [
+            "abuse",
+            "frame_too_large",
+            "idle",
+            "shutdown",
+            "protocol_error",
+        ] {
+            m.disconnects.with_label_values(&[reason]);
+        }
+        m
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

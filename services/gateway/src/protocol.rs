@@ -1,0 +1,346 @@
+//! The native JSON protocol: `{"event": NAME, "data": PAYLOAD, "id"?: ...}` both ways.
+//!
+//! Parsing is total: any input yields either a [`Request`] or a [`ClientError`]
+//! with a code from [`ErrorCode`], which the connection sends back as an
+//! `error` frame. Nothing here touches the network.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tickstream_model::Symbol;
+
+/// Machine-readable error codes of the `error` event (DESIGN.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, or a field of the wrong type.
+    BadJson,
+    /// `event` names nothing we know.
+    UnknownEvent,
+    /// A symbol fails validation (charset, length, empty).
+    InvalidSymbol,
+    /// The request would exceed the per-connection symbol limit.
+    TooManySymbols,
+    /// More subscribe/unsubscribe requests per second than allowed.
+    RateLimited,
+    /// Missing or bad credentials, or a symbol the token does not grant.
+    Unauthorized,
+    /// The frame exceeds the maximum message size.
+    TooLarge,
+}
+
+impl ErrorCode {
+    /// The wire name, also the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownEvent => "unknown_event",
+            ErrorCode::InvalidSymbol => "invalid_symbol",
+            ErrorCode::TooManySymbols => "too_many_symbols",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TooLarge => "too_large",
+        }
+    }
+}
+
+/// A request the client got wrong, answered with an `error` frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientError {
+    /// What kind of mistake.
+    pub code: ErrorCode,
+    /// A sentence for humans.
+    pub message: String,
+    /// The request's `id`, echoed when we could read it.
+    pub id: Option<Value>,
+}
+
+impl ClientError {
+    /// Builds an error without an id.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            id: None,
+        }
+    }
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start receiving these symbols (cached tick first).
+    Subscribe(Vec<Symbol>),
+    /// Stop receiving these symbols.
+    Unsubscribe(Vec<Symbol>),
+    /// Tell me what I am subscribed to.
+    List,
+    /// Application-level liveness check (answered with `pong`).
+    Ping,
+}
+
+/// A parsed request and its optional correlation id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The action.
+    pub action: Action,
+    /// Echoed in the reply so clients can match answers to requests.
+    pub id: Option<Value>,
+}
+
+/// Parses one text frame. `max_symbols` bounds list sizes before any per-item work.
+pub fn parse(text: &str, max_symbols: usize) -> Result<Request, ClientError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ClientError::new(ErrorCode::BadJson, format!("invalid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(ClientError::new(
+            ErrorCode::BadJson,
+            "expected an object like {\"event\":\"subscribe\",\"data\":{\"symbols\":[\"BTCUSDT\"]}}",
+        ));
+    };
+    let id = match obj.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(v @ (Value::String(_) | Value::Number(_))) => Some(v),
+        Some(_) => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "`id` must be a string or a number",
+            ))
+        }
+    };
+    let with_id = |mut e: ClientError| {
+        e.id = id.clone();
+        e
+    };
+    let event = match obj.remove("event") {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(with_id(ClientError::new(
+                ErrorCode::BadJson,
+                "`event` must be a string",
+            )))
+        }
+        None => {
+            return Err(with_id(ClientError::new(
+                ErrorCode::BadJson,
+                "missing `event`",
+            )))
+        }
+    };
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    let action = match event.as_str() {
+        "subscribe" => Action::Subscribe(symbols_of(&data, max_symbols).map_err(with_id)?),
+        "unsubscribe" => Action::Unsubscribe(symbols_of(&data, max_symbols).map_err(with_id)?),
+        "list" => Action::List,
+        "ping" => Action::Ping,
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(with_id(ClientError::new(
+                ErrorCode::UnknownEvent,
+                format!("unknown event {shown:?}; expected subscribe, unsubscribe, list or ping"),
+            )));
+        }
+    };
+    Ok(Request { action, id })
+}
+
+/// Reads `data.symbols` as an array of strings (or one comma-separated string).
+fn symbols_of(data: &Value, max_symbols: usize) -> Result<Vec<Symbol>, ClientError> {
+    let raw = match data.get("symbols") {
+        Some(Value::Array(items)) => {
+            if items.len() > max_symbols {
+                return Err(ClientError::new(
+                    ErrorCode::TooManySymbols,
+                    format!(
+                        "{} symbols in one request; the limit is {max_symbols}",
+                        items.len()
+                    ),
+                ));
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) => out.push(s.as_str()),
+                    _ => {
+                        return Err(ClientError::new(
+                            ErrorCode::BadJson,
+                            "`data.symbols` must contain only strings",
+                        ))
+                    }
+                }
+            }
+            out
+        }
+        Some(Value::String(s)) => s.split(',').filter(|p| !p.trim().is_empty()).collect(),
+        Some(_) => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "`data.symbols` must be an array of strings",
+            ))
+        }
+        None => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "missing `data.symbols`, e.g. {\"symbols\":[\"BTCUSDT\"]}",
+            ))
+        }
+    };
+    if raw.len() > max_symbols {
+        return Err(ClientError::new(
+            ErrorCode::TooManySymbols,
+            format!(
+                "{} symbols in one request; the limit is {max_symbols}",
+                raw.len()
+            ),
+        ));
+    }
+    let mut symbols: Vec<Symbol> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let sym = Symbol::parse(r).map_err(|e| {
+            let shown: String = r.chars().take(40).collect();
+            ClientError::new(ErrorCode::InvalidSymbol, format!("{shown:?}: {e}"))
+        })?;
+        if !symbols.contains(&sym) {
+            symbols.push(sym);
+        }
+    }
+    if symbols.is_empty() {
+        return Err(ClientError::new(
+            ErrorCode::InvalidSymbol,
+            "no symbols given",
+        ));
+    }
+    Ok(symbols)
+}
+
+/// Serializes `{"event", "data", "id"?}`.
+fn frame(event: &str, data: Value, id: Option<&Value>) -> String {
+    let mut v = json!({ "event": event, "data": data });
+    if let (Some(id), Value::Object(obj)) = (id, &mut v) {
+        obj.insert("id".to_owned(), id.clone());
+    }
+    v.to_string()
+}
+
+/// The first frame of every connection.
+pub fn connected(client_id: &str) -> String {
+    frame(
+        "connected",
+        json!({"client_id": client_id, "message": "Connected to WebSocket Streaming Service"}),
+        None,
+    )
+}
+
+/// Reply to `subscribe` (seed 004's wording).
+pub fn subscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
+    frame(
+        "subscribed",
+        json!({"symbols": symbols, "message": format!("Subscribed to {} symbols", symbols.len())}),
+        id,
+    )
+}
+
+/// Reply to `unsubscribe` (seed 004's wording).
+pub fn unsubscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
+    frame(
+        "unsubscribed",
+        json!({"symbols": symbols, "message": format!("Unsubscribed from {} symbols", symbols.len())}),
+        id,
+    )
+}
+
+/// Reply to `list`.
+pub fn subscriptions(symbols: &[Symbol], id: Option<&Value>) -> String {
+    frame("subscriptions", json!({ "symbols": symbols }), id)
+}
+
+/// Reply to `ping`.
+pub fn pong(id: Option<&Value>) -> String {
+    let now = tickstream_model::time::format(&chrono::Utc::now());
+    frame("pong", json!({ "timestamp": now }), id)
+}
+
+/// An `error` frame.
+pub fn error(e: &ClientError) -> String {
+    frame(
+        "error",
+        json!({"code": e.code, "message": e.message}),
+        e.id.as_ref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        parse(text, 5).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_requests() {
+        let r = parse(
+            r#"{"event":"subscribe","data":{"symbols":["btcusdt","ETHUSDT","BTCUSDT"]},"id":7}"#,
+            5,
+        )
+        .unwrap();
+        assert_eq!(r.id, Some(json!(7)));
+        assert_eq!(
+            r.action,
+            Action::Subscribe(vec![
+                Symbol::parse("BTCUSDT").unwrap(),
+                Symbol::parse("ETHUSDT").unwrap()
+            ])
+        );
+        let r = parse(
+            r#"{"event":"unsubscribe","data":{"symbols":"AAPL,MSFT"},"id":"x"}"#,
+            5,
+        )
+        .unwrap();
+        assert!(matches!(r.action, Action::Unsubscribe(ref s) if s.len() == 2));
+        assert_eq!(
+            parse(r#"{"event":"list"}"#, 5).unwrap().action,
+            Action::List
+        );
+        assert_eq!(
+            parse(r#"{"event":"ping","data":null}"#, 5).unwrap().action,
+            Action::Ping
+        );
+    }
+
+    #[test]
+    fn error_table() {
+        let cases = [
+            ("not json", ErrorCode::BadJson),
+            ("[1,2]", ErrorCode::BadJson),
+            ("{\"event\":42}", ErrorCode::BadJson),
+            ("{\"data\":{}}", ErrorCode::BadJson),
+            ("{\"event\":\"subscribe\"}", ErrorCode::BadJson),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[1]}}", ErrorCode::BadJson),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":{}}}", ErrorCode::BadJson),
+            ("{\"event\":\"ping\",\"id\":{}}", ErrorCode::BadJson),
+            ("{\"event\":\"fly\"}", ErrorCode::UnknownEvent),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"BAD SYM\"]}}", ErrorCode::InvalidSymbol),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[]}}", ErrorCode::InvalidSymbol),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\",\"B\",\"C\",\"D\",\"E\",\"F\"]}}", ErrorCode::TooManySymbols),
+        ];
+        for (text, want) in cases {
+            assert_eq!(code(text), want, "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(code(&deep), ErrorCode::BadJson);
+    }
+
+    #[test]
+    fn id_is_echoed_on_errors_and_replies() {
+        let e = parse(r#"{"event":"fly","id":"abc"}"#, 5).unwrap_err();
+        let v: Value = serde_json::from_str(&error(&e)).unwrap();
+        assert_eq!(v["event"], "error");
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["data"]["code"], "unknown_event");
+        let v: Value =
+            serde_json::from_str(&subscribed(&[Symbol::parse("A").unwrap()], Some(&json!(3))))
+                .unwrap();
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["data"]["message"], "Subscribed to 1 symbols");
+    }
+}

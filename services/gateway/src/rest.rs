@@ -1,0 +1,276 @@
+//! REST endpoints: `/health`, `/stats`, `/symbols`, `/price/{symbol}`, `/prices`, `/metrics`.
+//!
+//! Shapes follow seed 004 and DESIGN.md. Errors map to status codes in one
+//! place, [`ApiError`], always as `{"success":false,"error":...}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use tickstream_bus::{Heartbeat, IngestorStatus};
+use tickstream_model::{Symbol, Tick};
+use tickstream_runtime::health::HealthStatus;
+use tickstream_runtime::human_duration;
+
+use crate::state::AppState;
+
+/// Most symbols `/prices` answers in one call.
+pub const MAX_PRICES_PER_REQUEST: usize = 100;
+/// `/health` answers within this even when Redis hangs.
+const HEALTH_REDIS_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Service name shown in `/health` and `/stats`.
+pub const SERVICE_NAME: &str = "tickstream-gateway";
+
+/// Every REST failure, mapped to a status code here and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (invalid symbol, too many symbols): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing cached for the symbol: 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// Redis is unreachable: 503.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(json!({"success": false, "error": self.to_string()}))
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn active_symbols(state: &AppState) -> Vec<String> {
+    state
+        .hub
+        .subscriptions_by_symbol()
+        .into_iter()
+        .map(|(s, _)| s.as_str().to_owned())
+        .collect()
+}
+
+fn active_streams(state: &AppState) -> i64 {
+    state
+        .metrics
+        .connections
+        .with_label_values(&["native"])
+        .get()
+}
+
+/// `GET /health`: Redis and ingestors; 503 while Redis is unreachable.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let ping = tokio::time::timeout(HEALTH_REDIS_TIMEOUT, state.redis.ping()).await;
+    let redis_error = match ping {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("Redis did not answer in time".to_owned()),
+    };
+    let heartbeats = if redis_error.is_none() {
+        match tokio::time::timeout(HEALTH_REDIS_TIMEOUT, state.redis.heartbeats()).await {
+            Ok(Ok(h)) => h,
+            _ => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+
+    let mut status = HealthStatus::Healthy;
+    let redis = match &redis_error {
+        None => json!({"status": "healthy", "message": "OK"}),
+        Some(e) => {
+            // Alive and reconnecting, but cannot serve new data: out of rotation (503).
+            status = HealthStatus::Degraded;
+            json!({"status": "unhealthy", "message": e})
+        }
+    };
+    let mut ingestors = serde_json::Map::new();
+    for hb in &heartbeats {
+        if hb.status != IngestorStatus::Healthy {
+            status = status.worst(HealthStatus::Degraded);
+        }
+        ingestors.insert(hb.name.clone(), ingestor_json(hb));
+    }
+    let ingestor_note = if redis_error.is_none() && heartbeats.is_empty() {
+        status = status.worst(HealthStatus::Degraded);
+        Some("no ingestor heartbeats in Redis")
+    } else {
+        None
+    };
+    let code = if redis_error.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let mut body = json!({
+        "service": SERVICE_NAME,
+        "status": status.as_str(),
+        "port": state.port,
+        "timestamp": now(),
+        "uptime": human_duration(state.started.elapsed()),
+        "dependencies": {"redis": redis, "ingestors": Value::Object(ingestors)},
+        "metrics": {
+            "active_streams": active_streams(&state),
+            "total_subscriptions": state.hub.total_subscriptions(),
+            "active_symbols": active_symbols(&state),
+        },
+    });
+    if let Some(note) = ingestor_note {
+        body["dependencies"]["ingestors_message"] = json!(note);
+    }
+    HttpResponse::build(code).json(body)
+}
+
+fn ingestor_json(hb: &Heartbeat) -> Value {
+    let mut v = json!({
+        "status": hb.status,
+        "symbols": hb.symbols.len(),
+        "last_tick": hb.last_tick,
+        "ticks_published": hb.ticks_published,
+        "updated_at": hb.updated_at,
+    });
+    if let Some(m) = &hb.message {
+        v["message"] = json!(m);
+    }
+    v
+}
+
+/// `GET /stats`: connections, subscriptions and rates.
+pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
+    let by_symbol: BTreeMap<String, usize> = state
+        .hub
+        .subscriptions_by_symbol()
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_owned(), n))
+        .collect();
+    let m = &state.metrics;
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": {
+            "service": SERVICE_NAME,
+            "port": state.port,
+            "active_streams": active_streams(&state),
+            "active_symbols": by_symbol.keys().collect::<Vec<_>>(),
+            "total_subscriptions": state.hub.total_subscriptions(),
+            "subscriptions_by_symbol": by_symbol,
+            "uptime": human_duration(state.started.elapsed()),
+            "ticks_received_total": m.ticks_received.get(),
+            "messages_sent_total": m.messages_sent.get(),
+            "ticks_dropped_total": m.dropped.with_label_values(&["queue_full"]).get(),
+            "ticks_per_second": state.rates.ticks(),
+            "messages_per_second": state.rates.messages(),
+            "redis_connected": state.redis.health().is_up(),
+        }
+    }))
+}
+
+/// `GET /symbols`: suggested, active, and what each ingestor serves now.
+pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
+    let heartbeats =
+        match tokio::time::timeout(HEALTH_REDIS_TIMEOUT, state.redis.heartbeats()).await {
+            Ok(Ok(h)) => h,
+            _ => Vec::new(),
+        };
+    let supported: BTreeMap<String, Vec<String>> = heartbeats
+        .into_iter()
+        .map(|hb| (hb.name, hb.symbols))
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": {
+            "default_symbols": state.default_symbols,
+            "active_symbols": active_symbols(&state),
+            "supported": supported,
+        }
+    }))
+}
+
+/// Reads a symbol from a path tail: `/price/EUR%2FUSD`, `/price/EUR/USD`, `/price/btcusdt`.
+fn symbol_from_path(req: &HttpRequest) -> Result<Symbol, ApiError> {
+    let raw = req.match_info().get("symbol").unwrap_or_default();
+    let decoded = urlencoding::decode(raw)
+        .map_err(|_| ApiError::BadRequest("symbol is not valid UTF-8".to_owned()))?;
+    Symbol::parse(&decoded).map_err(|e| ApiError::BadRequest(format!("invalid symbol: {e}")))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(format!("price cache unavailable: {e}"))
+}
+
+fn decode_cached(raw: &[u8]) -> Option<Tick> {
+    Tick::from_json(raw).ok()
+}
+
+/// `GET /price/{symbol}`: the cached latest tick.
+pub async fn price(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_from_path(&req)?;
+    let raw = state
+        .redis
+        .latest(symbol.as_str())
+        .await
+        .map_err(unavailable)?;
+    match raw.as_deref().and_then(decode_cached) {
+        Some(tick) => {
+            Ok(HttpResponse::Ok().json(json!({"success": true, "data": tick, "source": "cache"})))
+        }
+        None => Err(ApiError::NotFound(format!("no price for {symbol}"))),
+    }
+}
+
+/// `?symbols=A,B` for `/prices`.
+#[derive(Debug, serde::Deserialize)]
+pub struct PricesQuery {
+    symbols: Option<String>,
+}
+
+/// `GET /prices?symbols=A,B`: several cached ticks in one call; missing ones are listed.
+pub async fn prices(
+    query: web::Query<PricesQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = query.symbols.as_deref().unwrap_or_default();
+    let symbols = Symbol::parse_list(raw)
+        .map_err(|(bad, e)| ApiError::BadRequest(format!("invalid symbol {bad:?}: {e}")))?;
+    if symbols.is_empty() {
+        return Err(ApiError::BadRequest("give ?symbols=A,B".to_owned()));
+    }
+    if symbols.len() > MAX_PRICES_PER_REQUEST {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_PRICES_PER_REQUEST} symbols per request"
+        )));
+    }
+    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+    let cached = state.redis.latest_many(&names).await.map_err(unavailable)?;
+    let mut data = serde_json::Map::new();
+    let mut missing = Vec::new();
+    for (sym, raw) in symbols.iter().zip(cached) {
+        match raw.as_deref().and_then(decode_cached) {
+            Some(t) => {
+                data.insert(sym.as_str().to_owned(), json!(t));
+            }
+            None => missing.push(sym.as_str().to_owned()),
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .json(json!({"success": true, "data": data, "missing": missing, "source": "cache"})))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    tickstream_runtime::ops::metrics_response(&state.metrics.registry)
+}

@@ -1,0 +1,171 @@
+//! Helpers shared by the gateway's integration tests: a real redis-server, the
+//! real `gateway` binary, and a tokio-tungstenite client.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tickstream_testkit::{wait_until, RedisServer, Service};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any single expected event may take.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A WebSocket client connection.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A private Redis and a gateway bound to it.
+pub struct Stack {
+    pub redis: RedisServer,
+    pub gateway: Service,
+}
+
+impl Stack {
+    pub async fn start(extra_env: &[(&str, &str)]) -> Stack {
+        let redis = RedisServer::start().await.unwrap();
+        let url = redis.url();
+        let mut env = vec![("REDIS_URL", url.as_str())];
+        env.extend_from_slice(extra_env);
+        let gateway = Service::spawn("gateway", &env).await.unwrap();
+        Stack { redis, gateway }
+    }
+
+    pub async fn ws(&self, path: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(self.gateway.ws_url(path))
+            .await
+            .unwrap();
+        ws
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        self.redis.client().await.unwrap()
+    }
+
+    /// Publishes a tick JSON on its channel (as an ingestor or third party would).
+    pub async fn publish(&self, symbol: &str, seq: u64, price: f64) -> Value {
+        let tick = tick_json(symbol, seq, price);
+        let mut c = self.redis().await;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(format!("ticks:{symbol}"))
+            .arg(tick.to_string())
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        tick
+    }
+
+    /// Stores a tick in the price cache.
+    pub async fn cache(&self, symbol: &str, seq: u64, price: f64) -> Value {
+        let tick = tick_json(symbol, seq, price);
+        let mut c = self.redis().await;
+        let _: () = redis::cmd("SET")
+            .arg(format!("price:{symbol}"))
+            .arg(tick.to_string())
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        tick
+    }
+
+    /// Waits until the gateway holds exactly `n` Redis subscriptions to `symbol`'s channel.
+    pub async fn wait_numsub(&self, symbol: &str, n: i64) {
+        let channel = format!("ticks:{symbol}");
+        let redis = &self.redis;
+        wait_until(STEP, &format!("NUMSUB {channel} == {n}"), || {
+            let channel = channel.clone();
+            async move {
+                let Ok(mut c) = redis.client().await else {
+                    return false;
+                };
+                let r: Result<(String, i64), _> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&channel)
+                    .query_async(&mut c)
+                    .await;
+                matches!(r, Ok((_, got)) if got == n)
+            }
+        })
+        .await
+        .unwrap();
+    }
+}
+
+pub fn tick_json(symbol: &str, seq: u64, price: f64) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    json!({"symbol": symbol, "price": price, "volume": 10.5, "timestamp": now, "source": "test", "seq": seq})
+}
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::text(v.to_string())).await.unwrap();
+}
+
+/// Next JSON text frame, skipping control frames.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("connection ended")
+            .expect("websocket error");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Next frame must be `event`; returns its whole JSON.
+pub async fn expect_event(ws: &mut Ws, event: &str) -> Value {
+    let v = next_json(ws).await;
+    assert_eq!(v["event"], event, "expected {event}, got {v}");
+    v
+}
+
+/// Next frame must be an `error` with `code`.
+pub async fn expect_error(ws: &mut Ws, code: &str) -> Value {
+    let v = expect_event(ws, "error").await;
+    assert_eq!(v["data"]["code"], code, "{v}");
+    assert!(
+        v["data"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    v
+}
+
+/// Proves the connection still works: a ping with an id gets its pong.
+pub async fn assert_usable(ws: &mut Ws, id: &str) {
+    send(ws, json!({"event": "ping", "id": id})).await;
+    let v = expect_event(ws, "pong").await;
+    assert_eq!(v["id"], id);
+}
+
+/// Waits for the server's close frame and returns its code and reason.
+pub async fn expect_close(ws: &mut Ws) -> (CloseCode, String) {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for close");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return (frame.code, frame.reason.to_string()),
+            Some(Ok(Message::Close(None))) => return (CloseCode::Status, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("error before close frame: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+/// Subscribes and consumes the `subscribed` reply.
+pub async fn subscribe(ws: &mut Ws, symbols: &[&str]) -> Value {
+    send(
+        ws,
+        json!({"event": "subscribe", "data": {"symbols": symbols}}),
+    )
+    .await;
+    expect_event(ws, "subscribed").await
+}
