@@ -1,0 +1,225 @@
+//! The bus against a private redis-server: publish → subscribe → cache, heartbeats, seq, reconnect.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tickstream_bus::{Heartbeat, IngestorStatus, Redis, RedisOptions, Subscriber, TickHandler};
+use tickstream_model::{Symbol, Tick};
+use tickstream_testkit::{wait_until, RedisServer};
+
+const STEP: Duration = Duration::from_secs(10);
+
+/// Records what the subscriber delivers; wants whatever is in `wanted`.
+#[derive(Default)]
+struct Recorder {
+    wanted: Mutex<Vec<String>>,
+    got: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl TickHandler for Recorder {
+    fn on_message(&self, symbol: &str, payload: &[u8]) {
+        self.got
+            .lock()
+            .unwrap()
+            .push((symbol.to_owned(), payload.to_vec()));
+    }
+    fn wants(&self, symbol: &str) -> bool {
+        self.wanted.lock().unwrap().iter().any(|s| s == symbol)
+    }
+    fn wanted(&self) -> Vec<String> {
+        self.wanted.lock().unwrap().clone()
+    }
+}
+
+impl Recorder {
+    fn want(&self, symbol: &str, yes: bool) {
+        let mut w = self.wanted.lock().unwrap();
+        w.retain(|s| s != symbol);
+        if yes {
+            w.push(symbol.to_owned());
+        }
+    }
+    fn seqs(&self, symbol: &str) -> Vec<u64> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _)| s == symbol)
+            .map(|(_, p)| Tick::from_json(p).unwrap().seq)
+            .collect()
+    }
+}
+
+fn tick(symbol: &str, seq: u64) -> Tick {
+    Tick {
+        symbol: Symbol::parse(symbol).unwrap(),
+        price: 100.0 + seq as f64,
+        volume: Some(1.0),
+        high: None,
+        low: None,
+        change: None,
+        change_percent: None,
+        bid: None,
+        ask: None,
+        timestamp: chrono::Utc::now(),
+        source: "test".to_owned(),
+        seq,
+    }
+}
+
+async fn numsub(redis: &RedisServer, channel: &str) -> i64 {
+    let mut c = redis.client().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    n
+}
+
+async fn wait_numsub(server: &RedisServer, channel: &str, n: i64) {
+    wait_until(STEP, &format!("NUMSUB {channel} == {n}"), || async move {
+        server.ping().await && numsub(server, channel).await == n
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn publish_reaches_subscriber_and_cache_holds_latest() {
+    let server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
+    rec.want("BTCUSDT", true);
+    sub.sync("BTCUSDT").await;
+    wait_numsub(&server, "ticks:BTCUSDT", 1).await;
+
+    bus.publish(&[tick("BTCUSDT", 1), tick("ETHUSDT", 1), tick("BTCUSDT", 2)])
+        .await
+        .unwrap();
+    wait_until(STEP, "two BTCUSDT ticks", || async {
+        rec.seqs("BTCUSDT").len() == 2
+    })
+    .await
+    .unwrap();
+    assert_eq!(rec.seqs("BTCUSDT"), vec![1, 2]);
+    assert!(rec.seqs("ETHUSDT").is_empty(), "unwanted symbol delivered");
+    assert!(bus.health().is_up());
+
+    let latest = Tick::from_json(&bus.latest("BTCUSDT").await.unwrap().unwrap()).unwrap();
+    assert_eq!(latest.seq, 2);
+    assert_eq!(bus.latest("NOPE").await.unwrap(), None);
+    let many = bus
+        .latest_many(&["ETHUSDT", "NOPE", "BTCUSDT"])
+        .await
+        .unwrap();
+    assert!(many[0].is_some() && many[1].is_none() && many[2].is_some());
+    let mut c = server.client().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("price:BTCUSDT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 86_400, "price key TTL {ttl}");
+
+    let seqs = bus
+        .load_seqs(&[
+            Symbol::parse("BTCUSDT").unwrap(),
+            Symbol::parse("AAPL").unwrap(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs.get(&Symbol::parse("BTCUSDT").unwrap()), Some(&2));
+    assert_eq!(seqs.len(), 1);
+
+    rec.want("BTCUSDT", false);
+    sub.sync("BTCUSDT").await;
+    wait_numsub(&server, "ticks:BTCUSDT", 0).await;
+}
+
+#[tokio::test]
+async fn heartbeats_round_trip_and_expire() {
+    let server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    assert!(bus.heartbeats().await.unwrap().is_empty());
+    let hb = Heartbeat {
+        name: "sim".into(),
+        status: IngestorStatus::Degraded,
+        message: Some("upstream down".into()),
+        symbols: vec!["BTCUSDT".into()],
+        last_tick: None,
+        ticks_published: 7,
+        updated_at: "2025-11-01T10:30:00.000Z".into(),
+    };
+    bus.write_heartbeat(&hb, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let mut c = server.client().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("tickstream:ingestor:junk")
+        .arg("not json")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(bus.heartbeats().await.unwrap(), vec![hb]);
+    wait_until(
+        Duration::from_secs(5),
+        "heartbeat expires with its TTL",
+        || async { bus.heartbeats().await.unwrap().is_empty() },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn subscriber_survives_redis_restart_and_restores_subscriptions() {
+    let mut server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
+    for s in ["AAPL", "MSFT"] {
+        rec.want(s, true);
+        sub.sync(s).await;
+    }
+    wait_numsub(&server, "ticks:MSFT", 1).await;
+
+    server.kill();
+    assert!(
+        bus.publish(&[tick("AAPL", 1)]).await.is_err(),
+        "publish with Redis down must fail, not hang"
+    );
+    assert!(!bus.health().is_up());
+    assert!(bus.health().last_error().is_some());
+    // Interest changes while down are honoured after the reconnect.
+    rec.want("NVDA", true);
+    sub.sync("NVDA").await;
+
+    server.restart().await.unwrap();
+    for ch in ["ticks:AAPL", "ticks:MSFT", "ticks:NVDA"] {
+        wait_numsub(&server, ch, 1).await;
+    }
+    wait_until(STEP, "command connection back", || async {
+        bus.publish(&[tick("AAPL", 2)]).await.is_ok()
+    })
+    .await
+    .unwrap();
+    wait_until(STEP, "tick after restart", || async {
+        rec.seqs("AAPL").contains(&2)
+    })
+    .await
+    .unwrap();
+    assert!(bus.health().is_up());
+    assert!(bus.health().reconnects() >= 1);
+}
+
+#[tokio::test]
+async fn starts_while_redis_is_down() {
+    let port = tickstream_testkit::free_port();
+    let bus = Redis::connect_lazy(RedisOptions::new(format!("redis://127.0.0.1:{port}"))).unwrap();
+    assert!(bus.ping().await.is_err());
+    assert!(!bus.health().is_up());
+    assert!(Redis::connect_lazy(RedisOptions::new("nonsense://")).is_err());
+}
