@@ -1,0 +1,356 @@
+//! ingest-sim's configuration: defaults in code < optional TOML file < environment.
+//!
+//! ```toml
+//! host = "0.0.0.0"                      # HOST
+//! port = 9100                           # PORT
+//! redis_url = "redis://127.0.0.1:6379"  # REDIS_URL
+//!
+//! [log]
+//! level = "info"                        # LOG_LEVEL
+//! format = "pretty"                     # LOG_FORMAT = pretty | json
+//!
+//! [sim]
+//! symbols = ["BTCUSDT", "AAPL", "EUR/USD"]  # SYMBOLS=BTCUSDT,AAPL,EUR/USD
+//! rate = 36.0            # TICKSTREAM_SIM__RATE: ticks/s over all symbols; unset = 4 per symbol
+//! price_ttl_secs = 86400 # TICKSTREAM_SIM__PRICE_TTL_SECS: lifetime of price:{SYMBOL}
+//! heartbeat_secs = 2     # TICKSTREAM_SIM__HEARTBEAT_SECS: heartbeat period (TTL = 5x)
+//! seed = 42              # TICKSTREAM_SIM__SEED: reproducible price paths; unset = random
+//! ```
+//!
+//! [`load`] deserializes and then [`Config::validate`]s, so a bad value stops
+//! the service at start with an error naming the key and the variable.
+
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tickstream_model::Symbol;
+use tickstream_runtime::config::{self as runtime_config, ConfigError, EnvAlias};
+use tickstream_runtime::telemetry::LogConfig;
+
+/// ingest-sim's own plain-named variables, on top of the common ones (`HOST`, `PORT`, ...).
+pub const ALIASES: &[EnvAlias] = &[EnvAlias::list("SYMBOLS", "sim.symbols")];
+
+/// The default symbol mix: majors of each asset class the gateway serves.
+pub const DEFAULT_SYMBOLS: &[&str] = &[
+    "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "ADAUSDT", "AAPL", "MSFT", "NVDA", "EUR/USD",
+];
+
+/// Ticks per second per symbol when `sim.rate` is unset: lively but cheap.
+pub const DEFAULT_RATE_PER_SYMBOL: f64 = 4.0;
+
+/// Upper bound of `sim.rate`; 20x the 50,000 ticks/s load-test target, and
+/// still a rate one pipelined connection can carry in 10 ms batches.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// Lower bound of `sim.rate` (one tick every ~17 minutes): below it the
+/// simulated time step would be years and the walk meaningless.
+pub const MIN_RATE: f64 = 0.001;
+
+/// Upper bound on `sim.symbols`, so a typo in a generated list cannot create
+/// millions of keys.
+pub const MAX_SYMBOLS: usize = 10_000;
+
+/// Longest heartbeat period: the gateway must still see us within minutes.
+pub const MAX_HEARTBEAT_SECS: u64 = 3_600;
+
+/// Everything ingest-sim reads at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Address of the ops server (`/health`, `/metrics`).
+    pub host: String,
+    /// Port of the ops server; 0 picks a free one (tests).
+    pub port: u16,
+    /// Where ticks are published.
+    pub redis_url: String,
+    /// Log level and format.
+    pub log: LogConfig,
+    /// What to simulate and how fast.
+    pub sim: SimConfig,
+}
+
+/// The `[sim]` section: the generator's knobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// Symbols to simulate, as a TOML list or a comma separated string.
+    #[serde(deserialize_with = "string_or_list")]
+    pub symbols: Vec<String>,
+    /// Total ticks per second across all symbols; `None` means
+    /// [`DEFAULT_RATE_PER_SYMBOL`] times the number of symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// TTL of `price:{SYMBOL}`, so prices of a stopped simulator eventually vanish.
+    pub price_ttl_secs: u64,
+    /// How often the heartbeat record is rewritten; its TTL is five periods.
+    pub heartbeat_secs: u64,
+    /// Seed of the random price paths, for reproducible runs; `None` draws one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: 9100,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            log: LogConfig::default(),
+            sim: SimConfig::default(),
+        }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            rate: None,
+            price_ttl_secs: 86_400,
+            heartbeat_secs: 2,
+            seed: None,
+        }
+    }
+}
+
+/// Loads defaults < `file` < environment and validates, so `main` gets a config it can run.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    let config = runtime_config::load(&Config::default(), file, ALIASES)?;
+    config.validate()?;
+    Ok(config)
+}
+
+impl Config {
+    /// Checks the rules types cannot express; the error names the key and its variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::invalid("host", ALIASES, "must not be empty"));
+        }
+        let url = self.redis_url.trim();
+        let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+        if !schemes.iter().any(|s| url.starts_with(s)) {
+            return Err(ConfigError::invalid(
+                "redis_url",
+                ALIASES,
+                format!("{url:?} is not a Redis URL; expected redis://HOST:PORT[/DB]"),
+            ));
+        }
+        self.sim.validate()
+    }
+}
+
+impl SimConfig {
+    /// Validates every field of `[sim]`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let symbols = self.parsed_symbols()?;
+        self.effective_rate(symbols.len())?;
+        if self.price_ttl_secs == 0 {
+            return Err(ConfigError::invalid(
+                "sim.price_ttl_secs",
+                ALIASES,
+                "must be at least 1 second",
+            ));
+        }
+        if self.heartbeat_secs == 0 || self.heartbeat_secs > MAX_HEARTBEAT_SECS {
+            return Err(ConfigError::invalid(
+                "sim.heartbeat_secs",
+                ALIASES,
+                format!(
+                    "must be between 1 and {MAX_HEARTBEAT_SECS}, got {}",
+                    self.heartbeat_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The symbols, normalized and de-duplicated in the given order; the error names the bad one.
+    pub fn parsed_symbols(&self) -> Result<Vec<Symbol>, ConfigError> {
+        let mut out: Vec<Symbol> = Vec::with_capacity(self.symbols.len());
+        for raw in self.symbols.iter().filter(|s| !s.trim().is_empty()) {
+            let symbol = Symbol::parse(raw).map_err(|e| {
+                ConfigError::invalid("sim.symbols", ALIASES, format!("{raw:?}: {e}"))
+            })?;
+            if !out.contains(&symbol) {
+                out.push(symbol);
+            }
+        }
+        if out.is_empty() {
+            return Err(ConfigError::invalid(
+                "sim.symbols",
+                ALIASES,
+                "at least one symbol is required",
+            ));
+        }
+        if out.len() > MAX_SYMBOLS {
+            return Err(ConfigError::invalid(
+                "sim.symbols",
+                ALIASES,
+                format!("{} symbols; at most {MAX_SYMBOLS} are allowed", out.len()),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The total ticks per second for `symbol_count` symbols, checked against `[MIN_RATE, MAX_RATE]`.
+    pub fn effective_rate(&self, symbol_count: usize) -> Result<f64, ConfigError> {
+        let rate = self
+            .rate
+            .unwrap_or(DEFAULT_RATE_PER_SYMBOL * symbol_count as f64);
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+            return Err(ConfigError::invalid(
+                "sim.rate",
+                ALIASES,
+                format!(
+                    "must be a positive number of ticks per second from {MIN_RATE} to {MAX_RATE}, got {rate}"
+                ),
+            ));
+        }
+        Ok(rate)
+    }
+}
+
+/// Accepts `["A", "B"]` or `"A,B"`, so `TICKSTREAM_SIM__SYMBOLS=A,B` and TOML strings work too.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(list) => list,
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(f: impl FnOnce(&mut SimConfig)) -> SimConfig {
+        let mut s = SimConfig::default();
+        f(&mut s);
+        s
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let symbols = c.sim.parsed_symbols().unwrap();
+        assert_eq!(symbols.len(), 9);
+        assert_eq!(c.sim.effective_rate(symbols.len()).unwrap(), 36.0);
+    }
+
+    #[test]
+    fn symbols_are_normalized_and_deduplicated() {
+        let s = sim(|s| {
+            s.symbols = vec![
+                "btcusdt".into(),
+                " eur/usd ".into(),
+                "BTCUSDT".into(),
+                "".into(),
+            ]
+        });
+        let got: Vec<String> = s
+            .parsed_symbols()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(got, ["BTCUSDT", "EUR/USD"]);
+    }
+
+    #[test]
+    fn rejects_table() {
+        let cases: Vec<(SimConfig, &str, &str)> = vec![
+            (
+                sim(|s| s.symbols = vec!["BAD SYMBOL".into()]),
+                "sim.symbols",
+                "BAD SYMBOL",
+            ),
+            (
+                sim(|s| s.symbols = vec!["AAPL".into(), "x*".into()]),
+                "sim.symbols",
+                "x*",
+            ),
+            (sim(|s| s.symbols = vec![]), "sim.symbols", "at least one"),
+            (
+                sim(|s| s.symbols = vec![" ".into()]),
+                "sim.symbols",
+                "at least one",
+            ),
+            (sim(|s| s.rate = Some(-1.0)), "sim.rate", "-1"),
+            (sim(|s| s.rate = Some(0.0)), "sim.rate", "got 0"),
+            (sim(|s| s.rate = Some(1e-9)), "sim.rate", "positive"),
+            (sim(|s| s.rate = Some(f64::NAN)), "sim.rate", "NaN"),
+            (sim(|s| s.rate = Some(2_000_000.0)), "sim.rate", "2000000"),
+            (
+                sim(|s| s.price_ttl_secs = 0),
+                "sim.price_ttl_secs",
+                "at least",
+            ),
+            (
+                sim(|s| s.heartbeat_secs = 0),
+                "sim.heartbeat_secs",
+                "between",
+            ),
+            (
+                sim(|s| s.heartbeat_secs = 100_000),
+                "sim.heartbeat_secs",
+                "between",
+            ),
+        ];
+        for (s, key, detail) in cases {
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")) && e.contains(detail), "{e}");
+        }
+        let bad_url = Config {
+            redis_url: "http://localhost:6379".into(),
+            ..Config::default()
+        };
+        assert!(bad_url
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`redis_url`"));
+        let bad_host = Config {
+            host: " ".into(),
+            ..Config::default()
+        };
+        assert!(bad_host
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`host`"));
+    }
+
+    #[test]
+    fn rate_bounds_are_inclusive_at_the_top() {
+        assert_eq!(
+            sim(|s| s.rate = Some(MAX_RATE)).effective_rate(1).unwrap(),
+            MAX_RATE
+        );
+        assert_eq!(sim(|s| s.rate = Some(0.5)).effective_rate(9).unwrap(), 0.5);
+    }
+
+    #[test]
+    fn symbols_accept_a_comma_string() {
+        let s: SimConfig = serde_json::from_value(serde_json::json!({
+            "symbols": "AAPL, MSFT,,", "price_ttl_secs": 10, "heartbeat_secs": 1
+        }))
+        .unwrap();
+        assert_eq!(s.symbols, ["AAPL", "MSFT"]);
+        assert_eq!(s.rate, None);
+        assert_eq!(s.seed, None);
+        let s: SimConfig = serde_json::from_value(serde_json::json!({
+            "symbols": ["AAPL"], "rate": 5, "price_ttl_secs": 10, "heartbeat_secs": 1, "seed": 7
+        }))
+        .unwrap();
+        assert_eq!((s.rate, s.seed), (Some(5.0), Some(7)));
+    }
+}
