@@ -21,6 +21,12 @@ pub fn parse(raw: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
     DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc))
 }
 
+/// The current time cut to milliseconds, for our own timestamps (health, heartbeats).
+pub fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    from_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
 /// Converts upstream epoch milliseconds (Binance `E`, Finnhub `t`) into a UTC time.
 pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)

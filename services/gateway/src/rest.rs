@@ -53,7 +53,7 @@ impl ResponseError for ApiError {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    tickstream_model::time::format(&tickstream_model::time::now_millis())
 }
 
 fn active_symbols(state: &AppState) -> Vec<String> {

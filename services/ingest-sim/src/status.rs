@@ -144,7 +144,7 @@ impl Status {
             "service": SERVICE,
             "status": status.as_str(),
             "port": self.port,
-            "timestamp": tickstream_model::time::format(&now),
+            "timestamp": tickstream_model::time::format(&tickstream_model::time::now_millis()),
             "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
             "uptime_seconds": self.started.elapsed().as_secs(),
             "dependencies": {
@@ -179,7 +179,7 @@ impl Status {
             symbols: self.symbols.clone(),
             last_tick: self.last_tick().map(|t| tickstream_model::time::format(&t)),
             ticks_published: self.ticks_published(),
-            updated_at: tickstream_model::time::format(&Utc::now()),
+            updated_at: tickstream_model::time::format(&tickstream_model::time::now_millis()),
         }
     }
 }
