@@ -44,8 +44,12 @@ pub struct Rates {
 }
 
 impl Rates {
-    /// Stores the latest measurement.
+    /// Stores the latest measurement, rounded to 0.1/s (more digits would be noise).
     pub fn set(&self, ticks: f64, messages: f64) {
+        let (ticks, messages) = (
+            (ticks * 10.0).round() / 10.0,
+            (messages * 10.0).round() / 10.0,
+        );
         self.ticks_per_second
             .store(ticks.to_bits(), Ordering::Relaxed);
         self.messages_per_second

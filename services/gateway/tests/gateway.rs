@@ -511,7 +511,10 @@ async fn bad_config_fails_fast_naming_the_key() {
 #[tokio::test]
 async fn example_config_file_is_accepted_by_every_service() {
     let redis = tickstream_testkit::RedisServer::start().await.unwrap();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/tickstream.example.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tickstream.example.toml"
+    );
     let url = redis.url();
     for bin in ["gateway", "ingest-sim"] {
         let env = [("TICKSTREAM_CONFIG", path), ("REDIS_URL", url.as_str())];
