@@ -177,7 +177,9 @@ async fn session<H: TickHandler>(
                 }
             }
             _ = probe.tick() => {
-                match tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<String>()).await {
+                // In subscribed mode (RESP2) Redis answers ["pong", ""], not "PONG":
+                // any reply proves the connection alive.
+                match tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => health.mark_up(),
                     Ok(Err(e)) => return End::Lost(e.to_string()),
                     Err(_) => return End::Lost("ping timed out".to_owned()),

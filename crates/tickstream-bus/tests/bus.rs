@@ -223,3 +223,74 @@ async fn starts_while_redis_is_down() {
     assert!(!bus.health().is_up());
     assert!(Redis::connect_lazy(RedisOptions::new("nonsense://")).is_err());
 }
+
+/// `(id, last command)` of every client of `server` that holds a channel subscription.
+async fn subscribed_clients(server: &RedisServer) -> Vec<(String, String)> {
+    let mut c = server.client().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
+        .map(|l| {
+            let field = |k: &str| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix(k))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (field("id="), field("cmd="))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn idle_probe_keeps_a_subscribed_connection() {
+    // In subscribed mode Redis answers PING with ["pong", ""], not "PONG"; a
+    // probe that insisted on a string dropped the connection every
+    // PING_INTERVAL and lost the ticks published while it reconnected.
+    let server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
+    rec.want("AAPL", true);
+    sub.sync("AAPL").await;
+    wait_numsub(&server, "ticks:AAPL", 1).await;
+    let before = subscribed_clients(&server).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let probe_wait = tickstream_bus::subscriber::PING_INTERVAL + STEP;
+    // Done when the probe is seen on the connection, or when it broke it.
+    let health = bus.health().clone();
+    wait_until(probe_wait, "the subscriber's PING probe", || {
+        let health = health.clone();
+        let server = &server;
+        async move {
+            health.reconnects() > 0
+                || subscribed_clients(server)
+                    .await
+                    .iter()
+                    .any(|(_, cmd)| cmd == "ping")
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        bus.health().reconnects(),
+        0,
+        "the probe broke the connection"
+    );
+    bus.publish(&[tick("AAPL", 7)]).await.unwrap();
+    wait_until(STEP, "a tick after the probe", || async {
+        rec.seqs("AAPL").contains(&7)
+    })
+    .await
+    .unwrap();
+    let after = subscribed_clients(&server).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].0, before[0].0, "the connection was replaced");
+    assert_eq!(bus.health().reconnects(), 0);
+    assert!(bus.health().is_up());
+}
