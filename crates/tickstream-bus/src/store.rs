@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -107,7 +108,39 @@ pub struct Redis {
     health: Arc<RedisHealth>,
     /// TTL and timeouts.
     opts: RedisOptions,
+    /// Ticks refused by [`Redis::publish`] as not newer than the recorded seq.
+    stale_skipped: Arc<AtomicU64>,
 }
+
+/// Accept-if-newer publish: ARGV = ttl, then (symbol, seq, json) per tick.
+///
+/// Runs atomically in Redis, so two publishers of one symbol cannot interleave
+/// between the seq check and the writes. Key names are built in the script
+/// because they follow from the symbol (single Redis; for Redis Cluster the
+/// keys would have to be passed as KEYS and hash-tagged per symbol).
+static PUBLISH_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    let code = format!(
+        r#"
+local ttl = ARGV[1]
+local accepted = 0
+for i = 2, #ARGV, 3 do
+  local sym, seq, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local last = tonumber(redis.call('HGET', '{seq}', sym) or '-1')
+  if seq > last then
+    redis.call('SET', '{price}' .. sym, json, 'EX', ttl)
+    redis.call('PUBLISH', '{ticks}' .. sym, json)
+    redis.call('HSET', '{seq}', sym, ARGV[i + 1])
+    accepted = accepted + 1
+  end
+end
+return accepted
+"#,
+        seq = keys::SEQ_HASH_KEY,
+        price = keys::PRICE_KEY_PREFIX,
+        ticks = keys::TICK_CHANNEL_PREFIX,
+    );
+    redis::Script::new(&code)
+});
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -133,6 +166,7 @@ impl Redis {
             client,
             health: Arc::new(RedisHealth::default()),
             opts,
+            stale_skipped: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -190,38 +224,43 @@ impl Redis {
             .map(|_| ())
     }
 
-    /// Caches, publishes and records the seq of every tick in one pipelined round trip.
+    /// Caches, publishes and records the seq of every tick in one round trip, atomically per tick.
     ///
-    /// Order per tick: `SET price:` before `PUBLISH ticks:` so a subscriber that
-    /// receives tick N and then reads the cache never sees a tick older than N.
+    /// A tick is accepted only if its `seq` is above the last one recorded for
+    /// its symbol, so the price cache is never rolled back to an older tick
+    /// (a second instance of an ingestor, a late retry) and clients never see
+    /// a seq go backwards. Per accepted tick: `SET price:` before `PUBLISH
+    /// ticks:`, so a subscriber that receives tick N and then reads the cache
+    /// never sees a tick older than N. Rejected ticks are counted in
+    /// [`Redis::stale_ticks_skipped`].
     pub async fn publish(&self, ticks: &[Tick]) -> Result<(), BusError> {
         if ticks.is_empty() {
             return Ok(());
         }
         let ttl = self.opts.price_ttl.as_secs().max(1);
-        let mut pipe = redis::pipe();
+        let mut invocation = PUBLISH_SCRIPT.prepare_invoke();
+        invocation.arg(ttl);
         for tick in ticks {
-            let json = tick.to_json();
-            let sym = tick.symbol.as_str();
-            pipe.cmd("SET")
-                .arg(keys::price_key(sym))
-                .arg(&json)
-                .arg("EX")
-                .arg(ttl)
-                .ignore();
-            pipe.cmd("PUBLISH")
-                .arg(keys::tick_channel(sym))
-                .arg(&json)
-                .ignore();
-            pipe.cmd("HSET")
-                .arg(keys::SEQ_HASH_KEY)
-                .arg(sym)
+            invocation
+                .arg(tick.symbol.as_str())
                 .arg(tick.seq)
-                .ignore();
+                .arg(tick.to_json());
         }
         let mut c = self.conn.clone();
-        self.run(async move { pipe.query_async::<()>(&mut c).await })
-            .await
+        let accepted: u64 = self
+            .run(async move { invocation.invoke_async(&mut c).await })
+            .await?;
+        let skipped = (ticks.len() as u64).saturating_sub(accepted);
+        if skipped > 0 {
+            self.stale_skipped.fetch_add(skipped, Ordering::Relaxed);
+            tracing::debug!(skipped, "Skipped ticks not newer than the recorded seq.");
+        }
+        Ok(())
+    }
+
+    /// Ticks [`Redis::publish`] refused because their seq was not newer; exported as a metric by services.
+    pub fn stale_ticks_skipped(&self) -> u64 {
+        self.stale_skipped.load(Ordering::Relaxed)
     }
 
     /// The cached latest tick of a symbol, as the stored JSON bytes.

@@ -294,3 +294,46 @@ async fn idle_probe_keeps_a_subscribed_connection() {
     assert_eq!(bus.health().reconnects(), 0);
     assert!(bus.health().is_up());
 }
+
+#[tokio::test]
+async fn the_cache_is_never_rolled_back_to_an_older_tick() {
+    let server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
+    rec.want("NVDA", true);
+    sub.sync("NVDA").await;
+    wait_numsub(&server, "ticks:NVDA", 1).await;
+
+    bus.publish(&[tick("NVDA", 5)]).await.unwrap();
+    // A second publisher (or a late retry) with older and equal seqs, then a newer one.
+    let other = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    other
+        .publish(&[
+            tick("NVDA", 3),
+            tick("NVDA", 5),
+            tick("NVDA", 6),
+            tick("NVDA", 4),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(other.stale_ticks_skipped(), 3);
+    assert_eq!(bus.stale_ticks_skipped(), 0);
+    wait_until(STEP, "ticks 5 and 6 delivered", || async {
+        rec.seqs("NVDA").len() == 2
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rec.seqs("NVDA"),
+        vec![5, 6],
+        "stale ticks must not be published"
+    );
+    let cached = Tick::from_json(&bus.latest("NVDA").await.unwrap().unwrap()).unwrap();
+    assert_eq!(cached.seq, 6);
+    let seqs = bus
+        .load_seqs(&[Symbol::parse("NVDA").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(seqs.get(&Symbol::parse("NVDA").unwrap()), Some(&6));
+}
