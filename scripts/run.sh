@@ -261,7 +261,7 @@ cat >&2 <<EOF
              curl '$GW_HOST:$PORT/prices?symbols=BTCUSDT,ETHUSDT'
              curl $GW_HOST:$PORT/symbols    curl $GW_HOST:$PORT/stats
   Metrics    http://$GW_HOST:$PORT/metrics    ingest-sim: http://$(connect_host "$SIM_HOST"):$SIM_PORT/metrics
-  Socket.IO  not yet available
+  Socket.IO  http://$GW_HOST:$PORT  (io("http://$GW_HOST:$PORT") in socket.io-client)
   Redis      $REDIS_URL ($REDIS_NOTE)
   Logs       $RUN_DIR/
 

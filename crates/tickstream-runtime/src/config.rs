@@ -119,6 +119,64 @@ fn hint_for(key: &str, aliases: &[EnvAlias]) -> String {
     }
 }
 
+/// Every environment variable a service reads and its default, from its real config struct.
+///
+/// Leaves of `defaults` become `TICKSTREAM_<SECTION>__<KEY>`; aliases (plain
+/// names such as `PORT`) are listed with the default of the key they set.
+/// Binaries print this with `--print-env`, so docs and the deploy checks can
+/// prove that compose files pass no dead or misspelt variables.
+pub fn env_table<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) -> Vec<(String, String)> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, child, out);
+                }
+            }
+            leaf => out.push((prefix.to_owned(), render(leaf))),
+        }
+    }
+    fn render(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::Array(items) => {
+                items.iter().map(render).collect::<Vec<_>>().join(",")
+            }
+            other => other.to_string(),
+        }
+    }
+    let mut leaves = Vec::new();
+    if let Ok(v) = serde_json::to_value(defaults) {
+        walk("", &v, &mut leaves);
+    }
+    let mut out: Vec<(String, String)> = leaves
+        .iter()
+        .map(|(k, v)| (env_name_for(k), v.clone()))
+        .collect();
+    for alias in COMMON_ALIASES.iter().chain(aliases) {
+        if let Some((_, v)) = leaves.iter().find(|(k, _)| k == alias.key) {
+            out.push((alias.env.to_owned(), v.clone()));
+        }
+    }
+    out.push((CONFIG_PATH_ENV.to_owned(), String::new()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Prints [`env_table`] as `NAME=default` lines: what `--print-env` shows.
+pub fn print_env<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) {
+    for (name, default) in env_table(defaults, aliases) {
+        println!("{name}={default}");
+    }
+}
+
 /// Where the optional TOML file is: `--config` wins over `TICKSTREAM_CONFIG`.
 pub fn file_from_env(cli: Option<PathBuf>) -> Option<PathBuf> {
     cli.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from))
@@ -254,6 +312,20 @@ mod tests {
     }
 
     const ALIASES: &[EnvAlias] = &[EnvAlias::list("SYMBOLS", "sim.symbols")];
+
+    #[test]
+    fn env_table_lists_aliases_and_prefixed_keys() {
+        let t = env_table(&defaults(), ALIASES);
+        let get = |n: &str| t.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("PORT"), Some("9100"));
+        assert_eq!(get("TICKSTREAM_PORT"), Some("9100"));
+        assert_eq!(get("SYMBOLS"), Some("BTCUSDT"));
+        assert_eq!(get("TICKSTREAM_SIM__RATE"), Some("10.0"));
+        assert_eq!(get("TICKSTREAM_LOG__FORMAT"), Some("pretty"));
+        assert_eq!(get("LOG_LEVEL"), Some("info"));
+        assert_eq!(get("TICKSTREAM_CONFIG"), Some(""));
+        assert_eq!(get("NOT_A_VAR"), None);
+    }
 
     // Environment is process-global: run every env scenario in one test, in sequence.
     #[test]

@@ -52,6 +52,14 @@ pub struct GatewaySection {
     pub idle_timeout_secs: u64,
     /// Seconds SIGTERM waits for connections to close before exiting.
     pub shutdown_grace_secs: u64,
+    /// Socket.IO: Engine.IO `pingInterval` in ms (the reference server's default, 25000).
+    pub socketio_ping_interval_ms: u64,
+    /// Socket.IO: Engine.IO `pingTimeout` in ms (reference default 20000); silent sessions are reaped after interval + timeout.
+    pub socketio_ping_timeout_ms: u64,
+    /// Socket.IO: Engine.IO `maxPayload` in bytes per POST body or WebSocket message (reference default 1000000).
+    pub socketio_max_payload_bytes: usize,
+    /// Socket.IO: ms a probed WebSocket has to complete the upgrade (reference `upgradeTimeout`, 10000).
+    pub socketio_upgrade_timeout_ms: u64,
 }
 
 /// The default symbol mix, matching ingest-sim's default.
@@ -78,6 +86,10 @@ impl Default for Config {
                 ping_interval_secs: 20,
                 idle_timeout_secs: 60,
                 shutdown_grace_secs: 5,
+                socketio_ping_interval_ms: 25_000,
+                socketio_ping_timeout_ms: 20_000,
+                socketio_max_payload_bytes: 1_000_000,
+                socketio_upgrade_timeout_ms: 10_000,
             },
         }
     }
@@ -108,6 +120,22 @@ impl Config {
             ("gateway.max_violations", u64::from(g.max_violations)),
             ("gateway.ping_interval_secs", g.ping_interval_secs),
             ("gateway.idle_timeout_secs", g.idle_timeout_secs),
+            (
+                "gateway.socketio_ping_interval_ms",
+                g.socketio_ping_interval_ms,
+            ),
+            (
+                "gateway.socketio_ping_timeout_ms",
+                g.socketio_ping_timeout_ms,
+            ),
+            (
+                "gateway.socketio_max_payload_bytes",
+                g.socketio_max_payload_bytes as u64,
+            ),
+            (
+                "gateway.socketio_upgrade_timeout_ms",
+                g.socketio_upgrade_timeout_ms,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use bytestring::ByteString;
 use tickstream_bus::TickHandler;
@@ -27,6 +27,37 @@ pub struct TickFrame {
     pub seq: u64,
     /// The complete native frame `{"event":"price_update","data":{tick}}`.
     pub native: ByteString,
+    /// The Engine.IO/Socket.IO packet `42["price_update",{tick}]`, built on first use; see [`TickFrame::socketio`].
+    socketio: OnceLock<ByteString>,
+}
+
+/// What precedes the tick JSON in [`TickFrame::native`].
+const NATIVE_PREFIX: &str = r#"{"event":"price_update","data":"#;
+
+impl TickFrame {
+    /// The Socket.IO packet for this tick, encoded once and shared by every Socket.IO receiver.
+    ///
+    /// Lazy (`OnceLock`) rather than eager: the Redis reader thread that
+    /// builds frames stays as cheap as before when no Socket.IO client holds
+    /// the symbol (the common case for a native-only deployment), and when
+    /// some do, the first of their connection tasks pays one copy of the tick
+    /// JSON and every other one gets the same bytes. The bytes are the same
+    /// over polling and WebSocket (Engine.IO `4` + Socket.IO `2`), so one
+    /// encoding serves both transports.
+    pub fn socketio(&self) -> &ByteString {
+        self.socketio.get_or_init(|| {
+            let json = self
+                .native
+                .strip_prefix(NATIVE_PREFIX)
+                .and_then(|rest| rest.strip_suffix('}'))
+                .unwrap_or("null");
+            let mut packet = String::with_capacity(json.len() + 20);
+            packet.push_str(r#"42["price_update","#);
+            packet.push_str(json);
+            packet.push(']');
+            ByteString::from(packet)
+        })
+    }
 }
 
 /// What travels through a connection's bounded queue.
@@ -178,13 +209,14 @@ impl Hub {
     pub fn encode(tick: &Tick) -> TickFrame {
         let json = tick.to_json();
         let mut native = String::with_capacity(json.len() + 36);
-        native.push_str(r#"{"event":"price_update","data":"#);
+        native.push_str(NATIVE_PREFIX);
         native.push_str(&json);
         native.push('}');
         TickFrame {
             symbol: tick.symbol.clone(),
             seq: tick.seq,
             native: ByteString::from(native),
+            socketio: OnceLock::new(),
         }
     }
 
@@ -311,6 +343,18 @@ mod tests {
         assert!(a
             .native
             .starts_with(r#"{"event":"price_update","data":{"symbol":"BTCUSDT""#));
+        assert!(
+            std::ptr::eq(a.socketio(), b.socketio()),
+            "one Socket.IO encoding too"
+        );
+        let sio: &str = a.socketio();
+        assert!(
+            sio.starts_with(r#"42["price_update",{"symbol":"BTCUSDT""#),
+            "{sio}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&sio[2..]).unwrap();
+        let native: serde_json::Value = serde_json::from_str(&a.native).unwrap();
+        assert_eq!(v[1], native["data"], "same tick in both protocols");
         assert_eq!(rx1.try_recv().unwrap().seq, 2);
         assert!(
             rx2.try_recv().is_err(),

@@ -8,7 +8,9 @@
 //! - [`config`]: settings and their defaults.
 //! - [`hub`]: the subscription engine and fan-out (one for every protocol).
 //! - [`protocol`]: the native JSON protocol, parsing and frames.
-//! - [`ws`]: the `/ws` connection task.
+//! - [`session`]: one client's subscriptions and limits, shared by both protocols.
+//! - [`ws`]: the `/ws` connection task (native framing).
+//! - [`socketio`]: `/socket.io/`, Engine.IO v4 / Socket.IO v5 framing.
 //! - [`rest`]: REST endpoints and their error mapping.
 //! - [`metrics`], [`state`]: shared instrumentation and handler state.
 
@@ -19,6 +21,8 @@ pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod rest;
+pub mod session;
+pub mod socketio;
 pub mod state;
 pub mod ws;
 
@@ -38,7 +42,18 @@ use crate::state::{AppState, Rates};
 
 /// Registers every route; shared by the server and any in-process test app.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let socketio = || {
+        web::route()
+            .guard(
+                actix_web::guard::Any(actix_web::guard::Get())
+                    .or(actix_web::guard::Post())
+                    .or(actix_web::guard::Options()),
+            )
+            .to(socketio::route)
+    };
     cfg.route("/ws", web::get().to(ws::route))
+        .route("/socket.io/", socketio())
+        .route("/socket.io", socketio())
         .route("/health", web::get().to(rest::health))
         .route("/stats", web::get().to(rest::stats))
         .route("/symbols", web::get().to(rest::symbols))
@@ -47,7 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(rest::metrics));
 }
 
-/// Runs the gateway until `shutdown` resolves, then closes every client with 1001 and exits.
+/// Runs the gateway until `shutdown` resolves, then closes every client (native: 1001; Socket.IO: Engine.IO close) and exits.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let default_symbols = cfg.validate()?;
     let redis = Redis::connect_lazy(RedisOptions::new(cfg.redis_url.clone()))
@@ -74,6 +89,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         started: Instant::now(),
         shutdown: shutdown_rx,
         rates: Rates::default(),
+        socketio: socketio::Sessions::default(),
     });
     let sampler = tokio::spawn(sample(state.clone()));
 
@@ -98,13 +114,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     tracing::info!("Shutting down: closing client connections.");
     let _ = shutdown_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
-        while state
-            .metrics
-            .connections
-            .with_label_values(&["native"])
-            .get()
-            > 0
-        {
+        while state.connections() > 0 || !state.socketio.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

@@ -13,11 +13,18 @@ struct Cli {
     /// TOML config file (also TICKSTREAM_CONFIG); environment variables override it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Print every environment variable the gateway reads, with its default, and exit.
+    #[arg(long)]
+    print_env: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.print_env {
+        config::print_env(&Config::default(), ALIASES);
+        return Ok(());
+    }
     let file = config::file_from_env(cli.config);
     let cfg: Config = config::load(&Config::default(), file.as_deref(), ALIASES)?;
     telemetry::init(&cfg.log)?;

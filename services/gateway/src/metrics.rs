@@ -47,6 +47,8 @@ pub struct GatewayMetrics {
     pub redis_up: IntGauge,
     /// Pub/sub reconnects since start.
     pub redis_reconnects: IntCounter,
+    /// Socket.IO sessions upgraded from long-polling to WebSocket, to see which transport clients end on.
+    pub socketio_upgrades: IntCounter,
 }
 
 impl GatewayMetrics {
@@ -134,11 +136,17 @@ impl GatewayMetrics {
                 "tickstream_redis_reconnects_total",
                 "Redis pub/sub reconnects.",
             ),
+            socketio_upgrades: counter(
+                "tickstream_gateway_socketio_upgrades_total",
+                "Socket.IO sessions upgraded from long-polling to WebSocket.",
+            ),
             registry,
         };
         // Pre-create label values so dashboards and alerts see zeros, not gaps.
-        m.connections.with_label_values(&["native"]);
-        m.connections_opened.with_label_values(&["native"]);
+        for protocol in crate::session::Protocol::ALL {
+            m.connections.with_label_values(&[protocol.label()]);
+            m.connections_opened.with_label_values(&[protocol.label()]);
+        }
         m.dropped.with_label_values(&["queue_full"]);
         for code in ERROR_CODES {
             m.client_errors.with_label_values(&[code]);

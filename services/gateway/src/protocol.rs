@@ -127,20 +127,25 @@ pub fn parse(text: &str, max_symbols: usize) -> Result<Request, ClientError> {
         }
     };
     let data = obj.remove("data").unwrap_or(Value::Null);
-    let action = match event.as_str() {
-        "subscribe" => Action::Subscribe(symbols_of(&data, max_symbols).map_err(with_id)?),
-        "unsubscribe" => Action::Unsubscribe(symbols_of(&data, max_symbols).map_err(with_id)?),
+    let action = parse_action(&event, &data, max_symbols).map_err(with_id)?;
+    Ok(Request { action, id })
+}
+
+/// Turns an event name and its data into an [`Action`]; shared by every protocol (Socket.IO passes its first event argument).
+pub fn parse_action(event: &str, data: &Value, max_symbols: usize) -> Result<Action, ClientError> {
+    Ok(match event {
+        "subscribe" => Action::Subscribe(symbols_of(data, max_symbols)?),
+        "unsubscribe" => Action::Unsubscribe(symbols_of(data, max_symbols)?),
         "list" => Action::List,
         "ping" => Action::Ping,
         other => {
             let shown: String = other.chars().take(64).collect();
-            return Err(with_id(ClientError::new(
+            return Err(ClientError::new(
                 ErrorCode::UnknownEvent,
                 format!("unknown event {shown:?}; expected subscribe, unsubscribe, list or ping"),
-            )));
+            ));
         }
-    };
-    Ok(Request { action, id })
+    })
 }
 
 /// Reads `data.symbols` as an array of strings (or one comma-separated string).
@@ -212,8 +217,8 @@ fn symbols_of(data: &Value, max_symbols: usize) -> Result<Vec<Symbol>, ClientErr
     Ok(symbols)
 }
 
-/// Serializes `{"event", "data", "id"?}`.
-fn frame(event: &str, data: Value, id: Option<&Value>) -> String {
+/// Serializes a native frame `{"event", "data", "id"?}`.
+pub fn frame(event: &str, data: Value, id: Option<&Value>) -> String {
     let mut v = json!({ "event": event, "data": data });
     if let (Some(id), Value::Object(obj)) = (id, &mut v) {
         obj.insert("id".to_owned(), id.clone());
@@ -221,51 +226,50 @@ fn frame(event: &str, data: Value, id: Option<&Value>) -> String {
     v.to_string()
 }
 
-/// The first frame of every connection.
-pub fn connected(client_id: &str) -> String {
-    frame(
-        "connected",
-        json!({"client_id": client_id, "message": "Connected to WebSocket Streaming Service"}),
-        None,
-    )
+/// Payload of `connected`, the first event of every connection.
+pub fn connected_data(client_id: &str) -> Value {
+    json!({"client_id": client_id, "message": "Connected to WebSocket Streaming Service"})
 }
 
-/// Reply to `subscribe` (seed 004's wording).
-pub fn subscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
-    frame(
-        "subscribed",
-        json!({"symbols": symbols, "message": format!("Subscribed to {} symbols", symbols.len())}),
-        id,
-    )
+/// Payload of `subscribed` (seed 004's wording).
+pub fn subscribed_data(symbols: &[Symbol]) -> Value {
+    json!({"symbols": symbols, "message": format!("Subscribed to {} symbols", symbols.len())})
 }
 
-/// Reply to `unsubscribe` (seed 004's wording).
-pub fn unsubscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
-    frame(
-        "unsubscribed",
-        json!({"symbols": symbols, "message": format!("Unsubscribed from {} symbols", symbols.len())}),
-        id,
-    )
+/// Payload of `unsubscribed` (seed 004's wording).
+pub fn unsubscribed_data(symbols: &[Symbol]) -> Value {
+    json!({"symbols": symbols, "message": format!("Unsubscribed from {} symbols", symbols.len())})
 }
 
-/// Reply to `list`.
-pub fn subscriptions(symbols: &[Symbol], id: Option<&Value>) -> String {
-    frame("subscriptions", json!({ "symbols": symbols }), id)
+/// Payload of `subscriptions`, the reply to `list`.
+pub fn subscriptions_data(symbols: &[Symbol]) -> Value {
+    json!({ "symbols": symbols })
 }
 
-/// Reply to `ping`.
-pub fn pong(id: Option<&Value>) -> String {
+/// Payload of `pong`, the reply to `ping`.
+pub fn pong_data() -> Value {
     let now = tickstream_model::time::format(&chrono::Utc::now());
-    frame("pong", json!({ "timestamp": now }), id)
+    json!({ "timestamp": now })
 }
 
-/// An `error` frame.
+/// Payload of `error`.
+pub fn error_data(e: &ClientError) -> Value {
+    json!({"code": e.code, "message": e.message})
+}
+
+/// The first native frame of every connection.
+pub fn connected(client_id: &str) -> String {
+    frame("connected", connected_data(client_id), None)
+}
+
+/// Native reply to `subscribe`.
+pub fn subscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
+    frame("subscribed", subscribed_data(symbols), id)
+}
+
+/// A native `error` frame.
 pub fn error(e: &ClientError) -> String {
-    frame(
-        "error",
-        json!({"code": e.code, "message": e.message}),
-        e.id.as_ref(),
-    )
+    frame("error", error_data(e), e.id.as_ref())
 }
 
 #[cfg(test)]

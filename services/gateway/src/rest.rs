@@ -66,11 +66,7 @@ fn active_symbols(state: &AppState) -> Vec<String> {
 }
 
 fn active_streams(state: &AppState) -> i64 {
-    state
-        .metrics
-        .connections
-        .with_label_values(&["native"])
-        .get()
+    state.connections()
 }
 
 /// `GET /health`: Redis and ingestors; 503 while Redis is unreachable.

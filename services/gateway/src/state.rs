@@ -34,6 +34,23 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Throughput over the last second, written by the sampler task.
     pub rates: Rates,
+    /// Live Socket.IO (Engine.IO) sessions by sid, so polling requests find their session task.
+    pub socketio: crate::socketio::Sessions,
+}
+
+impl AppState {
+    /// Open client connections over every protocol (`active_streams`, the shutdown drain).
+    pub fn connections(&self) -> i64 {
+        crate::session::Protocol::ALL
+            .iter()
+            .map(|p| {
+                self.metrics
+                    .connections
+                    .with_label_values(&[p.label()])
+                    .get()
+            })
+            .sum()
+    }
 }
 
 /// Per-second rates for `/stats`, stored as f64 bits so readers never lock.

@@ -76,14 +76,15 @@ pub struct SimConfig {
     pub symbols: Vec<String>,
     /// Total ticks per second across all symbols; `None` means
     /// [`DEFAULT_RATE_PER_SYMBOL`] times the number of symbols.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Serialized as null when unset, so `--print-env` lists it.)
+    #[serde(default)]
     pub rate: Option<f64>,
     /// TTL of `price:{SYMBOL}`, so prices of a stopped simulator eventually vanish.
     pub price_ttl_secs: u64,
     /// How often the heartbeat record is rewritten; its TTL is five periods.
     pub heartbeat_secs: u64,
     /// Seed of the random price paths, for reproducible runs; `None` draws one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub seed: Option<u64>,
 }
 

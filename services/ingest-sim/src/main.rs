@@ -16,11 +16,21 @@ struct Cli {
     /// TOML config file (also `TICKSTREAM_CONFIG`); environment variables override it.
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Print every environment variable ingest-sim reads, with its default, and exit.
+    #[arg(long)]
+    print_env: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.print_env {
+        tickstream_runtime::config::print_env(
+            &ingest_sim::config::Config::default(),
+            ingest_sim::config::ALIASES,
+        );
+        return Ok(());
+    }
     let file = tickstream_runtime::config::file_from_env(cli.config);
     let config = ingest_sim::config::load(file.as_deref())?;
     tickstream_runtime::telemetry::init(&config.log)?;

@@ -2,6 +2,8 @@
 //! real `gateway` binary, and a tokio-tungstenite client.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sio;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};

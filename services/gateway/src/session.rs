@@ -1,0 +1,349 @@
+//! One client's subscriptions and limits, independent of the wire protocol.
+//!
+//! Both transports (`/ws` native JSON in [`crate::ws`], Socket.IO in
+//! [`crate::socketio`]) hold one [`ClientSession`] per client and feed it
+//! parsed [`Action`]s; it talks to the [`Hub`] and Redis and answers with a
+//! protocol-neutral [`Response`] (event name + data + cached ticks) that the
+//! transport encodes in its own framing. Limits (symbols per connection,
+//! request rate, bad requests in a row) and the snapshot seq-guard live here
+//! once, so both protocols behave the same.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tickstream_model::{Symbol, Tick};
+use tokio::sync::mpsc;
+
+use crate::hub::{ClientId, Hub, Outbound, TickFrame};
+use crate::protocol::{self, Action, ClientError, ErrorCode};
+use crate::state::AppState;
+
+/// How long a snapshot's seq guards against duplicate live frames queued before it.
+const SNAPSHOT_GUARD: Duration = Duration::from_secs(5);
+
+/// The protocol a session speaks, used as the `protocol` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `/ws`, the native JSON protocol.
+    Native,
+    /// `/socket.io/`, Engine.IO v4 / Socket.IO v5.
+    SocketIo,
+}
+
+impl Protocol {
+    /// Every protocol, so metrics and the shutdown drain can cover them all.
+    pub const ALL: [Protocol; 2] = [Protocol::Native, Protocol::SocketIo];
+
+    /// The metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::SocketIo => "socketio",
+        }
+    }
+}
+
+/// A protocol-neutral answer to one request, encoded by the transport.
+#[derive(Debug)]
+pub struct Response {
+    /// The event answering the request (`subscribed`, `unsubscribed`, `subscriptions`, `pong`, `error`).
+    pub event: &'static str,
+    /// Its payload, identical for every protocol.
+    pub data: Value,
+    /// Cached ticks to send right after the reply and before any live frame.
+    pub snapshots: Vec<TickFrame>,
+    /// Too many bad requests in a row: the transport must now close the connection.
+    pub abuse: bool,
+}
+
+impl Response {
+    fn event(event: &'static str, data: Value) -> Self {
+        Self {
+            event,
+            data,
+            snapshots: Vec::new(),
+            abuse: false,
+        }
+    }
+}
+
+/// Refills `rate` tokens per second up to `rate`; one token per subscribe/unsubscribe.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            tokens: f64::from(rate),
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One client's subscriptions, limits and hub registration, owned by its connection task.
+pub struct ClientSession {
+    /// Config, hub, Redis and metrics.
+    state: Arc<AppState>,
+    /// Which protocol, for the connection metrics.
+    protocol: Protocol,
+    /// Hub id.
+    client: ClientId,
+    /// Public id (`connected.client_id`, also the Socket.IO socket id).
+    client_id: String,
+    /// Sender half of the bounded tick queue; cloned into the hub per subscription.
+    tx: mpsc::Sender<Outbound>,
+    /// Symbols this client holds; frames for others (queued before an unsubscribe) are skipped.
+    subscribed: HashSet<Symbol>,
+    /// Seq of the snapshot sent per symbol, to skip older live frames queued meanwhile.
+    snapshot_seq: HashMap<Symbol, (u64, Instant)>,
+    /// Limit breaches in a row; past the configured maximum the transport closes the connection.
+    violations: u32,
+    /// subscribe/unsubscribe rate limit.
+    bucket: TokenBucket,
+}
+
+impl ClientSession {
+    /// Registers a new client (counted in the connection metrics) and returns it with its tick queue.
+    pub fn open(state: Arc<AppState>, protocol: Protocol) -> (Self, mpsc::Receiver<Outbound>) {
+        let (client, client_id) = state.hub.new_client();
+        let g = &state.cfg.gateway;
+        let (tx, rx) = mpsc::channel(g.queue_capacity);
+        let label = [protocol.label()];
+        state.metrics.connections.with_label_values(&label).inc();
+        state
+            .metrics
+            .connections_opened
+            .with_label_values(&label)
+            .inc();
+        let session = Self {
+            bucket: TokenBucket::new(g.requests_per_second),
+            state,
+            protocol,
+            client,
+            client_id,
+            tx,
+            subscribed: HashSet::new(),
+            snapshot_seq: HashMap::new(),
+            violations: 0,
+        };
+        (session, rx)
+    }
+
+    /// The public client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The shared state, for transport limits and the shutdown signal.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The payload of the `connected` event every client gets first.
+    pub fn connected(&self) -> Value {
+        protocol::connected_data(&self.client_id)
+    }
+
+    /// Executes one request and says what to answer.
+    pub async fn handle(&mut self, action: Action) -> Response {
+        match action {
+            Action::Subscribe(symbols) => {
+                if !self.bucket.take() {
+                    return self.reject(rate_limited());
+                }
+                self.subscribe(symbols).await
+            }
+            Action::Unsubscribe(symbols) => {
+                if !self.bucket.take() {
+                    return self.reject(rate_limited());
+                }
+                self.unsubscribe(symbols).await
+            }
+            Action::List => {
+                let mut list: Vec<Symbol> = self.subscribed.iter().cloned().collect();
+                list.sort();
+                Response::event("subscriptions", protocol::subscriptions_data(&list))
+            }
+            Action::Ping => Response::event("pong", protocol::pong_data()),
+        }
+    }
+
+    /// Subscribes to a `?symbols=A,B`-style list given at connect (no rate limit, no violation on error).
+    pub async fn subscribe_initial(&mut self, raw: &str) -> Option<Response> {
+        let max = self.state.cfg.gateway.max_symbols_per_connection;
+        match Symbol::parse_list(raw) {
+            Ok(list) if list.len() > max => Some(self.error(ClientError::new(
+                ErrorCode::TooManySymbols,
+                format!("the limit is {max}"),
+            ))),
+            Ok(list) if !list.is_empty() => Some(self.subscribe(list).await),
+            Ok(_) => None,
+            Err((bad, e)) => Some(self.error(ClientError::new(
+                ErrorCode::InvalidSymbol,
+                format!("{bad:?}: {e}"),
+            ))),
+        }
+    }
+
+    async fn subscribe(&mut self, symbols: Vec<Symbol>) -> Response {
+        let max = self.state.cfg.gateway.max_symbols_per_connection;
+        let new: Vec<Symbol> = symbols
+            .iter()
+            .filter(|s| !self.subscribed.contains(*s))
+            .cloned()
+            .collect();
+        if self.subscribed.len() + new.len() > max {
+            return self.reject(ClientError::new(
+                ErrorCode::TooManySymbols,
+                format!(
+                    "holding {} symbols, {} more would exceed the limit of {max}",
+                    self.subscribed.len(),
+                    new.len()
+                ),
+            ));
+        }
+        self.violations = 0;
+        let first = self.state.hub.subscribe(self.client, &self.tx, &new);
+        for sym in &first {
+            self.state.subscriber.sync(sym.as_str()).await;
+        }
+        self.subscribed.extend(new.iter().cloned());
+        let mut response = Response::event("subscribed", protocol::subscribed_data(&symbols));
+        response.snapshots = self.snapshots(&new).await;
+        response
+    }
+
+    /// The cached latest tick of each symbol (skipping missing or invalid ones), recording their seqs.
+    async fn snapshots(&mut self, symbols: &[Symbol]) -> Vec<TickFrame> {
+        if symbols.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+        let cached = match self.state.redis.latest_many(&names).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "Price cache unavailable; subscribing without snapshots.");
+                return Vec::new();
+            }
+        };
+        let mut frames = Vec::new();
+        for (sym, raw) in symbols.iter().zip(cached) {
+            let Some(raw) = raw else { continue };
+            match Tick::from_json(&raw) {
+                Ok(tick) if tick.symbol == *sym => {
+                    self.snapshot_seq
+                        .insert(sym.clone(), (tick.seq, Instant::now()));
+                    frames.push(Hub::encode(&tick));
+                }
+                _ => tracing::debug!(symbol = %sym, "Skipping invalid cached tick."),
+            }
+        }
+        frames
+    }
+
+    async fn unsubscribe(&mut self, symbols: Vec<Symbol>) -> Response {
+        self.violations = 0;
+        let held: Vec<Symbol> = symbols
+            .iter()
+            .filter(|s| self.subscribed.remove(*s))
+            .cloned()
+            .collect();
+        for sym in &held {
+            self.snapshot_seq.remove(sym);
+        }
+        let emptied = self.state.hub.unsubscribe(self.client, held.iter());
+        for sym in &emptied {
+            self.state.subscriber.sync(sym.as_str()).await;
+        }
+        Response::event("unsubscribed", protocol::unsubscribed_data(&symbols))
+    }
+
+    /// Drops every subscription (Socket.IO DISCONNECT keeps the transport but ends the client).
+    pub async fn unsubscribe_all(&mut self) {
+        let held: Vec<Symbol> = self.subscribed.drain().collect();
+        self.snapshot_seq.clear();
+        let emptied = self.state.hub.unsubscribe(self.client, held.iter());
+        for sym in &emptied {
+            self.state.subscriber.sync(sym.as_str()).await;
+        }
+    }
+
+    /// Whether a queued frame should still go out: subscribed, and newer than the snapshot sent.
+    pub fn wants(&mut self, frame: &TickFrame) -> bool {
+        if !self.subscribed.contains(&frame.symbol) {
+            return false;
+        }
+        if self.snapshot_seq.is_empty() {
+            return true;
+        }
+        match self.snapshot_seq.get(&frame.symbol) {
+            Some(&(seq, at)) if frame.seq <= seq && at.elapsed() < SNAPSHOT_GUARD => false,
+            Some(_) => {
+                self.snapshot_seq.remove(&frame.symbol);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// An `error` answer that does not count as a violation (counted in the error metric).
+    pub fn error(&self, e: ClientError) -> Response {
+        self.state
+            .metrics
+            .client_errors
+            .with_label_values(&[e.code.as_str()])
+            .inc();
+        Response::event("error", protocol::error_data(&e))
+    }
+
+    /// An `error` answer to a bad request; flags abuse after too many in a row.
+    pub fn reject(&mut self, e: ClientError) -> Response {
+        let mut response = self.error(e);
+        self.violations += 1;
+        if self.violations > self.state.cfg.gateway.max_violations {
+            self.state
+                .metrics
+                .disconnects
+                .with_label_values(&["abuse"])
+                .inc();
+            response.abuse = true;
+        }
+        response
+    }
+
+    /// Leaves the hub (dropping Redis subscriptions nobody else needs) and the connection gauge.
+    pub async fn close(mut self) {
+        self.unsubscribe_all().await;
+        self.state
+            .metrics
+            .connections
+            .with_label_values(&[self.protocol.label()])
+            .dec();
+    }
+}
+
+fn rate_limited() -> ClientError {
+    ClientError::new(
+        ErrorCode::RateLimited,
+        "too many subscribe/unsubscribe requests; slow down",
+    )
+}

@@ -1,0 +1,669 @@
+//! One task per Engine.IO session: long-polling, the upgrade, WebSocket, pings, Socket.IO on `/`.
+//!
+//! The task owns everything about its client (the [`ClientSession`], the
+//! tick queue, the transport), so no lock is shared with other clients. HTTP
+//! handlers talk to it through a small bounded [`Command`] queue: a GET hands
+//! over a reply slot (at most one pending; a second concurrent GET gets 400
+//! and closes the session, as in the reference server), a POST hands over
+//! its body, an upgrade hands over the probed WebSocket.
+//!
+//! Backpressure: while polling, ticks are taken from the bounded hub queue
+//! only while a GET is waiting, so a client that polls slowly loses ticks in
+//! the hub's queue (counted as `queue_full`) rather than growing memory here.
+//! Control packets (replies, pings) wait in a small outbox; past
+//! [`OUTBOX_LIMIT`] packets the session is closed as abusive.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
+use bytestring::ByteString;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::packet::{self, EioPacket, PacketError, SioKind};
+use super::{EioConfig, EioError, COMMAND_QUEUE};
+use crate::config::Config;
+use crate::hub::Outbound;
+use crate::protocol::{self, ClientError, ErrorCode};
+use crate::session::{ClientSession, Protocol, Response};
+use crate::state::AppState;
+
+/// Control packets a polling client may leave unread before it is closed.
+pub const OUTBOX_LIMIT: usize = 1024;
+/// Ticks put into one polling response or written per wake-up on WebSocket.
+const TICK_BATCH: usize = 256;
+
+/// What an HTTP handler asks of a session.
+pub enum Command {
+    /// A long-polling GET waiting for packets.
+    Poll(oneshot::Sender<Result<Vec<ByteString>, EioError>>),
+    /// A POST body (`None`: not UTF-8 or binary content, which v4 never sends).
+    Post(Option<String>, oneshot::Sender<Result<(), EioError>>),
+    /// A WebSocket opened with this sid to probe and upgrade.
+    Upgrade(WsConn),
+}
+
+/// Frames a WebSocket's reader task forwards (the read half of an actix WebSocket is bound to its worker thread).
+type WsInbound = Result<AggregatedMessage, ProtocolError>;
+
+/// Frames buffered between a WebSocket's reader task and its session; a full buffer stops reading (TCP backpressure).
+const WS_INBOUND_QUEUE: usize = 16;
+
+/// The session's timings from the gateway config.
+pub fn eio_config(cfg: &Config) -> EioConfig {
+    let g = &cfg.gateway;
+    EioConfig {
+        ping_interval: Duration::from_millis(g.socketio_ping_interval_ms),
+        ping_timeout: Duration::from_millis(g.socketio_ping_timeout_ms),
+        max_payload: g.socketio_max_payload_bytes,
+        upgrade_timeout: Duration::from_millis(g.socketio_upgrade_timeout_ms),
+    }
+}
+
+/// Starts the reader task of a Socket.IO WebSocket (`maxPayload` per message) and returns the connection.
+///
+/// actix's read half is `!Send` and lives on the worker thread that accepted
+/// it, while an upgrade's session task may live on another worker; the
+/// reader forwards frames through a bounded channel so either side can run
+/// anywhere.
+pub fn websocket(session: actix_ws::Session, stream: MessageStream, eio: &EioConfig) -> WsConn {
+    let mut stream = stream
+        .max_frame_size(eio.max_payload)
+        .aggregate_continuations()
+        .max_continuation_size(eio.max_payload);
+    let (tx, rx) = mpsc::channel(WS_INBOUND_QUEUE);
+    actix_web::rt::spawn(async move {
+        while let Some(msg) = stream.recv().await {
+            let last = msg.is_err() || matches!(msg, Ok(AggregatedMessage::Close(_)));
+            if tx.send(msg).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    WsConn { session, rx }
+}
+
+/// Starts a session whose first transport is long-polling (the open packet is the handshake's body).
+pub fn spawn_polling(state: Arc<AppState>, sid: String) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    state.socketio.insert(sid.clone(), tx);
+    actix_web::rt::spawn(run(state, sid, rx, None));
+}
+
+/// Starts a WebSocket-only session (no sid yet): the open packet is its first frame.
+pub fn spawn_websocket(state: Arc<AppState>, session: actix_ws::Session, stream: MessageStream) {
+    let sid = super::new_sid();
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    state.socketio.insert(sid.clone(), tx);
+    let ws = websocket(session, stream, &eio_config(&state.cfg));
+    actix_web::rt::spawn(run(state, sid, rx, Some(ws)));
+}
+
+/// One WebSocket: write half and the frames its reader task forwards.
+pub struct WsConn {
+    /// Write half (cheap to clone, usable from any thread).
+    session: actix_ws::Session,
+    /// Read half, fed by the reader task; closed when the socket ends.
+    rx: mpsc::Receiver<WsInbound>,
+}
+
+/// Why a session ended; decides the close frame and the metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The transport went away without a word.
+    Gone,
+    /// The client sent an Engine.IO close.
+    ClientClose,
+    /// No pong within `pingTimeout` (includes clients that stopped polling).
+    PingTimeout,
+    /// SIGTERM.
+    Shutdown,
+    /// A malformed packet, overlapping GET or similar.
+    Protocol,
+    /// Too many bad requests or an unread outbox.
+    Abuse,
+    /// A WebSocket message over `maxPayload`.
+    TooLarge,
+}
+
+impl End {
+    fn metric(self) -> Option<&'static str> {
+        match self {
+            End::Gone | End::ClientClose => None,
+            End::PingTimeout => Some("idle"),
+            End::Shutdown => Some("shutdown"),
+            End::Protocol => Some("protocol_error"),
+            End::Abuse => Some("abuse"),
+            End::TooLarge => Some("frame_too_large"),
+        }
+    }
+
+    fn close_reason(self) -> CloseReason {
+        let (code, text) = match self {
+            End::Gone | End::ClientClose => (CloseCode::Normal, ""),
+            End::PingTimeout => (CloseCode::Policy, "ping timeout"),
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+            End::Protocol => (CloseCode::Protocol, "protocol error"),
+            End::Abuse => (CloseCode::Policy, "too many invalid requests"),
+            End::TooLarge => (CloseCode::Size, "message too large"),
+        };
+        CloseReason {
+            code,
+            description: (!text.is_empty()).then(|| text.to_owned()),
+        }
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Shutdown,
+    Command(Option<Command>),
+    Ws(Option<WsInbound>),
+    Probe(Option<WsInbound>),
+    Tick(Option<Outbound>),
+    PingDue,
+    PongOverdue,
+    ProbeOverdue,
+}
+
+/// One Engine.IO session's state, owned by its task.
+struct EngineSession {
+    /// Engine.IO session id (the `sid` query parameter).
+    sid: String,
+    /// Timings and limits.
+    eio: EioConfig,
+    /// Subscriptions and limits shared with the native protocol.
+    client: ClientSession,
+    /// Whether the Socket.IO client is CONNECTed to `/` (events are ignored before).
+    joined: bool,
+    /// Packets waiting for the next GET (polling only; WebSocket writes directly).
+    outbox: VecDeque<ByteString>,
+    /// The GET waiting for packets, at most one.
+    pending_poll: Option<oneshot::Sender<Result<Vec<ByteString>, EioError>>>,
+    /// The WebSocket once upgraded (or from the start).
+    ws: Option<WsConn>,
+    /// A WebSocket being probed for the upgrade, and when it must have finished.
+    probe: Option<(WsConn, Instant)>,
+    /// `3probe` sent: pending GETs get a noop until the client sends `5`.
+    upgrading: bool,
+    /// When the next ping goes out.
+    next_ping: Instant,
+    /// Set while a ping awaits its pong.
+    pong_deadline: Option<Instant>,
+}
+
+/// Runs one session to its end and cleans up (table entry, hub subscriptions, gauges).
+async fn run(
+    state: Arc<AppState>,
+    sid: String,
+    mut commands: mpsc::Receiver<Command>,
+    ws: Option<WsConn>,
+) {
+    let eio = eio_config(&state.cfg);
+    let (client, mut ticks) = ClientSession::open(state.clone(), Protocol::SocketIo);
+    let mut session = EngineSession {
+        sid,
+        eio,
+        client,
+        joined: false,
+        outbox: VecDeque::new(),
+        pending_poll: None,
+        ws,
+        probe: None,
+        upgrading: false,
+        next_ping: Instant::now() + eio.ping_interval,
+        pong_deadline: None,
+    };
+    let end = session.serve(&mut commands, &mut ticks).await;
+    if let Some(label) = end.metric() {
+        state.metrics.disconnects.with_label_values(&[label]).inc();
+    }
+    tracing::debug!(sid = %session.sid, reason = ?end, "Socket.IO session ended.");
+    state.socketio.remove(&session.sid);
+    // Requests that raced with the end get their answers instead of hanging.
+    commands.close();
+    while let Ok(cmd) = commands.try_recv() {
+        match cmd {
+            Command::Poll(tx) => {
+                let _ = tx.send(Err(EioError::UnknownSid));
+            }
+            Command::Post(_, tx) => {
+                let _ = tx.send(Err(EioError::UnknownSid));
+            }
+            Command::Upgrade(w) => {
+                let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+            }
+        }
+    }
+    let EngineSession {
+        client,
+        pending_poll,
+        ws,
+        probe,
+        ..
+    } = session;
+    client.close().await;
+    if let Some(tx) = pending_poll {
+        let _ = tx.send(Ok(vec![ByteString::from_static("1")]));
+    }
+    if let Some((p, _)) = probe {
+        let _ = p.session.close(Some(end.close_reason())).await;
+    }
+    if let Some(w) = ws {
+        if end != End::Gone {
+            let _ = w.session.close(Some(end.close_reason())).await;
+        }
+    }
+}
+
+async fn recv_ws(ws: &mut Option<WsConn>) -> Option<WsInbound> {
+    match ws {
+        Some(w) => w.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_probe(probe: &mut Option<(WsConn, Instant)>) -> Option<WsInbound> {
+    match probe {
+        Some((w, _)) => w.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl EngineSession {
+    async fn serve(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        ticks: &mut mpsc::Receiver<Outbound>,
+    ) -> End {
+        if let Some(ws) = &mut self.ws {
+            let open = packet::open(
+                &self.sid,
+                &[],
+                super::millis(self.eio.ping_interval),
+                super::millis(self.eio.ping_timeout),
+                self.eio.max_payload,
+            );
+            if ws.session.text(open).await.is_err() {
+                return End::Gone;
+            }
+        }
+        let mut shutdown = self.client.state().shutdown.clone();
+        if *shutdown.borrow() {
+            return End::Shutdown;
+        }
+        loop {
+            self.flush_poll();
+            if self.outbox.len() > OUTBOX_LIMIT {
+                return End::Abuse;
+            }
+            let take_ticks = self.joined
+                && !self.upgrading
+                && (self.ws.is_some() || self.pending_poll.is_some());
+            let far = Instant::now() + Duration::from_secs(86_400);
+            let ping_at = self.next_ping;
+            let pong_at = self.pong_deadline;
+            let probe_at = self.probe.as_ref().map(|(_, at)| *at);
+            let wake = tokio::select! {
+                biased;
+                _ = shutdown.changed() => Wake::Shutdown,
+                c = commands.recv() => Wake::Command(c),
+                m = recv_ws(&mut self.ws) => Wake::Ws(m),
+                m = recv_probe(&mut self.probe) => Wake::Probe(m),
+                t = ticks.recv(), if take_ticks => Wake::Tick(t),
+                _ = tokio::time::sleep_until(pong_at.unwrap_or(far)), if pong_at.is_some() => Wake::PongOverdue,
+                _ = tokio::time::sleep_until(ping_at), if pong_at.is_none() => Wake::PingDue,
+                _ = tokio::time::sleep_until(probe_at.unwrap_or(far)), if probe_at.is_some() => Wake::ProbeOverdue,
+            };
+            let step = match wake {
+                Wake::Shutdown => Err(End::Shutdown),
+                Wake::Command(None) => Err(End::Gone),
+                Wake::Command(Some(cmd)) => self.on_command(cmd).await,
+                Wake::Ws(msg) => self.on_ws(msg).await,
+                Wake::Probe(msg) => self.on_probe(msg).await,
+                Wake::Tick(None) => Err(End::Gone),
+                Wake::Tick(Some(first)) => self.on_ticks(first, ticks).await,
+                Wake::PingDue => {
+                    self.pong_deadline = Some(Instant::now() + self.eio.ping_timeout);
+                    self.send(ByteString::from_static("2")).await
+                }
+                Wake::PongOverdue => Err(End::PingTimeout),
+                Wake::ProbeOverdue => {
+                    if let Some((p, _)) = self.probe.take() {
+                        let _ = p.session.close(None).await;
+                    }
+                    self.upgrading = false;
+                    Ok(())
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Answers the pending GET when there is something for it (a noop while upgrading).
+    fn flush_poll(&mut self) {
+        let Some(tx) = self.pending_poll.take() else {
+            return;
+        };
+        if tx.is_closed() {
+            return;
+        }
+        if self.upgrading || self.ws.is_some() {
+            let _ = tx.send(Ok(vec![ByteString::from_static("6")]));
+            return;
+        }
+        if self.outbox.is_empty() {
+            self.pending_poll = Some(tx);
+            return;
+        }
+        let packets: Vec<ByteString> = self.outbox.drain(..).collect();
+        if let Err(Ok(packets)) = tx.send(Ok(packets)) {
+            // The GET was cancelled meanwhile: keep the packets for the next one.
+            for p in packets.into_iter().rev() {
+                self.outbox.push_front(p);
+            }
+        }
+    }
+
+    /// Queues (polling) or writes (WebSocket) one Engine.IO packet.
+    async fn send(&mut self, packet: ByteString) -> Result<(), End> {
+        match &mut self.ws {
+            Some(ws) => ws.session.text(packet).await.map_err(|_| End::Gone),
+            None => {
+                self.outbox.push_back(packet);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Result<(), End> {
+        match cmd {
+            Command::Poll(tx) => {
+                if self.ws.is_some() {
+                    // Upgraded or WebSocket-only: polling is the wrong transport now.
+                    let _ = tx.send(Err(EioError::BadRequest));
+                    return Ok(());
+                }
+                if self.pending_poll.as_ref().is_some_and(|p| !p.is_closed()) {
+                    let _ = tx.send(Err(EioError::BadRequest));
+                    return Err(End::Protocol);
+                }
+                self.pending_poll = Some(tx);
+                Ok(())
+            }
+            Command::Post(body, tx) => {
+                if self.ws.is_some() {
+                    let _ = tx.send(Err(EioError::BadRequest));
+                    return Ok(());
+                }
+                let Some(body) = body else {
+                    let _ = tx.send(Err(EioError::BadRequest));
+                    return Err(End::Protocol);
+                };
+                let packets = match packet::parse_payload(&body) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let _ = tx.send(Err(EioError::BadRequest));
+                        return Err(End::Protocol);
+                    }
+                };
+                for p in packets {
+                    if let Err(end) = self.on_packet(p).await {
+                        let answer = if end == End::Protocol {
+                            Err(EioError::BadRequest)
+                        } else {
+                            Ok(())
+                        };
+                        let _ = tx.send(answer);
+                        return Err(end);
+                    }
+                }
+                let _ = tx.send(Ok(()));
+                Ok(())
+            }
+            Command::Upgrade(w) => {
+                if self.ws.is_some() || self.probe.is_some() {
+                    let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+                    return Ok(());
+                }
+                let deadline = Instant::now() + self.eio.upgrade_timeout;
+                self.probe = Some((w, deadline));
+                Ok(())
+            }
+        }
+    }
+
+    /// A frame on the probing WebSocket: `2probe` → `3probe`, then `5` switches transports.
+    async fn on_probe(&mut self, msg: Option<WsInbound>) -> Result<(), End> {
+        let text = match msg {
+            Some(Ok(AggregatedMessage::Text(text))) => text,
+            Some(Ok(AggregatedMessage::Ping(p))) => {
+                if let Some((w, _)) = &mut self.probe {
+                    let _ = w.session.pong(&p).await;
+                }
+                return Ok(());
+            }
+            Some(Ok(AggregatedMessage::Pong(_))) => return Ok(()),
+            _ => {
+                // Probe failed or closed: stay on polling.
+                if let Some((w, _)) = self.probe.take() {
+                    let _ = w.session.close(None).await;
+                }
+                self.upgrading = false;
+                return Ok(());
+            }
+        };
+        match packet::parse_eio(&text, false) {
+            Ok(EioPacket::Ping("probe")) => {
+                if let Some((w, _)) = &mut self.probe {
+                    if w.session.text("3probe").await.is_err() {
+                        self.probe = None;
+                        return Ok(());
+                    }
+                }
+                self.upgrading = true;
+                Ok(())
+            }
+            Ok(EioPacket::Upgrade) if self.upgrading => {
+                let Some((mut w, _)) = self.probe.take() else {
+                    return Ok(());
+                };
+                self.upgrading = false;
+                if let Some(tx) = self.pending_poll.take() {
+                    let _ = tx.send(Ok(vec![ByteString::from_static("6")]));
+                }
+                for p in self.outbox.drain(..) {
+                    if w.session.text(p).await.is_err() {
+                        return Err(End::Gone);
+                    }
+                }
+                self.ws = Some(w);
+                self.client.state().metrics.socketio_upgrades.inc();
+                tracing::debug!(sid = %self.sid, "Socket.IO session upgraded to WebSocket.");
+                Ok(())
+            }
+            _ => {
+                if let Some((w, _)) = self.probe.take() {
+                    let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+                }
+                self.upgrading = false;
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_ws(&mut self, msg: Option<WsInbound>) -> Result<(), End> {
+        match msg {
+            None => Err(End::Gone),
+            Some(Ok(AggregatedMessage::Text(text))) => match packet::parse_eio(&text, false) {
+                Ok(p) => self.on_packet(p).await,
+                Err(_) => Err(End::Protocol),
+            },
+            Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                self.on_packet(EioPacket::Binary(bytes.to_vec())).await
+            }
+            Some(Ok(AggregatedMessage::Ping(p))) => match &mut self.ws {
+                Some(w) => w.session.pong(&p).await.map_err(|_| End::Gone),
+                None => Ok(()),
+            },
+            Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+            Some(Ok(AggregatedMessage::Close(_))) => Err(End::ClientClose),
+            Some(Err(ProtocolError::Overflow)) => Err(End::TooLarge),
+            // A reset or EOF mid-frame is a client that went away, not a protocol violation.
+            Some(Err(ProtocolError::Io(_))) => Err(End::Gone),
+            Some(Err(_)) => Err(End::Protocol),
+        }
+    }
+
+    async fn on_packet(&mut self, p: EioPacket<'_>) -> Result<(), End> {
+        match p {
+            EioPacket::Close => Err(End::ClientClose),
+            EioPacket::Ping(data) => self.send(format!("3{data}").into()).await,
+            EioPacket::Pong(_) => {
+                self.pong_deadline = None;
+                self.next_ping = Instant::now() + self.eio.ping_interval;
+                Ok(())
+            }
+            EioPacket::Message(text) => self.on_socketio(text).await,
+            EioPacket::Binary(_) => {
+                if self.joined {
+                    let e = ClientError::new(
+                        ErrorCode::BadJson,
+                        "binary payloads are not supported; send JSON",
+                    );
+                    let response = self.client.reject(e);
+                    return self.respond(response, None).await;
+                }
+                Ok(())
+            }
+            EioPacket::Noop => Ok(()),
+            // The client never sends open, and upgrade only on the probe socket.
+            EioPacket::Open => Err(End::Protocol),
+            EioPacket::Upgrade => {
+                if self.ws.is_some() {
+                    Ok(())
+                } else {
+                    Err(End::Protocol)
+                }
+            }
+        }
+    }
+
+    /// One Socket.IO packet (the data of an Engine.IO message).
+    async fn on_socketio(&mut self, text: &str) -> Result<(), End> {
+        let max = self.client.state().cfg.gateway.max_message_bytes;
+        if text.len() > max && self.joined {
+            let e = ClientError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "message of {} bytes exceeds the limit of {max} bytes",
+                    text.len()
+                ),
+            );
+            let response = self.client.reject(e);
+            return self.respond(response, None).await;
+        }
+        let p = match packet::parse_sio(text) {
+            Ok(p) => p,
+            Err(PacketError::SocketIo | PacketError::Engine) => return Err(End::Protocol),
+        };
+        match p.kind {
+            SioKind::Connect if p.nsp != "/" => {
+                let refusal = packet::connect_error(&p.nsp, "Invalid namespace");
+                self.send(refusal.into()).await
+            }
+            SioKind::Connect => {
+                // `auth` (p.data) is accepted and not required; JWT checks come with the auth issue.
+                let ok = packet::connect_ok(self.client.client_id());
+                self.send(ok.into()).await?;
+                if !self.joined {
+                    self.joined = true;
+                    let hello = packet::event("connected", &self.client.connected());
+                    self.send(hello.into()).await?;
+                }
+                Ok(())
+            }
+            SioKind::Disconnect => {
+                if p.nsp == "/" && self.joined {
+                    self.joined = false;
+                    self.client.unsubscribe_all().await;
+                }
+                Ok(())
+            }
+            SioKind::Event if p.nsp == "/" && self.joined => {
+                let Some(Value::Array(mut args)) = p.data else {
+                    return Err(End::Protocol);
+                };
+                let data = if args.len() > 1 {
+                    args.swap_remove(1)
+                } else {
+                    Value::Null
+                };
+                let event = match args.first() {
+                    Some(Value::String(s)) => s.clone(),
+                    _ => return Err(End::Protocol),
+                };
+                let g = &self.client.state().cfg.gateway;
+                let response =
+                    match protocol::parse_action(&event, &data, g.max_symbols_per_connection) {
+                        Ok(action) => self.client.handle(action).await,
+                        Err(e) => self.client.reject(e),
+                    };
+                self.respond(response, p.id).await
+            }
+            SioKind::BinaryEvent if p.nsp == "/" && self.joined => {
+                let e = ClientError::new(
+                    ErrorCode::BadJson,
+                    "binary payloads are not supported; send JSON",
+                );
+                let response = self.client.reject(e);
+                self.respond(response, p.id).await
+            }
+            // Events for a namespace the client is not connected to, and acks
+            // (we never ask for one), are ignored as the reference server does.
+            SioKind::Event | SioKind::BinaryEvent | SioKind::Ack | SioKind::BinaryAck => Ok(()),
+            SioKind::ConnectError => Err(End::Protocol),
+        }
+    }
+
+    /// Sends a response as the same event the native protocol uses, plus the ack when asked.
+    async fn respond(&mut self, response: Response, ack: Option<u64>) -> Result<(), End> {
+        let reply = packet::event(response.event, &response.data);
+        self.send(reply.into()).await?;
+        if let Some(id) = ack {
+            self.send(packet::ack(id, &response.data).into()).await?;
+        }
+        for frame in &response.snapshots {
+            self.send(frame.socketio().clone()).await?;
+        }
+        if response.abuse {
+            return Err(End::Abuse);
+        }
+        Ok(())
+    }
+
+    /// Delivers `first` and whatever else is queued (up to a batch).
+    async fn on_ticks(
+        &mut self,
+        first: Outbound,
+        ticks: &mut mpsc::Receiver<Outbound>,
+    ) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(frame) = next.take() {
+            if self.client.wants(&frame) {
+                self.send(frame.socketio().clone()).await?;
+            }
+            taken += 1;
+            if taken < TICK_BATCH {
+                next = ticks.try_recv().ok();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! Socket.IO v4 at `/socket.io/`: Engine.IO v4 (polling, WebSocket, upgrade) and Socket.IO v5 on `/`.
+//!
+//! Stock `socket.io-client` 4.x and `python-socketio` clients work unchanged.
+//! Events and payloads are the native protocol's ([`crate::protocol`]): the
+//! same [`ClientSession`](crate::session::ClientSession) does the work, this
+//! module only speaks the framing.
+//!
+//! # Why hand-written
+//! Crates evaluated (November 2026):
+//! - `socketioxide` / `engineioxide` (maintained, complete): tower `Service`s
+//!   for hyper-based frameworks (axum, hyper, salvo, viz). actix-web is not
+//!   tower, so mounting them would need a second HTTP server on another port
+//!   (the contract is one gateway on :5021, same paths) or a tower↔actix
+//!   bridge that does not exist for WebSocket upgrades. They also own the
+//!   per-socket emit path, so a tick could not be shared as one pre-encoded
+//!   buffer across receivers the way the hub shares [`TickFrame`](crate::hub::TickFrame)s.
+//!   Their parser crates (`socketioxide-parser-common`) are bound to
+//!   socketioxide-core's value types and release train.
+//! - `actix-web-socket-io` (0.1.x, March 2025, ~460 lines): actix but built
+//!   on the deprecated `actix-web-actors`, one global server singleton, little
+//!   documentation; too young and too coupled to trust with the hot path.
+//! - `engine_io_server` (0.1.0, 2020): unmaintained.
+//! - `rust_socketio`: a client, not a server.
+//!
+//! The wire format is small (two digit-prefixed text formats and an open
+//! packet), so [`packet`] hand-writes it with table tests, and the real npm
+//! and PyPI clients test it end to end (`tests/socketio_clients.rs`).
+//!
+//! # Layout
+//! - [`packet`]: Engine.IO/Socket.IO packet parsing and encoding.
+//! - [`conn`]: one task per Engine.IO session (polling, upgrade, WebSocket, pings).
+//! - this file: the HTTP entry point, request validation and the session table.
+
+pub mod conn;
+pub mod packet;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use futures_util::StreamExt as _;
+use rand::Rng as _;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::AppState;
+use conn::Command;
+
+/// Protocol timings and limits for Engine.IO sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct EioConfig {
+    /// Server ping period (reference server default 25 000 ms).
+    pub ping_interval: Duration,
+    /// How long to wait for the pong (reference default 20 000 ms); a session that stops polling is reaped after interval + timeout.
+    pub ping_timeout: Duration,
+    /// Largest accepted POST body or WebSocket message (reference default 1 000 000 bytes).
+    pub max_payload: usize,
+    /// How long a probed WebSocket may take to send `5` (reference `upgradeTimeout` 10 000 ms).
+    pub upgrade_timeout: Duration,
+}
+
+/// Engine.IO error codes and messages, as the reference server (`engine.io` `Server.errors`) sends them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EioError {
+    /// 0: `transport` is not `polling` or `websocket`.
+    UnknownTransport,
+    /// 1: no such `sid` (never existed, closed or reaped).
+    UnknownSid,
+    /// 2: a handshake (no `sid`) that is not a GET.
+    BadHandshakeMethod,
+    /// 3: anything else malformed (transport mismatch, overlapping GET, bad packet).
+    BadRequest,
+    /// 4: refused by policy.
+    Forbidden,
+    /// 5: `EIO` is not 4.
+    UnsupportedProtocolVersion,
+}
+
+impl EioError {
+    /// The numeric code of the error JSON.
+    pub fn code(self) -> u8 {
+        match self {
+            EioError::UnknownTransport => 0,
+            EioError::UnknownSid => 1,
+            EioError::BadHandshakeMethod => 2,
+            EioError::BadRequest => 3,
+            EioError::Forbidden => 4,
+            EioError::UnsupportedProtocolVersion => 5,
+        }
+    }
+
+    /// The reference server's message for the code.
+    pub fn message(self) -> &'static str {
+        match self {
+            EioError::UnknownTransport => "Transport unknown",
+            EioError::UnknownSid => "Session ID unknown",
+            EioError::BadHandshakeMethod => "Bad handshake method",
+            EioError::BadRequest => "Bad request",
+            EioError::Forbidden => "Forbidden",
+            EioError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    /// The HTTP status the reference uses (403 for Forbidden, else 400).
+    fn status(self) -> StatusCode {
+        match self {
+            EioError::Forbidden => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Live Engine.IO sessions by `sid`; each entry is the command queue of its task.
+#[derive(Default)]
+pub struct Sessions {
+    /// Removed by the session task itself when it ends, so no entry outlives its task.
+    map: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+}
+
+impl Sessions {
+    fn insert(&self, sid: String, tx: mpsc::Sender<Command>) {
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(sid, tx);
+        }
+    }
+
+    fn get(&self, sid: &str) -> Option<mpsc::Sender<Command>> {
+        self.map.lock().ok()?.get(sid).cloned()
+    }
+
+    fn remove(&self, sid: &str) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(sid);
+        }
+    }
+
+    /// Number of live sessions (for tests and the shutdown drain).
+    pub fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Commands queued per session before a handler waits (requests of one client are sequential anyway).
+const COMMAND_QUEUE: usize = 8;
+
+/// Engine.IO sid length: 20 alphanumerics, like the reference's base64id.
+const SID_LEN: usize = 20;
+
+/// The query string of an Engine.IO request.
+#[derive(Debug, Default, serde::Deserialize)]
+struct EioQuery {
+    #[serde(rename = "EIO")]
+    eio: Option<String>,
+    transport: Option<String>,
+    sid: Option<String>,
+}
+
+/// Transports we serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Polling,
+    WebSocket,
+}
+
+/// Every request to `/socket.io/`: validates, then handshakes, polls, posts or upgrades.
+pub async fn route(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if req.method() == Method::OPTIONS {
+        return preflight(&req);
+    }
+    let query = web::Query::<EioQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let transport = match query.transport.as_deref() {
+        Some("polling") => Transport::Polling,
+        Some("websocket") => Transport::WebSocket,
+        _ => return error(&req, EioError::UnknownTransport),
+    };
+    if query.eio.as_deref() != Some("4") {
+        return error(&req, EioError::UnsupportedProtocolVersion);
+    }
+    let is_upgrade = is_websocket_upgrade(&req);
+    match (query.sid, transport) {
+        (None, _) if req.method() != Method::GET => error(&req, EioError::BadHandshakeMethod),
+        (None, Transport::Polling) => handshake_polling(&req, state.into_inner()),
+        (None, Transport::WebSocket) if is_upgrade => match actix_ws::handle(&req, body) {
+            Ok((response, session, stream)) => {
+                conn::spawn_websocket(state.into_inner(), session, stream);
+                response
+            }
+            Err(_) => error(&req, EioError::BadRequest),
+        },
+        (None, Transport::WebSocket) => error(&req, EioError::BadRequest),
+        (Some(sid), transport) => {
+            let Some(tx) = state.socketio.get(&sid) else {
+                return error(&req, EioError::UnknownSid);
+            };
+            match (transport, req.method()) {
+                (Transport::Polling, &Method::GET) => poll(&req, tx).await,
+                (Transport::Polling, &Method::POST) => post(&req, tx, body, &state).await,
+                (Transport::WebSocket, &Method::GET) if is_upgrade => {
+                    match actix_ws::handle(&req, body) {
+                        Ok((response, session, stream)) => {
+                            let eio = conn::eio_config(&state.cfg);
+                            let ws = conn::websocket(session, stream, &eio);
+                            if tx.send(Command::Upgrade(ws)).await.is_err() {
+                                return error(&req, EioError::UnknownSid);
+                            }
+                            response
+                        }
+                        Err(_) => error(&req, EioError::BadRequest),
+                    }
+                }
+                _ => error(&req, EioError::BadRequest),
+            }
+        }
+    }
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A new random session id.
+fn new_sid() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(SID_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// `GET ?EIO=4&transport=polling`: creates a session and answers with its open packet.
+fn handshake_polling(req: &HttpRequest, state: std::sync::Arc<AppState>) -> HttpResponse {
+    let eio = conn::eio_config(&state.cfg);
+    let sid = new_sid();
+    let open = packet::open(
+        &sid,
+        &["websocket"],
+        millis(eio.ping_interval),
+        millis(eio.ping_timeout),
+        eio.max_payload,
+    );
+    conn::spawn_polling(state, sid);
+    text(req, StatusCode::OK, open)
+}
+
+/// `GET ?sid=..`: hands a reply slot to the session and waits for its packets.
+async fn poll(req: &HttpRequest, tx: mpsc::Sender<Command>) -> HttpResponse {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if tx.send(Command::Poll(reply_tx)).await.is_err() {
+        return error(req, EioError::UnknownSid);
+    }
+    match reply_rx.await {
+        Ok(Ok(packets)) => {
+            let mut body = String::with_capacity(packets.iter().map(|p| p.len() + 1).sum());
+            for (i, p) in packets.iter().enumerate() {
+                if i > 0 {
+                    body.push(packet::SEPARATOR);
+                }
+                body.push_str(p);
+            }
+            text(req, StatusCode::OK, body)
+        }
+        Ok(Err(e)) => error(req, e),
+        Err(_) => error(req, EioError::UnknownSid),
+    }
+}
+
+/// `POST ?sid=..`: reads at most `maxPayload` bytes and hands the packets to the session.
+async fn post(
+    req: &HttpRequest,
+    tx: mpsc::Sender<Command>,
+    mut body: web::Payload,
+    state: &AppState,
+) -> HttpResponse {
+    let max = conn::eio_config(&state.cfg).max_payload;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return error(req, EioError::BadRequest);
+        };
+        if bytes.len() + chunk.len() > max {
+            // As the reference server: 413, the session itself is untouched.
+            let mut res = cors(req, HttpResponse::build(StatusCode::PAYLOAD_TOO_LARGE));
+            return res.json(error_body(EioError::BadRequest));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let binary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    // Engine.IO v4 polling carries binary as `b`+base64 text, never as octet-stream.
+    let body = if binary {
+        None
+    } else {
+        String::from_utf8(bytes.to_vec()).ok()
+    };
+    let (reply_tx, reply_rx) = oneshot::channel();
+    if tx.send(Command::Post(body, reply_tx)).await.is_err() {
+        return error(req, EioError::UnknownSid);
+    }
+    match reply_rx.await {
+        Ok(Ok(())) => {
+            let mut res = cors(req, HttpResponse::Ok());
+            res.content_type("text/html").body("ok")
+        }
+        Ok(Err(e)) => error(req, e),
+        Err(_) => error(req, EioError::UnknownSid),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn error_body(e: EioError) -> serde_json::Value {
+    serde_json::json!({"code": e.code(), "message": e.message()})
+}
+
+/// The Engine.IO error JSON with the reference server's status.
+fn error(req: &HttpRequest, e: EioError) -> HttpResponse {
+    cors(req, HttpResponse::build(e.status())).json(error_body(e))
+}
+
+fn text(req: &HttpRequest, status: StatusCode, body: String) -> HttpResponse {
+    cors(req, HttpResponse::build(status))
+        .content_type("text/plain; charset=UTF-8")
+        .body(body)
+}
+
+/// Browsers poll cross-origin (a dashboard on another port): allow the caller's origin, like seed 004's server did.
+fn cors(req: &HttpRequest, mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        builder.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
+        builder.insert_header((
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        ));
+    }
+    builder
+}
+
+/// CORS preflight for clients that send extra headers.
+fn preflight(req: &HttpRequest) -> HttpResponse {
+    let mut res = cors(req, HttpResponse::NoContent());
+    res.insert_header((
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    ));
+    if let Some(h) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        res.insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone()));
+    }
+    res.finish()
+}
