@@ -1,0 +1,181 @@
+//! Assertions every ingestor test needs: the cached tick in Redis, ticks on
+//! the pub/sub channel, and values on `/metrics` — each awaited, never slept for.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tickstream_testkit::{http_get_text, wait_until, RedisServer, Service};
+
+/// The cached tick `price:{symbol}`, if any.
+pub async fn cached_tick(redis: &RedisServer, symbol: &str) -> Option<Value> {
+    let mut c = redis.client().await.ok()?;
+    let raw: Option<String> = redis::cmd("GET")
+        .arg(format!("price:{symbol}"))
+        .query_async(&mut c)
+        .await
+        .ok()?;
+    raw.and_then(|r| serde_json::from_str(&r).ok())
+}
+
+/// Waits until `price:{symbol}` holds a tick for which `pred` holds, and returns it.
+pub async fn wait_tick(
+    redis: &RedisServer,
+    symbol: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let what = format!("a matching tick under price:{symbol}");
+    let pred = &pred;
+    wait_until(timeout, &what, || async move {
+        cached_tick(redis, symbol).await.is_some_and(|t| pred(&t))
+    })
+    .await
+    .unwrap();
+    cached_tick(redis, symbol).await.unwrap()
+}
+
+/// A subscription to `ticks:{symbol}`, to assert what subscribers receive.
+pub struct TickChannel {
+    /// The pub/sub connection's message stream.
+    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>,
+}
+
+impl TickChannel {
+    /// Subscribes before the test makes the upstream send, so nothing is missed.
+    pub async fn subscribe(redis: &RedisServer, symbol: &str) -> TickChannel {
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(format!("ticks:{symbol}")).await.unwrap();
+        TickChannel {
+            stream: Box::pin(pubsub.into_on_message()),
+        }
+    }
+
+    /// The next tick published, within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Value {
+        let msg = tokio::time::timeout(timeout, self.stream.next())
+            .await
+            .expect("no tick on the channel in time")
+            .expect("pub/sub stream ended");
+        let payload: String = msg.get_payload().unwrap();
+        serde_json::from_str(&payload).unwrap()
+    }
+}
+
+/// The value of the sample whose line starts with `series` (name and labels exactly as exported).
+pub async fn metric(service: &Service, series: &str) -> Option<f64> {
+    let (_, text) = http_get_text(&service.http_url("/metrics")).await.ok()?;
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Waits until `series` on `/metrics` satisfies `pred`, and returns the value.
+pub async fn wait_metric(
+    service: &Service,
+    series: &str,
+    timeout: Duration,
+    pred: impl Fn(f64) -> bool,
+) -> f64 {
+    let pred = &pred;
+    wait_until(timeout, &format!("{series} to match"), || async move {
+        metric(service, series).await.is_some_and(pred)
+    })
+    .await
+    .unwrap();
+    metric(service, series).await.unwrap()
+}
+
+/// Waits until `/health` answers a body for which `pred` holds, and returns `(code, body)`.
+pub async fn wait_health(
+    service: &Service,
+    timeout: Duration,
+    pred: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value) {
+    let url = service.http_url("/health");
+    let pred = &pred;
+    let url_ref = &url;
+    wait_until(timeout, "/health to match", || async move {
+        matches!(tickstream_testkit::http_get_json(url_ref).await, Ok((code, body)) if pred(code, &body))
+    })
+    .await
+    .unwrap();
+    tickstream_testkit::http_get_json(&url).await.unwrap()
+}
+
+/// The real `gateway` binary on a test's Redis with one WebSocket client
+/// subscribed to a symbol: the end of the path upstream → ingestor → Redis → gateway → client.
+pub struct GatewayClient {
+    /// The gateway process (killed on drop).
+    gateway: Service,
+    /// The client socket.
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl GatewayClient {
+    /// Starts the gateway on `redis` and subscribes a client to `symbol`, waiting for `subscribed`.
+    pub async fn start(redis: &RedisServer, symbol: &str) -> GatewayClient {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+
+        let url = redis.url();
+        let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
+            .await
+            .unwrap();
+        let (ws, _) = tokio_tungstenite::connect_async(gateway.ws_url("/ws"))
+            .await
+            .unwrap();
+        let mut client = GatewayClient { gateway, ws };
+        let subscribe = serde_json::json!({"event": "subscribe", "data": {"symbols": [symbol]}});
+        client
+            .ws
+            .send(Message::text(subscribe.to_string()))
+            .await
+            .unwrap();
+        client
+            .next_event(Duration::from_secs(10), |v| v["event"] == "subscribed")
+            .await;
+        client
+    }
+
+    /// The gateway process, for REST assertions (`/symbols`, `/health`).
+    pub fn gateway(&self) -> &Service {
+        &self.gateway
+    }
+
+    /// The next `price_update` of `symbol` whose data satisfies `pred`.
+    pub async fn next_tick(
+        &mut self,
+        symbol: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let v = self
+            .next_event(timeout, |v| {
+                v["event"] == "price_update" && v["data"]["symbol"] == symbol && pred(&v["data"])
+            })
+            .await;
+        v["data"].clone()
+    }
+
+    async fn next_event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no matching gateway frame within {timeout:?}"))
+                .expect("gateway closed the WebSocket")
+                .unwrap();
+            let Message::Text(text) = msg else { continue };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}

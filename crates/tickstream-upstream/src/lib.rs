@@ -1,0 +1,283 @@
+//! The shared machinery of tickstream's real upstream ingestors, written once.
+//!
+//! A venue (Binance, Coinbase, Finnhub, Twelve Data) implements the small
+//! [`Venue`] trait: its WebSocket URL(s), subscribe frames, a parse of one
+//! frame into [`WsEvent`]s, and optionally its REST fallback. [`run`] does the
+//! rest: the ops server (`/health`, `/metrics`), seq counters loaded from Redis
+//! so `seq` continues across restarts, one task per connection that
+//! reconnects with capped, jittered backoff and resubscribes every time,
+//! answers pings, sends the venue's heartbeat, reconnects on a stall and
+//! rotates before a server-side cut, the REST fallback poller, publishing via
+//! the bus, and the heartbeat record the gateway reads.
+//!
+//! # Layout
+//! - [`venue`]: the [`Venue`] trait, [`Quote`] and parse helpers.
+//! - [`settings`]: the shared `[upstream]` config section and its defaults.
+//! - [`ws`]: one reconnecting WebSocket connection.
+//! - [`rest`]: the REST fallback poller (429/418 and `Retry-After` aware).
+//! - [`publish`]: seq bookkeeping and publishing to Redis.
+//! - [`status`]: live state behind `/health` and the heartbeat.
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`run`]: wires them together until shutdown.
+
+#![forbid(unsafe_code)]
+
+pub mod metrics;
+pub mod publish;
+pub mod rest;
+pub mod settings;
+pub mod status;
+pub mod venue;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tickstream_bus::{Backoff, BusError, Redis, RedisOptions};
+use tickstream_runtime::ops::{self, HealthFn};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+pub use metrics::Metrics;
+pub use publish::Publisher;
+pub use settings::UpstreamSettings;
+pub use status::{Problem, Status};
+pub use venue::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
+
+/// First wait after a failed Redis operation while loading seq counters.
+pub const REDIS_RETRY_INITIAL: Duration = Duration::from_millis(100);
+/// Longest wait between seq-loading attempts while Redis is down.
+pub const REDIS_RETRY_MAX: Duration = Duration::from_secs(2);
+/// Upper bound on one Redis command.
+pub const REDIS_OP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Heartbeat TTL in heartbeat periods: survives a few missed writes.
+pub const HEARTBEAT_TTL_PERIODS: u32 = 5;
+/// How long shutdown waits for connection tasks to send their close frames.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the service listens and which Redis it uses (the common config keys).
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Bind address (`HOST`).
+    pub host: String,
+    /// Ops port (`PORT`; 0 picks a free one).
+    pub port: u16,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// The `[upstream]` section.
+    pub settings: UpstreamSettings,
+}
+
+/// Why the service could not run; all are start-up failures (non-zero exit).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ops port cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// `host:port` from the configuration.
+        addr: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Redis URL is unusable.
+    #[error("invalid configuration value for `redis_url`: {0}")]
+    Redis(#[from] BusError),
+}
+
+/// What every task of one running ingestor shares.
+pub(crate) struct Context<V> {
+    /// The venue.
+    pub(crate) venue: V,
+    /// Timings.
+    pub(crate) settings: UpstreamSettings,
+    /// `/health` state.
+    pub(crate) status: Arc<Status>,
+    /// Metric handles.
+    pub(crate) metrics: Metrics,
+    /// Seq + Redis.
+    pub(crate) publisher: Publisher,
+}
+
+/// Runs the ingestor for `venue` until `shutdown` resolves; `Ok` after a clean stop.
+pub async fn run<V: Venue>(
+    venue: V,
+    opts: ServiceOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(shutdown);
+    // Poll once so signal handlers are installed before `Listening.` is logged.
+    if poll_once(&mut shutdown).await {
+        return Ok(());
+    }
+    let source = venue.name();
+    let symbols = venue.symbols();
+    let redis = Redis::connect_lazy(RedisOptions {
+        url: opts.redis_url.clone(),
+        price_ttl: Duration::from_secs(opts.settings.price_ttl_secs),
+        op_timeout: REDIS_OP_TIMEOUT,
+    })?;
+    let registry = tickstream_runtime::metrics::registry();
+    let metrics = Metrics::register(&registry, source);
+    metrics.symbols.set(symbols.len() as i64);
+
+    let bind_err = |source| Error::Bind {
+        addr: format!("{}:{}", opts.host, opts.port),
+        source,
+    };
+    let (listener, addr) = ops::bind(&opts.host, opts.port).map_err(bind_err)?;
+    let connections = venue.connections();
+    let blocked = venue.credentials_problem();
+    let status = Arc::new(Status::new(
+        source,
+        addr.port(),
+        symbols.iter().map(ToString::to_string).collect(),
+        connections.len(),
+        redis.health().clone(),
+    ));
+    if let Some(why) = &blocked {
+        tracing::error!(source, problem = %why, "Not connecting to the upstream until this is fixed.");
+        status.set_problem(Some(Problem::Blocked(why.clone())));
+    }
+    let health: HealthFn = {
+        let status = status.clone();
+        Arc::new(move || status.health())
+    };
+    let server = ops::serve(listener, registry, health).map_err(bind_err)?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        redis.clone(),
+        status.clone(),
+        metrics.clone(),
+        opts.settings.heartbeat(),
+    ));
+
+    let mut tasks = Vec::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let loaded = tokio::select! {
+        _ = &mut shutdown => None,
+        seqs = load_seqs_retrying(&redis, &symbols, &status, &metrics) => Some(seqs),
+    };
+    if let Some(seqs) = loaded {
+        status.set_problem(blocked.clone().map(Problem::Blocked));
+        let publisher = Publisher::new(redis.clone(), seqs, metrics.clone(), status.clone());
+        let ctx = Arc::new(Context {
+            venue,
+            settings: opts.settings.clone(),
+            status: status.clone(),
+            metrics: metrics.clone(),
+            publisher,
+        });
+        if blocked.is_none() {
+            tracing::info!(
+                source,
+                symbols = symbols.len(),
+                connections = connections.len(),
+                "Connecting to the upstream."
+            );
+            for (index, conn) in connections.into_iter().enumerate() {
+                tasks.push(tokio::spawn(ws::run_connection(
+                    ctx.clone(),
+                    index,
+                    conn,
+                    stop_rx.clone(),
+                )));
+            }
+        }
+        tasks.push(tokio::spawn(rest::run_fallback(ctx, stop_rx.clone())));
+        shutdown.await;
+    }
+
+    tracing::info!(
+        source,
+        ticks_published = status.ticks_published(),
+        "Shutting down."
+    );
+    let _ = stop_tx.send(true);
+    let joined = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_TIMEOUT, joined)
+        .await
+        .is_err()
+    {
+        tracing::debug!("Connection tasks did not stop in time; exiting anyway.");
+    }
+    heartbeat.abort();
+    let stopped = async {
+        server_handle.stop(true).await;
+        let _ = server_task.await;
+    };
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, stopped).await;
+    Ok(())
+}
+
+/// Resolves once the watched flag equals `want` (or its sender is gone);
+/// returns nothing so no non-`Send` borrow is held across an await.
+pub(crate) async fn wait_flag(rx: &mut watch::Receiver<bool>, want: bool) {
+    let _ = rx.wait_for(|v| *v == want).await;
+}
+
+/// Polls `fut` once; true if it is already done.
+async fn poll_once<F: Future<Output = ()> + Unpin>(fut: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = fut => true,
+        _ = std::future::ready(()) => false,
+    }
+}
+
+/// Loads the seq counters, retrying with backoff until Redis answers, so the
+/// first published seq follows the last one ever published.
+async fn load_seqs_retrying(
+    redis: &Redis,
+    symbols: &[tickstream_model::Symbol],
+    status: &Status,
+    metrics: &Metrics,
+) -> std::collections::HashMap<tickstream_model::Symbol, u64> {
+    let mut backoff = Backoff::new(REDIS_RETRY_INITIAL, REDIS_RETRY_MAX);
+    loop {
+        match publish::load_seqs(redis, symbols).await {
+            Ok(seqs) => {
+                metrics.redis_up.set(1);
+                tracing::info!(
+                    symbols = symbols.len(),
+                    restored = seqs.len(),
+                    "Seq counters loaded from Redis."
+                );
+                return seqs;
+            }
+            Err(e) => {
+                metrics.redis_up.set(i64::from(redis.health().is_up()));
+                if status.assess().0 != tickstream_runtime::health::HealthStatus::Unhealthy {
+                    status.set_problem(Some(Problem::Loading(format!(
+                        "waiting for Redis to load seq counters: {e}"
+                    ))));
+                }
+                let delay = backoff.next_delay();
+                if backoff.attempts() == 1 {
+                    tracing::warn!(error = %e, retryable = e.is_retryable(), "Cannot load seq counters from Redis; nothing is published until it answers.");
+                }
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Writes the heartbeat record every period, so the gateway sees this ingestor.
+async fn heartbeat_loop(redis: Redis, status: Arc<Status>, metrics: Metrics, period: Duration) {
+    let ttl = period * HEARTBEAT_TTL_PERIODS;
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = redis.write_heartbeat(&status.heartbeat(), ttl).await {
+            tracing::debug!(error = %e, "Heartbeat write failed.");
+        }
+        metrics.redis_up.set(i64::from(redis.health().is_up()));
+    }
+}

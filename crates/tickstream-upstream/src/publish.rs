@@ -1,0 +1,150 @@
+//! Seq bookkeeping and publishing: quotes from the stream or the fallback get
+//! their per-symbol `seq` and go to Redis in one pipelined round trip.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tickstream_bus::{BusError, Redis};
+use tickstream_model::{Symbol, Tick};
+
+use crate::metrics::Metrics;
+use crate::status::Status;
+use crate::venue::Quote;
+
+/// Stamps and publishes ticks; shared by every connection task and the fallback poller.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    /// The bus.
+    redis: Redis,
+    /// Last seq handed out per symbol. Loaded from Redis before the first
+    /// publish; a failed publish still consumes its seqs (gaps, never repeats).
+    seqs: Arc<Mutex<HashMap<Symbol, u64>>>,
+    /// Counters and the latency histogram.
+    metrics: Metrics,
+    /// `/health` state.
+    status: Arc<Status>,
+}
+
+impl Publisher {
+    /// A publisher continuing from `seqs` (as loaded from Redis).
+    pub fn new(
+        redis: Redis,
+        seqs: HashMap<Symbol, u64>,
+        metrics: Metrics,
+        status: Arc<Status>,
+    ) -> Self {
+        Self {
+            redis,
+            seqs: Arc::new(Mutex::new(seqs)),
+            metrics,
+            status,
+        }
+    }
+
+    /// Assigns the next seq of each quote's symbol and stamps `source`.
+    pub fn stamp(&self, quotes: Vec<Quote>, source: &str) -> Vec<Tick> {
+        let mut seqs = match self.seqs.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        quotes
+            .into_iter()
+            .map(|q| {
+                let seq = seqs.entry(q.symbol.clone()).or_insert(0);
+                *seq += 1;
+                q.into_tick(source, *seq)
+            })
+            .collect()
+    }
+
+    /// Publishes `quotes` as ticks of `source`; failures are counted and logged, never fatal.
+    pub async fn publish(&self, quotes: Vec<Quote>, source: &str) -> Result<(), BusError> {
+        if quotes.is_empty() {
+            return Ok(());
+        }
+        let ticks = self.stamp(quotes, source);
+        let result = self.redis.publish(&ticks).await;
+        self.metrics
+            .redis_up
+            .set(i64::from(self.redis.health().is_up()));
+        match result {
+            Ok(()) => {
+                let now = Utc::now();
+                let latency = self.metrics.latency(source);
+                let mut newest = ticks[0].timestamp;
+                for t in &ticks {
+                    let age = (now - t.timestamp).num_microseconds().unwrap_or(0).max(0);
+                    latency.observe(age as f64 / 1e6);
+                    newest = newest.max(t.timestamp);
+                }
+                self.metrics.published(source, ticks.len() as u64);
+                self.status.published(ticks.len(), newest);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.publish_errors.inc();
+                self.status.publish_failed();
+                tracing::warn!(error = %e, ticks = ticks.len(), "Publishing to Redis failed; ticks dropped.");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The last published seq per symbol: the larger of the seq hash and the cached tick.
+pub async fn load_seqs(
+    redis: &Redis,
+    symbols: &[Symbol],
+) -> Result<HashMap<Symbol, u64>, BusError> {
+    let mut seqs = redis.load_seqs(symbols).await?;
+    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+    let cached = redis.latest_many(&names).await?;
+    for (symbol, raw) in symbols.iter().zip(cached) {
+        if let Some(t) = raw.and_then(|b| Tick::from_json(&b).ok()) {
+            let seq = seqs.entry(symbol.clone()).or_insert(0);
+            *seq = (*seq).max(t.seq);
+        }
+    }
+    Ok(seqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickstream_bus::{RedisHealth, RedisOptions};
+
+    #[tokio::test]
+    async fn seqs_continue_per_symbol_from_what_redis_had() {
+        // A lazy handle never touches the network; stamping is pure bookkeeping.
+        let redis = Redis::connect_lazy(RedisOptions::new("redis://127.0.0.1:1")).unwrap();
+        let registry = tickstream_runtime::metrics::registry();
+        let metrics = Metrics::register(&registry, "binance");
+        let status = Arc::new(Status::new(
+            "binance",
+            0,
+            vec![],
+            1,
+            Arc::new(RedisHealth::default()),
+        ));
+        let btc = Symbol::parse("BTCUSDT").unwrap();
+        let eth = Symbol::parse("ETHUSDT").unwrap();
+        let p = Publisher::new(redis, HashMap::from([(btc.clone(), 41)]), metrics, status);
+        let at = tickstream_model::time::from_millis(1_700_000_000_000).unwrap();
+        let q = |s: &Symbol| Quote::new(s.clone(), 1.0, at);
+        let ticks = p.stamp(vec![q(&btc), q(&eth), q(&btc)], "binance-rest");
+        let seqs: Vec<(String, u64)> = ticks
+            .iter()
+            .map(|t| (t.symbol.to_string(), t.seq))
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                ("BTCUSDT".to_owned(), 42),
+                ("ETHUSDT".to_owned(), 1),
+                ("BTCUSDT".to_owned(), 43)
+            ]
+        );
+        assert!(ticks.iter().all(|t| t.source == "binance-rest"));
+    }
+}

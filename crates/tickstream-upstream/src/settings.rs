@@ -1,0 +1,180 @@
+//! The `[upstream]` config section every upstream ingestor shares
+//! (`TICKSTREAM_UPSTREAM__<KEY>`), with defaults and validation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tickstream_runtime::config::{ConfigError, EnvAlias};
+
+/// First reconnect delay after a connection fails or drops (doubles up to the cap, with jitter).
+pub const DEFAULT_RECONNECT_INITIAL_MS: u64 = 500;
+/// Reconnect delay cap: a venue that is down is retried at least this often.
+pub const DEFAULT_RECONNECT_MAX_MS: u64 = 30_000;
+/// Silence after which the watchdog reconnects. Binance pings every 20 s and
+/// its tickers update every 1 s; Coinbase heartbeats every 1 s; Finnhub pings;
+/// Twelve Data answers our 10 s heartbeat. 60 s covers all of them.
+pub const DEFAULT_STALL_TIMEOUT_MS: u64 = 60_000;
+/// Bound on TCP + TLS + WebSocket handshake.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// How long the stream must be down before the REST fallback starts polling.
+pub const DEFAULT_FALLBACK_AFTER_MS: u64 = 15_000;
+/// REST poll interval: free tiers allow about 1 request/s (Finnhub 60/min,
+/// CoinGecko ~30/min, Alpha Vantage 25/day); 15 s per round stays inside.
+pub const DEFAULT_REST_INTERVAL_MS: u64 = 15_000;
+/// Proactive reconnect age: Binance cuts every connection at 24 h, so rotate at 23 h.
+pub const DEFAULT_MAX_CONNECTION_AGE_SECS: u64 = 23 * 3600;
+/// Heartbeat record period (the record lives 5 periods).
+pub const DEFAULT_HEARTBEAT_SECS: u64 = 2;
+/// TTL of `price:{SYMBOL}`.
+pub const DEFAULT_PRICE_TTL_SECS: u64 = 86_400;
+
+/// Timings of the shared machinery; every one is overridable so tests run fast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// First reconnect delay, ms.
+    pub reconnect_initial_ms: u64,
+    /// Reconnect delay cap, ms.
+    pub reconnect_max_ms: u64,
+    /// No frame at all for this long → reconnect, ms.
+    pub stall_timeout_ms: u64,
+    /// Connect + handshake bound, ms.
+    pub connect_timeout_ms: u64,
+    /// Stream down this long → REST fallback polls, ms; 0 disables the fallback.
+    pub fallback_after_ms: u64,
+    /// Pause between REST fallback rounds, ms.
+    pub rest_interval_ms: u64,
+    /// Open a replacement connection (before closing the old one) at this age, s.
+    pub max_connection_age_secs: u64,
+    /// Heartbeat record period, s.
+    pub heartbeat_secs: u64,
+    /// TTL of the price cache, s.
+    pub price_ttl_secs: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            reconnect_initial_ms: DEFAULT_RECONNECT_INITIAL_MS,
+            reconnect_max_ms: DEFAULT_RECONNECT_MAX_MS,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+            fallback_after_ms: DEFAULT_FALLBACK_AFTER_MS,
+            rest_interval_ms: DEFAULT_REST_INTERVAL_MS,
+            max_connection_age_secs: DEFAULT_MAX_CONNECTION_AGE_SECS,
+            heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
+            price_ttl_secs: DEFAULT_PRICE_TTL_SECS,
+        }
+    }
+}
+
+impl UpstreamSettings {
+    /// Rejects values that would spin (zero intervals), naming the key.
+    pub fn validate(&self, aliases: &[EnvAlias]) -> Result<(), ConfigError> {
+        let positive = [
+            ("upstream.reconnect_initial_ms", self.reconnect_initial_ms),
+            ("upstream.reconnect_max_ms", self.reconnect_max_ms),
+            ("upstream.stall_timeout_ms", self.stall_timeout_ms),
+            ("upstream.connect_timeout_ms", self.connect_timeout_ms),
+            ("upstream.rest_interval_ms", self.rest_interval_ms),
+            (
+                "upstream.max_connection_age_secs",
+                self.max_connection_age_secs,
+            ),
+            ("upstream.heartbeat_secs", self.heartbeat_secs),
+            ("upstream.price_ttl_secs", self.price_ttl_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, aliases, "must be greater than 0"));
+            }
+        }
+        if self.reconnect_max_ms < self.reconnect_initial_ms {
+            return Err(ConfigError::invalid(
+                "upstream.reconnect_max_ms",
+                aliases,
+                "must be at least upstream.reconnect_initial_ms",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::reconnect_initial_ms`] as a duration.
+    pub fn reconnect_initial(&self) -> Duration {
+        Duration::from_millis(self.reconnect_initial_ms)
+    }
+    /// [`Self::reconnect_max_ms`] as a duration.
+    pub fn reconnect_max(&self) -> Duration {
+        Duration::from_millis(self.reconnect_max_ms)
+    }
+    /// [`Self::stall_timeout_ms`] as a duration.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
+    }
+    /// [`Self::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    /// [`Self::fallback_after_ms`] as a duration; `None` when the fallback is disabled.
+    pub fn fallback_after(&self) -> Option<Duration> {
+        (self.fallback_after_ms > 0).then(|| Duration::from_millis(self.fallback_after_ms))
+    }
+    /// [`Self::rest_interval_ms`] as a duration.
+    pub fn rest_interval(&self) -> Duration {
+        Duration::from_millis(self.rest_interval_ms)
+    }
+    /// [`Self::max_connection_age_secs`] as a duration.
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.max_connection_age_secs)
+    }
+    /// [`Self::heartbeat_secs`] as a duration.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+}
+
+/// Reads a comma list that may arrive as a TOML array or one string (`SYMBOLS=A,B`).
+pub fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+        Raw::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_zero_is_refused() {
+        assert!(UpstreamSettings::default().validate(&[]).is_ok());
+        let bad = UpstreamSettings {
+            stall_timeout_ms: 0,
+            ..UpstreamSettings::default()
+        };
+        let e = bad.validate(&[]).unwrap_err().to_string();
+        assert!(e.contains("upstream.stall_timeout_ms"), "{e}");
+        let bad = UpstreamSettings {
+            reconnect_initial_ms: 10,
+            reconnect_max_ms: 5,
+            ..UpstreamSettings::default()
+        };
+        assert!(bad.validate(&[]).is_err());
+        let off = UpstreamSettings {
+            fallback_after_ms: 0,
+            ..UpstreamSettings::default()
+        };
+        assert_eq!(off.fallback_after(), None);
+    }
+}

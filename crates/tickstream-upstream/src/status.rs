@@ -1,0 +1,308 @@
+//! What an upstream ingestor knows about itself, shared by the connection
+//! tasks and the fallback poller (writers), `/health` and the heartbeat (readers).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tickstream_bus::{Heartbeat, IngestorStatus, RedisHealth};
+use tickstream_runtime::health::HealthStatus;
+use tokio::sync::watch;
+
+/// Epoch-ms sentinel for "never".
+const NEVER: i64 = i64::MIN;
+
+/// Why the service cannot do its job, when the reason is ours rather than Redis's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Starting: seq counters not loaded from Redis yet (degraded).
+    Loading(String),
+    /// Someone must act, e.g. a missing API key (unhealthy).
+    Blocked(String),
+}
+
+/// Live state of one running ingestor; atomics on the hot path.
+#[derive(Debug)]
+pub struct Status {
+    /// Venue name: `source` of ticks and the heartbeat name.
+    source: &'static str,
+    /// For `uptime`.
+    started: Instant,
+    /// Ops port actually bound.
+    port: u16,
+    /// Normalized symbols served.
+    symbols: Vec<String>,
+    /// Redis reachability from the shared handle.
+    redis: Arc<RedisHealth>,
+    /// Number of stream connections the venue wants open.
+    expected_connections: usize,
+    /// Stream connections currently up.
+    connected: AtomicUsize,
+    /// Tells the fallback poller whether the whole stream is up; `send_replace` never blocks.
+    stream_up: watch::Sender<bool>,
+    /// Connections re-established after a loss.
+    reconnects: AtomicU64,
+    /// Epoch ms of the last frame of any kind from the upstream.
+    last_message_ms: AtomicI64,
+    /// Whether the REST fallback is polling.
+    fallback_active: AtomicBool,
+    /// Whether the last publish to Redis failed.
+    last_publish_failed: AtomicBool,
+    /// Ticks Redis accepted since start.
+    ticks_published: AtomicU64,
+    /// Event time of the newest published tick, epoch ms.
+    last_tick_ms: AtomicI64,
+    /// Startup or configuration problem, if any.
+    problem: Mutex<Option<Problem>>,
+}
+
+impl Status {
+    /// A fresh status: loading, disconnected, nothing published.
+    pub fn new(
+        source: &'static str,
+        port: u16,
+        symbols: Vec<String>,
+        expected_connections: usize,
+        redis: Arc<RedisHealth>,
+    ) -> Self {
+        Self {
+            source,
+            started: Instant::now(),
+            port,
+            symbols,
+            redis,
+            expected_connections: expected_connections.max(1),
+            connected: AtomicUsize::new(0),
+            stream_up: watch::channel(false).0,
+            reconnects: AtomicU64::new(0),
+            last_message_ms: AtomicI64::new(NEVER),
+            fallback_active: AtomicBool::new(false),
+            last_publish_failed: AtomicBool::new(false),
+            ticks_published: AtomicU64::new(0),
+            last_tick_ms: AtomicI64::new(NEVER),
+            problem: Mutex::new(Some(Problem::Loading(
+                "loading seq counters from Redis".to_owned(),
+            ))),
+        }
+    }
+
+    /// Sets or clears the startup/configuration problem.
+    pub fn set_problem(&self, problem: Option<Problem>) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = problem;
+        }
+    }
+
+    /// A stream connection came up; returns whether the whole stream is now up.
+    pub fn connection_up(&self) -> bool {
+        let n = self.connected.fetch_add(1, Ordering::AcqRel) + 1;
+        let up = n >= self.expected_connections;
+        self.stream_up.send_replace(up);
+        up
+    }
+
+    /// A stream connection went down.
+    pub fn connection_down(&self) {
+        let _ = self
+            .connected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.stream_up.send_replace(false);
+    }
+
+    /// Whether every stream connection is up.
+    pub fn stream_up(&self) -> bool {
+        *self.stream_up.borrow()
+    }
+
+    /// A receiver that sees every change of [`Self::stream_up`], for the fallback poller.
+    pub fn watch_stream(&self) -> watch::Receiver<bool> {
+        self.stream_up.subscribe()
+    }
+
+    /// Counts a re-established connection.
+    pub fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a frame arrived now.
+    pub fn message_received(&self) {
+        self.last_message_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Records whether the REST fallback polls.
+    pub fn set_fallback(&self, active: bool) {
+        self.fallback_active.store(active, Ordering::Relaxed);
+    }
+
+    /// Records a successful publish of `count` ticks whose newest event time is `at`.
+    pub fn published(&self, count: usize, at: DateTime<Utc>) {
+        self.last_publish_failed.store(false, Ordering::Release);
+        self.ticks_published
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.last_tick_ms
+            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Records a failed publish.
+    pub fn publish_failed(&self) {
+        self.last_publish_failed.store(true, Ordering::Release);
+    }
+
+    /// Ticks published since start.
+    pub fn ticks_published(&self) -> u64 {
+        self.ticks_published.load(Ordering::Relaxed)
+    }
+
+    fn at(ms: &AtomicI64) -> Option<DateTime<Utc>> {
+        match ms.load(Ordering::Relaxed) {
+            NEVER => None,
+            v => tickstream_model::time::from_millis(v),
+        }
+    }
+
+    fn age_seconds(t: Option<DateTime<Utc>>) -> Option<f64> {
+        t.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+    }
+
+    /// The status word and why: blocked → unhealthy; loading, Redis down, stream down → degraded.
+    pub fn assess(&self) -> (HealthStatus, Option<String>) {
+        match self.problem.lock().ok().and_then(|p| p.clone()) {
+            Some(Problem::Blocked(why)) => return (HealthStatus::Unhealthy, Some(why)),
+            Some(Problem::Loading(why)) => return (HealthStatus::Degraded, Some(why)),
+            None => {}
+        }
+        if !self.redis.is_up() {
+            let why = self
+                .redis
+                .last_error()
+                .unwrap_or_else(|| "not connected".to_owned());
+            return (
+                HealthStatus::Degraded,
+                Some(format!("Redis unreachable: {why}")),
+            );
+        }
+        if !self.stream_up() {
+            let why = if self.fallback_active.load(Ordering::Relaxed) {
+                "upstream stream disconnected; serving from the REST fallback"
+            } else {
+                "upstream stream disconnected"
+            };
+            return (HealthStatus::Degraded, Some(why.to_owned()));
+        }
+        if self.last_publish_failed.load(Ordering::Acquire) {
+            return (
+                HealthStatus::Degraded,
+                Some("last publish to Redis failed".to_owned()),
+            );
+        }
+        (HealthStatus::Healthy, None)
+    }
+
+    /// The `/health` body and status.
+    pub fn health(&self) -> (HealthStatus, serde_json::Value) {
+        let (status, message) = self.assess();
+        let redis_up = self.redis.is_up();
+        let mut body = json!({
+            "service": format!("ingest-{}", self.source),
+            "status": status.as_str(),
+            "port": self.port,
+            "timestamp": tickstream_model::time::format(&tickstream_model::time::now_millis()),
+            "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "dependencies": {
+                "redis": {
+                    "status": if redis_up { "healthy" } else { "unhealthy" },
+                    "message": if redis_up { "connected".to_owned() } else {
+                        self.redis.last_error().unwrap_or_else(|| "not connected".to_owned())
+                    },
+                }
+            },
+            "source": self.source,
+            "upstream": {
+                "connected": self.stream_up(),
+                "connections": self.connected.load(Ordering::Relaxed),
+                "expected_connections": self.expected_connections,
+                "last_message_age_seconds": Self::age_seconds(Self::at(&self.last_message_ms)),
+                "reconnects": self.reconnects.load(Ordering::Relaxed),
+                "fallback_active": self.fallback_active.load(Ordering::Relaxed),
+            },
+            "symbols": self.symbols,
+            "ticks_published": self.ticks_published(),
+            "last_tick_age_seconds": Self::age_seconds(Self::at(&self.last_tick_ms)),
+        });
+        if let (Some(message), Some(obj)) = (message, body.as_object_mut()) {
+            obj.insert("message".to_owned(), message.into());
+        }
+        (status, body)
+    }
+
+    /// The heartbeat record the gateway reads for its `/health` and `/symbols`.
+    pub fn heartbeat(&self) -> Heartbeat {
+        let (status, message) = self.assess();
+        Heartbeat {
+            name: self.source.to_owned(),
+            status: match status {
+                HealthStatus::Healthy => IngestorStatus::Healthy,
+                HealthStatus::Degraded => IngestorStatus::Degraded,
+                HealthStatus::Unhealthy => IngestorStatus::Unhealthy,
+            },
+            message,
+            symbols: self.symbols.clone(),
+            last_tick: Self::at(&self.last_tick_ms).map(|t| tickstream_model::time::format(&t)),
+            ticks_published: self.ticks_published(),
+            updated_at: tickstream_model::time::format(&tickstream_model::time::now_millis()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_walks_through_the_states() {
+        let redis = Arc::new(RedisHealth::default());
+        let s = Status::new("binance", 9101, vec!["BTCUSDT".into()], 1, redis.clone());
+        assert_eq!(s.assess().0, HealthStatus::Degraded);
+        s.set_problem(Some(Problem::Blocked("FINNHUB_API_KEY is not set".into())));
+        let (st, body) = s.health();
+        assert_eq!(st, HealthStatus::Unhealthy);
+        assert_eq!(body["message"], "FINNHUB_API_KEY is not set");
+        assert_eq!(s.heartbeat().status, IngestorStatus::Unhealthy);
+
+        s.set_problem(None);
+        redis.mark_up();
+        assert_eq!(s.assess().0, HealthStatus::Degraded, "stream still down");
+        assert!(s.connection_up());
+        s.message_received();
+        s.published(1, Utc::now());
+        let (st, body) = s.health();
+        assert_eq!(st, HealthStatus::Healthy, "{body}");
+        assert_eq!(body["upstream"]["connected"], true);
+        assert_eq!(body["service"], "ingest-binance");
+        assert!(
+            body["upstream"]["last_message_age_seconds"]
+                .as_f64()
+                .unwrap()
+                < 5.0
+        );
+
+        s.connection_down();
+        s.set_fallback(true);
+        let (st, body) = s.health();
+        assert_eq!(st, HealthStatus::Degraded);
+        assert!(body["message"].as_str().unwrap().contains("REST fallback"));
+    }
+
+    #[test]
+    fn stream_is_up_only_when_every_connection_is() {
+        let s = Status::new("binance", 0, vec![], 2, Arc::new(RedisHealth::default()));
+        assert!(!s.connection_up());
+        assert!(s.connection_up());
+        s.connection_down();
+        assert!(!s.stream_up());
+    }
+}

@@ -1,0 +1,289 @@
+//! The small trait a venue implements, and the normalized values it returns.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tickstream_model::{Symbol, Tick};
+
+/// One normalized observation before the shared machinery stamps `source` and `seq`.
+///
+/// Venues build it from their wire types; fields the upstream does not give
+/// stay `None` (never invented).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quote {
+    /// Normalized symbol (`BTCUSDT`, `BTC-USD`, `AAPL`, `EUR/USD`).
+    pub symbol: Symbol,
+    /// Last price.
+    pub price: f64,
+    /// 24 h or day volume, if given.
+    pub volume: Option<f64>,
+    /// 24 h or day high, if given.
+    pub high: Option<f64>,
+    /// 24 h or day low, if given.
+    pub low: Option<f64>,
+    /// Absolute change over the window, if given or derivable from a given open.
+    pub change: Option<f64>,
+    /// Percent change over the window, if given or derivable from a given open.
+    pub change_percent: Option<f64>,
+    /// Best bid, if given.
+    pub bid: Option<f64>,
+    /// Best ask, if given.
+    pub ask: Option<f64>,
+    /// The upstream's event time.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Quote {
+    /// A quote with only the required fields, for venues that give little.
+    pub fn new(symbol: Symbol, price: f64, timestamp: DateTime<Utc>) -> Self {
+        Self {
+            symbol,
+            price,
+            volume: None,
+            high: None,
+            low: None,
+            change: None,
+            change_percent: None,
+            bid: None,
+            ask: None,
+            timestamp,
+        }
+    }
+
+    /// Stamps the quote as a contract [`Tick`] from `source` with `seq`.
+    pub fn into_tick(self, source: &str, seq: u64) -> Tick {
+        Tick {
+            symbol: self.symbol,
+            price: self.price,
+            volume: self.volume,
+            high: self.high,
+            low: self.low,
+            change: self.change,
+            change_percent: self.change_percent,
+            bid: self.bid,
+            ask: self.ask,
+            timestamp: self.timestamp,
+            source: source.to_owned(),
+            seq,
+        }
+    }
+}
+
+/// What one WebSocket text frame meant, as the venue's parser decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsEvent {
+    /// Market data to publish.
+    Quotes(Vec<Quote>),
+    /// A control frame the venue answers for itself (heartbeat, ping, subscription ack).
+    Control,
+    /// The upstream reported an error (Coinbase `error`, a failed subscription); logged and counted.
+    UpstreamError(String),
+    /// The server announced it will close (Binance `serverShutdown`): open a new connection now.
+    Rotate,
+}
+
+/// Why a frame could not be understood; counted in `tickstream_upstream_parse_errors_total` and skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, truncated, or not the documented shape.
+    #[error("malformed message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON of the right shape with a value that breaks a rule (bad number, bad symbol, bad time).
+    #[error("invalid field `{field}`: {reason}")]
+    Field {
+        /// The wire name of the field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ParseError {
+    /// Shorthand for a [`ParseError::Field`].
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        ParseError::Field {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses a decimal the way exchanges send numbers (as JSON strings), naming the field on failure.
+pub fn parse_num(field: &'static str, raw: &str) -> Result<f64, ParseError> {
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(ParseError::field(field, format!("not a number: {raw:?}"))),
+    }
+}
+
+/// Parses an optional decimal string; absent stays absent, a present bad value is an error.
+pub fn parse_opt_num(field: &'static str, raw: Option<&str>) -> Result<Option<f64>, ParseError> {
+    raw.map(|r| parse_num(field, r)).transpose()
+}
+
+/// Parses a symbol from the wire, naming the field on failure.
+pub fn parse_symbol(field: &'static str, raw: &str) -> Result<Symbol, ParseError> {
+    Symbol::parse(raw).map_err(|e| ParseError::field(field, e.to_string()))
+}
+
+/// Parses an RFC 3339 time (Coinbase `time`), naming the field on failure.
+pub fn parse_rfc3339(field: &'static str, raw: &str) -> Result<DateTime<Utc>, ParseError> {
+    tickstream_model::time::parse(raw).map_err(|e| ParseError::field(field, e.to_string()))
+}
+
+/// Converts epoch milliseconds (Binance `E`, Finnhub `t`), naming the field when out of range.
+pub fn epoch_millis(field: &'static str, ms: i64) -> Result<DateTime<Utc>, ParseError> {
+    tickstream_model::time::from_millis(ms)
+        .ok_or_else(|| ParseError::field(field, format!("out of range: {ms}")))
+}
+
+/// Converts epoch seconds (Twelve Data `timestamp`, Finnhub REST `t`), naming the field when out of range.
+pub fn epoch_seconds(field: &'static str, secs: i64) -> Result<DateTime<Utc>, ParseError> {
+    secs.checked_mul(1000)
+        .and_then(tickstream_model::time::from_millis)
+        .ok_or_else(|| ParseError::field(field, format!("out of range: {secs}")))
+}
+
+/// Appends `key=value` (value URL-encoded by the caller) to `url`'s query,
+/// adding the `/` path a WebSocket handshake needs when the URL has none.
+pub fn append_query(url: &str, pair: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[authority_start..];
+    let has_path = rest.split('?').next().is_some_and(|a| a.contains('/'));
+    let mut out = url.to_owned();
+    if !has_path {
+        match out.find('?') {
+            Some(q) => out.insert(q, '/'),
+            None => out.push('/'),
+        }
+    }
+    out.push(if out.contains('?') { '&' } else { '?' });
+    out.push_str(pair);
+    out
+}
+
+/// Change and percent change from a price and an opening price, when the open is usable.
+pub fn change_from_open(price: f64, open: Option<f64>) -> (Option<f64>, Option<f64>) {
+    match open {
+        Some(open) if open > 0.0 => {
+            let change = price - open;
+            (Some(change), Some(change / open * 100.0))
+        }
+        _ => (None, None),
+    }
+}
+
+/// One WebSocket connection the service keeps open, with what to send after connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsConnection {
+    /// Full `ws://`/`wss://` URL, including any stream list or token.
+    pub url: String,
+    /// Text frames to send after every (re)connect, in order.
+    pub subscribe: Vec<String>,
+}
+
+/// One GET of the REST fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestRequest {
+    /// Full URL including the query (and key, which is never logged).
+    pub url: String,
+    /// Which symbols it asks for, handed back to [`Venue::parse_rest`].
+    pub symbols: Vec<Symbol>,
+}
+
+/// A venue: where to connect, what to send, how to read its frames and its REST fallback.
+///
+/// Everything else (reconnect, backoff, heartbeats, stall watchdog, fallback
+/// scheduling, seq and publishing, health and metrics) is shared.
+pub trait Venue: Send + Sync + 'static {
+    /// The tick `source` and metric label (`binance`); REST ticks get `<name>-rest`.
+    fn name(&self) -> &'static str;
+
+    /// Normalized symbols served, for `/health` and the heartbeat.
+    fn symbols(&self) -> Vec<Symbol>;
+
+    /// `Some(message naming the env var)` when a required key is missing: no connection is attempted.
+    fn credentials_problem(&self) -> Option<String> {
+        None
+    }
+
+    /// The WebSocket connections to keep open (more than one past a venue's per-connection limit).
+    fn connections(&self) -> Vec<WsConnection>;
+
+    /// An application-level heartbeat to send on an interval (Twelve Data `{"action":"heartbeat"}`).
+    fn app_heartbeat(&self) -> Option<(Duration, String)> {
+        None
+    }
+
+    /// Pause between subscribe frames, for venues that limit control messages per second.
+    fn control_message_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Reads one text frame.
+    fn parse(&self, text: &str) -> Result<WsEvent, ParseError>;
+
+    /// The GETs of one REST fallback round; empty when there is no usable fallback.
+    fn rest_requests(&self) -> Vec<RestRequest> {
+        Vec::new()
+    }
+
+    /// Whether a 200 response body is really a rate-limit answer (Twelve Data
+    /// `{"code":429,...}`, Alpha Vantage `{"Note":...}`); treated like HTTP 429.
+    fn rest_rate_limited(&self, _body: &str) -> bool {
+        false
+    }
+
+    /// Reads one REST response body of `request`.
+    fn parse_rest(&self, _request: &RestRequest, _body: &str) -> Result<Vec<Quote>, ParseError> {
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_query_table() {
+        for (url, want) in [
+            ("wss://ws.finnhub.io", "wss://ws.finnhub.io/?token=k"),
+            ("ws://127.0.0.1:9", "ws://127.0.0.1:9/?token=k"),
+            (
+                "wss://ws.twelvedata.com/v1/quotes/price",
+                "wss://ws.twelvedata.com/v1/quotes/price?token=k",
+            ),
+            ("ws://h/p?a=1", "ws://h/p?a=1&token=k"),
+            ("ws://h?a=1", "ws://h/?a=1&token=k"),
+        ] {
+            assert_eq!(append_query(url, "token=k"), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_change() {
+        assert_eq!(parse_num("c", "0.0025").unwrap(), 0.0025);
+        assert!(parse_num("c", "abc").is_err());
+        assert!(parse_num("c", "NaN").is_err());
+        assert_eq!(parse_opt_num("b", None).unwrap(), None);
+        let (c, p) = change_from_open(110.0, Some(100.0));
+        assert_eq!(c, Some(10.0));
+        assert!((p.unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(change_from_open(110.0, Some(0.0)), (None, None));
+        assert_eq!(change_from_open(110.0, None), (None, None));
+    }
+
+    #[test]
+    fn quote_into_tick_keeps_absent_fields_absent() {
+        let t = crate::venue::Quote::new(
+            Symbol::parse("AAPL").unwrap(),
+            190.5,
+            tickstream_model::time::from_millis(1_700_000_000_000).unwrap(),
+        )
+        .into_tick("finnhub", 7);
+        assert_eq!(t.seq, 7);
+        assert_eq!(t.source, "finnhub");
+        assert_eq!(t.bid, None);
+        assert!(t.validate().is_ok());
+    }
+}

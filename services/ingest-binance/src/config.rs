@@ -1,0 +1,189 @@
+//! ingest-binance's configuration: defaults in code < optional TOML file < environment.
+//!
+//! ```toml
+//! host = "0.0.0.0"                      # HOST
+//! port = 9101                           # PORT
+//! redis_url = "redis://127.0.0.1:6379"  # REDIS_URL
+//!
+//! [log]
+//! level = "info"                        # LOG_LEVEL
+//! format = "pretty"                     # LOG_FORMAT = pretty | json
+//!
+//! [binance]
+//! ws_url = "wss://stream.binance.com:9443"   # BINANCE_WS_URL
+//! rest_url = "https://api.binance.com"       # BINANCE_REST_URL
+//! symbols = ["btcusdt", "ethusdt"]           # SYMBOLS=btcusdt,ethusdt (Binance notation, any case)
+//!
+//! [upstream]                                 # TICKSTREAM_UPSTREAM__<KEY>, see tickstream-upstream
+//! stall_timeout_ms = 60000
+//! fallback_after_ms = 15000
+//! rest_interval_ms = 15000
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tickstream_model::Symbol;
+use tickstream_runtime::config::{self as runtime_config, ConfigError, EnvAlias};
+use tickstream_runtime::telemetry::LogConfig;
+use tickstream_upstream::settings::string_or_list;
+use tickstream_upstream::UpstreamSettings;
+
+/// ingest-binance's plain-named variables, on top of the common ones.
+pub const ALIASES: &[EnvAlias] = &[
+    EnvAlias::list("SYMBOLS", "binance.symbols"),
+    EnvAlias::scalar("BINANCE_WS_URL", "binance.ws_url"),
+    EnvAlias::scalar("BINANCE_REST_URL", "binance.rest_url"),
+];
+
+/// The suggested ops port of ingest-binance (DESIGN.md).
+pub const DEFAULT_PORT: u16 = 9101;
+/// Binance's public market-data WebSocket endpoint.
+pub const DEFAULT_WS_URL: &str = "wss://stream.binance.com:9443";
+/// Binance's public REST endpoint.
+pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
+/// Default symbols, in Binance's notation.
+pub const DEFAULT_SYMBOLS: &[&str] = &["btcusdt", "ethusdt", "solusdt", "bnbusdt", "adausdt"];
+/// Upper bound on configured symbols (each is one stream; 1024 per connection).
+pub const MAX_SYMBOLS: usize = 4096;
+
+/// Everything ingest-binance reads at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Address of the ops server (`/health`, `/metrics`).
+    pub host: String,
+    /// Port of the ops server; 0 picks a free one (tests).
+    pub port: u16,
+    /// Where ticks are published.
+    pub redis_url: String,
+    /// Log level and format.
+    pub log: LogConfig,
+    /// Binance endpoints and symbols.
+    pub binance: BinanceConfig,
+    /// Shared reconnect/stall/fallback timings.
+    pub upstream: UpstreamSettings,
+}
+
+/// The `[binance]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BinanceConfig {
+    /// WebSocket base URL; `/stream?streams=...` is appended.
+    pub ws_url: String,
+    /// REST base URL; `/api/v3/ticker/24hr` is appended.
+    pub rest_url: String,
+    /// Symbols in Binance notation (`btcusdt`); normalized to `BTCUSDT`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub symbols: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: DEFAULT_PORT,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            log: LogConfig::default(),
+            binance: BinanceConfig {
+                ws_url: DEFAULT_WS_URL.to_owned(),
+                rest_url: DEFAULT_REST_URL.to_owned(),
+                symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            upstream: UpstreamSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Rejects values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.upstream.validate(ALIASES)?;
+        self.symbols()?;
+        for (key, url, schemes) in [
+            ("binance.ws_url", &self.binance.ws_url, ["ws://", "wss://"]),
+            (
+                "binance.rest_url",
+                &self.binance.rest_url,
+                ["http://", "https://"],
+            ),
+        ] {
+            if !schemes.iter().any(|s| url.starts_with(s)) {
+                return Err(ConfigError::invalid(
+                    key,
+                    ALIASES,
+                    format!("{url:?} must start with {}", schemes.join(" or ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured symbols, normalized (`btcusdt` → `BTCUSDT`), deduplicated.
+    pub fn symbols(&self) -> Result<Vec<Symbol>, ConfigError> {
+        let mut out: Vec<Symbol> = Vec::new();
+        for raw in &self.binance.symbols {
+            if !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(ConfigError::invalid(
+                    "binance.symbols",
+                    ALIASES,
+                    format!("{raw:?} is not a Binance symbol (letters and digits, e.g. btcusdt)"),
+                ));
+            }
+            let sym = Symbol::parse(raw).map_err(|e| {
+                ConfigError::invalid("binance.symbols", ALIASES, format!("{raw:?}: {e}"))
+            })?;
+            if !out.contains(&sym) {
+                out.push(sym);
+            }
+        }
+        if out.is_empty() {
+            return Err(ConfigError::invalid(
+                "binance.symbols",
+                ALIASES,
+                "needs at least one symbol",
+            ));
+        }
+        if out.len() > MAX_SYMBOLS {
+            return Err(ConfigError::invalid(
+                "binance.symbols",
+                ALIASES,
+                format!("at most {MAX_SYMBOLS} symbols"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Loads and validates the configuration.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_symbols_normalize() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let mut c = Config::default();
+        c.binance.symbols = vec!["btcusdt".into(), "BTCUSDT".into(), "ethbtc".into()];
+        let s = c.symbols().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].as_str(), "BTCUSDT");
+        for bad in ["btc-usdt", "btc/usdt", ""] {
+            c.binance.symbols = vec![bad.into()];
+            let e = c.symbols().unwrap_err().to_string();
+            assert!(e.contains("binance.symbols"), "{bad}: {e}");
+        }
+        let mut c = Config::default();
+        c.binance.ws_url = "http://x".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("binance.ws_url"));
+    }
+}

@@ -1,0 +1,110 @@
+//! ingest-binance: Binance spot 24hr tickers published to the tickstream bus.
+//!
+//! Symbols come from `SYMBOLS` in Binance's notation (`btcusdt`, any case) and
+//! are published as `BTCUSDT`. Each symbol's `<symbol>@ticker` stream
+//! (pushed every second) maps to the full tick: `c` price, `h` high, `l` low,
+//! `v` volume, `p` change, `P` changePercent, `b`/`a` bid/ask, `E` timestamp.
+//! Everything else — reconnecting, answering Binance's pings, the stall
+//! watchdog, rotating before the 24 h cut or on `serverShutdown`, the REST
+//! fallback, seq, `/health` and `/metrics` — is `tickstream-upstream`.
+//!
+//! # Layout
+//! - [`config`]: the config struct, its defaults and validation.
+//! - [`messages`]: Binance wire types with their documented JSON.
+//! - [`parse`]: wire types → quotes and events.
+//! - [`ws`]: combined-stream URLs.
+//! - [`rest`]: the `GET /api/v3/ticker/24hr` fallback.
+//! - [`BinanceVenue`] and [`run`].
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod messages;
+pub mod parse;
+pub mod rest;
+pub mod ws;
+
+use std::future::Future;
+
+use tickstream_model::Symbol;
+use tickstream_runtime::config::ConfigError;
+use tickstream_upstream::{
+    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
+};
+
+pub use config::Config;
+
+/// The tick `source` and metric label.
+pub const SOURCE: &str = "binance";
+
+/// Why the service could not run; start-up failures only.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is invalid; the message names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The shared machinery could not start (port, Redis URL).
+    #[error(transparent)]
+    Upstream(#[from] tickstream_upstream::Error),
+}
+
+/// Binance as a [`Venue`].
+#[derive(Debug, Clone)]
+pub struct BinanceVenue {
+    /// Normalized symbols.
+    symbols: Vec<Symbol>,
+    /// WebSocket base URL.
+    ws_url: String,
+    /// REST base URL.
+    rest_url: String,
+}
+
+impl BinanceVenue {
+    /// A venue for validated `config`.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            symbols: config.symbols()?,
+            ws_url: config.binance.ws_url.clone(),
+            rest_url: config.binance.rest_url.clone(),
+        })
+    }
+}
+
+impl Venue for BinanceVenue {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        self.symbols.clone()
+    }
+
+    fn connections(&self) -> Vec<WsConnection> {
+        ws::connections(&self.ws_url, &self.symbols)
+    }
+
+    fn parse(&self, text: &str) -> Result<WsEvent, ParseError> {
+        parse::parse_ws(text)
+    }
+
+    fn rest_requests(&self) -> Vec<RestRequest> {
+        rest::requests(&self.rest_url, &self.symbols)
+    }
+
+    fn parse_rest(&self, _request: &RestRequest, body: &str) -> Result<Vec<Quote>, ParseError> {
+        parse::parse_rest(body)
+    }
+}
+
+/// Runs ingest-binance until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let venue = BinanceVenue::new(&config)?;
+    let opts = ServiceOptions {
+        host: config.host,
+        port: config.port,
+        redis_url: config.redis_url,
+        settings: config.upstream,
+    };
+    tickstream_upstream::run(venue, opts, shutdown).await?;
+    Ok(())
+}

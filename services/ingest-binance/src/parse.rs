@@ -1,0 +1,187 @@
+//! Binance wire types → normalized [`Quote`]s and [`WsEvent`]s.
+
+use tickstream_model::time::from_millis;
+use tickstream_upstream::venue::{parse_num, parse_opt_num, parse_symbol};
+use tickstream_upstream::{ParseError, Quote, WsEvent};
+
+use crate::messages::{BinanceRestTicker, BinanceTicker, BinanceWsEvent, BinanceWsFrame};
+
+/// Reads one WebSocket text frame: combined-stream data, a raw event, or a control reply.
+pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
+    let frame: BinanceWsFrame<'_> = serde_json::from_str(text)?;
+    let event: BinanceWsEvent = if let Some(data) = frame.data {
+        serde_json::from_str(data.get())?
+    } else if frame.event_type.is_some() {
+        serde_json::from_str(text)?
+    } else if let Some(err) = frame.error {
+        return Ok(WsEvent::UpstreamError(format!(
+            "code {}: {}",
+            err.code, err.msg
+        )));
+    } else if frame.id.is_some() {
+        // `{"result":null,"id":N}`: a control message was accepted.
+        return Ok(WsEvent::Control);
+    } else {
+        return Err(ParseError::field(
+            "e",
+            "neither a combined-stream frame, an event nor a control reply",
+        ));
+    };
+    match event {
+        BinanceWsEvent::Ticker(t) => Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?])),
+        BinanceWsEvent::ServerShutdown { .. } => Ok(WsEvent::Rotate),
+    }
+}
+
+/// Maps the 24hr ticker: `c` price, `h`/`l`, `v` volume, `p`/`P` change, `b`/`a`, `E` time.
+pub fn ticker_to_quote(t: &BinanceTicker) -> Result<Quote, ParseError> {
+    let timestamp = from_millis(t.event_time)
+        .ok_or_else(|| ParseError::field("E", format!("out of range: {}", t.event_time)))?;
+    let price = parse_num("c", &t.last_price)?;
+    if price <= 0.0 {
+        return Err(ParseError::field("c", "must be positive"));
+    }
+    Ok(Quote {
+        symbol: parse_symbol("s", &t.symbol)?,
+        price,
+        volume: parse_opt_num("v", t.volume.as_deref())?,
+        high: parse_opt_num("h", t.high.as_deref())?,
+        low: parse_opt_num("l", t.low.as_deref())?,
+        change: parse_opt_num("p", t.price_change.as_deref())?,
+        change_percent: parse_opt_num("P", t.price_change_percent.as_deref())?,
+        bid: parse_opt_num("b", t.bid.as_deref())?,
+        ask: parse_opt_num("a", t.ask.as_deref())?,
+        timestamp,
+    })
+}
+
+/// Maps one REST 24hr ticker; its timestamp is `closeTime`, the statistics' as-of time.
+pub fn rest_ticker_to_quote(t: &BinanceRestTicker) -> Result<Quote, ParseError> {
+    let timestamp = from_millis(t.close_time)
+        .ok_or_else(|| ParseError::field("closeTime", format!("out of range: {}", t.close_time)))?;
+    let price = parse_num("lastPrice", &t.last_price)?;
+    if price <= 0.0 {
+        return Err(ParseError::field("lastPrice", "must be positive"));
+    }
+    Ok(Quote {
+        symbol: parse_symbol("symbol", &t.symbol)?,
+        price,
+        volume: parse_opt_num("volume", t.volume.as_deref())?,
+        high: parse_opt_num("highPrice", t.high_price.as_deref())?,
+        low: parse_opt_num("lowPrice", t.low_price.as_deref())?,
+        change: parse_opt_num("priceChange", t.price_change.as_deref())?,
+        change_percent: parse_opt_num("priceChangePercent", t.price_change_percent.as_deref())?,
+        bid: parse_opt_num("bidPrice", t.bid_price.as_deref())?,
+        ask: parse_opt_num("askPrice", t.ask_price.as_deref())?,
+        timestamp,
+    })
+}
+
+/// Reads a `GET /api/v3/ticker/24hr?symbols=[...]` body (an array; a single object is accepted too).
+pub fn parse_rest(body: &str) -> Result<Vec<Quote>, ParseError> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<BinanceRestTicker>),
+        One(Box<BinanceRestTicker>),
+    }
+    let tickers = match serde_json::from_str::<OneOrMany>(body)? {
+        OneOrMany::Many(v) => v,
+        OneOrMany::One(t) => vec![*t],
+    };
+    tickers.iter().map(rest_ticker_to_quote).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn documented_ticker_maps_every_field() {
+        for name in ["ws_ticker_combined.json", "ws_ticker_raw.json"] {
+            let WsEvent::Quotes(q) = parse_ws(&fixture(name)).unwrap() else {
+                panic!("{name}: not quotes");
+            };
+            let q = &q[0];
+            assert_eq!(q.symbol.as_str(), "BNBBTC");
+            assert_eq!(q.price, 0.0025);
+            assert_eq!(q.high, Some(0.0025));
+            assert_eq!(q.low, Some(0.0010));
+            assert_eq!(q.volume, Some(10000.0));
+            assert_eq!(q.change, Some(0.0015));
+            assert_eq!(q.change_percent, Some(250.0));
+            assert_eq!(q.bid, Some(0.0024));
+            assert_eq!(q.ask, Some(0.0026));
+            assert_eq!(
+                tickstream_model::time::format(&q.timestamp),
+                "2022-12-31T19:43:02.136Z"
+            );
+        }
+    }
+
+    #[test]
+    fn control_frames_table() {
+        assert_eq!(
+            parse_ws(&fixture("ws_server_shutdown.json")).unwrap(),
+            WsEvent::Rotate
+        );
+        assert_eq!(
+            parse_ws(r#"{"stream":"x","data":{"e":"serverShutdown","E":1}}"#).unwrap(),
+            WsEvent::Rotate
+        );
+        assert_eq!(
+            parse_ws(&fixture("ws_subscribe_response.json")).unwrap(),
+            WsEvent::Control
+        );
+        let WsEvent::UpstreamError(m) = parse_ws(&fixture("ws_error.json")).unwrap() else {
+            panic!("error reply not reported");
+        };
+        assert!(m.contains("code 2"), "{m}");
+    }
+
+    #[test]
+    fn missing_optional_fields_stay_absent_and_extra_fields_are_ignored() {
+        let raw = r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1672515782136,"s":"BTCUSDT","c":"43250.5","new_field":[1,2]}}"#;
+        let WsEvent::Quotes(q) = parse_ws(raw).unwrap() else {
+            panic!()
+        };
+        assert_eq!(q[0].price, 43250.5);
+        assert_eq!((q[0].bid, q[0].volume, q[0].change), (None, None, None));
+    }
+
+    #[test]
+    fn rejects_table() {
+        let cases = [
+            "not json",
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1672515782136,"s":"BTCUSDT""#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1672515782136,"s":"BTCUSDT"}}"#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"BTCUSDT","c":"abc"}}"#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"BTCUSDT","c":"0"}}"#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"BTC USDT","c":"1"}}"#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":"soon","s":"BTCUSDT","c":"1"}}"#,
+            r#"{"stream":"btcusdt@ticker","data":{"e":"somethingNew","E":1}}"#,
+            r#"{"hello":"world"}"#,
+            "[]",
+        ];
+        for raw in cases {
+            assert!(parse_ws(raw).is_err(), "accepted: {raw}");
+        }
+    }
+
+    #[test]
+    fn documented_rest_response() {
+        let q = parse_rest(&fixture("rest_ticker_24hr.json")).unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].symbol.as_str(), "BNBBTC");
+        assert_eq!(q[0].price, 4.000002);
+        assert_eq!(q[0].change_percent, Some(-95.96));
+        assert_eq!(q[0].bid, Some(4.0));
+        assert_eq!(q[0].volume, Some(8913.3));
+        assert_eq!(q[0].timestamp.timestamp_millis(), 1499869899040);
+        assert!(parse_rest("{\"code\":-1121,\"msg\":\"Invalid symbol.\"}").is_err());
+    }
+}

@@ -1,0 +1,379 @@
+//! ingest-binance, the real binary, against a local mock of Binance's
+//! combined-stream WebSocket and REST API, publishing into a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tickstream_mock_upstream::harness::{
+    cached_tick, metric, wait_health, wait_metric, wait_tick, TickChannel,
+};
+use tickstream_mock_upstream::{fixture_frame, ConnEvent, MockResponse, MockRest, MockWs};
+use tickstream_testkit::{free_port, RedisServer, Service};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Bound on any single awaited condition.
+const STEP: Duration = Duration::from_secs(10);
+
+fn frame(name: &str) -> String {
+    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
+}
+
+fn series(name: &str) -> String {
+    format!("{name}{{source=\"binance\"}}")
+}
+
+/// A REST URL nothing listens on (the fallback is off unless a test turns it on).
+fn dead_rest() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+struct Setup {
+    redis: RedisServer,
+    ws: MockWs,
+    svc: Service,
+}
+
+async fn start(extra: &[(&str, &str)]) -> Setup {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), dead_rest());
+    let mut env = vec![
+        ("REDIS_URL", redis_url.as_str()),
+        ("BINANCE_WS_URL", ws_url.as_str()),
+        ("BINANCE_REST_URL", rest_url.as_str()),
+        ("SYMBOLS", "bnbbtc"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+        ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k, v));
+    }
+    let svc = Service::spawn("ingest-binance", &env).await.unwrap();
+    Setup { redis, ws, svc }
+}
+
+#[tokio::test]
+async fn subscribes_by_url_and_publishes_the_documented_ticker() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    assert_eq!(s.ws.path(0), "/stream?streams=bnbbtc@ticker");
+    let mut channel = TickChannel::subscribe(&s.redis, "BNBBTC").await;
+    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+
+    let tick = channel.next(STEP).await;
+    let want = serde_json::json!({
+        "symbol": "BNBBTC", "price": 0.0025, "volume": 10000.0, "high": 0.0025, "low": 0.001,
+        "change": 0.0015, "changePercent": 250.0, "bid": 0.0024, "ask": 0.0026,
+        "timestamp": "2022-12-31T19:43:02.136Z", "source": "binance", "seq": 1
+    });
+    assert_eq!(tick, want);
+    assert_eq!(cached_tick(&s.redis, "BNBBTC").await.unwrap(), want);
+
+    let (code, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "healthy").await;
+    assert_eq!(code, 200);
+    assert_eq!(health["upstream"]["connected"], true);
+    assert_eq!(health["upstream"]["reconnects"], 0);
+    assert_eq!(health["symbols"], serde_json::json!(["BNBBTC"]));
+    assert!(
+        health["upstream"]["last_message_age_seconds"]
+            .as_f64()
+            .unwrap()
+            < 10.0
+    );
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_upstream_messages_total")).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_ingest_ticks_published_total")).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_upstream_connected")).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_ingest_latency_seconds_count")).await,
+        Some(1.0)
+    );
+    assert_eq!(metric(&s.svc, "tickstream_redis_up").await, Some(1.0));
+}
+
+#[tokio::test]
+async fn answers_server_pings() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.ping(0, b"binance-ping-1").await;
+    s.ws.wait_pong(0, b"binance-ping-1", STEP).await;
+    assert_eq!(s.ws.connections(), 1);
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    let good = frame("ws_ticker_combined.json");
+    let bad = [
+        "this is not json".to_owned(),
+        good[..good.len() / 2].to_owned(),
+        // Schema drift: the last price is gone.
+        good.replace("\"c\":\"0.0025\",", ""),
+        // Schema drift: a number that is not one.
+        good.replace("\"c\":\"0.0025\"", "\"c\":\"n/a\""),
+    ];
+    for b in &bad {
+        s.ws.send(0, b).await;
+    }
+    // Extra fields are fine; missing optional ones stay absent.
+    let extra = good.replace("\"b\":\"0.0024\",", "").replace(
+        "\"e\":\"24hrTicker\",",
+        "\"e\":\"24hrTicker\",\"z\":\"new\",",
+    );
+    s.ws.send(0, &extra).await;
+    let tick = wait_tick(&s.redis, "BNBBTC", STEP, |_| true).await;
+    assert!(tick.get("bid").is_none(), "bid invented: {tick}");
+    assert_eq!(tick["ask"], 0.0026);
+    let errors = wait_metric(
+        &s.svc,
+        &series("tickstream_upstream_parse_errors_total"),
+        STEP,
+        |v| v >= 4.0,
+    )
+    .await;
+    assert_eq!(errors, 4.0);
+    assert_eq!(
+        s.ws.connections(),
+        1,
+        "garbage must not cost the connection"
+    );
+    assert!(s.ws.is_open(0));
+}
+
+#[tokio::test]
+async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+
+    // Binance's 24 h cut looks like this from the client: a close by the server.
+    s.ws.close(0, CloseCode::Normal, "24h").await;
+    s.ws.wait_connections(2, STEP).await;
+    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker");
+    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 2).await;
+
+    // A network failure: no close frame at all.
+    s.ws.drop_conn(1).await;
+    s.ws.wait_connections(3, STEP).await;
+    assert_eq!(s.ws.path(2), "/stream?streams=bnbbtc@ticker");
+    s.ws.send(2, &frame("ws_ticker_combined.json")).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 3).await;
+    let reconnects = metric(&s.svc, &series("tickstream_upstream_reconnects_total"))
+        .await
+        .unwrap();
+    assert_eq!(reconnects, 2.0);
+    let (_, health) = wait_health(&s.svc, STEP, |_, h| h["upstream"]["connected"] == true).await;
+    assert_eq!(health["upstream"]["reconnects"], 2);
+}
+
+#[tokio::test]
+async fn server_shutdown_event_rotates_without_a_gap() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.send(0, &frame("ws_server_shutdown.json")).await;
+    s.ws.wait_connections(2, STEP).await;
+    s.ws.wait_closed(0, STEP).await;
+    let events = s.ws.events();
+    let opened_new = events.iter().position(|e| *e == ConnEvent::Opened(1));
+    let closed_old = events.iter().position(|e| *e == ConnEvent::Closed(0));
+    assert!(
+        opened_new < closed_old,
+        "the replacement must open before the old connection closes: {events:?}"
+    );
+    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+}
+
+#[tokio::test]
+async fn rotates_at_the_maximum_connection_age() {
+    let s = start(&[("TICKSTREAM_UPSTREAM__MAX_CONNECTION_AGE_SECS", "1")]).await;
+    s.ws.wait_connections(2, STEP).await;
+    s.ws.wait_closed(0, STEP).await;
+    let events = s.ws.events();
+    let opened_new = events.iter().position(|e| *e == ConnEvent::Opened(1));
+    let closed_old = events.iter().position(|e| *e == ConnEvent::Closed(0));
+    assert!(opened_new < closed_old, "{events:?}");
+}
+
+#[tokio::test]
+async fn stall_watchdog_reconnects() {
+    let s = start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")]).await;
+    s.ws.wait_connections(1, STEP).await;
+    // The mock stays silent: only the watchdog can end this connection.
+    s.ws.wait_connections(2, STEP).await;
+    s.svc.wait_for_log(STEP, "stall watchdog").await.unwrap();
+    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker");
+}
+
+#[tokio::test]
+async fn rest_fallback_engages_honours_retry_after_and_releases() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    ws.refuse(true);
+    let rest = MockRest::start().await;
+    rest.push("/api/v3/ticker/24hr", MockResponse::rate_limited(429, 1));
+    rest.set(
+        "/api/v3/ticker/24hr",
+        MockResponse::ok(tickstream_mock_upstream::fixture(
+            env!("CARGO_MANIFEST_DIR"),
+            "rest_ticker_24hr.json",
+        )),
+    );
+    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
+    let svc = Service::spawn(
+        "ingest-binance",
+        &[
+            ("REDIS_URL", redis_url.as_str()),
+            ("BINANCE_WS_URL", ws_url.as_str()),
+            ("BINANCE_REST_URL", rest_url.as_str()),
+            ("SYMBOLS", "bnbbtc"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let tick = wait_tick(&redis, "BNBBTC", STEP, |t| t["source"] == "binance-rest").await;
+    assert_eq!(tick["price"], 4.000002);
+    assert_eq!(tick["timestamp"], "2017-07-12T14:31:39.040Z");
+    let r = rest.requests();
+    assert_eq!(
+        r[0], "/api/v3/ticker/24hr?symbols=%5B%22BNBBTC%22%5D",
+        "{r:?}"
+    );
+    let times = rest.request_times("/api/v3/ticker/24hr");
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(950),
+        "Retry-After: 1 not honoured: {:?}",
+        times[1] - times[0]
+    );
+    assert_eq!(
+        metric(&svc, &series("tickstream_upstream_fallback_active")).await,
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &svc,
+            "tickstream_upstream_rest_requests_total{outcome=\"rate_limited\",source=\"binance\"}"
+        )
+        .await,
+        Some(1.0)
+    );
+    let (code, health) =
+        wait_health(&svc, STEP, |_, h| h["upstream"]["fallback_active"] == true).await;
+    assert_eq!(code, 503);
+    assert_eq!(health["status"], "degraded");
+
+    // The stream comes back: the fallback stops and live ticks resume.
+    ws.refuse(false);
+    ws.wait_connections(1, STEP).await;
+    wait_metric(
+        &svc,
+        &series("tickstream_upstream_fallback_active"),
+        STEP,
+        |v| v == 0.0,
+    )
+    .await;
+    let polls = rest.count("/api/v3/ticker/24hr");
+    ws.send(0, &frame("ws_ticker_combined.json")).await;
+    let live = wait_tick(&redis, "BNBBTC", STEP, |t| t["source"] == "binance").await;
+    assert!(live["seq"].as_u64().unwrap() > tick["seq"].as_u64().unwrap());
+    wait_health(&svc, STEP, |code, h| {
+        code == 200 && h["status"] == "healthy"
+    })
+    .await;
+    // One poll may have been in flight when the stream came back; no more after it.
+    assert!(rest.count("/api/v3/ticker/24hr") <= polls + 1);
+}
+
+#[tokio::test]
+async fn seq_continues_across_a_restart() {
+    let mut s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    for _ in 0..3 {
+        s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+    }
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 3).await;
+    s.svc.restart().await.unwrap();
+    s.ws.wait_connections(2, STEP).await;
+    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 4).await;
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_naming_the_key() {
+    let bin = env!("CARGO_BIN_EXE_ingest-binance");
+    for (key, value, needle) in [
+        ("SYMBOLS", "btc-usdt", "binance.symbols"),
+        ("BINANCE_WS_URL", "http://x", "binance.ws_url"),
+        (
+            "TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS",
+            "0",
+            "upstream.stall_timeout_ms",
+        ),
+        (
+            "TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS",
+            "soon",
+            "stall_timeout_ms",
+        ),
+    ] {
+        let out = tokio::process::Command::new(bin)
+            .env_clear()
+            .env("PORT", "0")
+            .env(key, value)
+            .output()
+            .await
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{key}={value} started:\n{text}");
+        assert!(
+            text.contains(needle),
+            "{key}={value}: {needle} not in:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn example_config_file_is_accepted() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tickstream.example.toml"
+    );
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    // The file's real upstream URLs are overridden: tests stay on loopback.
+    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
+    let svc = Service::spawn_path(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-binance")),
+        &[
+            ("TICKSTREAM_CONFIG", path),
+            ("REDIS_URL", redis_url.as_str()),
+            ("BINANCE_WS_URL", ws_url.as_str()),
+            ("BINANCE_REST_URL", rest_url.as_str()),
+        ],
+    )
+    .await;
+    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
+}

@@ -1,0 +1,57 @@
+//! Mock Binance → ingest-binance → real Redis → gateway → WebSocket client,
+//! every process the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tickstream_mock_upstream::harness::{wait_tick, GatewayClient};
+use tickstream_mock_upstream::{fixture_frame, MockWs};
+use tickstream_testkit::{RedisServer, Service};
+
+const STEP: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn binance_ticker_reaches_a_gateway_websocket_client() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    let _ingest = Service::spawn(
+        "ingest-binance",
+        &[
+            ("REDIS_URL", redis_url.as_str()),
+            ("BINANCE_WS_URL", ws_url.as_str()),
+            ("SYMBOLS", "bnbbtc"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+        ],
+    )
+    .await
+    .unwrap();
+    ws.wait_connections(1, STEP).await;
+    let frame = fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker_combined.json");
+    ws.send(0, &frame).await;
+    wait_tick(&redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+
+    let mut client = GatewayClient::start(&redis, "BNBBTC").await;
+    // First the cached tick, then a live one from the upstream.
+    let cached = client.next_tick("BNBBTC", STEP, |_| true).await;
+    assert_eq!(cached["seq"], 1);
+    ws.send(0, &frame).await;
+    let live = client.next_tick("BNBBTC", STEP, |d| d["seq"] == 2).await;
+    assert_eq!(live["source"], "binance");
+    assert_eq!(live["price"], 0.0025);
+    assert_eq!(live["bid"], 0.0024);
+    assert_eq!(live["changePercent"], 250.0);
+    assert_eq!(live["timestamp"], "2022-12-31T19:43:02.136Z");
+
+    // The gateway knows the ingestor from its heartbeat.
+    let symbols_url = client.gateway().http_url("/symbols");
+    tickstream_testkit::wait_until(STEP, "binance in /symbols", || {
+        let u = symbols_url.clone();
+        async move {
+            matches!(tickstream_testkit::http_get_json(&u).await, Ok((200, v))
+                if v["data"]["supported"]["binance"] == serde_json::json!(["BNBBTC"]))
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,237 @@
+//! ingest-coinbase, the real binary, against a local mock of the Coinbase
+//! Exchange feed and REST API, publishing into a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tickstream_mock_upstream::harness::{metric, wait_health, wait_metric, wait_tick, TickChannel};
+use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse, MockRest, MockWs};
+use tickstream_testkit::{free_port, RedisServer, Service};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+const STEP: Duration = Duration::from_secs(10);
+const SUBSCRIBE: &str =
+    r#"{"channels":["ticker","heartbeat"],"product_ids":["ETH-USD"],"type":"subscribe"}"#;
+
+fn frame(name: &str) -> String {
+    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
+}
+
+fn series(name: &str) -> String {
+    format!("{name}{{source=\"coinbase\"}}")
+}
+
+/// The documented ticker with another sequence number, so it is not dropped as stale.
+fn ticker(sequence: u64) -> String {
+    frame("ws_ticker.json").replace("37475248783", &sequence.to_string())
+}
+
+struct Setup {
+    redis: RedisServer,
+    ws: MockWs,
+    svc: Service,
+}
+
+async fn start(extra: &[(&str, &str)]) -> Setup {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    // Coinbase acknowledges a subscribe with the resulting subscriptions.
+    ws.reply_to("\"subscribe\"", vec![frame("ws_subscriptions.json")]);
+    let rest = format!("http://127.0.0.1:{}", free_port());
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    let mut env = vec![
+        ("REDIS_URL", redis_url.as_str()),
+        ("COINBASE_WS_URL", ws_url.as_str()),
+        ("COINBASE_REST_URL", rest.as_str()),
+        ("SYMBOLS", "eth-usd"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k, v));
+    }
+    let svc = Service::spawn("ingest-coinbase", &env).await.unwrap();
+    Setup { redis, ws, svc }
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[tokio::test]
+async fn subscribes_as_documented_and_publishes_tickers() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    let sub = s.ws.wait_received(0, "subscribe", STEP).await;
+    assert_eq!(json(&sub), json(SUBSCRIBE));
+    let mut channel = TickChannel::subscribe(&s.redis, "ETH-USD").await;
+    s.ws.send(0, &frame("ws_heartbeat.json")).await;
+    s.ws.send(0, &frame("ws_ticker.json")).await;
+    let tick = channel.next(STEP).await;
+    assert_eq!(tick["symbol"], "ETH-USD");
+    assert_eq!(tick["source"], "coinbase");
+    assert_eq!(tick["price"], 1285.22);
+    assert_eq!(tick["bid"], 1285.04);
+    assert_eq!(tick["ask"], 1285.27);
+    assert_eq!(tick["volume"], 245532.79269678);
+    assert_eq!(tick["high"], 1313.8);
+    assert_eq!(tick["low"], 1280.52);
+    assert!(
+        (tick["change"].as_f64().unwrap() + 25.57).abs() < 1e-9,
+        "{tick}"
+    );
+    assert!((tick["changePercent"].as_f64().unwrap() + 1.950732).abs() < 1e-5);
+    assert_eq!(tick["timestamp"], "2022-10-19T23:28:22.061769Z");
+    assert_eq!(tick["seq"], 1);
+    // subscriptions + heartbeat + ticker.
+    wait_metric(
+        &s.svc,
+        &series("tickstream_upstream_messages_total"),
+        STEP,
+        |v| v == 3.0,
+    )
+    .await;
+    let (code, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "healthy").await;
+    assert_eq!(code, 200);
+    assert_eq!(health["symbols"], serde_json::json!(["ETH-USD"]));
+}
+
+#[tokio::test]
+async fn errors_garbage_and_stale_sequences_are_counted_or_dropped() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.send(0, &frame("ws_error.json")).await;
+    wait_metric(
+        &s.svc,
+        &series("tickstream_upstream_error_messages_total"),
+        STEP,
+        |v| v == 1.0,
+    )
+    .await;
+    let good = ticker(100);
+    for bad in [
+        "{not json".to_owned(),
+        good[..good.len() - 20].to_owned(),
+        good.replace("\"price\":\"1285.22\",", ""),
+        good.replace("\"type\":\"ticker\"", "\"type\":\"tickerV2\""),
+    ] {
+        s.ws.send(0, &bad).await;
+    }
+    s.ws.send(0, &good).await;
+    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 1).await;
+    // An older sequence is stale and dropped; a newer one goes through.
+    s.ws.send(0, &ticker(99).replace("1285.22", "1.5")).await;
+    s.ws.send(0, &ticker(101).replace("\"best_bid\":\"1285.04\",", ""))
+        .await;
+    let t = wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 2).await;
+    assert_eq!(t["price"], 1285.22, "stale ticker published: {t}");
+    assert!(t.get("bid").is_none(), "bid invented: {t}");
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_upstream_parse_errors_total")).await,
+        Some(4.0)
+    );
+    assert_eq!(s.ws.connections(), 1);
+}
+
+#[tokio::test]
+async fn resubscribes_after_the_server_closes() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.wait_received(0, "subscribe", STEP).await;
+    s.ws.close(0, CloseCode::Away, "maintenance").await;
+    s.ws.wait_connections(2, STEP).await;
+    let sub = s.ws.wait_received(1, "subscribe", STEP).await;
+    assert_eq!(json(&sub), json(SUBSCRIBE));
+    s.ws.send(1, &ticker(5)).await;
+    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 1).await;
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_upstream_reconnects_total")).await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn stall_watchdog_reconnects() {
+    let s = start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")]).await;
+    s.ws.wait_connections(2, STEP).await;
+    s.svc.wait_for_log(STEP, "stall watchdog").await.unwrap();
+    s.ws.wait_received(1, "subscribe", STEP).await;
+}
+
+#[tokio::test]
+async fn rest_fallback_engages_and_releases() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    ws.refuse(true);
+    let rest = MockRest::start().await;
+    rest.push(
+        "/products/ETH-USD/ticker",
+        MockResponse::rate_limited(429, 1),
+    );
+    rest.set(
+        "/products/ETH-USD/ticker",
+        MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_ticker.json")),
+    );
+    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
+    let svc = Service::spawn(
+        "ingest-coinbase",
+        &[
+            ("REDIS_URL", redis_url.as_str()),
+            ("COINBASE_WS_URL", ws_url.as_str()),
+            ("COINBASE_REST_URL", rest_url.as_str()),
+            ("SYMBOLS", "ETH-USD"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+        ],
+    )
+    .await
+    .unwrap();
+    let t = wait_tick(&redis, "ETH-USD", STEP, |t| t["source"] == "coinbase-rest").await;
+    assert_eq!(t["price"], 6268.48);
+    assert_eq!(t["bid"], 6265.15);
+    assert!(t.get("high").is_none(), "high invented: {t}");
+    let times = rest.request_times("/products/ETH-USD/ticker");
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(950),
+        "Retry-After ignored"
+    );
+    ws.refuse(false);
+    ws.wait_connections(1, STEP).await;
+    wait_metric(
+        &svc,
+        &series("tickstream_upstream_fallback_active"),
+        STEP,
+        |v| v == 0.0,
+    )
+    .await;
+    ws.send(0, &ticker(7)).await;
+    wait_tick(&redis, "ETH-USD", STEP, |t| t["source"] == "coinbase").await;
+}
+
+#[tokio::test]
+async fn example_config_file_is_accepted() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tickstream.example.toml"
+    );
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    // The file's real upstream URLs are overridden: tests stay on loopback.
+    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
+    let svc = Service::spawn_path(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-coinbase")),
+        &[
+            ("TICKSTREAM_CONFIG", path),
+            ("REDIS_URL", redis_url.as_str()),
+            ("COINBASE_WS_URL", ws_url.as_str()),
+            ("COINBASE_REST_URL", rest_url.as_str()),
+        ],
+    )
+    .await;
+    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
+}

@@ -1,0 +1,159 @@
+//! ingest-finnhub: Finnhub trades published to the tickstream bus.
+//!
+//! Symbols come from `SYMBOLS` in Finnhub's notation (`AAPL`,
+//! `BINANCE:BTCUSDT`, `OANDA:EUR_USD`); the tick symbol drops the exchange
+//! prefix (`AAPL`, `BTCUSDT`, `EUR_USD`). A `trade` message carries a batch;
+//! the last trade per symbol becomes a tick (`p` price, `t` time) with the
+//! running volume of the UTC day (summed `v` since the service started that
+//! day). Finnhub gives no bid/ask/high/low on the stream: they stay absent.
+//! `{"type":"ping"}` is ignored. Without `FINNHUB_API_KEY` the service starts,
+//! reports `unhealthy` naming the variable, and never calls Finnhub. The REST
+//! fallback polls `/api/v1/quote` (price, change, percent, day high/low), or,
+//! with only `ALPHA_VANTAGE_API_KEY` set, Alpha Vantage `GLOBAL_QUOTE` (which
+//! has no time of day: those ticks carry the receive time).
+//!
+//! # Layout
+//! - [`config`]: the config struct, symbol notation, defaults and validation.
+//! - [`messages`]: Finnhub wire types with their documented JSON.
+//! - [`parse`]: wire types → quotes and events.
+//! - [`ws`]: the token URL and subscribe frames.
+//! - [`rest`]: the quote fallback.
+//! - [`FinnhubVenue`] and [`run`].
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod messages;
+pub mod parse;
+pub mod rest;
+pub mod ws;
+
+use std::future::Future;
+
+use tickstream_model::Symbol;
+use tickstream_runtime::config::ConfigError;
+use tickstream_upstream::{
+    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
+};
+
+pub use config::Config;
+
+/// The tick `source` and metric label.
+pub const SOURCE: &str = "finnhub";
+
+/// Why the service could not run; start-up failures only.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is invalid; the message names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The shared machinery could not start (port, Redis URL).
+    #[error(transparent)]
+    Upstream(#[from] tickstream_upstream::Error),
+}
+
+/// Finnhub as a [`Venue`].
+#[derive(Debug)]
+pub struct FinnhubVenue {
+    /// (Finnhub notation, tick symbol).
+    symbols: Vec<(String, Symbol)>,
+    /// WebSocket URL without the token.
+    ws_url: String,
+    /// REST base.
+    rest_url: String,
+    /// The key, if configured.
+    api_key: Option<String>,
+    /// Alpha Vantage base URL.
+    alpha_vantage_url: String,
+    /// Alpha Vantage key, if configured.
+    alpha_vantage_api_key: Option<String>,
+    /// Stateful parser (day volumes).
+    parser: parse::FinnhubParser,
+}
+
+impl FinnhubVenue {
+    /// A venue for validated `config`.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            symbols: config.symbols()?,
+            ws_url: config.finnhub.ws_url.clone(),
+            rest_url: config.finnhub.rest_url.clone(),
+            api_key: config.api_key().map(str::to_owned),
+            alpha_vantage_url: config.finnhub.alpha_vantage_url.clone(),
+            alpha_vantage_api_key: config.alpha_vantage_api_key().map(str::to_owned),
+            parser: parse::FinnhubParser::default(),
+        })
+    }
+}
+
+impl Venue for FinnhubVenue {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn symbols(&self) -> Vec<Symbol> {
+        self.symbols.iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    fn credentials_problem(&self) -> Option<String> {
+        self.api_key.is_none().then(|| {
+            format!(
+                "{} is not set: get a free key at finnhub.io and restart",
+                config::API_KEY_ENV
+            )
+        })
+    }
+
+    fn connections(&self) -> Vec<WsConnection> {
+        let upstream: Vec<String> = self.symbols.iter().map(|(u, _)| u.clone()).collect();
+        ws::connections(
+            &self.ws_url,
+            self.api_key.as_deref().unwrap_or(""),
+            &upstream,
+        )
+    }
+
+    fn parse(&self, text: &str) -> Result<WsEvent, ParseError> {
+        self.parser.parse_ws(text)
+    }
+
+    fn rest_requests(&self) -> Vec<RestRequest> {
+        match (&self.api_key, &self.alpha_vantage_api_key) {
+            (Some(key), _) => rest::requests(&self.rest_url, key, &self.symbols),
+            (None, Some(key)) => {
+                rest::alpha_vantage_requests(&self.alpha_vantage_url, key, &self.symbols)
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn rest_rate_limited(&self, body: &str) -> bool {
+        // Alpha Vantage answers over-quota calls with HTTP 200 and a `Note`/`Information` text.
+        body.contains("\"Note\"") || body.contains("\"Information\"")
+    }
+
+    fn parse_rest(&self, request: &RestRequest, body: &str) -> Result<Vec<Quote>, ParseError> {
+        let symbol = request
+            .symbols
+            .first()
+            .ok_or_else(|| ParseError::field("symbol", "request without a symbol"))?;
+        if request.url.contains("function=GLOBAL_QUOTE") {
+            let now = tickstream_model::time::now_millis();
+            return Ok(vec![parse::parse_global_quote(symbol, body, now)?]);
+        }
+        Ok(vec![parse::parse_rest(symbol, body)?])
+    }
+}
+
+/// Runs ingest-finnhub until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let venue = FinnhubVenue::new(&config)?;
+    let opts = ServiceOptions {
+        host: config.host,
+        port: config.port,
+        redis_url: config.redis_url,
+        settings: config.upstream,
+    };
+    tickstream_upstream::run(venue, opts, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! ingest-twelvedata, the real binary, against a local mock of Twelve Data's
+//! WebSocket and REST API, publishing into a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tickstream_mock_upstream::harness::{metric, wait_health, wait_metric, wait_tick, TickChannel};
+use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse, MockRest, MockWs};
+use tickstream_testkit::{RedisServer, Service};
+
+const STEP: Duration = Duration::from_secs(10);
+
+fn frame(name: &str) -> String {
+    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
+}
+
+fn series(name: &str) -> String {
+    format!("{name}{{source=\"twelvedata\"}}")
+}
+
+struct Setup {
+    redis: RedisServer,
+    ws: MockWs,
+    rest: MockRest,
+    svc: Service,
+}
+
+async fn start(extra: &[(&str, &str)]) -> Setup {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    ws.reply_to("\"subscribe\"", vec![frame("ws_subscribe_status.json")]);
+    ws.reply_to("\"heartbeat\"", vec![frame("ws_heartbeat.json")]);
+    let rest = MockRest::start().await;
+    let ws_url = format!("{}/v1/quotes/price", ws.url());
+    let (redis_url, rest_url) = (redis.url(), rest.url());
+    let mut env = vec![
+        ("REDIS_URL", redis_url.as_str()),
+        ("TWELVE_DATA_WS_URL", ws_url.as_str()),
+        ("TWELVE_DATA_REST_URL", rest_url.as_str()),
+        ("TWELVE_DATA_API_KEY", "td-key"),
+        ("SYMBOLS", "AAPL,BTC/USD,INVALID"),
+        ("TICKSTREAM_TWELVEDATA__HEARTBEAT_SECS", "1"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+    ];
+    for (k, v) in extra {
+        env.retain(|(key, _)| key != k);
+        env.push((k, v));
+    }
+    let svc = Service::spawn("ingest-twelvedata", &env).await.unwrap();
+    Setup {
+        redis,
+        ws,
+        rest,
+        svc,
+    }
+}
+
+#[tokio::test]
+async fn subscribes_heartbeats_and_publishes_prices() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    assert_eq!(s.ws.path(0), "/v1/quotes/price?apikey=td-key");
+    let sub = s.ws.wait_received(0, "subscribe", STEP).await;
+    assert_eq!(
+        sub,
+        r#"{"action":"subscribe","params":{"symbols":"AAPL,BTC/USD,INVALID"}}"#
+    );
+    // The documented subscribe-status lists INVALID under `fails`: logged and counted.
+    wait_metric(
+        &s.svc,
+        &series("tickstream_upstream_error_messages_total"),
+        STEP,
+        |v| v == 1.0,
+    )
+    .await;
+    s.svc.wait_for_log(STEP, "INVALID").await.unwrap();
+    // The application heartbeat goes out on its period and is answered.
+    let hb = s.ws.wait_received(0, "heartbeat", STEP).await;
+    assert_eq!(hb, r#"{"action":"heartbeat"}"#);
+
+    let mut channel = TickChannel::subscribe(&s.redis, "BTC/USD").await;
+    s.ws.send(0, &frame("ws_price_crypto.json")).await;
+    let tick = channel.next(STEP).await;
+    assert_eq!(
+        tick,
+        serde_json::json!({"symbol":"BTC/USD","price":30202.1,"volume":45647.0,"bid":30202.1,
+            "ask":30202.1,"timestamp":"2022-05-13T10:48:13.000Z","source":"twelvedata","seq":1})
+    );
+    s.ws.send(0, &frame("ws_price_stock.json")).await;
+    let aapl = wait_tick(&s.redis, "AAPL", STEP, |_| true).await;
+    assert!(aapl.get("bid").is_none(), "bid invented: {aapl}");
+    assert_eq!(aapl["volume"], 27631112.0);
+    wait_health(&s.svc, STEP, |c, h| c == 200 && h["status"] == "healthy").await;
+}
+
+#[tokio::test]
+async fn missing_api_key_is_unhealthy_and_never_calls_twelve_data() {
+    let s = start(&[
+        ("TWELVE_DATA_API_KEY", ""),
+        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "100"),
+        ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "100"),
+    ])
+    .await;
+    let (code, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "unhealthy").await;
+    assert_eq!(code, 503);
+    assert!(health["message"]
+        .as_str()
+        .unwrap()
+        .contains("TWELVE_DATA_API_KEY"));
+    s.svc
+        .wait_for_log(STEP, "Not connecting to the upstream")
+        .await
+        .unwrap();
+    // The fallback decides once, at start, that it has nothing to poll.
+    s.svc
+        .wait_for_log(STEP, "No REST fallback configured")
+        .await
+        .unwrap();
+    assert_eq!(s.ws.connections(), 0);
+    assert!(s.rest.requests().is_empty());
+}
+
+#[tokio::test]
+async fn garbage_is_counted_and_the_connection_stays() {
+    let s = start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    for bad in [
+        "<html>502</html>",
+        r#"{"event":"price","symbol":"AAPL","#,
+        r#"{"event":"price","symbol":"AAPL","timestamp":1592249566}"#,
+    ] {
+        s.ws.send(0, bad).await;
+    }
+    s.ws.send(0, &frame("ws_price_stock.json")).await;
+    wait_tick(&s.redis, "AAPL", STEP, |t| t["seq"] == 1).await;
+    assert_eq!(
+        metric(&s.svc, &series("tickstream_upstream_parse_errors_total")).await,
+        Some(3.0)
+    );
+    assert!(s.ws.is_open(0));
+}
+
+#[tokio::test]
+async fn stall_reconnects_and_resubscribes() {
+    // Heartbeats are answered by the mock, so silence needs a long heartbeat period.
+    let s = start(&[
+        ("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500"),
+        ("TICKSTREAM_TWELVEDATA__HEARTBEAT_SECS", "60"),
+    ])
+    .await;
+    s.ws.wait_connections(2, STEP).await;
+    s.svc.wait_for_log(STEP, "stall watchdog").await.unwrap();
+    s.ws.wait_received(1, "subscribe", STEP).await;
+}
+
+#[tokio::test]
+async fn rest_fallback_polls_price_then_releases() {
+    let s = start(&[
+        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+        ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+        ("SYMBOLS", "AAPL"),
+    ])
+    .await;
+    s.ws.wait_connections(1, STEP).await;
+    s.rest.push("/price", MockResponse::rate_limited(429, 1));
+    // Twelve Data's own out-of-credits answer comes with HTTP 200.
+    s.rest.push(
+        "/price",
+        MockResponse::ok(r#"{"code":429,"message":"You have run out of API credits for the current minute.","status":"error"}"#),
+    );
+    s.rest.set(
+        "/price",
+        MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_price.json")),
+    );
+    s.ws.refuse(true);
+    s.ws.drop_conn(0).await;
+    let t = wait_tick(&s.redis, "AAPL", STEP, |t| t["source"] == "twelvedata-rest").await;
+    assert_eq!(t["price"], 200.99001);
+    assert_eq!(s.rest.requests()[0], "/price?symbol=AAPL&apikey=td-key");
+    let times = s.rest.request_times("/price");
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(950),
+        "Retry-After ignored"
+    );
+    s.ws.refuse(false);
+    s.ws.wait_connections(2, STEP).await;
+    wait_metric(
+        &s.svc,
+        &series("tickstream_upstream_fallback_active"),
+        STEP,
+        |v| v == 0.0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn example_config_file_is_accepted() {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = MockWs::start().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tickstream.example.toml"
+    );
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    // The file's real upstream URLs are overridden: tests stay on loopback.
+    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
+    let svc = Service::spawn_path(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-twelvedata")),
+        &[
+            ("TICKSTREAM_CONFIG", path),
+            ("REDIS_URL", redis_url.as_str()),
+            ("TWELVE_DATA_WS_URL", ws_url.as_str()),
+            ("TWELVE_DATA_REST_URL", rest_url.as_str()),
+        ],
+    )
+    .await;
+    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
+}
