@@ -10,7 +10,10 @@ use tickstream_runtime::config::{ConfigError, EnvAlias};
 use tickstream_runtime::telemetry::LogConfig;
 
 /// Plain-named variables beyond the common ones.
-pub const ALIASES: &[EnvAlias] = &[EnvAlias::list("DEFAULT_SYMBOLS", "gateway.default_symbols")];
+pub const ALIASES: &[EnvAlias] = &[
+    EnvAlias::list("DEFAULT_SYMBOLS", "gateway.default_symbols"),
+    EnvAlias::list("ALLOWED_ORIGINS", "gateway.allowed_origins"),
+];
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,8 +37,20 @@ pub struct GatewaySection {
     pub default_symbols: Vec<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
-    /// Per-connection outbound queue, in frames; when full, new ticks for that client are dropped and counted.
+    /// Per-connection outbound queue, in frames; when full, that client's ticks are conflated to the newest per symbol.
     pub queue_capacity: usize,
+    /// A client behind (conflating) this long, or whose socket write stays blocked this long, is closed with 1008 `slow consumer`.
+    pub slow_consumer_timeout_ms: u64,
+    /// Most open connections (native + Socket.IO sessions) in total; 0 = unlimited. Beyond: HTTP 429.
+    pub max_connections: usize,
+    /// Most open connections from one peer IP; 0 = unlimited (the default: behind a load balancer every client shares its IP). Beyond: HTTP 429.
+    pub max_connections_per_ip: usize,
+    /// Browser origins allowed for REST (CORS), WebSocket upgrades and Engine.IO (403 otherwise); empty = any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Optional JWT authentication of clients (off by default).
+    #[serde(default)]
+    pub auth: AuthSection,
     /// Most symbols one connection may hold (`too_many_symbols` beyond).
     pub max_symbols_per_connection: usize,
     /// Inbound text frames larger than this get `too_large` (the connection stays).
@@ -62,6 +77,99 @@ pub struct GatewaySection {
     pub socketio_upgrade_timeout_ms: u64,
 }
 
+/// JWT settings (`[gateway.auth]`, `TICKSTREAM_GATEWAY__AUTH__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSection {
+    /// `none` (default: no auth), `HS256` (shared secret) or `RS256` (public key).
+    pub algorithm: String,
+    /// HS256 shared secret; never logged.
+    pub hs256_secret: Secret,
+    /// RS256 public key, PEM text (or use `rs256_public_key_file`).
+    pub rs256_public_key_pem: Secret,
+    /// RS256 public key, path of a PEM file.
+    pub rs256_public_key_file: String,
+    /// Required `iss` claim; empty = not checked.
+    pub issuer: String,
+    /// Required `aud` claim; empty = not checked.
+    pub audience: String,
+    /// Clock skew allowed for `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        Self {
+            algorithm: "none".to_owned(),
+            hs256_secret: Secret::default(),
+            rs256_public_key_pem: Secret::default(),
+            rs256_public_key_file: String::new(),
+            issuer: String::new(),
+            audience: String::new(),
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl AuthSection {
+    /// Whether JWT auth is on.
+    pub fn enabled(&self) -> bool {
+        !self.algorithm.is_empty() && !self.algorithm.eq_ignore_ascii_case("none")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key = "gateway.auth.algorithm";
+        match self.algorithm.to_ascii_uppercase().as_str() {
+            "" | "NONE" => Ok(()),
+            "HS256" if self.hs256_secret.expose().len() < 16 => Err(ConfigError::invalid(
+                "gateway.auth.hs256_secret",
+                ALIASES,
+                "HS256 needs a secret of at least 16 bytes",
+            )),
+            "HS256" => Ok(()),
+            "RS256"
+                if self.rs256_public_key_pem.expose().is_empty()
+                    && self.rs256_public_key_file.is_empty() =>
+            {
+                Err(ConfigError::invalid(
+                    "gateway.auth.rs256_public_key_pem",
+                    ALIASES,
+                    "RS256 needs rs256_public_key_pem or rs256_public_key_file",
+                ))
+            }
+            "RS256" => Ok(()),
+            other => Err(ConfigError::invalid(
+                key,
+                ALIASES,
+                format!("{other:?}: expected none, HS256 or RS256"),
+            )),
+        }
+    }
+}
+
+/// A configured secret: serializes as itself (config layering needs it) but never shows in `Debug` or logs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (key construction).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// The default symbol mix, matching ingest-sim's default.
 pub const DEFAULT_SYMBOLS: &[&str] = &[
     "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "ADAUSDT", "AAPL", "MSFT", "NVDA", "EUR/USD",
@@ -78,6 +186,11 @@ impl Default for Config {
                 default_symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
                 workers: 0,
                 queue_capacity: 1024,
+                slow_consumer_timeout_ms: 10_000,
+                max_connections: 100_000,
+                max_connections_per_ip: 0,
+                allowed_origins: Vec::new(),
+                auth: AuthSection::default(),
                 max_symbols_per_connection: 200,
                 max_message_bytes: 16 * 1024,
                 max_frame_bytes: 1024 * 1024,
@@ -108,6 +221,10 @@ impl Config {
         }
         let positive = [
             ("gateway.queue_capacity", g.queue_capacity as u64),
+            (
+                "gateway.slow_consumer_timeout_ms",
+                g.slow_consumer_timeout_ms,
+            ),
             (
                 "gateway.max_symbols_per_connection",
                 g.max_symbols_per_connection as u64,
@@ -149,6 +266,16 @@ impl Config {
                 "must be at least gateway.max_message_bytes",
             ));
         }
+        for origin in &g.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    "gateway.allowed_origins",
+                    ALIASES,
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        g.auth.validate()?;
         if g.idle_timeout_secs <= g.ping_interval_secs {
             return Err(ConfigError::invalid(
                 "gateway.idle_timeout_secs",
@@ -167,6 +294,23 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(Config::default().validate().unwrap().len(), 9);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let mut c = Config::default();
+        c.gateway.auth.hs256_secret = Secret::new("super-secret-value-123");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+        c.gateway.auth.algorithm = "HS256".into();
+        assert!(c.validate().is_ok());
+        c.gateway.auth.algorithm = "none-such".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("auth.algorithm"));
     }
 
     #[test]

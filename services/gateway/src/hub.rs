@@ -2,21 +2,22 @@
 //!
 //! One `Hub` serves every protocol. A tick arriving from Redis is validated,
 //! serialized once into a [`TickFrame`], and the same `Arc` is offered to every
-//! subscriber's bounded queue with `try_send`, so a slow client never blocks
-//! the Redis reader or anyone else. The hub is the source of truth the Redis
+//! subscriber's [`Outlet`] (a bounded queue that conflates to the newest tick
+//! per symbol when full), so a slow client never blocks the Redis reader or
+//! anyone else, and fan-out allocates nothing per receiver. The hub is the source of truth the Redis
 //! [`Subscriber`](tickstream_bus::Subscriber) reconciles against: a symbol is
 //! subscribed in Redis exactly while some local client wants it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use tickstream_bus::TickHandler;
 use tickstream_model::{Symbol, Tick};
-use tokio::sync::mpsc;
 
 use crate::metrics::GatewayMetrics;
+use crate::outlet::{Offer, Outlet};
 
 /// One tick, encoded once, shared by every receiver.
 #[derive(Debug)]
@@ -70,13 +71,13 @@ pub type ClientId = u64;
 #[derive(Default)]
 struct Subscribers {
     /// Walked on every tick.
-    queues: Vec<(ClientId, mpsc::Sender<Outbound>)>,
+    queues: Vec<(ClientId, Arc<Outlet>)>,
     /// Position of each client in `queues`.
     index: HashMap<ClientId, usize>,
 }
 
 impl Subscribers {
-    fn insert(&mut self, id: ClientId, tx: &mpsc::Sender<Outbound>) -> bool {
+    fn insert(&mut self, id: ClientId, tx: &Arc<Outlet>) -> bool {
         if self.index.contains_key(&id) {
             return false;
         }
@@ -130,12 +131,7 @@ impl Hub {
     }
 
     /// Adds `client` to each symbol; returns the symbols that had no local subscriber before.
-    pub fn subscribe(
-        &self,
-        client: ClientId,
-        tx: &mpsc::Sender<Outbound>,
-        symbols: &[Symbol],
-    ) -> Vec<Symbol> {
+    pub fn subscribe(&self, client: ClientId, tx: &Arc<Outlet>, symbols: &[Symbol]) -> Vec<Symbol> {
         let mut first = Vec::new();
         let Ok(mut table) = self.table.write() else {
             return first;
@@ -222,16 +218,21 @@ impl Hub {
 
     /// Offers one frame to every subscriber of its symbol without waiting for anyone.
     pub fn dispatch(&self, frame: Outbound) {
-        let (mut sent, mut full) = (0u64, 0u64);
+        let (mut sent, mut conflated, mut full) = (0u64, 0u64, 0u64);
         if let Ok(table) = self.table.read() {
             if let Some(subs) = table.get(frame.symbol.as_str()) {
-                for (_, tx) in &subs.queues {
-                    match tx.try_send(frame.clone()) {
-                        Ok(()) => sent += 1,
-                        // Bounded queue full: this client is behind; drop for it only.
-                        Err(mpsc::error::TrySendError::Full(_)) => full += 1,
+                for (_, outlet) in &subs.queues {
+                    match outlet.offer(&frame) {
+                        Offer::Delivered => sent += 1,
+                        // Queue full: kept as this client's newest pending tick, an older one superseded.
+                        Offer::Conflated => {
+                            sent += 1;
+                            conflated += 1;
+                        }
+                        // Being disconnected as a slow consumer: dropped for it only.
+                        Offer::Dropped => full += 1,
                         // Connection is closing; its cleanup removes it from the table.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        Offer::Closed => {}
                     }
                 }
             }
@@ -239,11 +240,11 @@ impl Hub {
         if sent > 0 {
             self.metrics.messages_sent.inc_by(sent);
         }
+        if conflated > 0 {
+            self.metrics.dropped_conflated.inc_by(conflated);
+        }
         if full > 0 {
-            self.metrics
-                .dropped
-                .with_label_values(&["queue_full"])
-                .inc_by(full);
+            self.metrics.dropped_queue_full.inc_by(full);
         }
     }
 }
@@ -301,8 +302,8 @@ mod tests {
     #[test]
     fn first_and_last_subscriber_are_reported() {
         let hub = Hub::new(GatewayMetrics::new());
-        let (tx1, _rx1) = mpsc::channel(4);
-        let (tx2, _rx2) = mpsc::channel(4);
+        let (tx1, _rx1) = Outlet::new(4);
+        let (tx2, _rx2) = Outlet::new(4);
         assert_eq!(
             hub.subscribe(1, &tx1, &[sym("A"), sym("B")]),
             vec![sym("A"), sym("B")]
@@ -326,9 +327,9 @@ mod tests {
     fn fan_out_shares_one_frame_and_respects_bounds() {
         let metrics = GatewayMetrics::new();
         let hub = Hub::new(metrics.clone());
-        let (tx1, mut rx1) = mpsc::channel(8);
-        let (tx2, mut rx2) = mpsc::channel(1);
-        let (tx3, mut rx3) = mpsc::channel(8);
+        let (tx1, mut rx1) = Outlet::new(8);
+        let (tx2, mut rx2) = Outlet::new(1);
+        let (tx3, mut rx3) = Outlet::new(8);
         hub.subscribe(1, &tx1, &[sym("BTCUSDT")]);
         hub.subscribe(2, &tx2, &[sym("BTCUSDT")]);
         hub.subscribe(3, &tx3, &[sym("ETHUSDT")]);
@@ -358,18 +359,23 @@ mod tests {
         assert_eq!(rx1.try_recv().unwrap().seq, 2);
         assert!(
             rx2.try_recv().is_err(),
-            "bounded queue dropped the overflow"
+            "the overflow waits in the conflation slot, not the queue"
         );
+        let mut pending = Vec::new();
+        assert!(tx2.take_pending(&rx2, &mut pending));
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].seq, 2);
         assert!(rx3.try_recv().is_err(), "other symbol not delivered");
-        assert_eq!(metrics.messages_sent.get(), 3);
-        assert_eq!(metrics.dropped.with_label_values(&["queue_full"]).get(), 1);
+        assert_eq!(metrics.messages_sent.get(), 4);
+        assert_eq!(metrics.dropped.with_label_values(&["queue_full"]).get(), 0);
+        assert_eq!(metrics.dropped.with_label_values(&["conflated"]).get(), 0);
     }
 
     #[test]
     fn invalid_and_mismatched_ticks_are_counted_and_skipped() {
         let metrics = GatewayMetrics::new();
         let hub = Hub::new(metrics.clone());
-        let (tx, mut rx) = mpsc::channel(8);
+        let (tx, mut rx) = Outlet::new(8);
         hub.subscribe(1, &tx, &[sym("AAPL")]);
         hub.on_message("AAPL", b"garbage");
         hub.on_message("AAPL", &tick("MSFT", 1));

@@ -9,6 +9,9 @@
 //! - [`hub`]: the subscription engine and fan-out (one for every protocol).
 //! - [`protocol`]: the native JSON protocol, parsing and frames.
 //! - [`session`]: one client's subscriptions and limits, shared by both protocols.
+//! - [`outlet`]: a client's bounded, conflating outbound queue and slow-consumer rule.
+//! - [`limits`]: admission before any upgrade: origin, JWT, connection limits.
+//! - [`auth`]: optional JWT verification.
 //! - [`ws`]: the `/ws` connection task (native framing).
 //! - [`socketio`]: `/socket.io/`, Engine.IO v4 / Socket.IO v5 framing.
 //! - [`rest`]: REST endpoints and their error mapping.
@@ -16,9 +19,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
+pub mod outlet;
 pub mod protocol;
 pub mod rest;
 pub mod session;
@@ -40,8 +46,24 @@ use crate::hub::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::state::{AppState, Rates};
 
-/// Registers every route; shared by the server and any in-process test app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// CORS for the REST endpoints: `gateway.allowed_origins`, or any origin when the list is empty.
+pub fn rest_cors(allowed_origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "OPTIONS"])
+        .allow_any_header()
+        .max_age(3600);
+    if allowed_origins.is_empty() {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for origin in allowed_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors
+}
+
+/// Registers every route; REST gets CORS for `allowed_origins` (WebSocket and Engine.IO check origins themselves).
+pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
     let socketio = || {
         web::route()
             .guard(
@@ -54,12 +76,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::route))
         .route("/socket.io/", socketio())
         .route("/socket.io", socketio())
-        .route("/health", web::get().to(rest::health))
-        .route("/stats", web::get().to(rest::stats))
-        .route("/symbols", web::get().to(rest::symbols))
-        .route("/prices", web::get().to(rest::prices))
-        .route("/price/{symbol:.+}", web::get().to(rest::price))
-        .route("/metrics", web::get().to(rest::metrics));
+        .service(
+            web::scope("")
+                .wrap(rest_cors(allowed_origins))
+                .route("/health", web::get().to(rest::health))
+                .route("/stats", web::get().to(rest::stats))
+                .route("/symbols", web::get().to(rest::symbols))
+                .route("/prices", web::get().to(rest::prices))
+                .route("/price/{symbol:.+}", web::get().to(rest::price))
+                .route("/metrics", web::get().to(rest::metrics)),
+        );
 }
 
 /// Runs the gateway until `shutdown` resolves, then closes every client (native: 1001; Socket.IO: Engine.IO close) and exits.
@@ -67,6 +93,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let default_symbols = cfg.validate()?;
     let redis = Redis::connect_lazy(RedisOptions::new(cfg.redis_url.clone()))
         .map_err(|e| ConfigError::invalid("redis_url", ALIASES, e.to_string()))?;
+    let auth = auth::Verifier::from_config(&cfg.gateway.auth)?;
+    let limiter = limits::ConnLimiter::new(
+        cfg.gateway.max_connections,
+        cfg.gateway.max_connections_per_ip,
+    );
     let metrics = GatewayMetrics::new();
     let hub = Arc::new(Hub::new(metrics.clone()));
     let subscriber = Subscriber::spawn(redis.client().clone(), hub.clone(), redis.health().clone());
@@ -90,16 +121,26 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         shutdown: shutdown_rx,
         rates: Rates::default(),
         socketio: socketio::Sessions::default(),
+        auth,
+        limiter,
     });
+    if state.auth.is_some() {
+        tracing::info!(algorithm = %state.cfg.gateway.auth.algorithm, "JWT authentication is on.");
+    }
     let sampler = tokio::spawn(sample(state.clone()));
 
     let app_state = state.clone();
-    let server = HttpServer::new(move || App::new().app_data(app_state.clone()).configure(routes))
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(grace.as_secs())
-        .listen(listener)?
-        .run();
+    let origins = state.cfg.gateway.allowed_origins.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .configure(|c| routes(c, &origins))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs())
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     let mut server_task = tokio::spawn(server);
 

@@ -16,6 +16,25 @@ pub const ERROR_CODES: &[&str] = &[
     "too_large",
 ];
 
+/// Why a connection was refused before the upgrade (`connections_rejected_total{reason}`).
+pub const REJECT_REASONS: &[&str] = &[
+    "too_many_connections",
+    "too_many_connections_per_ip",
+    "origin_forbidden",
+    "unauthorized",
+];
+
+/// Why a JWT check failed (`auth_failures_total{reason}`).
+pub const AUTH_FAILURE_REASONS: &[&str] = &[
+    "missing",
+    "expired",
+    "not_yet_valid",
+    "bad_signature",
+    "bad_algorithm",
+    "malformed",
+    "symbol_denied",
+];
+
 /// Every gateway metric, registered once and shared by all workers.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -35,8 +54,16 @@ pub struct GatewayMetrics {
     pub ticks_invalid: IntCounter,
     /// Tick frames queued to clients (deliveries).
     pub messages_sent: IntCounter,
-    /// Tick frames not delivered, by reason (`queue_full`).
+    /// Tick frames not delivered, by reason (`conflated`: superseded by a newer pending tick; `queue_full`: client being cut as a slow consumer).
     pub dropped: IntCounterVec,
+    /// `dropped{reason="conflated"}`, resolved once so fan-out does not hash labels per tick.
+    pub dropped_conflated: IntCounter,
+    /// `dropped{reason="queue_full"}`, resolved once for fan-out.
+    pub dropped_queue_full: IntCounter,
+    /// Connections refused before the upgrade/handshake, by reason (limits, origin, auth).
+    pub connections_rejected: IntCounterVec,
+    /// Refused or failed JWT checks, by reason (bounded set, see [`AUTH_FAILURE_REASONS`]).
+    pub auth_failures: IntCounterVec,
     /// Upstream event time to gateway receive time.
     pub tick_latency: Histogram,
     /// Error frames sent to clients, by code.
@@ -71,7 +98,25 @@ impl GatewayMetrics {
         let latency_buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
+        let dropped = counter_vec(
+            "tickstream_gateway_ticks_dropped_total",
+            "Tick frames not delivered to a client.",
+            &["reason"],
+        );
         let m = Self {
+            dropped_conflated: dropped.with_label_values(&["conflated"]),
+            dropped_queue_full: dropped.with_label_values(&["queue_full"]),
+            dropped,
+            connections_rejected: counter_vec(
+                "tickstream_gateway_connections_rejected_total",
+                "Connections refused before the WebSocket upgrade or Engine.IO handshake.",
+                &["reason"],
+            ),
+            auth_failures: counter_vec(
+                "tickstream_gateway_auth_failures_total",
+                "Refused JWT credentials and refused symbols.",
+                &["reason"],
+            ),
             connections: register(
                 r,
                 IntGaugeVec::new(
@@ -104,11 +149,6 @@ impl GatewayMetrics {
             messages_sent: counter(
                 "tickstream_gateway_messages_sent_total",
                 "Tick frames queued to clients.",
-            ),
-            dropped: counter_vec(
-                "tickstream_gateway_ticks_dropped_total",
-                "Tick frames not delivered to a client.",
-                &["reason"],
             ),
             tick_latency: register(
                 r,
@@ -147,7 +187,12 @@ impl GatewayMetrics {
             m.connections.with_label_values(&[protocol.label()]);
             m.connections_opened.with_label_values(&[protocol.label()]);
         }
-        m.dropped.with_label_values(&["queue_full"]);
+        for reason in REJECT_REASONS {
+            m.connections_rejected.with_label_values(&[reason]);
+        }
+        for reason in AUTH_FAILURE_REASONS {
+            m.auth_failures.with_label_values(&[reason]);
+        }
         for code in ERROR_CODES {
             m.client_errors.with_label_values(&[code]);
         }
@@ -157,6 +202,7 @@ impl GatewayMetrics {
             "idle",
             "shutdown",
             "protocol_error",
+            "slow_consumer",
         ] {
             m.disconnects.with_label_values(&[reason]);
         }

@@ -70,6 +70,13 @@ impl ClientError {
 pub enum Action {
     /// Start receiving these symbols (cached tick first).
     Subscribe(Vec<Symbol>),
+    /// Start receiving these symbols, at most `max_hz` updates per second each, always the newest (`"max_hz": N`).
+    SubscribeAtMost {
+        /// The symbols.
+        symbols: Vec<Symbol>,
+        /// Updates per second per symbol, in (0, [`MAX_HZ_LIMIT`]].
+        max_hz: f64,
+    },
     /// Stop receiving these symbols.
     Unsubscribe(Vec<Symbol>),
     /// Tell me what I am subscribed to.
@@ -134,7 +141,13 @@ pub fn parse(text: &str, max_symbols: usize) -> Result<Request, ClientError> {
 /// Turns an event name and its data into an [`Action`]; shared by every protocol (Socket.IO passes its first event argument).
 pub fn parse_action(event: &str, data: &Value, max_symbols: usize) -> Result<Action, ClientError> {
     Ok(match event {
-        "subscribe" => Action::Subscribe(symbols_of(data, max_symbols)?),
+        "subscribe" => {
+            let symbols = symbols_of(data, max_symbols)?;
+            match max_hz_of(data)? {
+                Some(max_hz) => Action::SubscribeAtMost { symbols, max_hz },
+                None => Action::Subscribe(symbols),
+            }
+        }
         "unsubscribe" => Action::Unsubscribe(symbols_of(data, max_symbols)?),
         "list" => Action::List,
         "ping" => Action::Ping,
@@ -146,6 +159,27 @@ pub fn parse_action(event: &str, data: &Value, max_symbols: usize) -> Result<Act
             ));
         }
     })
+}
+
+/// Largest accepted `max_hz` (anything faster is the same as no cap).
+pub const MAX_HZ_LIMIT: f64 = 1000.0;
+
+/// Reads the optional `data.max_hz`: a number in (0, [`MAX_HZ_LIMIT`]].
+fn max_hz_of(data: &Value) -> Result<Option<f64>, ClientError> {
+    match data.get("max_hz") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(hz) if hz > 0.0 && hz <= MAX_HZ_LIMIT => Ok(Some(hz)),
+            _ => Err(ClientError::new(
+                ErrorCode::BadJson,
+                format!("`data.max_hz` must be a number greater than 0 and at most {MAX_HZ_LIMIT}"),
+            )),
+        },
+        Some(_) => Err(ClientError::new(
+            ErrorCode::BadJson,
+            "`data.max_hz` must be a number (updates per second per symbol)",
+        )),
+    }
 }
 
 /// Reads `data.symbols` as an array of strings (or one comma-separated string).
@@ -306,6 +340,18 @@ mod tests {
             Action::List
         );
         assert_eq!(
+            parse(
+                r#"{"event":"subscribe","data":{"symbols":["A"],"max_hz":2.5}}"#,
+                5
+            )
+            .unwrap()
+            .action,
+            Action::SubscribeAtMost {
+                symbols: vec![Symbol::parse("A").unwrap()],
+                max_hz: 2.5
+            }
+        );
+        assert_eq!(
             parse(r#"{"event":"ping","data":null}"#, 5).unwrap().action,
             Action::Ping
         );
@@ -323,6 +369,9 @@ mod tests {
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":{}}}", ErrorCode::BadJson),
             ("{\"event\":\"ping\",\"id\":{}}", ErrorCode::BadJson),
             ("{\"event\":\"fly\"}", ErrorCode::UnknownEvent),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\"],\"max_hz\":0}}", ErrorCode::BadJson),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\"],\"max_hz\":\"2\"}}", ErrorCode::BadJson),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\"],\"max_hz\":1e9}}", ErrorCode::BadJson),
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"BAD SYM\"]}}", ErrorCode::InvalidSymbol),
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[]}}", ErrorCode::InvalidSymbol),
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\",\"B\",\"C\",\"D\",\"E\",\"F\"]}}", ErrorCode::TooManySymbols),

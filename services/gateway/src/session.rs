@@ -5,8 +5,9 @@
 //! parsed [`Action`]s; it talks to the [`Hub`] and Redis and answers with a
 //! protocol-neutral [`Response`] (event name + data + cached ticks) that the
 //! transport encodes in its own framing. Limits (symbols per connection,
-//! request rate, bad requests in a row) and the snapshot seq-guard live here
-//! once, so both protocols behave the same.
+//! request rate, bad requests in a row, symbols a token grants), per-symbol
+//! rate caps (`max_hz`) and the snapshot seq-guard live here once, so both
+//! protocols behave the same.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use tickstream_model::{Symbol, Tick};
 use tokio::sync::mpsc;
 
 use crate::hub::{ClientId, Hub, Outbound, TickFrame};
+use crate::limits::ConnPermit;
+use crate::outlet::Outlet;
 use crate::protocol::{self, Action, ClientError, ErrorCode};
 use crate::state::AppState;
 
@@ -109,8 +112,16 @@ pub struct ClientSession {
     client: ClientId,
     /// Public id (`connected.client_id`, also the Socket.IO socket id).
     client_id: String,
-    /// Sender half of the bounded tick queue; cloned into the hub per subscription.
-    tx: mpsc::Sender<Outbound>,
+    /// The bounded, conflating tick queue; shared with the hub per subscription.
+    outlet: Arc<Outlet>,
+    /// Symbols subscribed with `max_hz`: at most that many updates per second, always the newest.
+    throttles: HashMap<Symbol, Throttle>,
+    /// How many throttled symbols hold a tick waiting for its slot (0: no timer needed).
+    held: usize,
+    /// Symbols the client's token grants (`None`: no restriction).
+    grant: Option<HashSet<Symbol>>,
+    /// This connection's slot in the connection limits, released on drop.
+    _permit: Option<ConnPermit>,
     /// Symbols this client holds; frames for others (queued before an unsubscribe) are skipped.
     subscribed: HashSet<Symbol>,
     /// Seq of the snapshot sent per symbol, to skip older live frames queued meanwhile.
@@ -123,10 +134,14 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// Registers a new client (counted in the connection metrics) and returns it with its tick queue.
-    pub fn open(state: Arc<AppState>, protocol: Protocol) -> (Self, mpsc::Receiver<Outbound>) {
+    pub fn open(
+        state: Arc<AppState>,
+        protocol: Protocol,
+        permit: Option<ConnPermit>,
+    ) -> (Self, mpsc::Receiver<Outbound>) {
         let (client, client_id) = state.hub.new_client();
         let g = &state.cfg.gateway;
-        let (tx, rx) = mpsc::channel(g.queue_capacity);
+        let (outlet, rx) = Outlet::new(g.queue_capacity);
         let label = [protocol.label()];
         state.metrics.connections.with_label_values(&label).inc();
         state
@@ -140,7 +155,11 @@ impl ClientSession {
             protocol,
             client,
             client_id,
-            tx,
+            outlet,
+            throttles: HashMap::new(),
+            held: 0,
+            grant: None,
+            _permit: permit,
             subscribed: HashSet::new(),
             snapshot_seq: HashMap::new(),
             violations: 0,
@@ -151,6 +170,21 @@ impl ClientSession {
     /// The public client id.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// The outbound path, for the transport's drain and slow-consumer checks.
+    pub fn outlet(&self) -> &Arc<Outlet> {
+        &self.outlet
+    }
+
+    /// How long the client may stay behind before it is cut as a slow consumer (`gateway.slow_consumer_timeout_ms`).
+    pub fn slow_timeout(&self) -> Duration {
+        Duration::from_millis(self.state.cfg.gateway.slow_consumer_timeout_ms)
+    }
+
+    /// Restricts subscriptions to these symbols (the token's `symbols` claim).
+    pub fn set_grant(&mut self, grant: Option<HashSet<Symbol>>) {
+        self.grant = grant;
     }
 
     /// The shared state, for transport limits and the shutdown signal.
@@ -170,7 +204,13 @@ impl ClientSession {
                 if !self.bucket.take() {
                     return self.reject(rate_limited());
                 }
-                self.subscribe(symbols).await
+                self.subscribe(symbols, None).await
+            }
+            Action::SubscribeAtMost { symbols, max_hz } => {
+                if !self.bucket.take() {
+                    return self.reject(rate_limited());
+                }
+                self.subscribe(symbols, Some(max_hz)).await
             }
             Action::Unsubscribe(symbols) => {
                 if !self.bucket.take() {
@@ -195,7 +235,7 @@ impl ClientSession {
                 ErrorCode::TooManySymbols,
                 format!("the limit is {max}"),
             ))),
-            Ok(list) if !list.is_empty() => Some(self.subscribe(list).await),
+            Ok(list) if !list.is_empty() => Some(self.subscribe(list, None).await),
             Ok(_) => None,
             Err((bad, e)) => Some(self.error(ClientError::new(
                 ErrorCode::InvalidSymbol,
@@ -204,7 +244,21 @@ impl ClientSession {
         }
     }
 
-    async fn subscribe(&mut self, symbols: Vec<Symbol>) -> Response {
+    async fn subscribe(&mut self, symbols: Vec<Symbol>, max_hz: Option<f64>) -> Response {
+        if let Some(grant) = &self.grant {
+            if let Some(denied) = symbols.iter().find(|s| !grant.contains(*s)) {
+                let e = ClientError::new(
+                    ErrorCode::Unauthorized,
+                    format!("your token does not grant {}", denied.as_str()),
+                );
+                self.state
+                    .metrics
+                    .auth_failures
+                    .with_label_values(&["symbol_denied"])
+                    .inc();
+                return self.reject(e);
+            }
+        }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
         let new: Vec<Symbol> = symbols
             .iter()
@@ -222,13 +276,33 @@ impl ClientSession {
             ));
         }
         self.violations = 0;
-        let first = self.state.hub.subscribe(self.client, &self.tx, &new);
+        let first = self.state.hub.subscribe(self.client, &self.outlet, &new);
         for sym in &first {
             self.state.subscriber.sync(sym.as_str()).await;
         }
         self.subscribed.extend(new.iter().cloned());
-        let mut response = Response::event("subscribed", protocol::subscribed_data(&symbols));
+        // Each subscribe sets the rate of the symbols it names (no max_hz: unlimited).
+        for sym in &symbols {
+            let old = match max_hz {
+                Some(hz) => self.throttles.insert(sym.clone(), Throttle::new(hz)),
+                None => self.throttles.remove(sym),
+            };
+            if old.is_some_and(|t| t.held.is_some()) {
+                self.held -= 1;
+            }
+        }
+        let mut data = protocol::subscribed_data(&symbols);
+        if let (Some(hz), Value::Object(obj)) = (max_hz, &mut data) {
+            obj.insert("max_hz".to_owned(), serde_json::json!(hz));
+        }
+        let mut response = Response::event("subscribed", data);
         response.snapshots = self.snapshots(&new).await;
+        let now = Instant::now();
+        for frame in &response.snapshots {
+            if let Some(t) = self.throttles.get_mut(&frame.symbol) {
+                t.last_sent = Some(now);
+            }
+        }
         response
     }
 
@@ -269,6 +343,9 @@ impl ClientSession {
             .collect();
         for sym in &held {
             self.snapshot_seq.remove(sym);
+            if self.throttles.remove(sym).is_some_and(|t| t.held.is_some()) {
+                self.held -= 1;
+            }
         }
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         for sym in &emptied {
@@ -281,27 +358,85 @@ impl ClientSession {
     pub async fn unsubscribe_all(&mut self) {
         let held: Vec<Symbol> = self.subscribed.drain().collect();
         self.snapshot_seq.clear();
+        self.throttles.clear();
+        self.held = 0;
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         for sym in &emptied {
             self.state.subscriber.sync(sym.as_str()).await;
         }
     }
 
-    /// Whether a queued frame should still go out: subscribed, and newer than the snapshot sent.
-    pub fn wants(&mut self, frame: &TickFrame) -> bool {
+    /// Whether a queued frame should go out now: subscribed, newer than the snapshot sent, and within its `max_hz`.
+    ///
+    /// A frame over its symbol's rate is held (replacing an older held one)
+    /// and goes out when its slot comes ([`Self::release_due`]), so the
+    /// client always ends on the newest tick.
+    pub fn wants(&mut self, frame: &Outbound) -> bool {
         if !self.subscribed.contains(&frame.symbol) {
             return false;
         }
-        if self.snapshot_seq.is_empty() {
+        if !self.snapshot_seq.is_empty() {
+            match self.snapshot_seq.get(&frame.symbol) {
+                Some(&(seq, at)) if frame.seq <= seq && at.elapsed() < SNAPSHOT_GUARD => {
+                    return false
+                }
+                Some(_) => {
+                    self.snapshot_seq.remove(&frame.symbol);
+                }
+                None => {}
+            }
+        }
+        if self.throttles.is_empty() {
             return true;
         }
-        match self.snapshot_seq.get(&frame.symbol) {
-            Some(&(seq, at)) if frame.seq <= seq && at.elapsed() < SNAPSHOT_GUARD => false,
-            Some(_) => {
-                self.snapshot_seq.remove(&frame.symbol);
+        let Some(t) = self.throttles.get_mut(&frame.symbol) else {
+            return true;
+        };
+        let now = Instant::now();
+        match t.last_sent {
+            Some(last) if now < last + t.interval => {
+                if t.held.replace(frame.clone()).is_none() {
+                    self.held += 1;
+                }
+                false
+            }
+            _ => {
+                t.last_sent = Some(now);
+                if t.held.take().is_some() {
+                    self.held -= 1;
+                }
                 true
             }
-            None => true,
+        }
+    }
+
+    /// When the next held (rate-capped) tick is due, if any.
+    pub fn next_release(&self) -> Option<Instant> {
+        if self.held == 0 {
+            return None;
+        }
+        self.throttles
+            .values()
+            .filter(|t| t.held.is_some())
+            .filter_map(|t| t.last_sent.map(|l| l + t.interval))
+            .min()
+    }
+
+    /// Moves every held tick whose slot has come into `out` (to be written now).
+    pub fn release_due(&mut self, out: &mut Vec<Outbound>) {
+        if self.held == 0 {
+            return;
+        }
+        let now = Instant::now();
+        for t in self.throttles.values_mut() {
+            let due = t.last_sent.is_none_or(|l| l + t.interval <= now);
+            if due {
+                if let Some(frame) = t.held.take() {
+                    t.last_sent = Some(now);
+                    self.held -= 1;
+                    out.push(frame);
+                }
+            }
         }
     }
 
@@ -338,6 +473,26 @@ impl ClientSession {
             .connections
             .with_label_values(&[self.protocol.label()])
             .dec();
+    }
+}
+
+/// Per-symbol rate cap state of a `max_hz` subscription.
+struct Throttle {
+    /// 1 / max_hz.
+    interval: Duration,
+    /// When a tick of this symbol last went out.
+    last_sent: Option<Instant>,
+    /// The newest tick that arrived too soon; sent when the interval has passed.
+    held: Option<Outbound>,
+}
+
+impl Throttle {
+    fn new(max_hz: f64) -> Self {
+        Self {
+            interval: Duration::from_secs_f64(1.0 / max_hz),
+            last_sent: None,
+            held: None,
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct AppState {
     pub rates: Rates,
     /// Live Socket.IO (Engine.IO) sessions by sid, so polling requests find their session task.
     pub socketio: crate::socketio::Sessions,
+    /// JWT verifier when `gateway.auth` is on.
+    pub auth: Option<crate::auth::Verifier>,
+    /// Connection limits (total and per IP), checked before every upgrade and handshake.
+    pub limiter: Arc<crate::limits::ConnLimiter>,
 }
 
 impl AppState {

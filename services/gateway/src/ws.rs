@@ -5,8 +5,16 @@
 //! signal. Everything it writes goes through one `Session`, so frames of one
 //! connection never interleave. Subscriptions, limits and snapshots are the
 //! protocol-independent [`ClientSession`]; this file is only the native framing.
+//!
+//! Flow control: the queue is an [`Outlet`](crate::outlet::Outlet) that
+//! conflates when full; once the queue is empty the task writes the pending
+//! newest-per-symbol ticks. A client behind for `slow_consumer_timeout_ms`
+//! (or whose socket write blocks that long) is closed with 1008 `slow consumer`.
 
 use std::time::{Duration, Instant};
+
+use crate::limits::{self, TokenPolicy};
+use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
@@ -21,13 +29,16 @@ use crate::state::AppState;
 /// Frames written per wake-up before the task checks other events again.
 const WRITE_BATCH: usize = 64;
 
+/// How long a close frame may wait for a client that does not read before the socket is just dropped.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `?symbols=A,B` subscribes at connect.
 #[derive(Debug, serde::Deserialize)]
 struct WsQuery {
     symbols: Option<String>,
 }
 
-/// Upgrades to WebSocket and spawns the connection task.
+/// Checks origin, token and connection limits (403/401/429 before any upgrade), upgrades, and spawns the connection task.
 pub async fn route(
     req: HttpRequest,
     body: web::Payload,
@@ -36,6 +47,10 @@ pub async fn route(
     let initial = web::Query::<WsQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().symbols);
+    let admission = match limits::admit(&req, &state, TokenPolicy::Required) {
+        Ok(a) => a,
+        Err(refusal) => return Ok(refusal.response()),
+    };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let g = &state.cfg.gateway;
     let stream = stream
@@ -44,11 +59,24 @@ pub async fn route(
         .max_continuation_size(g.max_frame_bytes);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
-        let (client, rx) = ClientSession::open(state, Protocol::Native);
-        let conn = Connection { session, client };
+        let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
+        client.set_grant(admission.grant.and_then(|g| g.symbols));
+        let conn = Connection {
+            session,
+            client,
+            pending: Vec::new(),
+        };
         conn.run(stream, rx, initial).await;
     });
     Ok(response)
+}
+
+/// The close frame of a slow consumer (1008 `slow consumer`).
+fn slow_close() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Policy,
+        description: Some(SLOW_CONSUMER_REASON.to_owned()),
+    }
 }
 
 /// Why the loop ended: a close frame to send, or nothing (client already gone).
@@ -60,6 +88,8 @@ struct Connection {
     session: Session,
     /// Subscriptions, limits and snapshots (shared logic with Socket.IO).
     client: ClientSession,
+    /// Reused buffer for conflated and rate-capped ticks about to be written.
+    pending: Vec<Outbound>,
 }
 
 impl Connection {
@@ -70,10 +100,12 @@ impl Connection {
         initial: Option<String>,
     ) {
         let exit = self.serve(&mut stream, &mut rx, initial).await;
-        let Connection { session, client } = self;
+        let Connection {
+            session, client, ..
+        } = self;
         client.close().await;
         if let Some(reason) = exit {
-            let _ = session.close(Some(reason)).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(reason))).await;
         }
     }
 
@@ -84,8 +116,8 @@ impl Connection {
         initial: Option<String>,
     ) -> Exit {
         let hello = protocol::connected(self.client.client_id());
-        if self.session.text(hello).await.is_err() {
-            return None;
+        if let Err(exit) = self.write(hello.into()).await {
+            return exit;
         }
         if let Some(raw) = initial {
             if let Some(response) = self.client.subscribe_initial(&raw).await {
@@ -102,7 +134,15 @@ impl Connection {
         ping.reset();
         let mut last_seen = Instant::now();
         let mut shutdown = state.shutdown.clone();
+        let outlet = self.client.outlet().clone();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         loop {
+            // Queue drained while conflating: the pending newest ticks go out before anything newer.
+            let drain_pending = outlet.is_conflating() && rx.is_empty();
+            let release_at = self
+                .client
+                .next_release()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
@@ -126,8 +166,11 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
-                            if self.session.pong(&payload).await.is_err() {
-                                return None;
+                            let timeout = self.client.slow_timeout();
+                            match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.session.pong(&payload)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(_)) => return None,
+                                Err(SlowConsumer) => return Some(slow_close()),
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
@@ -139,37 +182,95 @@ impl Connection {
                 }
                 frame = rx.recv() => {
                     let frame = frame?;
-                    if !self.write_frames(frame, rx).await {
-                        return None;
+                    if let Err(exit) = self.write_frames(Some(frame), rx).await {
+                        return exit;
                     }
+                }
+                () = std::future::ready(()), if drain_pending => {
+                    if let Err(exit) = self.write_frames(None, rx).await {
+                        return exit;
+                    }
+                }
+                () = tokio::time::sleep_until(release_at.unwrap_or(far)), if release_at.is_some() => {
+                    let mut due = std::mem::take(&mut self.pending);
+                    self.client.release_due(&mut due);
+                    for frame in due.drain(..) {
+                        if let Err(exit) = self.write(frame.native.clone()).await {
+                            return exit;
+                        }
+                    }
+                    self.pending = due;
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > idle_timeout {
                         state.metrics.disconnects.with_label_values(&["idle"]).inc();
                         return Some(CloseReason { code: CloseCode::Policy, description: Some("idle timeout".to_owned()) });
                     }
-                    if self.session.ping(b"").await.is_err() {
-                        return None;
+                    let timeout = self.client.slow_timeout();
+                    match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.session.ping(b"")).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(SlowConsumer) => return Some(slow_close()),
                     }
                 }
             }
         }
     }
 
-    /// Writes `first` and whatever else is already queued (up to a batch); false when the client is gone.
-    async fn write_frames(&mut self, first: Outbound, rx: &mut mpsc::Receiver<Outbound>) -> bool {
-        let mut next = Some(first);
+    /// Writes `first` and whatever else is queued (up to a batch), then the conflated pending ticks once the queue is empty.
+    async fn write_frames(
+        &mut self,
+        first: Option<Outbound>,
+        rx: &mut mpsc::Receiver<Outbound>,
+    ) -> Result<(), Exit> {
+        let outlet = self.client.outlet().clone();
+        let timeout = self.client.slow_timeout();
+        let mut next = first.or_else(|| rx.try_recv().ok());
         let mut written = 0;
-        while let Some(frame) = next.take() {
-            if self.client.wants(&frame) && self.session.text(frame.native.clone()).await.is_err() {
-                return false;
-            }
-            written += 1;
-            if written < WRITE_BATCH {
+        loop {
+            while let Some(frame) = next.take() {
+                if self.client.wants(&frame) {
+                    self.write(frame.native.clone()).await?;
+                }
+                written += 1;
+                if written >= WRITE_BATCH {
+                    return Ok(());
+                }
                 next = rx.try_recv().ok();
             }
+            // Queue empty: behind for too long is a slow consumer even if it reads a little.
+            if outlet::is_overdue(&outlet, timeout) {
+                outlet::slow_consumer(&outlet, &self.client.state().metrics);
+                return Err(Some(slow_close()));
+            }
+            let mut pending = std::mem::take(&mut self.pending);
+            if !outlet.take_pending(rx, &mut pending) {
+                self.pending = pending;
+                outlet.caught_up();
+                return Ok(());
+            }
+            let mut result = Ok(());
+            for frame in pending.drain(..) {
+                if result.is_ok() && self.client.wants(&frame) {
+                    result = self.write(frame.native.clone()).await;
+                }
+            }
+            self.pending = pending;
+            result?;
+            next = rx.try_recv().ok();
         }
-        true
+    }
+
+    /// Writes one text frame; a write blocked past the slow-consumer timeout ends the connection with 1008.
+    async fn write(&mut self, text: bytestring::ByteString) -> Result<(), Exit> {
+        let outlet = self.client.outlet().clone();
+        let timeout = self.client.slow_timeout();
+        let metrics = self.client.state().metrics.clone();
+        match outlet::write_or_slow(&outlet, timeout, &metrics, self.session.text(text)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(None),
+            Err(SlowConsumer) => Err(Some(slow_close())),
+        }
     }
 
     /// Handles one text frame; `Err` carries the exit when the connection must end.
@@ -200,13 +301,9 @@ impl Connection {
     /// Writes a response (reply, then snapshots) in native framing; closes with 1008 on abuse.
     async fn respond(&mut self, response: Response, id: Option<Value>) -> Result<(), Exit> {
         let reply = protocol::frame(response.event, response.data, id.as_ref());
-        if self.session.text(reply).await.is_err() {
-            return Err(None);
-        }
+        self.write(reply.into()).await?;
         for frame in response.snapshots {
-            if self.session.text(frame.native).await.is_err() {
-                return Err(None);
-            }
+            self.write(frame.native).await?;
         }
         if response.abuse {
             return Err(Some(CloseReason {

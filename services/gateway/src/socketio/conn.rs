@@ -8,8 +8,11 @@
 //! its body, an upgrade hands over the probed WebSocket.
 //!
 //! Backpressure: while polling, ticks are taken from the bounded hub queue
-//! only while a GET is waiting, so a client that polls slowly loses ticks in
-//! the hub's queue (counted as `queue_full`) rather than growing memory here.
+//! only while a GET is waiting, so for a client that polls slowly the
+//! [`Outlet`](crate::outlet::Outlet) conflates to the newest tick per symbol
+//! rather than growing memory here; one behind for
+//! `slow_consumer_timeout_ms` is closed (WebSocket: 1008 `slow consumer`;
+//! polling: the session ends and a pending GET gets a close packet).
 //! Control packets (replies, pings) wait in a small outbox; past
 //! [`OUTBOX_LIMIT`] packets the session is closed as abusive.
 
@@ -27,9 +30,14 @@ use super::packet::{self, EioPacket, PacketError, SioKind};
 use super::{EioConfig, EioError, COMMAND_QUEUE};
 use crate::config::Config;
 use crate::hub::Outbound;
+use crate::limits::Admission;
+use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
+
+/// How long a close frame may wait for a client that does not read (see [`crate::ws::CLOSE_TIMEOUT`]).
+use crate::ws::CLOSE_TIMEOUT;
 
 /// Control packets a polling client may leave unread before it is closed.
 pub const OUTBOX_LIMIT: usize = 1024;
@@ -87,19 +95,24 @@ pub fn websocket(session: actix_ws::Session, stream: MessageStream, eio: &EioCon
 }
 
 /// Starts a session whose first transport is long-polling (the open packet is the handshake's body).
-pub fn spawn_polling(state: Arc<AppState>, sid: String) {
+pub fn spawn_polling(state: Arc<AppState>, sid: String, admission: Admission) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     state.socketio.insert(sid.clone(), tx);
-    actix_web::rt::spawn(run(state, sid, rx, None));
+    actix_web::rt::spawn(run(state, sid, rx, None, admission));
 }
 
 /// Starts a WebSocket-only session (no sid yet): the open packet is its first frame.
-pub fn spawn_websocket(state: Arc<AppState>, session: actix_ws::Session, stream: MessageStream) {
+pub fn spawn_websocket(
+    state: Arc<AppState>,
+    session: actix_ws::Session,
+    stream: MessageStream,
+    admission: Admission,
+) {
     let sid = super::new_sid();
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     state.socketio.insert(sid.clone(), tx);
     let ws = websocket(session, stream, &eio_config(&state.cfg));
-    actix_web::rt::spawn(run(state, sid, rx, Some(ws)));
+    actix_web::rt::spawn(run(state, sid, rx, Some(ws), admission));
 }
 
 /// One WebSocket: write half and the frames its reader task forwards.
@@ -127,6 +140,8 @@ enum End {
     Abuse,
     /// A WebSocket message over `maxPayload`.
     TooLarge,
+    /// Behind (conflating) or blocked for `slow_consumer_timeout_ms` (already counted).
+    SlowConsumer,
 }
 
 impl End {
@@ -138,6 +153,7 @@ impl End {
             End::Protocol => Some("protocol_error"),
             End::Abuse => Some("abuse"),
             End::TooLarge => Some("frame_too_large"),
+            End::SlowConsumer => None,
         }
     }
 
@@ -149,6 +165,7 @@ impl End {
             End::Protocol => (CloseCode::Protocol, "protocol error"),
             End::Abuse => (CloseCode::Policy, "too many invalid requests"),
             End::TooLarge => (CloseCode::Size, "message too large"),
+            End::SlowConsumer => (CloseCode::Policy, SLOW_CONSUMER_REASON),
         };
         CloseReason {
             code,
@@ -164,6 +181,9 @@ enum Wake {
     Ws(Option<WsInbound>),
     Probe(Option<WsInbound>),
     Tick(Option<Outbound>),
+    DrainPending,
+    Release,
+    SlowCheck,
     PingDue,
     PongOverdue,
     ProbeOverdue,
@@ -193,6 +213,10 @@ struct EngineSession {
     next_ping: Instant,
     /// Set while a ping awaits its pong.
     pong_deadline: Option<Instant>,
+    /// The handshake request's own token, verified at CONNECT when the `auth` payload has none.
+    request_token: Option<String>,
+    /// Reused buffer for conflated and rate-capped ticks about to be sent.
+    pending: Vec<Outbound>,
 }
 
 /// Runs one session to its end and cleans up (table entry, hub subscriptions, gauges).
@@ -201,9 +225,11 @@ async fn run(
     sid: String,
     mut commands: mpsc::Receiver<Command>,
     ws: Option<WsConn>,
+    admission: Admission,
 ) {
     let eio = eio_config(&state.cfg);
-    let (client, mut ticks) = ClientSession::open(state.clone(), Protocol::SocketIo);
+    let (client, mut ticks) =
+        ClientSession::open(state.clone(), Protocol::SocketIo, Some(admission.permit));
     let mut session = EngineSession {
         sid,
         eio,
@@ -216,6 +242,8 @@ async fn run(
         upgrading: false,
         next_ping: Instant::now() + eio.ping_interval,
         pong_deadline: None,
+        request_token: admission.request_token,
+        pending: Vec::new(),
     };
     let end = session.serve(&mut commands, &mut ticks).await;
     if let Some(label) = end.metric() {
@@ -250,11 +278,13 @@ async fn run(
         let _ = tx.send(Ok(vec![ByteString::from_static("1")]));
     }
     if let Some((p, _)) = probe {
-        let _ = p.session.close(Some(end.close_reason())).await;
+        let _ =
+            tokio::time::timeout(CLOSE_TIMEOUT, p.session.close(Some(end.close_reason()))).await;
     }
     if let Some(w) = ws {
         if end != End::Gone {
-            let _ = w.session.close(Some(end.close_reason())).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, w.session.close(Some(end.close_reason())))
+                .await;
         }
     }
 }
@@ -307,6 +337,16 @@ impl EngineSession {
             let ping_at = self.next_ping;
             let pong_at = self.pong_deadline;
             let probe_at = self.probe.as_ref().map(|(_, at)| *at);
+            let outlet = self.client.outlet().clone();
+            let drain_pending = take_ticks && outlet.is_conflating() && ticks.is_empty();
+            let release_at = if take_ticks {
+                self.client.next_release().map(Instant::from_std)
+            } else {
+                None
+            };
+            let slow_at = outlet
+                .behind_since()
+                .map(|b| Instant::from_std(b) + self.client.slow_timeout());
             let wake = tokio::select! {
                 biased;
                 _ = shutdown.changed() => Wake::Shutdown,
@@ -314,6 +354,10 @@ impl EngineSession {
                 m = recv_ws(&mut self.ws) => Wake::Ws(m),
                 m = recv_probe(&mut self.probe) => Wake::Probe(m),
                 t = ticks.recv(), if take_ticks => Wake::Tick(t),
+                () = std::future::ready(()), if drain_pending => Wake::DrainPending,
+                () = tokio::time::sleep_until(release_at.unwrap_or(far)), if release_at.is_some() => Wake::Release,
+                () = tokio::time::sleep_until(slow_at.unwrap_or(far)), if slow_at.is_some() => Wake::SlowCheck,
+                () = outlet.fell_behind() => Wake::SlowCheck,
                 _ = tokio::time::sleep_until(pong_at.unwrap_or(far)), if pong_at.is_some() => Wake::PongOverdue,
                 _ = tokio::time::sleep_until(ping_at), if pong_at.is_none() => Wake::PingDue,
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(far)), if probe_at.is_some() => Wake::ProbeOverdue,
@@ -325,7 +369,28 @@ impl EngineSession {
                 Wake::Ws(msg) => self.on_ws(msg).await,
                 Wake::Probe(msg) => self.on_probe(msg).await,
                 Wake::Tick(None) => Err(End::Gone),
-                Wake::Tick(Some(first)) => self.on_ticks(first, ticks).await,
+                Wake::Tick(Some(first)) => self.on_ticks(Some(first), ticks).await,
+                Wake::DrainPending => self.on_ticks(None, ticks).await,
+                Wake::Release => {
+                    let mut due = std::mem::take(&mut self.pending);
+                    self.client.release_due(&mut due);
+                    let mut result = Ok(());
+                    for frame in due.drain(..) {
+                        if result.is_ok() {
+                            result = self.send(frame.socketio().clone()).await;
+                        }
+                    }
+                    self.pending = due;
+                    result
+                }
+                Wake::SlowCheck => {
+                    if outlet::is_overdue(&outlet, self.client.slow_timeout()) {
+                        outlet::slow_consumer(&outlet, &self.client.state().metrics);
+                        Err(End::SlowConsumer)
+                    } else {
+                        Ok(())
+                    }
+                }
                 Wake::PingDue => {
                     self.pong_deadline = Some(Instant::now() + self.eio.ping_timeout);
                     self.send(ByteString::from_static("2")).await
@@ -370,10 +435,21 @@ impl EngineSession {
         }
     }
 
-    /// Queues (polling) or writes (WebSocket) one Engine.IO packet.
+    /// Queues (polling) or writes (WebSocket) one Engine.IO packet; a write blocked past the slow-consumer timeout ends the session.
     async fn send(&mut self, packet: ByteString) -> Result<(), End> {
         match &mut self.ws {
-            Some(ws) => ws.session.text(packet).await.map_err(|_| End::Gone),
+            Some(ws) => {
+                let outlet = self.client.outlet();
+                let timeout =
+                    Duration::from_millis(self.client.state().cfg.gateway.slow_consumer_timeout_ms);
+                let metrics = &self.client.state().metrics;
+                match outlet::write_or_slow(outlet, timeout, metrics, ws.session.text(packet)).await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(End::Gone),
+                    Err(SlowConsumer) => Err(End::SlowConsumer),
+                }
+            }
             None => {
                 self.outbox.push_back(packet);
                 Ok(())
@@ -508,7 +584,17 @@ impl EngineSession {
                 self.on_packet(EioPacket::Binary(bytes.to_vec())).await
             }
             Some(Ok(AggregatedMessage::Ping(p))) => match &mut self.ws {
-                Some(w) => w.session.pong(&p).await.map_err(|_| End::Gone),
+                Some(w) => {
+                    let outlet = self.client.outlet();
+                    let timeout = self.client.slow_timeout();
+                    let metrics = &self.client.state().metrics;
+                    match outlet::write_or_slow(outlet, timeout, metrics, w.session.pong(&p)).await
+                    {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(_)) => Err(End::Gone),
+                        Err(SlowConsumer) => Err(End::SlowConsumer),
+                    }
+                }
                 None => Ok(()),
             },
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
@@ -578,7 +664,29 @@ impl EngineSession {
                 self.send(refusal.into()).await
             }
             SioKind::Connect => {
-                // `auth` (p.data) is accepted and not required; JWT checks come with the auth issue.
+                if let Some(verifier) = &self.client.state().auth {
+                    // The CONNECT `auth` payload `{"token": ...}` wins over the handshake's `?token=`/header.
+                    let token = p
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("token"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| self.request_token.clone());
+                    match verifier.verify(token.as_deref()) {
+                        Ok(grant) => self.client.set_grant(grant.symbols),
+                        Err(e) => {
+                            let metrics = &self.client.state().metrics;
+                            metrics.auth_failures.with_label_values(&[e.label()]).inc();
+                            metrics
+                                .connections_rejected
+                                .with_label_values(&["unauthorized"])
+                                .inc();
+                            let refusal = packet::connect_error("/", "unauthorized");
+                            return self.send(refusal.into()).await;
+                        }
+                    }
+                }
                 let ok = packet::connect_ok(self.client.client_id());
                 self.send(ok.into()).await?;
                 if !self.joined {
@@ -647,23 +755,46 @@ impl EngineSession {
         Ok(())
     }
 
-    /// Delivers `first` and whatever else is queued (up to a batch).
+    /// Delivers `first` and whatever else is queued (up to a batch), then the conflated pending ticks once the queue is empty.
     async fn on_ticks(
         &mut self,
-        first: Outbound,
+        first: Option<Outbound>,
         ticks: &mut mpsc::Receiver<Outbound>,
     ) -> Result<(), End> {
-        let mut next = Some(first);
+        let outlet = self.client.outlet().clone();
+        let timeout = self.client.slow_timeout();
+        let mut next = first.or_else(|| ticks.try_recv().ok());
         let mut taken = 0;
-        while let Some(frame) = next.take() {
-            if self.client.wants(&frame) {
-                self.send(frame.socketio().clone()).await?;
-            }
-            taken += 1;
-            if taken < TICK_BATCH {
+        loop {
+            while let Some(frame) = next.take() {
+                if self.client.wants(&frame) {
+                    self.send(frame.socketio().clone()).await?;
+                }
+                taken += 1;
+                if taken >= TICK_BATCH {
+                    return Ok(());
+                }
                 next = ticks.try_recv().ok();
             }
+            if outlet::is_overdue(&outlet, timeout) {
+                outlet::slow_consumer(&outlet, &self.client.state().metrics);
+                return Err(End::SlowConsumer);
+            }
+            let mut pending = std::mem::take(&mut self.pending);
+            if !outlet.take_pending(ticks, &mut pending) {
+                self.pending = pending;
+                outlet.caught_up();
+                return Ok(());
+            }
+            let mut result = Ok(());
+            for frame in pending.drain(..) {
+                if result.is_ok() && self.client.wants(&frame) {
+                    result = self.send(frame.socketio().clone()).await;
+                }
+            }
+            self.pending = pending;
+            result?;
+            next = ticks.try_recv().ok();
         }
-        Ok(())
     }
 }

@@ -45,6 +45,7 @@ use futures_util::StreamExt as _;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::limits::{self, Admission, TokenPolicy};
 use crate::state::AppState;
 use conn::Command;
 
@@ -175,6 +176,16 @@ pub async fn route(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if !limits::origin_allowed(&req, &state.cfg.gateway.allowed_origins) {
+        state
+            .metrics
+            .connections_rejected
+            .with_label_values(&["origin_forbidden"])
+            .inc();
+        // No CORS headers: the origin is not allowed to read anything.
+        return HttpResponse::build(EioError::Forbidden.status())
+            .json(error_body(EioError::Forbidden));
+    }
     if req.method() == Method::OPTIONS {
         return preflight(&req);
     }
@@ -190,16 +201,26 @@ pub async fn route(
         return error(&req, EioError::UnsupportedProtocolVersion);
     }
     let is_upgrade = is_websocket_upgrade(&req);
+    let admit = || limits::admit(&req, &state, TokenPolicy::AtConnect);
     match (query.sid, transport) {
         (None, _) if req.method() != Method::GET => error(&req, EioError::BadHandshakeMethod),
-        (None, Transport::Polling) => handshake_polling(&req, state.into_inner()),
-        (None, Transport::WebSocket) if is_upgrade => match actix_ws::handle(&req, body) {
-            Ok((response, session, stream)) => {
-                conn::spawn_websocket(state.into_inner(), session, stream);
-                response
-            }
-            Err(_) => error(&req, EioError::BadRequest),
+        (None, Transport::Polling) => match admit() {
+            Ok(admission) => handshake_polling(&req, state.into_inner(), admission),
+            Err(refusal) => with_cors(&req, refusal.response()),
         },
+        (None, Transport::WebSocket) if is_upgrade => {
+            let admission = match admit() {
+                Ok(a) => a,
+                Err(refusal) => return with_cors(&req, refusal.response()),
+            };
+            match actix_ws::handle(&req, body) {
+                Ok((response, session, stream)) => {
+                    conn::spawn_websocket(state.into_inner(), session, stream, admission);
+                    response
+                }
+                Err(_) => error(&req, EioError::BadRequest),
+            }
+        }
         (None, Transport::WebSocket) => error(&req, EioError::BadRequest),
         (Some(sid), transport) => {
             let Some(tx) = state.socketio.get(&sid) else {
@@ -244,7 +265,11 @@ fn new_sid() -> String {
 }
 
 /// `GET ?EIO=4&transport=polling`: creates a session and answers with its open packet.
-fn handshake_polling(req: &HttpRequest, state: std::sync::Arc<AppState>) -> HttpResponse {
+fn handshake_polling(
+    req: &HttpRequest,
+    state: std::sync::Arc<AppState>,
+    admission: Admission,
+) -> HttpResponse {
     let eio = conn::eio_config(&state.cfg);
     let sid = new_sid();
     let open = packet::open(
@@ -254,7 +279,7 @@ fn handshake_polling(req: &HttpRequest, state: std::sync::Arc<AppState>) -> Http
         millis(eio.ping_timeout),
         eio.max_payload,
     );
-    conn::spawn_polling(state, sid);
+    conn::spawn_polling(state, sid, admission);
     text(req, StatusCode::OK, open)
 }
 
@@ -343,7 +368,7 @@ fn text(req: &HttpRequest, status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// Browsers poll cross-origin (a dashboard on another port): allow the caller's origin, like seed 004's server did.
+/// Browsers poll cross-origin (a dashboard on another port): echo the caller's origin, like seed 004's server did (only allowed origins get this far).
 fn cors(req: &HttpRequest, mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         builder.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
@@ -353,6 +378,19 @@ fn cors(req: &HttpRequest, mut builder: HttpResponseBuilder) -> HttpResponseBuil
         ));
     }
     builder
+}
+
+/// Adds the CORS headers to a finished refusal, so a browser can read it.
+fn with_cors(req: &HttpRequest, mut res: HttpResponse) -> HttpResponse {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        res.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        res.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    res
 }
 
 /// CORS preflight for clients that send extra headers.

@@ -3,6 +3,7 @@
 // Usage: node sio-client.js URL [websocket]
 //   default: the client's default options (HTTP long-polling, then upgrade to WebSocket)
 //   websocket: { transports: ['websocket'] }
+// env SIO_AUTH_TOKEN: sent as the CONNECT auth payload { token }
 // stdin: one JSON command per line:
 //   {"emit":"subscribe","data":{"symbols":["BTCUSDT"]}}   socket.emit(event, data)
 //   {"ack":"list","data":null}                           socket.emit(event, data, ack) → prints {"ev":"ack",...}
@@ -13,7 +14,11 @@ const { io } = require('socket.io-client');
 const readline = require('readline');
 
 const [url, mode] = process.argv.slice(2);
-const socket = io(url, mode === 'websocket' ? { transports: ['websocket'] } : {});
+const options = mode === 'websocket' ? { transports: ['websocket'] } : {};
+if (process.env.SIO_AUTH_TOKEN) {
+  options.auth = { token: process.env.SIO_AUTH_TOKEN };
+}
+const socket = io(url, options);
 
 function out(obj) {
   const engine = socket.io.engine;

@@ -6,8 +6,11 @@ stdin: one JSON command per line, as for sio-client.js:
   {"ack": "list", "data": null}
   {"exit": true}
 stdout: one JSON object per line per event, each with the current transport.
+env SIO_AUTH_TOKEN: sent as the CONNECT auth payload {"token": ...}; a refused
+CONNECT prints {"ev": "connect_failed"} and exits 0.
 """
 import json
+import os
 import sys
 import threading
 
@@ -51,7 +54,12 @@ for event in ["connected", "subscribed", "unsubscribed", "subscriptions", "pong"
 
 
 def main():
-    sio.connect(sys.argv[1])
+    token = os.environ.get("SIO_AUTH_TOKEN")
+    try:
+        sio.connect(sys.argv[1], auth={"token": token} if token else None)
+    except socketio.exceptions.ConnectionError as e:
+        out({"ev": "connect_failed", "message": str(e)})
+        os._exit(0)  # the client's background threads would keep the process alive
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd.get("exit"):

@@ -1,0 +1,360 @@
+//! A connection's outbound path: a bounded tick queue that conflates when full.
+//!
+//! The hub offers every tick to a client's [`Outlet`] without waiting. While
+//! the bounded queue has room the tick is queued as-is; when it is full the
+//! outlet switches to *conflation* (the Lightstreamer "merge" model): it keeps
+//! only the newest pending tick per symbol in a small slot map, replacing an
+//! older one (counted as `conflated`). Memory per client is therefore bounded
+//! by `queue_capacity` frames plus one frame per subscribed symbol.
+//!
+//! Order per symbol is preserved: while conflating, every new tick goes to the
+//! slot map (never to the queue), and the connection task takes the slot map
+//! only after it has emptied the queue, writing those frames before it reads
+//! the queue again.
+//!
+//! A client that stays behind (conflating) longer than
+//! `gateway.slow_consumer_timeout_ms`, or whose socket write stays blocked
+//! that long, is disconnected as a slow consumer (close 1008 `slow consumer`);
+//! see [`write_or_slow`]. From that moment the outlet is *closing* and the hub
+//! drops its ticks (counted as `queue_full`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tickstream_model::Symbol;
+use tokio::sync::{mpsc, Notify};
+
+use crate::hub::Outbound;
+use crate::metrics::GatewayMetrics;
+
+/// What [`Outlet::offer`] did with a tick, for the hub's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Queued (or kept as the newest pending tick of its symbol).
+    Delivered,
+    /// Kept as the newest pending tick, replacing an older one (`conflated`).
+    Conflated,
+    /// Dropped: the client is being disconnected as a slow consumer (`queue_full`).
+    Dropped,
+    /// The connection is gone; its cleanup removes it from the hub.
+    Closed,
+}
+
+/// One client's outbound path, shared by the hub (producer) and its connection task (consumer).
+pub struct Outlet {
+    /// The bounded queue; `try_send` only, so the hub never waits.
+    tx: mpsc::Sender<Outbound>,
+    /// Set while ticks go to `pending` instead of the queue; read lock-free on every tick.
+    conflating: AtomicBool,
+    /// Newest pending tick per symbol while conflating; locked only on the slow path.
+    pending: Mutex<HashMap<Symbol, Outbound>>,
+    /// When conflation started, in ms since `epoch` (0: not behind); the slow-consumer clock.
+    behind_since_ms: AtomicU64,
+    /// Set once the connection is being closed as a slow consumer: further ticks are dropped.
+    closing: AtomicBool,
+    /// Wakes the connection task when conflation starts, so it can arm its slow-consumer timer.
+    behind: Notify,
+    /// Reference point for `behind_since_ms`.
+    epoch: Instant,
+}
+
+impl Outlet {
+    /// A new outlet with a queue of `capacity` frames, and the queue's receiving end.
+    pub fn new(capacity: usize) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let outlet = Arc::new(Self {
+            tx,
+            conflating: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+            behind_since_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            behind: Notify::new(),
+            epoch: Instant::now(),
+        });
+        (outlet, rx)
+    }
+
+    /// Offers one tick without waiting: queue, conflate, or drop (hub side, hot path).
+    pub fn offer(&self, frame: &Outbound) -> Offer {
+        if !self.conflating.load(Ordering::Acquire) {
+            match self.tx.try_send(frame.clone()) {
+                Ok(()) => return Offer::Delivered,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+            }
+        }
+        self.conflate(frame)
+    }
+
+    /// Slow path: the queue is full (or was, and the client has not caught up yet).
+    #[cold]
+    fn conflate(&self, frame: &Outbound) -> Offer {
+        if self.closing.load(Ordering::Relaxed) {
+            return Offer::Dropped;
+        }
+        let Ok(mut pending) = self.pending.lock() else {
+            return Offer::Dropped;
+        };
+        if !self.conflating.load(Ordering::Acquire) {
+            // The connection caught up between our check and the lock: the queue may have room again.
+            match self.tx.try_send(frame.clone()) {
+                Ok(()) => return Offer::Delivered,
+                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+            }
+            self.conflating.store(true, Ordering::Release);
+            let now = self.now_ms();
+            let _ =
+                self.behind_since_ms
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            self.behind.notify_one();
+        }
+        match pending.get_mut(frame.symbol.as_str()) {
+            Some(slot) => {
+                *slot = frame.clone();
+                Offer::Conflated
+            }
+            None => {
+                pending.insert(frame.symbol.clone(), frame.clone());
+                Offer::Delivered
+            }
+        }
+    }
+
+    /// Connection side: if its `queue` is empty, moves the pending ticks into `out` and leaves conflation.
+    ///
+    /// Returns whether anything was taken. The caller writes `out` before
+    /// reading the queue again, which keeps ticks of one symbol in order.
+    /// The queue is checked under the lock: while conflating the hub adds
+    /// nothing to it, so "empty" cannot change before conflation ends here
+    /// (checked earlier, the queue might have filled and conflation started
+    /// since, and the pending ticks would overtake older queued ones).
+    pub fn take_pending(&self, queue: &mpsc::Receiver<Outbound>, out: &mut Vec<Outbound>) -> bool {
+        if !self.conflating.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(mut pending) = self.pending.lock() else {
+            return false;
+        };
+        if !queue.is_empty() {
+            return false;
+        }
+        let before = out.len();
+        out.extend(pending.drain().map(|(_, f)| f));
+        self.conflating.store(false, Ordering::Release);
+        out.len() > before
+    }
+
+    /// Connection side: the queue and the slot map are empty again, the client has caught up.
+    pub fn caught_up(&self) {
+        if !self.conflating.load(Ordering::Acquire) {
+            self.behind_since_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether ticks are waiting in the slot map (the connection must take them once its queue is empty).
+    pub fn is_conflating(&self) -> bool {
+        self.conflating.load(Ordering::Acquire)
+    }
+
+    /// When the client fell behind (started conflating), if it is behind now.
+    pub fn behind_since(&self) -> Option<Instant> {
+        match self.behind_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms)),
+        }
+    }
+
+    /// Resolves when conflation starts (or has started since the last call).
+    pub async fn fell_behind(&self) {
+        self.behind.notified().await;
+    }
+
+    /// Marks the client as being disconnected as a slow consumer; the hub drops its ticks from now on.
+    pub fn close_slow(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.clear();
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        // At least 1 so that 0 keeps meaning "not behind".
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+/// The client is too slow: close it with 1008 `slow consumer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowConsumer;
+
+/// The close reason text every protocol uses for a slow consumer.
+pub const SLOW_CONSUMER_REASON: &str = "slow consumer";
+
+/// Runs one socket write; if it blocks, races it against the slow-consumer deadline.
+///
+/// The fast path (the write completes at once, the usual case) costs no
+/// timer. A write still blocked after `timeout`, or a client that has been
+/// behind for `timeout` while it blocks, yields [`SlowConsumer`] (counted once
+/// in `tickstream_gateway_disconnects_total{reason="slow_consumer"}`).
+pub async fn write_or_slow<T>(
+    outlet: &Outlet,
+    timeout: Duration,
+    metrics: &GatewayMetrics,
+    write: impl Future<Output = T>,
+) -> Result<T, SlowConsumer> {
+    let mut write = std::pin::pin!(write);
+    tokio::select! {
+        biased;
+        out = &mut write => return Ok(out),
+        () = std::future::ready(()) => {}
+    }
+    let started = Instant::now();
+    loop {
+        let since = outlet.behind_since().map_or(started, |b| b.min(started));
+        let deadline = tokio::time::Instant::from_std(since + timeout);
+        tokio::select! {
+            biased;
+            out = &mut write => return Ok(out),
+            () = tokio::time::sleep_until(deadline) => {
+                if outlet.behind_since().map_or(started, |b| b.min(started)) + timeout <= Instant::now() {
+                    return Err(slow_consumer(outlet, metrics));
+                }
+            }
+            () = outlet.fell_behind() => {}
+        }
+    }
+}
+
+/// Whether the client has been behind for at least `timeout` (checked between writes).
+pub fn is_overdue(outlet: &Outlet, timeout: Duration) -> bool {
+    outlet
+        .behind_since()
+        .is_some_and(|b| b.elapsed() >= timeout)
+}
+
+/// Marks the outlet closing and counts the disconnect; the transport then sends its close.
+pub fn slow_consumer(outlet: &Outlet, metrics: &GatewayMetrics) -> SlowConsumer {
+    outlet.close_slow();
+    metrics
+        .disconnects
+        .with_label_values(&["slow_consumer"])
+        .inc();
+    SlowConsumer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Hub;
+    use tickstream_model::Tick;
+
+    fn frame(sym: &str, seq: u64) -> Outbound {
+        let raw = format!(
+            r#"{{"symbol":"{sym}","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#
+        );
+        Arc::new(Hub::encode(&Tick::from_json(raw.as_bytes()).unwrap()))
+    }
+
+    #[test]
+    fn full_queue_conflates_to_the_newest_per_symbol_in_order() {
+        let (outlet, mut rx) = Outlet::new(2);
+        assert_eq!(outlet.offer(&frame("A", 1)), Offer::Delivered);
+        assert_eq!(outlet.offer(&frame("B", 1)), Offer::Delivered);
+        assert!(outlet.behind_since().is_none());
+        assert_eq!(outlet.offer(&frame("A", 2)), Offer::Delivered);
+        assert!(outlet.is_conflating() && outlet.behind_since().is_some());
+        assert_eq!(outlet.offer(&frame("A", 3)), Offer::Conflated);
+        assert_eq!(outlet.offer(&frame("B", 2)), Offer::Delivered);
+        // Room in the queue again, but still conflating: order per symbol wins.
+        assert_eq!(rx.try_recv().unwrap().seq, 1);
+        assert_eq!(outlet.offer(&frame("A", 4)), Offer::Conflated);
+        assert_eq!(rx.try_recv().unwrap().symbol.as_str(), "B");
+        assert!(rx.try_recv().is_err());
+        let mut out = Vec::new();
+        assert!(outlet.take_pending(&rx, &mut out));
+        out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
+        let got: Vec<(&str, u64)> = out.iter().map(|f| (f.symbol.as_str(), f.seq)).collect();
+        assert_eq!(got, vec![("A", 4), ("B", 2)]);
+        outlet.caught_up();
+        assert!(outlet.behind_since().is_none() && !outlet.is_conflating());
+        assert_eq!(outlet.offer(&frame("A", 5)), Offer::Delivered);
+        assert_eq!(rx.try_recv().unwrap().seq, 5);
+        outlet.close_slow();
+        outlet.offer(&frame("A", 6));
+        outlet.offer(&frame("A", 7));
+        assert_eq!(outlet.offer(&frame("A", 8)), Offer::Dropped);
+    }
+}
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+    use crate::hub::Hub;
+    use tickstream_model::Tick;
+
+    fn frame(sym: &str, seq: u64) -> Outbound {
+        let raw = format!(
+            r#"{{"symbol":"{sym}","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#
+        );
+        Arc::new(Hub::encode(&Tick::from_json(raw.as_bytes()).unwrap()))
+    }
+
+    /// A producer thread against a consumer that drains like the connection tasks do: per-symbol order holds and the last tick arrives.
+    #[test]
+    fn concurrent_producer_and_consumer_keep_order_per_symbol() {
+        const N: u64 = 20_000;
+        let syms = ["A", "B", "C"];
+        let frames: Vec<Outbound> = (1..=N)
+            .flat_map(|seq| syms.iter().map(move |s| frame(s, seq)))
+            .collect();
+        let (outlet, mut rx) = Outlet::new(4);
+        let producer = {
+            let outlet = outlet.clone();
+            std::thread::spawn(move || {
+                for f in &frames {
+                    outlet.offer(f);
+                }
+            })
+        };
+        let mut last: HashMap<String, u64> = HashMap::new();
+        let mut buf = Vec::new();
+        let mut log: Vec<String> = Vec::new();
+        let mut check = |f: &Outbound, last: &mut HashMap<String, u64>, src: &str| {
+            log.push(format!("{src}{}{}", f.symbol.as_str(), f.seq));
+            let prev = last
+                .insert(f.symbol.as_str().to_owned(), f.seq)
+                .unwrap_or(0);
+            assert!(
+                f.seq > prev,
+                "{}: {} after {prev}; {:?}",
+                f.symbol.as_str(),
+                f.seq,
+                &log[log.len().saturating_sub(30)..]
+            );
+        };
+        loop {
+            while let Ok(f) = rx.try_recv() {
+                check(&f, &mut last, "q");
+                std::thread::yield_now();
+            }
+            if outlet.take_pending(&rx, &mut buf) {
+                for f in buf.drain(..) {
+                    check(&f, &mut last, "p");
+                }
+                continue;
+            }
+            outlet.caught_up();
+            if producer.is_finished() && rx.is_empty() && !outlet.is_conflating() {
+                break;
+            }
+        }
+        producer.join().unwrap();
+        assert!(syms.iter().all(|s| last.get(*s) == Some(&N)), "{last:?}");
+    }
+}

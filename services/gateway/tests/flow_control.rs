@@ -1,0 +1,473 @@
+//! Flow control against the real gateway binary and a real redis-server:
+//! slow consumers are conflated then disconnected (1008 `slow consumer`),
+//! normal clients keep getting every symbol's newest tick, and `max_hz`
+//! caps a subscription's rate while always ending on the newest tick.
+//! Both protocols (native `/ws` and Socket.IO over WebSocket).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tickstream_testkit::{http_get_text, wait_until};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
+
+const SYMBOLS: [&str; 3] = ["FLOWA", "FLOWB", "FLOWC"];
+
+/// A WebSocket client whose socket receive buffer is tiny, so the server feels its backpressure at once.
+async fn small_buffer_ws(stack: &Stack, path: &str) -> Ws {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(stack.gateway.addr()).await.unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(stack.gateway.ws_url(path), MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
+    ws
+}
+
+/// A Socket.IO client over the websocket transport: open, CONNECT, `connected`, then `subscribe` with `data`.
+async fn sio_subscribed(mut ws: Ws, data: Value) -> Ws {
+    let open = next_text(&mut ws).await;
+    assert!(open.starts_with('0'), "{open}");
+    ws.send(Message::text("40")).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40"));
+    assert!(next_text(&mut ws).await.starts_with(r#"42["connected""#));
+    let packet = format!("42{}", json!(["subscribe", data]));
+    ws.send(Message::text(packet)).await.unwrap();
+    let reply = next_text(&mut ws).await;
+    assert!(reply.starts_with(r#"42["subscribed""#), "{reply}");
+    ws
+}
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("connection ended")
+            .expect("websocket error");
+        match msg {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The tick of a `price_update` in either protocol's framing.
+fn tick_of(text: &str) -> Option<Value> {
+    if let Some(rest) = text.strip_prefix("42") {
+        let v: Value = serde_json::from_str(rest).ok()?;
+        return (v[0] == "price_update").then(|| v[1].clone());
+    }
+    let v: Value = serde_json::from_str(text).ok()?;
+    (v["event"] == "price_update").then(|| v["data"].clone())
+}
+
+async fn metric(stack: &Stack, series: &str) -> f64 {
+    let (_, text) = http_get_text(&stack.gateway.http_url("/metrics"))
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no series {series}"))
+}
+
+/// Publishes ticks round-robin over `symbols` as fast as Redis takes them (pipelined batches) until `stop`; returns the last seq.
+fn spawn_publisher(
+    stack: &Stack,
+    symbols: &'static [&'static str],
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<u64> {
+    let client = redis::Client::open(stack.redis.url()).unwrap();
+    tokio::spawn(async move {
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut pipe = redis::pipe();
+            for _ in 0..50 {
+                seq += 1;
+                for sym in symbols {
+                    let tick = tick_json(sym, seq, 100.0 + seq as f64);
+                    pipe.cmd("PUBLISH")
+                        .arg(format!("ticks:{sym}"))
+                        .arg(tick.to_string())
+                        .ignore();
+                }
+            }
+            let _: () = pipe.query_async(&mut c).await.unwrap();
+            // Pacing only: lets the gateway's reader keep up instead of Redis buffering everything.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        seq
+    })
+}
+
+/// Reads until the close frame, skipping everything else.
+async fn close_of(ws: &mut Ws) -> (CloseCode, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("timed out waiting for close");
+        match msg {
+            Some(Ok(Message::Close(Some(f)))) => return (f.code, f.reason.to_string()),
+            Some(Ok(Message::Close(None))) => return (CloseCode::Status, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("error before the close frame: {e}"),
+            None => panic!("stream ended without a close frame"),
+        }
+    }
+}
+
+/// The last seq a reader saw, per symbol.
+type LastSeqs = Arc<std::sync::Mutex<HashMap<String, u64>>>;
+
+/// A reader task that records the last seq it saw per symbol and checks seqs only increase.
+fn spawn_reader(
+    mut ws: Ws,
+    pace: Option<Duration>,
+) -> (JoinHandle<(Ws, usize)>, LastSeqs, Arc<AtomicBool>) {
+    let last = Arc::new(std::sync::Mutex::new(HashMap::<String, u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (l, s) = (last.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        let mut count = 0usize;
+        while !s.load(Ordering::Relaxed) {
+            let Ok(msg) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await else {
+                continue;
+            };
+            let text = match msg.expect("connection ended").expect("websocket error") {
+                Message::Text(t) => t.to_string(),
+                _ => continue,
+            };
+            let Some(tick) = tick_of(&text) else { continue };
+            count += 1;
+            let sym = tick["symbol"].as_str().unwrap().to_owned();
+            let seq = tick["seq"].as_u64().unwrap();
+            let prev = l.lock().unwrap().insert(sym.clone(), seq).unwrap_or(0);
+            assert!(seq > prev, "{sym}: seq {seq} after {prev}");
+            if let Some(p) = pace {
+                // A deliberately slow consumer.
+                tokio::time::sleep(p).await;
+            }
+        }
+        (ws, count)
+    });
+    (task, last, stop)
+}
+
+async fn wait_last_seq(last: &std::sync::Mutex<HashMap<String, u64>>, want: u64, what: &str) {
+    wait_until(Duration::from_secs(20), what, || async {
+        let map = last.lock().unwrap();
+        SYMBOLS.iter().all(|s| map.get(*s) == Some(&want))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; got {:?}", last.lock().unwrap()));
+}
+
+#[tokio::test]
+async fn never_reading_clients_are_cut_as_slow_consumers_while_others_keep_up() {
+    let stack = Stack::start(&[
+        ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let sub = json!({"event": "subscribe", "data": {"symbols": SYMBOLS}});
+
+    let mut normal = stack.ws("/ws").await;
+    expect_event(&mut normal, "connected").await;
+    subscribe(&mut normal, &SYMBOLS).await;
+
+    let mut stuck_native = small_buffer_ws(&stack, "/ws").await;
+    expect_event(&mut stuck_native, "connected").await;
+    send(&mut stuck_native, sub.clone()).await;
+    expect_event(&mut stuck_native, "subscribed").await;
+
+    let stuck_sio = small_buffer_ws(&stack, "/socket.io/?EIO=4&transport=websocket").await;
+    let mut stuck_sio = sio_subscribed(stuck_sio, json!({"symbols": SYMBOLS})).await;
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+
+    let (reader, last, reader_stop) = spawn_reader(normal, None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
+    // Generous: the kernel's socket buffers (several MB on loopback) must fill first.
+    let waited = wait_until(
+        Duration::from_secs(60),
+        "two slow-consumer disconnects",
+        || async { metric(&stack, slow).await >= 2.0 },
+    )
+    .await;
+    if let Err(e) = waited {
+        let (_, text) = http_get_text(&stack.gateway.http_url("/metrics"))
+            .await
+            .unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.contains("slow_consumer")
+                    || l.contains("conflated")
+                    || l.starts_with("tickstream_gateway_connections{")
+            })
+            .collect();
+        panic!("{e}; metrics: {lines:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let last_seq = publisher.await.unwrap();
+
+    // The normal client got every symbol's newest tick.
+    wait_last_seq(&last, last_seq, "the normal client to see the last seq").await;
+    reader_stop.store(true, Ordering::Relaxed);
+    let (mut normal, count) = reader.await.unwrap();
+    assert!(count > 0);
+    assert_usable(&mut normal, "still-fine").await;
+
+    assert_eq!(
+        close_of(&mut stuck_native).await,
+        (CloseCode::Policy, "slow consumer".to_owned())
+    );
+    assert_eq!(
+        close_of(&mut stuck_sio).await,
+        (CloseCode::Policy, "slow consumer".to_owned())
+    );
+    assert_eq!(metric(&stack, slow).await, 2.0);
+    let conflated = r#"tickstream_gateway_ticks_dropped_total{reason="conflated"} "#;
+    assert!(
+        metric(&stack, conflated).await > 0.0,
+        "slow clients were conflated first"
+    );
+    wait_until(STEP, "slow clients' connections released", || async {
+        metric(
+            &stack,
+            r#"tickstream_gateway_connections{protocol="native"} "#,
+        )
+        .await
+            == 1.0
+            && metric(
+                &stack,
+                r#"tickstream_gateway_connections{protocol="socketio"} "#,
+            )
+            .await
+                == 0.0
+    })
+    .await
+    .unwrap();
+}
+
+/// One slow reader per protocol: conflated (fewer ticks than published), seqs increasing, newest last.
+#[tokio::test]
+async fn slow_readers_are_conflated_to_the_newest_tick_per_symbol() {
+    let stack = Stack::start(&[
+        ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "4"),
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "60000"),
+    ])
+    .await;
+    let mut native = small_buffer_ws(&stack, "/ws").await;
+    expect_event(&mut native, "connected").await;
+    subscribe(&mut native, &SYMBOLS).await;
+    let sio = small_buffer_ws(&stack, "/socket.io/?EIO=4&transport=websocket").await;
+    let sio = sio_subscribed(sio, json!({"symbols": SYMBOLS})).await;
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+    let pace = Some(Duration::from_millis(3));
+    let (native_task, native_last, native_stop) = spawn_reader(native, pace);
+    let (sio_task, sio_last, sio_stop) = spawn_reader(sio, pace);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let conflated = r#"tickstream_gateway_ticks_dropped_total{reason="conflated"} "#;
+    wait_until(Duration::from_secs(20), "conflation", || async {
+        metric(&stack, conflated).await > 50.0
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let last_seq = publisher.await.unwrap();
+    let published = last_seq as usize * SYMBOLS.len();
+
+    wait_last_seq(
+        &native_last,
+        last_seq,
+        "native reader to end on the newest ticks",
+    )
+    .await;
+    wait_last_seq(
+        &sio_last,
+        last_seq,
+        "Socket.IO reader to end on the newest ticks",
+    )
+    .await;
+    native_stop.store(true, Ordering::Relaxed);
+    sio_stop.store(true, Ordering::Relaxed);
+    let (mut native, native_count) = native_task.await.unwrap();
+    let (_, sio_count) = sio_task.await.unwrap();
+    assert!(
+        native_count < published,
+        "native: {native_count} of {published}"
+    );
+    assert!(
+        sio_count < published,
+        "socketio: {sio_count} of {published}"
+    );
+    assert_usable(&mut native, "after-conflation").await;
+    let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
+    assert_eq!(
+        metric(&stack, slow).await,
+        0.0,
+        "slow but within the timeout"
+    );
+}
+
+/// `max_hz`: at most N updates per second per symbol, and the newest tick last; an uncapped client gets all.
+#[tokio::test]
+async fn max_hz_caps_the_rate_and_ends_on_the_newest_tick() {
+    const SYM: &str = "HZTEST";
+    const TICKS: u64 = 100;
+    let stack = Stack::start(&[]).await;
+    let mut full = stack.ws("/ws").await;
+    expect_event(&mut full, "connected").await;
+    subscribe(&mut full, &[SYM]).await;
+    let mut capped = stack.ws("/ws").await;
+    expect_event(&mut capped, "connected").await;
+    send(
+        &mut capped,
+        json!({"event": "subscribe", "data": {"symbols": [SYM], "max_hz": 2}}),
+    )
+    .await;
+    let reply = expect_event(&mut capped, "subscribed").await;
+    assert_eq!(reply["data"]["max_hz"], 2.0);
+    let sio = stack.ws("/socket.io/?EIO=4&transport=websocket").await;
+    let sio = sio_subscribed(sio, json!({"symbols": [SYM], "max_hz": 2})).await;
+    stack.wait_numsub(SYM, 1).await;
+
+    let start = Instant::now();
+    let publisher = {
+        let client = redis::Client::open(stack.redis.url()).unwrap();
+        tokio::spawn(async move {
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            for seq in 1..=TICKS {
+                let tick = tick_json(SYM, seq, seq as f64);
+                let _: i64 = redis::cmd("PUBLISH")
+                    .arg(format!("ticks:{SYM}"))
+                    .arg(tick.to_string())
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                // Pacing: 100 ticks over ~1.5 s.
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        })
+    };
+    let capped_reader = tokio::spawn(read_until_seq(capped, TICKS));
+    let sio_reader = tokio::spawn(read_until_seq(sio, TICKS));
+    let (_, all) = read_until_seq(full, TICKS).await;
+    publisher.await.unwrap();
+    assert_eq!(all.len() as u64, TICKS, "uncapped client gets every tick");
+    for (name, reader) in [("native", capped_reader), ("socketio", sio_reader)] {
+        let (at, seqs) = reader.await.unwrap();
+        let secs = (at - start).as_secs_f64();
+        let bound = (2.0 * secs + 2.0).floor() as usize;
+        assert!(
+            seqs.len() >= 2 && seqs.len() <= bound,
+            "{name}: {} updates in {secs:.2} s (bound {bound}): {seqs:?}",
+            seqs.len()
+        );
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{name}: {seqs:?}");
+        assert_eq!(seqs.last(), Some(&TICKS), "{name} ends on the newest tick");
+    }
+}
+
+/// Reads `price_update`s until seq `last` arrives; returns when it did and every seq seen.
+async fn read_until_seq(mut ws: Ws, last: u64) -> (Instant, Vec<u64>) {
+    let mut seqs = Vec::new();
+    loop {
+        let text = next_text(&mut ws).await;
+        if let Some(tick) = tick_of(&text) {
+            let seq = tick["seq"].as_u64().unwrap();
+            seqs.push(seq);
+            if seq == last {
+                return (Instant::now(), seqs);
+            }
+        }
+    }
+}
+
+/// Socket.IO over long-polling: a client that stops polling while ticks flow is conflated, then its session is closed.
+#[tokio::test]
+async fn a_polling_client_that_stops_polling_is_closed_as_a_slow_consumer() {
+    let stack = Stack::start(&[
+        ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let base = stack
+        .gateway
+        .http_url("/socket.io/?EIO=4&transport=polling");
+    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+    let sid = serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{base}&sid={sid}");
+    let post = |body: String| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let r = http.post(&url).body(body).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    post("40".to_owned()).await;
+    let subscribe = format!("42{}", json!(["subscribe", {"symbols": SYMBOLS}]));
+    post(subscribe).await;
+    let mut seen = String::new();
+    while !seen.contains(r#"42["subscribed""#) {
+        seen.push_str(&http.get(&url).send().await.unwrap().text().await.unwrap());
+    }
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+
+    // Stop polling; ticks keep coming.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
+    wait_until(
+        Duration::from_secs(20),
+        "the polling session cut as slow",
+        || async { metric(&stack, slow).await >= 1.0 },
+    )
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    publisher.await.unwrap();
+    let conflated = r#"tickstream_gateway_ticks_dropped_total{reason="conflated"} "#;
+    assert!(metric(&stack, conflated).await > 0.0);
+    // The session is gone: its sid is unknown now.
+    let (status, body) = {
+        let r = http.get(&url).send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (status, body),
+        (400, json!({"code": 1, "message": "Session ID unknown"}))
+    );
+}
