@@ -5,7 +5,7 @@ CARGO   ?= cargo
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run test fmt lint up down clean
+.PHONY: help build release run test fmt lint up down clean bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ test: ## What CI runs: deps, format check, clippy, build, tests
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+bench: ## Benchmarks: gateway vs the Node socket.io reference; BENCH_QUICK=1 for a short smoke (results in bench/results/)
+	scripts/bench.sh
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Benchmarks (make bench): the gateway against the Node socket.io reference
+# (bench/reference), in the same run, on this machine, with a private Redis.
+#
+# Scenarios (issue 6):
+#   fanout       BENCH_SYMBOLS symbols, BENCH_CLIENTS clients × BENCH_PER_CLIENT symbols each,
+#                at each rate of BENCH_RATES ticks/s; BENCH_WARMUP s warm-up, BENCH_DURATION s measured.
+#                The latency scenario is the fan-out row at the lowest rate (1k ticks/s).
+#   connections  BENCH_CONN_CLIENTS clients × 1 symbol at BENCH_CONN_RATE ticks/s; RSS per connection.
+#
+# Every server is started fresh for every case and stopped after it. The load
+# generator (tools/loadgen), Redis and the server share the machine; the
+# table says so. Results: $BENCH_OUT (default bench/results/<UTC time>/):
+# one JSON report and log per case, summary.md and summary.json.
+#
+# Environment (defaults: the full suite, about 6 minutes; BENCH_QUICK=1: a 2-minute smoke):
+#   BENCH_QUICK BENCH_RATES BENCH_CLIENTS BENCH_SYMBOLS BENCH_PER_CLIENT BENCH_WARMUP
+#   BENCH_DURATION BENCH_CONN_CLIENTS BENCH_CONN_RATE BENCH_CONN_SYMBOLS BENCH_SERVERS
+#   BENCH_SCENARIOS BENCH_OUT BENCH_LOADGEN_THREADS
+#   BENCH_GATEWAY_BIN  use this gateway binary instead of building target/release/gateway
+#   BENCH_LOADGEN_BIN  likewise for loadgen
+#   BENCH_GATEWAY_PROTOCOL  native (default, /ws) or socketio (/socket.io/) for server "gateway";
+#                      server "gateway-sio" (BENCH_SERVERS="gateway gateway-sio reference") always speaks
+#                      Socket.IO, the reference's protocol, for a like-for-like row
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
+  d_rates="1000 5000"; d_clients=200; d_warmup=2; d_duration=5; d_conn=2000
+else
+  d_rates="1000 5000 10000 20000"; d_clients=1000; d_warmup=5; d_duration=20; d_conn=50000
+fi
+RATES=${BENCH_RATES:-$d_rates}
+CLIENTS=${BENCH_CLIENTS:-$d_clients}
+SYMBOLS=${BENCH_SYMBOLS:-100}
+PER_CLIENT=${BENCH_PER_CLIENT:-10}
+WARMUP=${BENCH_WARMUP:-$d_warmup}
+DURATION=${BENCH_DURATION:-$d_duration}
+CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
+CONN_RATE=${BENCH_CONN_RATE:-100}
+CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
+SERVERS=${BENCH_SERVERS:-gateway reference}
+SCENARIOS=${BENCH_SCENARIOS:-fanout connections}
+THREADS=${BENCH_LOADGEN_THREADS:-2}
+OUT=${BENCH_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+GATEWAY_PROTOCOL=${BENCH_GATEWAY_PROTOCOL:-native}
+
+log() { printf '\n== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# --- file descriptors: every connection is one fd in loadgen and one in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FD_LIMIT=$(ulimit -n)
+if [[ "$FD_LIMIT" != unlimited ]] && (( CONN_CLIENTS + 1000 > FD_LIMIT )); then
+  capped=$(( FD_LIMIT - 1000 ))
+  printf 'bench: open-file limit is %s (raising it needs root with CAP_SYS_RESOURCE: ulimit -Hn); connections scenario capped at %s clients instead of %s\n' \
+    "$FD_LIMIT" "$capped" "$CONN_CLIENTS" >&2
+  CONN_CLIENTS=$capped
+fi
+
+# --- build (what is not given prebuilt)
+GATEWAY=${BENCH_GATEWAY_BIN:-$TARGET_DIR/release/gateway}
+LOADGEN=${BENCH_LOADGEN_BIN:-$TARGET_DIR/release/loadgen}
+packages=()
+[[ -n "${BENCH_GATEWAY_BIN:-}" ]] || packages+=(-p gateway)
+[[ -n "${BENCH_LOADGEN_BIN:-}" ]] || packages+=(-p loadgen)
+if (( ${#packages[@]} > 0 )); then
+  log "cargo build --release ${packages[*]}"
+  cargo build --release "${packages[@]}"
+fi
+[[ -x "$LOADGEN" ]] || die "no loadgen binary at $LOADGEN"
+[[ -x "$GATEWAY" ]] || die "no gateway binary at $GATEWAY"
+
+if [[ " $SERVERS " == *" reference "* ]]; then
+  command -v node >/dev/null || die "node (>= 18) is needed for the reference server: apt-get install nodejs npm"
+  if [[ ! -d bench/reference/node_modules || bench/reference/package-lock.json -nt bench/reference/node_modules ]]; then
+    log "npm ci (bench/reference)"
+    (cd bench/reference && npm ci --no-audit --no-fund --loglevel=error)
+    touch bench/reference/node_modules
+  fi
+fi
+
+# --- processes we start, stopped on exit
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$(( 20000 + RANDOM % 12000 ))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  die "no free port found"
+}
+
+# Polls a command every 100 ms until it succeeds, for at most 20 s.
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 200); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  die "timed out waiting for $what"
+}
+
+REDIS_PORT=$(free_port)
+mkdir -p "$OUT/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$OUT/redis" --protected-mode no >"$OUT/redis/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+wait_for "redis on $REDIS_PORT" redis-cli -p "$REDIS_PORT" ping
+
+SERVER_PID=
+SERVER_URL=
+SERVER_PROTOCOL=
+start_server() { # NAME LOGFILE
+  local name=$1 logfile=$2 port
+  port=$(free_port)
+  case $name in
+    gateway|gateway-sio)
+      REDIS_URL=$REDIS_URL HOST=127.0.0.1 PORT=$port LOG_LEVEL=warn LOG_FORMAT=json \
+        "$GATEWAY" >"$logfile" 2>&1 &
+      if [[ $name == gateway-sio || $GATEWAY_PROTOCOL == socketio ]]; then
+        SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
+        SERVER_PROTOCOL=socketio
+      else
+        SERVER_URL=ws://127.0.0.1:$port/ws
+        SERVER_PROTOCOL=native
+      fi ;;
+    reference)
+      REDIS_URL=$REDIS_URL HOST=127.0.0.1 PORT=$port \
+        node bench/reference/server.js >"$logfile" 2>&1 &
+      SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
+      SERVER_PROTOCOL=socketio ;;
+    *) die "unknown server $name (gateway, gateway-sio or reference)" ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE
+  local scenario=$1 server=$2 clients=$3 per_client=$4 symbols=$5 rate=$6
+  local name=$scenario-$server-$clients-$rate
+  # ~28k ephemeral ports per address, and the previous case's ports linger in TIME_WAIT.
+  local source_ips=$(( clients / 5000 + 1 ))
+  log "$scenario: $server, $clients clients × $per_client of $symbols symbols, $rate ticks/s"
+  start_server "$server" "$OUT/$name.server.log"
+  "$LOADGEN" --threads "$THREADS" run \
+    --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
+    --redis-url "$REDIS_URL" --rate "$rate" \
+    --clients "$clients" --symbols "$symbols" --per-client "$per_client" \
+    --warmup "$WARMUP" --duration "$DURATION" \
+    --source-ips "$source_ips" --connect-concurrency 500 \
+    --scenario "$scenario" --server "$server" \
+    --watch "server=$SERVER_PID" --watch "redis=$REDIS_PID" \
+    --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log" >&2 || true
+  stop_server
+}
+
+for scenario in $SCENARIOS; do
+  case $scenario in
+    fanout)
+      for rate in $RATES; do
+        for server in $SERVERS; do
+          run_case fanout "$server" "$CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$rate"
+        done
+      done ;;
+    connections)
+      for server in $SERVERS; do
+        run_case connections "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE"
+      done ;;
+    *) die "unknown scenario $scenario (fanout or connections)" ;;
+  esac
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//' || echo unknown CPU)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+machine="$(nproc) cores ($cpu), $mem RAM, Linux $(uname -r); loadgen $THREADS threads"
+log "summary"
+reports=()
+for f in "$OUT"/*.json; do
+  [[ $(basename "$f") == summary.json ]] || reports+=("$f")
+done
+(( ${#reports[@]} > 0 )) || die "no case produced a report; see the logs in $OUT"
+"$LOADGEN" report "${reports[@]}" --reference reference \
+  --machine "$machine" --markdown "$OUT/summary.md" --json "$OUT/summary.json"
+{
+  echo
+  echo "Command: $(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
+} >>"$OUT/summary.md"
+cat "$OUT/summary.md"
+echo "Results in $OUT" >&2

@@ -1,0 +1,337 @@
+//! The result of one run (JSON and a human summary), and the comparison table of many.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// Latency percentiles in milliseconds (receive time − tick `timestamp`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latency {
+    /// Ticks timed (inside the window).
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Largest seen.
+    pub max_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+}
+
+/// CPU and memory of one watched process during the window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProcessStats {
+    /// What it is (`server`, `redis`, `loadgen`).
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// CPU over the window, percent of one core.
+    pub cpu_percent: f64,
+    /// RSS before the clients connected, KiB.
+    pub rss_before_kib: u64,
+    /// Largest RSS seen during the window, KiB.
+    pub rss_max_kib: u64,
+    /// (rss_max − rss_before) / connected clients, bytes: memory per connection.
+    pub rss_per_connection_bytes: f64,
+}
+
+/// Everything one `loadgen run` measured; the JSON it writes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Scenario name given on the command line (`fanout`, `connections`, ...).
+    pub scenario: String,
+    /// Which server was measured (`gateway`, `reference`, ...).
+    pub server: String,
+    /// The URL the clients connected to.
+    pub url: String,
+    /// `native` or `socketio`.
+    pub protocol: String,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// Clients asked for.
+    pub clients: u64,
+    /// Clients that subscribed successfully.
+    pub connected: u64,
+    /// Clients that failed to connect or subscribe.
+    pub connect_failures: u64,
+    /// Server `error` events, protocol errors and ticks without a readable timestamp.
+    pub errors: u64,
+    /// Connections lost before the end of the run.
+    pub disconnects: u64,
+    /// Connected clients that received at least one tick inside the window.
+    pub clients_receiving: u64,
+    /// Symbols published.
+    pub symbols: u64,
+    /// Symbols per client.
+    pub symbols_per_client: u64,
+    /// Asked publish rate, ticks/s over all symbols (0: not publishing).
+    pub rate: u64,
+    /// Warm-up before the window, seconds.
+    pub warmup_secs: f64,
+    /// Measured window, seconds (actual).
+    pub window_secs: f64,
+    /// Ticks published inside the window.
+    pub published: u64,
+    /// Published ticks per second inside the window.
+    pub published_per_sec: f64,
+    /// Deliveries the window's ticks should cause: Σ per symbol published × subscribed clients.
+    pub expected: u64,
+    /// Ticks received by clients inside the window.
+    pub delivered: u64,
+    /// Deliveries per second.
+    pub delivered_per_sec: f64,
+    /// delivered / expected (1.0 = nothing lost or late).
+    pub delivered_ratio: f64,
+    /// Latency of the delivered ticks.
+    pub latency: Latency,
+    /// Ticks received overall (warm-up included).
+    pub delivered_total: u64,
+    /// Failed publish pipelines.
+    pub publish_errors: u64,
+    /// Watched processes (the server, Redis) and the load generator itself.
+    pub processes: Vec<ProcessStats>,
+    /// CPU of the whole machine during the window, percent of one core (200 = both cores of 2).
+    #[serde(default)]
+    pub machine_cpu_percent: f64,
+    /// CPU taken by processes not watched (compilers, other tests): a busy neighbour makes the figures pessimistic.
+    #[serde(default)]
+    pub other_cpu_percent: f64,
+}
+
+impl Report {
+    /// The process named `name`, if watched.
+    pub fn process(&self, name: &str) -> Option<&ProcessStats> {
+        self.processes.iter().find(|p| p.name == name)
+    }
+
+    /// A few lines for a person at a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} / {} ({}): {} clients × {} of {} symbols, {} ticks/s, {:.1} s window after {:.1} s warm-up",
+            self.scenario,
+            self.server,
+            self.protocol,
+            self.clients,
+            self.symbols_per_client,
+            self.symbols,
+            self.rate,
+            self.window_secs,
+            self.warmup_secs
+        );
+        let _ = writeln!(
+            s,
+            "  connected {} (failures {}), receiving {}, errors {}, disconnects {}",
+            self.connected,
+            self.connect_failures,
+            self.clients_receiving,
+            self.errors,
+            self.disconnects
+        );
+        let _ = writeln!(
+            s,
+            "  published {} ({:.0}/s), delivered {} of {} expected ({:.2} %), {:.0} msg/s",
+            self.published,
+            self.published_per_sec,
+            self.delivered,
+            self.expected,
+            self.delivered_ratio * 100.0,
+            self.delivered_per_sec
+        );
+        let l = &self.latency;
+        let _ = writeln!(
+            s,
+            "  latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  (n={})",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+        );
+        let _ = writeln!(
+            s,
+            "  machine CPU {:.0} % (other processes {:.0} %)",
+            self.machine_cpu_percent, self.other_cpu_percent
+        );
+        for p in &self.processes {
+            let _ = writeln!(
+                s,
+                "  {} (pid {}): CPU {:.0} %, RSS {:.1} MiB (before {:.1} MiB, {:.0} B/connection)",
+                p.name,
+                p.pid,
+                p.cpu_percent,
+                p.rss_max_kib as f64 / 1024.0,
+                p.rss_before_kib as f64 / 1024.0,
+                p.rss_per_connection_bytes
+            );
+        }
+        s
+    }
+}
+
+/// Whether a run counts as sustained: at least this share of the expected deliveries arrived.
+pub const SUSTAINED: f64 = 0.99;
+
+/// Builds the Markdown comparison of many runs: one row per run, then for each candidate its ratios to the reference.
+pub fn markdown(
+    reports: &[Report],
+    candidates: &[String],
+    reference: &str,
+    machine: &str,
+) -> String {
+    let mut s = table(reports, machine);
+    for candidate in candidates {
+        s.push_str(&comparison(reports, candidate, reference));
+    }
+    s
+}
+
+/// One row per run.
+fn table(reports: &[Report], machine: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Machine: {machine}. Load generator, Redis and server share it.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | server | clients | ticks/s | delivered/s | delivered % | p50 ms | p99 ms | p99.9 ms | max ms | server CPU % | server RSS MiB | RSS/conn | loadgen CPU % | other CPU % | conn fail | errors |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in reports {
+        let server = r.process("server");
+        let loadgen = r.process("loadgen");
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {:.0} | {} | {} |",
+            r.scenario,
+            r.server,
+            r.connected,
+            r.rate,
+            r.delivered_per_sec,
+            r.delivered_ratio * 100.0,
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.latency.p999_ms,
+            r.latency.max_ms,
+            server.map_or("–".to_owned(), |p| format!("{:.0}", p.cpu_percent)),
+            server.map_or("–".to_owned(), |p| format!("{:.1}", p.rss_max_kib as f64 / 1024.0)),
+            server.map_or("–".to_owned(), |p| format!("{:.0} B", p.rss_per_connection_bytes)),
+            loadgen.map_or("–".to_owned(), |p| format!("{:.0}", p.cpu_percent)),
+            r.other_cpu_percent,
+            r.connect_failures,
+            r.errors
+        );
+    }
+
+    s
+}
+
+/// Per scenario and load, `candidate` against `reference`, and the highest sustained rate of each.
+fn comparison(reports: &[Report], candidate: &str, reference: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n**{candidate} vs {reference}** (same run):\n");
+    let _ = writeln!(
+        s,
+        "| scenario | ticks/s | delivered/s ratio | p99 ratio ({reference}/{candidate}) | CPU ratio ({candidate}/{reference}) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    for c in reports.iter().filter(|r| r.server == candidate) {
+        let Some(r) = reports.iter().find(|r| {
+            r.server == reference
+                && r.scenario == c.scenario
+                && r.rate == c.rate
+                && r.clients == c.clients
+        }) else {
+            continue;
+        };
+        let cpu = |x: &Report| x.process("server").map(|p| p.cpu_percent).unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            c.scenario,
+            c.rate,
+            ratio(c.delivered_per_sec, r.delivered_per_sec),
+            ratio(r.latency.p99_ms, c.latency.p99_ms),
+            ratio(cpu(c), cpu(r)),
+        );
+    }
+    let best = |name: &str| {
+        reports
+            .iter()
+            .filter(|r| r.server == name && r.delivered_ratio >= SUSTAINED && r.expected > 0)
+            .map(|r| r.delivered_per_sec)
+            .fold(0.0f64, f64::max)
+    };
+    let (bc, br) = (best(candidate), best(reference));
+    let _ = writeln!(
+        s,
+        "\nHighest sustained deliveries/s (≥ {:.0} % delivered): {candidate} {bc:.0}, {reference} {br:.0}, ratio {}.",
+        SUSTAINED * 100.0,
+        ratio(bc, br)
+    );
+    s
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a > 0.0 {
+        format!("{:.1}×", a / b)
+    } else {
+        "–".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(server: &str, rate: u64, per_sec: f64, ratio: f64, cpu: f64) -> Report {
+        Report {
+            scenario: "fanout".into(),
+            server: server.into(),
+            clients: 10,
+            connected: 10,
+            rate,
+            expected: 100,
+            delivered_per_sec: per_sec,
+            delivered_ratio: ratio,
+            processes: vec![ProcessStats {
+                name: "server".into(),
+                cpu_percent: cpu,
+                ..ProcessStats::default()
+            }],
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn table_pairs_runs_and_finds_sustained_best() {
+        let reports = vec![
+            run("gateway", 1000, 100_000.0, 1.0, 10.0),
+            run("reference", 1000, 99_000.0, 0.99, 50.0),
+            run("gateway", 5000, 500_000.0, 0.999, 30.0),
+            run("reference", 5000, 200_000.0, 0.4, 100.0),
+        ];
+        let md = markdown(&reports, &["gateway".to_owned()], "reference", "test box");
+        assert!(md.contains("| fanout | 1000 | 1.0× |"), "{md}");
+        assert!(md.contains("| fanout | 5000 | 2.5× |"), "{md}");
+        assert!(
+            md.contains("gateway 500000, reference 99000, ratio 5.1×"),
+            "{md}"
+        );
+        assert_eq!(md.matches("| fanout | gateway |").count(), 2);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = run("gateway", 1, 2.0, 1.0, 3.0);
+        let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back.server, "gateway");
+        assert!(back.summary().contains("gateway"));
+    }
+}

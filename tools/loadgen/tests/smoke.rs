@@ -1,0 +1,121 @@
+//! Smoke test of the benchmark tools: the real `loadgen` binary against the real gateway and a private Redis.
+//!
+//! Tiny sizes, counts only: it proves the tools connect, subscribe, publish,
+//! count and report, never how fast anything is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tickstream_testkit::{RedisServer, Service};
+
+/// Upper bound for the whole loadgen run (1 s warm-up + 2 s window + connect and teardown).
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn loadgen_measures_the_gateway_native_protocol() {
+    smoke("native", "/ws").await;
+}
+
+#[tokio::test]
+async fn loadgen_measures_the_gateway_socketio_protocol() {
+    smoke("socketio", "/socket.io/?EIO=4&transport=websocket").await;
+}
+
+/// Runs the loadgen binary with tiny sizes against a fresh gateway and checks every count in its JSON report.
+async fn smoke(protocol: &str, path: &str) {
+    let redis = RedisServer::start().await.unwrap();
+    let url = redis.url();
+    let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{protocol}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let pid = gateway.pid().to_string();
+
+    let (clients, symbols, per_client, rate) = (20u64, 5u64, 2u64, 200u64);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args(["--threads", "1", "run", "--protocol", protocol, "--url"])
+        .arg(gateway.ws_url(path))
+        .args(["--redis-url", &url])
+        .args(["--clients", &clients.to_string()])
+        .args(["--symbols", &symbols.to_string()])
+        .args(["--per-client", &per_client.to_string()])
+        .args(["--rate", &rate.to_string()])
+        .args(["--warmup", "1", "--duration", "2"])
+        .args(["--source-ips", "2"])
+        .args(["--scenario", "smoke", "--server", "gateway"])
+        .args(["--watch", &format!("server={pid}")])
+        .arg("--json")
+        .arg(&json)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_TIMEOUT, cmd.output())
+        .await
+        .expect("loadgen finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("latency ms: p50"), "{stdout}");
+    assert!(stdout.contains(&format!("({protocol})")), "{stdout}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let n = |k: &str| {
+        report[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {report}"))
+    };
+    assert_eq!(report["protocol"], protocol);
+    assert_eq!(n("clients"), clients);
+    assert_eq!(n("connected"), clients, "{stderr}");
+    assert_eq!(n("connect_failures"), 0);
+    assert_eq!(n("errors"), 0);
+    assert_eq!(n("disconnects"), 0);
+    assert_eq!(n("clients_receiving"), clients);
+
+    // Each tick of a symbol reaches clients × per_client / symbols = 8 clients.
+    let published = n("published");
+    assert!(
+        published >= rate,
+        "a 2 s window at {rate}/s published {published}"
+    );
+    assert_eq!(
+        n("expected"),
+        published * clients * per_client / symbols,
+        "{report}"
+    );
+    let delivered = n("delivered");
+    assert!(
+        delivered * 10 >= n("expected") * 9,
+        "delivered {delivered} of {} expected",
+        n("expected")
+    );
+    let latency = &report["latency"];
+    assert_eq!(latency["count"].as_u64(), Some(delivered));
+    let p50 = latency["p50_ms"].as_f64().unwrap();
+    let p99 = latency["p99_ms"].as_f64().unwrap();
+    let max = latency["max_ms"].as_f64().unwrap();
+    assert!(p50 <= p99 && p99 <= max, "{latency}");
+
+    let server = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "server")
+        .expect("the watched server is reported");
+    assert_eq!(server["pid"].as_u64(), Some(u64::from(gateway.pid())));
+    assert!(server["rss_max_kib"].as_u64().unwrap() > 0);
+
+    // The table tool reads the report back.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("report")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("| smoke | gateway | 20 | 200 |"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
