@@ -5,7 +5,7 @@ CARGO   ?= cargo
 COMPOSE ?= docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help build release run test fmt lint up down clean bench
+.PHONY: help build release run test fmt lint up down clean bench fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,9 @@ test: ## What CI runs: deps, format check, clippy, build, tests
 
 bench: ## Benchmarks: gateway vs the Node socket.io reference; BENCH_QUICK=1 for a short smoke (results in bench/results/)
 	scripts/bench.sh
+
+fuzz: ## Fuzz every parser for FUZZ_SECONDS (default 60) each; works on stable (scripts/fuzz.sh)
+	scripts/fuzz.sh
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -142,6 +142,43 @@ mod tests {
         assert_eq!(err.0, "bad*");
     }
 
+    proptest::proptest! {
+        /// `parse_list` accepts exactly the lists whose every non-blank part is a
+        /// symbol, dedups case-insensitively, keeps first-seen order, and its
+        /// output parses back from its own `,`-join.
+        #[test]
+        fn parse_list_matches_parse_of_each_part(
+            parts in proptest::collection::vec("[ a-zA-Z0-9._/:*-]{0,6}", 0..8),
+            sep in "[ ]{0,2},[ ]{0,2}",
+        ) {
+            let raw = parts.join(&sep);
+            let mut want: Vec<Symbol> = Vec::new();
+            let mut first_bad: Option<String> = None;
+            for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match Symbol::parse(part) {
+                    Ok(s) if first_bad.is_none() => {
+                        if !want.contains(&s) {
+                            want.push(s);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        first_bad.get_or_insert_with(|| part.to_owned());
+                    }
+                }
+            }
+            match Symbol::parse_list(&raw) {
+                Ok(list) => {
+                    proptest::prop_assert!(first_bad.is_none(), "accepted {:?}", raw);
+                    let joined: Vec<&str> = list.iter().map(Symbol::as_str).collect();
+                    proptest::prop_assert_eq!(Symbol::parse_list(&joined.join(",")).unwrap(), list.clone());
+                    proptest::prop_assert_eq!(list, want);
+                }
+                Err((part, _)) => proptest::prop_assert_eq!(Some(part), first_bad),
+            }
+        }
+    }
+
     #[test]
     fn serde_validates() {
         let s: Symbol = serde_json::from_str("\"eur/usd\"").unwrap();

@@ -1,6 +1,6 @@
 //! The normalized tick and the rules that make one valid.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Symbol, SymbolError};
@@ -130,6 +130,15 @@ impl Tick {
                 }
             }
         }
+        // RFC 3339 has four-digit years; an offset can push a parsed time outside
+        // them, and its JSON would then not parse back (found by fuzzing).
+        let year = self.timestamp.year();
+        if !(0..=9999).contains(&year) {
+            return Err(bad(
+                "timestamp",
+                format!("year {year} is outside RFC 3339's 0000..=9999"),
+            ));
+        }
         validate_source(&self.source).map_err(|r| bad("source", r))?;
         Ok(())
     }
@@ -222,6 +231,9 @@ mod tests {
             ("source", serde_json::json!("")),
             ("seq", serde_json::json!(-1)),
             ("seq", serde_json::json!("7")),
+            // UTC leaves RFC 3339's years: the JSON would not parse back.
+            ("timestamp", serde_json::json!("9999-12-31T23:59:59-23:59")),
+            ("timestamp", serde_json::json!("0000-01-01T00:00:00+01:00")),
         ];
         for (field, value) in cases {
             let mut v = base.clone();

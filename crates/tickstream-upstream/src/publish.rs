@@ -60,6 +60,19 @@ impl Publisher {
 
     /// Publishes `quotes` as ticks of `source`; failures are counted and logged, never fatal.
     pub async fn publish(&self, quotes: Vec<Quote>, source: &str) -> Result<(), BusError> {
+        // A quote breaking the tick contract (a negative volume, an overflowed
+        // running sum) is skipped like an unparsable frame, before it takes a seq.
+        let quotes: Vec<Quote> = quotes
+            .into_iter()
+            .filter_map(|q| match q.validated() {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    self.metrics.parse_errors.inc();
+                    tracing::warn!(source, error = %e, "Skipping a quote that breaks the tick contract.");
+                    None
+                }
+            })
+            .collect();
         if quotes.is_empty() {
             return Ok(());
         }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tickstream_model::{Symbol, Tick};
+use tickstream_model::{Symbol, Tick, TickError};
 
 /// One normalized observation before the shared machinery stamps `source` and `seq`.
 ///
@@ -47,6 +47,17 @@ impl Quote {
             bid: None,
             ask: None,
             timestamp,
+        }
+    }
+
+    /// Checks the tick contract's rules (positive price; non-negative volume, high,
+    /// low, bid, ask; finite changes) so no venue publishes a tick the gateway drops.
+    pub fn validated(self) -> Result<Self, ParseError> {
+        let tick = self.clone().into_tick("quote", 0);
+        match tick.validate() {
+            Ok(()) => Ok(self),
+            Err(TickError::Field { field, reason }) => Err(ParseError::Field { field, reason }),
+            Err(TickError::Json(e)) => Err(ParseError::Json(e)),
         }
     }
 
@@ -243,6 +254,28 @@ pub trait Venue: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validated_refuses_what_the_tick_contract_refuses() {
+        let at = tickstream_model::time::from_millis(1_700_000_000_000).unwrap();
+        let q = Quote::new(Symbol::parse("BNBBTC").unwrap(), 0.0025, at);
+        assert!(q.clone().validated().is_ok());
+        let mut bad = q.clone();
+        bad.volume = Some(-10000.0);
+        assert!(
+            matches!(
+                bad.validated(),
+                Err(ParseError::Field {
+                    field: "volume",
+                    ..
+                })
+            ),
+            "negative volume (fuzz: Binance \"v\":\"-10000\")"
+        );
+        let mut bad = q;
+        bad.volume = Some(f64::INFINITY);
+        assert!(bad.validated().is_err(), "overflowed running volume");
+    }
 
     #[test]
     fn append_query_table() {

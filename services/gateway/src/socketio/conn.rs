@@ -140,6 +140,8 @@ enum End {
     Abuse,
     /// A WebSocket message over `maxPayload`.
     TooLarge,
+    /// A text frame that is not UTF-8 (RFC 6455: close 1007).
+    InvalidUtf8,
     /// Behind (conflating) or blocked for `slow_consumer_timeout_ms` (already counted).
     SlowConsumer,
 }
@@ -150,7 +152,7 @@ impl End {
             End::Gone | End::ClientClose => None,
             End::PingTimeout => Some("idle"),
             End::Shutdown => Some("shutdown"),
-            End::Protocol => Some("protocol_error"),
+            End::Protocol | End::InvalidUtf8 => Some("protocol_error"),
             End::Abuse => Some("abuse"),
             End::TooLarge => Some("frame_too_large"),
             End::SlowConsumer => None,
@@ -163,6 +165,7 @@ impl End {
             End::PingTimeout => (CloseCode::Policy, "ping timeout"),
             End::Shutdown => (CloseCode::Away, "server shutting down"),
             End::Protocol => (CloseCode::Protocol, "protocol error"),
+            End::InvalidUtf8 => (CloseCode::Invalid, "invalid UTF-8"),
             End::Abuse => (CloseCode::Policy, "too many invalid requests"),
             End::TooLarge => (CloseCode::Size, "message too large"),
             End::SlowConsumer => (CloseCode::Policy, SLOW_CONSUMER_REASON),
@@ -600,6 +603,10 @@ impl EngineSession {
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Close(_))) => Err(End::ClientClose),
             Some(Err(ProtocolError::Overflow)) => Err(End::TooLarge),
+            // actix-ws reports a text frame that is not UTF-8 as InvalidData: close 1007, as /ws does.
+            Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Err(End::InvalidUtf8)
+            }
             // A reset or EOF mid-frame is a client that went away, not a protocol violation.
             Some(Err(ProtocolError::Io(_))) => Err(End::Gone),
             Some(Err(_)) => Err(End::Protocol),

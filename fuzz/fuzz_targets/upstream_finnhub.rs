@@ -1,0 +1,6 @@
+//! Fuzz target `upstream_finnhub`: see `tickstream_fuzz_checks::upstream_finnhub` for what it asserts.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = tickstream_fuzz_checks::upstream_finnhub(data);
+});
