@@ -170,6 +170,28 @@ pub fn env_table<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) -> Vec<(Strin
     out
 }
 
+/// Schemes a WebSocket URL setting may use.
+pub const WS_SCHEMES: &[&str] = &["ws://", "wss://"];
+/// Schemes an HTTP URL setting may use.
+pub const HTTP_SCHEMES: &[&str] = &["http://", "https://"];
+
+/// Refuses a URL setting whose scheme is not one of `schemes`, naming the key and its variable.
+pub fn check_url(
+    key: &str,
+    url: &str,
+    schemes: &[&str],
+    aliases: &[EnvAlias],
+) -> Result<(), ConfigError> {
+    if schemes.iter().any(|s| url.starts_with(s)) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        key,
+        aliases,
+        format!("{url:?} must start with {}", schemes.join(" or ")),
+    ))
+}
+
 /// Prints [`env_table`] as `NAME=default` lines: what `--print-env` shows.
 pub fn print_env<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) {
     for (name, default) in env_table(defaults, aliases) {
@@ -312,6 +334,17 @@ mod tests {
     }
 
     const ALIASES: &[EnvAlias] = &[EnvAlias::list("SYMBOLS", "sim.symbols")];
+
+    #[test]
+    fn check_url_names_the_key() {
+        assert!(check_url("x.ws_url", "wss://a", WS_SCHEMES, ALIASES).is_ok());
+        let e = check_url("x.rest_url", "ftp://a", HTTP_SCHEMES, ALIASES).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("`x.rest_url`") && e.contains("http:// or https://"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn env_table_lists_aliases_and_prefixed_keys() {

@@ -24,7 +24,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
-use tickstream_runtime::config::{self as runtime_config, ConfigError, EnvAlias};
+use tickstream_runtime::config::{
+    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+};
 use tickstream_runtime::telemetry::LogConfig;
 use tickstream_upstream::settings::string_or_list;
 use tickstream_upstream::UpstreamSettings;
@@ -98,22 +100,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.upstream.validate(ALIASES)?;
         self.symbols()?;
-        for (key, url, schemes) in [
-            ("binance.ws_url", &self.binance.ws_url, ["ws://", "wss://"]),
-            (
-                "binance.rest_url",
-                &self.binance.rest_url,
-                ["http://", "https://"],
-            ),
-        ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                return Err(ConfigError::invalid(
-                    key,
-                    ALIASES,
-                    format!("{url:?} must start with {}", schemes.join(" or ")),
-                ));
-            }
-        }
+        check_url("binance.ws_url", &self.binance.ws_url, WS_SCHEMES, ALIASES)?;
+        check_url(
+            "binance.rest_url",
+            &self.binance.rest_url,
+            HTTP_SCHEMES,
+            ALIASES,
+        )?;
         Ok(())
     }
 

@@ -23,7 +23,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
-use tickstream_runtime::config::{self as runtime_config, ConfigError, EnvAlias};
+use tickstream_runtime::config::{
+    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+};
 use tickstream_runtime::telemetry::LogConfig;
 use tickstream_upstream::settings::string_or_list;
 use tickstream_upstream::UpstreamSettings;
@@ -137,26 +139,18 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        for (key, url, schemes) in [
-            (
-                "twelvedata.ws_url",
-                &self.twelvedata.ws_url,
-                ["ws://", "wss://"],
-            ),
-            (
-                "twelvedata.rest_url",
-                &self.twelvedata.rest_url,
-                ["http://", "https://"],
-            ),
-        ] {
-            if !schemes.iter().any(|s| url.starts_with(s)) {
-                return Err(ConfigError::invalid(
-                    key,
-                    ALIASES,
-                    format!("{url:?} must start with {}", schemes.join(" or ")),
-                ));
-            }
-        }
+        check_url(
+            "twelvedata.ws_url",
+            &self.twelvedata.ws_url,
+            WS_SCHEMES,
+            ALIASES,
+        )?;
+        check_url(
+            "twelvedata.rest_url",
+            &self.twelvedata.rest_url,
+            HTTP_SCHEMES,
+            ALIASES,
+        )?;
         Ok(())
     }
 
