@@ -5,7 +5,10 @@
 //! frames, pongs), answers scripted replies the way the provider does
 //! (Coinbase `subscriptions`, Twelve Data `subscribe-status`), and lets the
 //! test push documented frames, server pings, garbage, a close or an abrupt
-//! drop, or simply stay silent (a stall). The REST mock serves scripted
+//! drop, or simply stay silent (a stall). In Binance mode it also keeps each
+//! connection's subscriptions, answers live `SUBSCRIBE`/`UNSUBSCRIBE`/
+//! `LIST_SUBSCRIPTIONS`, streams tickers only for subscribed streams and
+//! enforces Binance's limits. The REST mock serves scripted
 //! responses per path, including 429/418 with `Retry-After`, and records
 //! every request.
 //!
@@ -22,7 +25,7 @@ pub mod rest;
 pub mod ws;
 
 pub use rest::{MockResponse, MockRest};
-pub use ws::{ConnEvent, MockWs};
+pub use ws::{BinanceOptions, ConnEvent, ControlRecord, MockWs};
 
 /// Reads a fixture file relative to the calling crate's manifest dir, so tests use the documented payloads.
 pub fn fixture(manifest_dir: &str, name: &str) -> String {

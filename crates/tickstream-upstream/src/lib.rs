@@ -8,10 +8,15 @@
 //! reconnects with capped, jittered backoff and resubscribes every time,
 //! answers pings, sends the venue's heartbeat, reconnects on a stall and
 //! rotates before a server-side cut, the REST fallback poller, publishing via
-//! the bus, and the heartbeat record the gateway reads.
+//! the bus, and the heartbeat record the gateway reads. On SIGHUP,
+//! [`run_with_reload`] re-reads the service's symbols and applies the
+//! difference live on the open connections of a venue with
+//! [`LiveSubscriptions`] (paced, id-matched control messages; more connections
+//! past the per-connection limit); other venues log that a restart is needed.
 //!
 //! # Layout
-//! - [`venue`]: the [`Venue`] trait, [`Quote`] and parse helpers.
+//! - [`venue`]: the [`Venue`] trait, [`LiveSubscriptions`], [`Quote`] and parse helpers.
+//! - [`live`]: symbol-set diffs, per-connection assignment, pacing, SIGHUP reload.
 //! - [`settings`]: the shared `[upstream]` config section and its defaults.
 //! - [`ws`]: one reconnecting WebSocket connection.
 //! - [`rest`]: the REST fallback poller (429/418 and `Retry-After` aware).
@@ -22,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod live;
 pub mod metrics;
 pub mod publish;
 pub mod rest;
@@ -31,19 +37,25 @@ pub mod venue;
 pub mod ws;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickstream_bus::{Backoff, BusError, Redis, RedisOptions};
+use tickstream_model::Symbol;
 use tickstream_runtime::ops::{self, HealthFn};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+pub use live::ReloadFn;
 pub use metrics::Metrics;
 pub use publish::Publisher;
 pub use settings::UpstreamSettings;
 pub use status::{Problem, Status};
-pub use venue::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
+pub use venue::{
+    LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, Venue, WsConnection,
+    WsEvent,
+};
 
 /// First wait after a failed Redis operation while loading seq counters.
 pub const REDIS_RETRY_INITIAL: Duration = Duration::from_millis(100);
@@ -98,14 +110,67 @@ pub(crate) struct Context<V> {
     pub(crate) metrics: Metrics,
     /// Seq + Redis.
     pub(crate) publisher: Publisher,
+    /// The symbols served now (a reload changes them); read by the REST fallback.
+    pub(crate) symbols: Mutex<Vec<Symbol>>,
+    /// Last id given to a control message; ids are unique and increasing per process.
+    pub(crate) control_ids: AtomicU64,
+}
+
+impl<V: Venue> Context<V> {
+    /// The symbols served now.
+    pub(crate) fn current_symbols(&self) -> Vec<Symbol> {
+        match self.symbols.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the served symbols everywhere they are reported (`/health`, heartbeat, metrics).
+    pub(crate) fn set_symbols(&self, symbols: Vec<Symbol>) {
+        self.metrics.symbols.set(symbols.len() as i64);
+        self.status
+            .set_symbols(symbols.iter().map(ToString::to_string).collect());
+        match self.symbols.lock() {
+            Ok(mut g) => *g = symbols,
+            Err(poisoned) => *poisoned.into_inner() = symbols,
+        }
+    }
+
+    /// A fresh control-message id.
+    pub(crate) fn next_control_id(&self) -> u64 {
+        self.control_ids.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// One REST fallback round for the symbols served now.
+    pub(crate) fn rest_requests(&self) -> Vec<RestRequest> {
+        match self.venue.live() {
+            Some(live) => live.rest_requests_for(&self.current_symbols()),
+            None => self.venue.rest_requests(),
+        }
+    }
 }
 
 /// Runs the ingestor for `venue` until `shutdown` resolves; `Ok` after a clean stop.
+///
+/// A SIGHUP is logged and ignored: without a [`ReloadFn`] the symbols change only on restart.
 pub async fn run<V: Venue>(
     venue: V,
     opts: ServiceOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_with_reload(venue, opts, None, shutdown).await
+}
+
+/// [`run`], and on every SIGHUP calls `reload` and applies the new symbol set
+/// live (venues with [`Venue::live`]); a failed reload keeps the running set.
+pub async fn run_with_reload<V: Venue>(
+    venue: V,
+    opts: ServiceOptions,
+    reload: Option<ReloadFn>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    // Installed first: from here on a SIGHUP is a reload request, never the default kill.
+    let mut hangups = live::Hangups::install(venue.name());
     tokio::pin!(shutdown);
     // Poll once so signal handlers are installed before `Listening.` is logged.
     if poll_once(&mut shutdown).await {
@@ -127,13 +192,27 @@ pub async fn run<V: Venue>(
         source,
     };
     let (listener, addr) = ops::bind(&opts.host, opts.port).map_err(bind_err)?;
-    let connections = venue.connections();
+    let capacity = venue.live().map(|l| l.max_symbols_per_connection());
+    let initial: Vec<Symbol>;
+    let fixed: Vec<WsConnection>;
+    let expected = match capacity {
+        Some(cap) => {
+            initial = live::dedup(symbols.clone());
+            fixed = Vec::new();
+            live::partition(&initial, cap).len()
+        }
+        None => {
+            initial = symbols.clone();
+            fixed = venue.connections();
+            fixed.len()
+        }
+    };
     let blocked = venue.credentials_problem();
     let status = Arc::new(Status::new(
         source,
         addr.port(),
         symbols.iter().map(ToString::to_string).collect(),
-        connections.len(),
+        expected,
         redis.health().clone(),
     ));
     if let Some(why) = &blocked {
@@ -155,6 +234,7 @@ pub async fn run<V: Venue>(
     ));
 
     let mut tasks = Vec::new();
+    let mut fleet = live::Fleet::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let loaded = tokio::select! {
         _ = &mut shutdown => None,
@@ -169,26 +249,56 @@ pub async fn run<V: Venue>(
             status: status.clone(),
             metrics: metrics.clone(),
             publisher,
+            symbols: Mutex::new(initial.clone()),
+            control_ids: AtomicU64::new(0),
         });
         if blocked.is_none() {
             tracing::info!(
                 source,
-                symbols = symbols.len(),
-                connections = connections.len(),
+                symbols = initial.len(),
+                connections = expected,
+                live_changes = capacity.is_some(),
                 "Connecting to the upstream."
             );
-            for (index, conn) in connections.into_iter().enumerate() {
-                tasks.push(tokio::spawn(ws::run_connection(
-                    ctx.clone(),
-                    index,
-                    conn,
-                    stop_rx.clone(),
-                )));
+            match capacity {
+                Some(cap) => {
+                    for set in live::partition(&initial, cap) {
+                        fleet.open(&ctx, set, &stop_rx);
+                    }
+                }
+                None => {
+                    for conn in fixed {
+                        fleet.open_fixed(&ctx, conn, &stop_rx);
+                    }
+                }
             }
         }
-        tasks.push(tokio::spawn(rest::run_fallback(ctx, stop_rx.clone())));
-        shutdown.await;
+        tasks.push(tokio::spawn(rest::run_fallback(
+            ctx.clone(),
+            stop_rx.clone(),
+        )));
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = hangups.recv() => {}
+            }
+            if blocked.is_some() {
+                tracing::warn!(
+                    source,
+                    "Received SIGHUP while not connecting to the upstream; ignoring it."
+                );
+                continue;
+            }
+            let stopped = tokio::select! {
+                _ = &mut shutdown => true,
+                _ = live::reload(&ctx, reload.as_ref(), &mut fleet, &stop_rx) => false,
+            };
+            if stopped {
+                break;
+            }
+        }
     }
+    tasks.append(&mut fleet.tasks);
 
     tracing::info!(
         source,

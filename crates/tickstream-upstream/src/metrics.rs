@@ -17,6 +17,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Outcomes of one REST fallback request, the only values of the `outcome` label.
 pub const REST_OUTCOMES: [&str; 3] = ["ok", "rate_limited", "error"];
 
+/// Outcomes of one SIGHUP configuration reload, the only values of its `outcome` label.
+pub const RELOAD_OUTCOMES: [&str; 2] = ["ok", "error"];
+
 /// Every handle the connection, fallback and publish paths update.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -42,8 +45,12 @@ pub struct Metrics {
     latency: HistogramVec,
     /// `tickstream_redis_up`: 1 while the last Redis operation worked.
     pub redis_up: IntGauge,
-    /// `tickstream_ingest_symbols{source}`: symbols configured.
+    /// `tickstream_ingest_symbols{source}`: symbols served now (follows reloads).
     pub symbols: IntGauge,
+    /// `tickstream_upstream_control_messages_total{source}`: live SUBSCRIBE/UNSUBSCRIBE frames sent.
+    pub control_messages: IntCounter,
+    /// `tickstream_upstream_config_reloads_total{source,outcome}`: SIGHUP reloads by outcome.
+    reloads: IntCounterVec,
     /// The venue name, the default label value.
     source: &'static str,
 }
@@ -110,6 +117,21 @@ impl Metrics {
             ),
         );
         let symbols = gauge_vec("tickstream_ingest_symbols", "Symbols this ingestor serves.");
+        let control_messages = counter(
+            "tickstream_upstream_control_messages_total",
+            "Control messages sent to change an open connection's subscriptions.",
+        );
+        let reloads = register(
+            registry,
+            counter_vec(
+                "tickstream_upstream_config_reloads_total",
+                "Configuration reloads on SIGHUP by outcome (ok, error).",
+                &["source", "outcome"],
+            ),
+        );
+        for outcome in RELOAD_OUTCOMES {
+            reloads.with_label_values(&[source, outcome]);
+        }
         let rest = rest_source(source);
         for outcome in REST_OUTCOMES {
             rest_requests.with_label_values(&[source, outcome]);
@@ -135,6 +157,8 @@ impl Metrics {
             },
             redis_up,
             symbols: symbols.with_label_values(&[source]),
+            control_messages: control_messages.with_label_values(&[source]),
+            reloads,
             source,
         }
     }
@@ -149,6 +173,13 @@ impl Metrics {
     /// The latency histogram of `tick_source`.
     pub fn latency(&self, tick_source: &str) -> Histogram {
         self.latency.with_label_values(&[tick_source])
+    }
+
+    /// Counts one SIGHUP reload with one of [`RELOAD_OUTCOMES`].
+    pub fn reload(&self, outcome: &'static str) {
+        self.reloads
+            .with_label_values(&[self.source, outcome])
+            .inc();
     }
 
     /// Counts one REST fallback request with one of [`REST_OUTCOMES`].
@@ -213,6 +244,8 @@ mod tests {
             r#"tickstream_ingest_latency_seconds_count{source="binance"} 1"#,
             r#"tickstream_upstream_rest_requests_total{outcome="rate_limited",source="binance"} 1"#,
             "tickstream_redis_up 0",
+            r#"tickstream_upstream_control_messages_total{source="binance"} 0"#,
+            r#"tickstream_upstream_config_reloads_total{outcome="error",source="binance"} 0"#,
         ] {
             assert!(text.contains(want), "{want} missing from\n{text}");
         }

@@ -42,6 +42,27 @@ impl Publisher {
         }
     }
 
+    /// Adds seqs loaded later (symbols a reload added), never moving a counter back.
+    pub fn merge_seqs(&self, loaded: HashMap<Symbol, u64>) {
+        let mut seqs = match self.seqs.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (symbol, seq) in loaded {
+            let entry = seqs.entry(symbol).or_insert(0);
+            *entry = (*entry).max(seq);
+        }
+    }
+
+    /// Loads `symbols`' last published seqs from Redis and merges them, so a symbol
+    /// added at run time continues its seq like one known at start; returns how many Redis had.
+    pub async fn load_more_seqs(&self, symbols: &[Symbol]) -> Result<usize, BusError> {
+        let loaded = load_seqs(&self.redis, symbols).await?;
+        let restored = loaded.len();
+        self.merge_seqs(loaded);
+        Ok(restored)
+    }
+
     /// Assigns the next seq of each quote's symbol and stamps `source`.
     pub fn stamp(&self, quotes: Vec<Quote>, source: &str) -> Vec<Tick> {
         let mut seqs = match self.seqs.lock() {
@@ -159,5 +180,11 @@ mod tests {
             ]
         );
         assert!(ticks.iter().all(|t| t.source == "binance-rest"));
+
+        // A symbol added by a reload: Redis knew it at 9; ETH's live counter (2) never goes back.
+        let xrp = Symbol::parse("XRPBTC").unwrap();
+        p.merge_seqs(HashMap::from([(xrp.clone(), 9), (eth.clone(), 1)]));
+        let ticks = p.stamp(vec![q(&xrp), q(&eth)], "binance");
+        assert_eq!((ticks[0].seq, ticks[1].seq), (10, 2));
     }
 }

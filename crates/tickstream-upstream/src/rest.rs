@@ -69,7 +69,7 @@ pub(crate) async fn run_fallback<V: Venue>(
     let Some(after) = ctx.settings.fallback_after() else {
         return;
     };
-    if ctx.venue.rest_requests().is_empty() {
+    if ctx.rest_requests().is_empty() {
         tracing::info!(
             source = ctx.venue.name(),
             "No REST fallback configured for this venue."
@@ -134,7 +134,7 @@ pub(crate) async fn run_fallback<V: Venue>(
 /// One round: every request of the venue, publishing what parses.
 async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Round {
     let source = rest_source(ctx.venue.name());
-    for request in ctx.venue.rest_requests() {
+    for request in ctx.rest_requests() {
         match fetch(client, &request, ctx.settings.rest_interval()).await {
             Ok(Ok(body)) if ctx.venue.rest_rate_limited(&body) => {
                 let wait = ctx.settings.rest_interval() * 2;

@@ -32,12 +32,13 @@ pub struct Status {
     started: Instant,
     /// Ops port actually bound.
     port: u16,
-    /// Normalized symbols served.
-    symbols: Vec<String>,
+    /// Normalized symbols served now (a SIGHUP reload replaces them).
+    symbols: Mutex<Vec<String>>,
     /// Redis reachability from the shared handle.
     redis: Arc<RedisHealth>,
-    /// Number of stream connections the venue wants open.
-    expected_connections: usize,
+    /// Number of stream connections the venue wants open (changes when a reload
+    /// crosses a per-connection limit).
+    expected_connections: AtomicUsize,
     /// Stream connections currently up.
     connected: AtomicUsize,
     /// Tells the fallback poller whether the whole stream is up; `send_replace` never blocks.
@@ -71,9 +72,9 @@ impl Status {
             source,
             started: Instant::now(),
             port,
-            symbols,
+            symbols: Mutex::new(symbols),
             redis,
-            expected_connections: expected_connections.max(1),
+            expected_connections: AtomicUsize::new(expected_connections.max(1)),
             connected: AtomicUsize::new(0),
             stream_up: watch::channel(false).0,
             reconnects: AtomicU64::new(0),
@@ -97,18 +98,50 @@ impl Status {
 
     /// A stream connection came up; returns whether the whole stream is now up.
     pub fn connection_up(&self) -> bool {
-        let n = self.connected.fetch_add(1, Ordering::AcqRel) + 1;
-        let up = n >= self.expected_connections;
-        self.stream_up.send_replace(up);
-        up
+        self.connected.fetch_add(1, Ordering::AcqRel);
+        self.recompute_stream_up()
     }
 
-    /// A stream connection went down.
+    /// A stream connection went down (lost, or closed because a reload left it no streams).
     pub fn connection_down(&self) {
         let _ = self
             .connected
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        self.stream_up.send_replace(false);
+        self.recompute_stream_up();
+    }
+
+    /// A reload changed how many connections the venue keeps open.
+    pub fn set_expected_connections(&self, n: usize) {
+        self.expected_connections.store(n.max(1), Ordering::Release);
+        self.recompute_stream_up();
+    }
+
+    /// The stream is up while every expected connection is.
+    fn recompute_stream_up(&self) -> bool {
+        let up = self.connected.load(Ordering::Acquire)
+            >= self.expected_connections.load(Ordering::Acquire);
+        self.stream_up.send_if_modified(|v| {
+            let changed = *v != up;
+            *v = up;
+            changed
+        });
+        up
+    }
+
+    /// Replaces the symbols reported by `/health` and the heartbeat after a reload.
+    pub fn set_symbols(&self, symbols: Vec<String>) {
+        match self.symbols.lock() {
+            Ok(mut g) => *g = symbols,
+            Err(poisoned) => *poisoned.into_inner() = symbols,
+        }
+    }
+
+    /// The symbols served now.
+    pub fn symbols(&self) -> Vec<String> {
+        match self.symbols.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Whether every stream connection is up.
@@ -224,12 +257,12 @@ impl Status {
             "upstream": {
                 "connected": self.stream_up(),
                 "connections": self.connected.load(Ordering::Relaxed),
-                "expected_connections": self.expected_connections,
+                "expected_connections": self.expected_connections.load(Ordering::Relaxed),
                 "last_message_age_seconds": Self::age_seconds(Self::at(&self.last_message_ms)),
                 "reconnects": self.reconnects.load(Ordering::Relaxed),
                 "fallback_active": self.fallback_active.load(Ordering::Relaxed),
             },
-            "symbols": self.symbols,
+            "symbols": self.symbols(),
             "ticks_published": self.ticks_published(),
             "last_tick_age_seconds": Self::age_seconds(Self::at(&self.last_tick_ms)),
         });
@@ -250,7 +283,7 @@ impl Status {
                 HealthStatus::Unhealthy => IngestorStatus::Unhealthy,
             },
             message,
-            symbols: self.symbols.clone(),
+            symbols: self.symbols(),
             last_tick: Self::at(&self.last_tick_ms).map(|t| tickstream_model::time::format(&t)),
             ticks_published: self.ticks_published(),
             updated_at: tickstream_model::time::format(&tickstream_model::time::now_millis()),
@@ -304,5 +337,28 @@ mod tests {
         assert!(s.connection_up());
         s.connection_down();
         assert!(!s.stream_up());
+    }
+
+    #[test]
+    fn a_reload_changes_symbols_and_connection_count() {
+        let s = Status::new(
+            "binance",
+            0,
+            vec!["A".into()],
+            1,
+            Arc::new(RedisHealth::default()),
+        );
+        assert!(s.connection_up());
+        // A second connection is opened: down until it is up.
+        s.set_expected_connections(2);
+        assert!(!s.stream_up());
+        assert!(s.connection_up());
+        // One is closed because it has no streams left: the rest is still whole.
+        s.set_expected_connections(1);
+        s.connection_down();
+        assert!(s.stream_up());
+        s.set_symbols(vec!["B".into(), "C".into()]);
+        assert_eq!(s.health().1["symbols"], serde_json::json!(["B", "C"]));
+        assert_eq!(s.heartbeat().symbols, vec!["B", "C"]);
     }
 }

@@ -91,6 +91,14 @@ pub enum WsEvent {
     UpstreamError(String),
     /// The server announced it will close (Binance `serverShutdown`): open a new connection now.
     Rotate,
+    /// The answer to the control message `id` (Binance `{"result":null,"id":7}`); `error` is the
+    /// upstream's reason when it refused (`{"error":{"code":2,"msg":..},"id":7}`). Matched to what was sent, logged.
+    Reply {
+        /// The id the control message carried.
+        id: u64,
+        /// `None` on success, else the upstream's reason (counted as an upstream error).
+        error: Option<String>,
+    },
 }
 
 /// Why a frame could not be understood; counted in `tickstream_upstream_parse_errors_total` and skipped.
@@ -202,6 +210,46 @@ pub struct RestRequest {
     pub symbols: Vec<Symbol>,
 }
 
+/// Which way a control message moves a connection's stream set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// Start streaming these symbols on the open connection.
+    Subscribe,
+    /// Stop streaming them.
+    Unsubscribe,
+}
+
+impl SubscriptionChange {
+    /// A stable lowercase word for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionChange::Subscribe => "subscribe",
+            SubscriptionChange::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+/// What a venue that changes an open connection's symbols with control messages
+/// (Binance `SUBSCRIBE`/`UNSUBSCRIBE`) tells the shared machinery, so a SIGHUP
+/// reload is applied without reconnecting. Pacing uses [`Venue::control_message_interval`].
+pub trait LiveSubscriptions: Send + Sync {
+    /// Most symbols one connection may carry (Binance: 1024 streams); more open another connection.
+    fn max_symbols_per_connection(&self) -> usize;
+
+    /// Most symbols named in one control message, so no frame grows past what the upstream accepts.
+    fn max_symbols_per_message(&self) -> usize;
+
+    /// The connection that carries exactly `symbols` from its first frame; rebuilt on every
+    /// (re)connect so nothing is lost across reconnects.
+    fn connection_for(&self, symbols: &[Symbol]) -> WsConnection;
+
+    /// The control frame that applies `change` to `symbols` on an open connection, carrying `id`.
+    fn control_frame(&self, change: SubscriptionChange, symbols: &[Symbol], id: u64) -> String;
+
+    /// The REST fallback round for the current `symbols` (they change with a reload).
+    fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest>;
+}
+
 /// A venue: where to connect, what to send, how to read its frames and its REST fallback.
 ///
 /// Everything else (reconnect, backoff, heartbeats, stall watchdog, fallback
@@ -210,7 +258,7 @@ pub trait Venue: Send + Sync + 'static {
     /// The tick `source` and metric label (`binance`); REST ticks get `<name>-rest`.
     fn name(&self) -> &'static str;
 
-    /// Normalized symbols served, for `/health` and the heartbeat.
+    /// Normalized symbols served at start (a SIGHUP reload may change them later).
     fn symbols(&self) -> Vec<Symbol>;
 
     /// `Some(message naming the env var)` when a required key is missing: no connection is attempted.
@@ -226,9 +274,16 @@ pub trait Venue: Send + Sync + 'static {
         None
     }
 
-    /// Pause between subscribe frames, for venues that limit control messages per second.
+    /// Least time between two control frames on one connection (subscribe frames, live
+    /// subscription changes, pongs), for venues that limit incoming messages per second.
     fn control_message_interval(&self) -> Duration {
         Duration::ZERO
+    }
+
+    /// `Some` when the venue changes an open connection's symbols with control messages, so a
+    /// SIGHUP reload applies live; `None` (the default): changes need a restart.
+    fn live(&self) -> Option<&dyn LiveSubscriptions> {
+        None
     }
 
     /// Reads one text frame.

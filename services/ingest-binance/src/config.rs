@@ -146,6 +146,30 @@ impl Config {
     }
 }
 
+/// The keys whose values differ between `running` and `fresh`, other than
+/// `binance.symbols` (the only one a SIGHUP reload applies).
+pub fn changed_except_symbols(running: &Config, fresh: &Config) -> Vec<&'static str> {
+    let checks = [
+        ("host", running.host != fresh.host),
+        ("port", running.port != fresh.port),
+        ("redis_url", running.redis_url != fresh.redis_url),
+        ("log", running.log != fresh.log),
+        (
+            "binance.ws_url",
+            running.binance.ws_url != fresh.binance.ws_url,
+        ),
+        (
+            "binance.rest_url",
+            running.binance.rest_url != fresh.binance.rest_url,
+        ),
+        ("upstream", running.upstream != fresh.upstream),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+}
+
 /// Loads and validates the configuration.
 pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
     let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
@@ -178,5 +202,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("binance.ws_url"));
+    }
+
+    #[test]
+    fn reload_reports_settings_it_does_not_apply() {
+        let running = Config::default();
+        let mut fresh = running.clone();
+        fresh.binance.symbols = vec!["xrpbtc".into()];
+        assert!(changed_except_symbols(&running, &fresh).is_empty());
+        fresh.port = 1;
+        fresh.upstream.stall_timeout_ms = 5;
+        assert_eq!(
+            changed_except_symbols(&running, &fresh),
+            ["port", "upstream"]
+        );
     }
 }

@@ -8,11 +8,16 @@
 //! watchdog, rotating before the 24 h cut or on `serverShutdown`, the REST
 //! fallback, seq, `/health` and `/metrics` — is `tickstream-upstream`.
 //!
+//! On SIGHUP the configuration is loaded again (defaults < `--config` file <
+//! environment) and the difference in `binance.symbols` is applied live with
+//! paced `SUBSCRIBE`/`UNSUBSCRIBE` messages ([`ws`]); a reload that fails
+//! keeps the running set.
+//!
 //! # Layout
 //! - [`config`]: the config struct, its defaults and validation.
 //! - [`messages`]: Binance wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
-//! - [`ws`]: combined-stream URLs.
+//! - [`ws`]: combined-stream URLs, control messages and their limits.
 //! - [`rest`]: the `GET /api/v3/ticker/24hr` fallback.
 //! - [`BinanceVenue`] and [`run`].
 
@@ -25,11 +30,15 @@ pub mod rest;
 pub mod ws;
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
 use tickstream_upstream::{
-    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
+    LiveSubscriptions, ParseError, Quote, ReloadFn, RestRequest, ServiceOptions,
+    SubscriptionChange, Venue, WsConnection, WsEvent,
 };
 
 pub use config::Config;
@@ -87,6 +96,14 @@ impl Venue for BinanceVenue {
         parse::parse_ws(text)
     }
 
+    fn control_message_interval(&self) -> Duration {
+        ws::CONTROL_MESSAGE_INTERVAL
+    }
+
+    fn live(&self) -> Option<&dyn LiveSubscriptions> {
+        Some(self)
+    }
+
     fn rest_requests(&self) -> Vec<RestRequest> {
         rest::requests(&self.rest_url, &self.symbols)
     }
@@ -96,15 +113,59 @@ impl Venue for BinanceVenue {
     }
 }
 
-/// Runs ingest-binance until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+impl LiveSubscriptions for BinanceVenue {
+    fn max_symbols_per_connection(&self) -> usize {
+        ws::MAX_STREAMS_PER_CONNECTION
+    }
+
+    fn max_symbols_per_message(&self) -> usize {
+        ws::MAX_STREAMS_PER_MESSAGE
+    }
+
+    fn connection_for(&self, symbols: &[Symbol]) -> WsConnection {
+        ws::connection_for(&self.ws_url, symbols)
+    }
+
+    fn control_frame(&self, change: SubscriptionChange, symbols: &[Symbol], id: u64) -> String {
+        ws::control_frame(change, symbols, id)
+    }
+
+    fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest> {
+        rest::requests(&self.rest_url, symbols)
+    }
+}
+
+/// Runs ingest-binance until `shutdown` resolves; on SIGHUP reloads `file`
+/// (and the environment) and applies the new `binance.symbols` live.
+pub async fn run(
+    config: Config,
+    file: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     let venue = BinanceVenue::new(&config)?;
+    let reload = reloader(config.clone(), file);
     let opts = ServiceOptions {
         host: config.host,
         port: config.port,
         redis_url: config.redis_url,
         settings: config.upstream,
     };
-    tickstream_upstream::run(venue, opts, shutdown).await?;
+    tickstream_upstream::run_with_reload(venue, opts, Some(reload), shutdown).await?;
     Ok(())
+}
+
+/// Loads the configuration as at start and returns its symbols; warns about
+/// changed settings that only a restart applies.
+fn reloader(running: Config, file: Option<PathBuf>) -> ReloadFn {
+    Arc::new(move || {
+        let fresh = config::load(file.as_deref()).map_err(|e| e.to_string())?;
+        let pending = config::changed_except_symbols(&running, &fresh);
+        if !pending.is_empty() {
+            tracing::warn!(
+                keys = %pending.join(","),
+                "Only `binance.symbols` is applied on reload; restart ingest-binance to apply the other changed settings."
+            );
+        }
+        fresh.symbols().map_err(|e| e.to_string())
+    })
 }

@@ -1,5 +1,5 @@
 //! The `ingest-binance` binary: parse the CLI, load the config, start logging,
-//! then stream Binance tickers until SIGINT/SIGTERM.
+//! then stream Binance tickers until SIGINT/SIGTERM; SIGHUP reloads the symbols.
 
 use std::path::PathBuf;
 
@@ -30,6 +30,6 @@ async fn main() -> anyhow::Result<()> {
     let file = tickstream_runtime::config::file_from_env(cli.config);
     let config = ingest_binance::config::load(file.as_deref())?;
     tickstream_runtime::telemetry::init(&config.log)?;
-    ingest_binance::run(config, tickstream_runtime::shutdown::signal()).await?;
+    ingest_binance::run(config, file, tickstream_runtime::shutdown::signal()).await?;
     Ok(())
 }

@@ -3,10 +3,11 @@
 //! Numbers arrive as JSON strings (`"0.0025"`) to keep exchange precision;
 //! [`crate::parse`] turns them into `f64` once, naming the field on failure.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A frame on a combined-stream connection: data wrapped with its stream name,
-/// or a reply to a control message (`{"result":null,"id":1}`, `{"error":{..},"id":1}`).
+/// or a reply to a control message (`{"result":null,"id":1}`, `{"error":{..},"id":1}`,
+/// `{"code":2,"msg":".."}`).
 ///
 /// ```json
 /// {"stream":"bnbbtc@ticker","data":{"e":"24hrTicker","E":1672515782136,"s":"BNBBTC", ...}}
@@ -25,9 +26,30 @@ pub struct BinanceWsFrame<'a> {
     /// An error reply to a control message.
     #[serde(default)]
     pub error: Option<BinanceWsError>,
+    /// Error code of the flat error form the docs' "Error Messages" table shows.
+    #[serde(default)]
+    pub code: Option<i64>,
+    /// Reason of the flat error form.
+    #[serde(default)]
+    pub msg: Option<String>,
     /// Id of the control message this frame answers.
     #[serde(default)]
     pub id: Option<serde_json::Value>,
+}
+
+/// A live subscription change sent on an open connection (at most 5 messages/s).
+///
+/// ```json
+/// {"method":"SUBSCRIBE","params":["btcusdt@aggTrade","btcusdt@depth"],"id":1}
+/// ```
+#[derive(Debug, Serialize)]
+pub struct BinanceWsRequest<'a> {
+    /// `SUBSCRIBE` or `UNSUBSCRIBE`.
+    pub method: &'static str,
+    /// Stream names, lowercase (`btcusdt@ticker`).
+    pub params: &'a [String],
+    /// Unique id echoed in the reply (`{"result":null,"id":1}`).
+    pub id: u64,
 }
 
 /// A market event, tagged by `e`.

@@ -9,18 +9,33 @@ use crate::messages::{BinanceRestTicker, BinanceTicker, BinanceWsEvent, BinanceW
 /// Reads one WebSocket text frame: combined-stream data, a raw event, or a control reply.
 pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
     let frame: BinanceWsFrame<'_> = serde_json::from_str(text)?;
+    // Our requests carry integer ids; a reply with another id cannot be ours.
+    let id = frame.id.as_ref().and_then(serde_json::Value::as_u64);
+    let refused = |code: i64, msg: &str| {
+        let error = format!("code {code}: {msg}");
+        match id {
+            Some(id) => WsEvent::Reply {
+                id,
+                error: Some(error),
+            },
+            None => WsEvent::UpstreamError(error),
+        }
+    };
     let event: BinanceWsEvent = if let Some(data) = frame.data {
         serde_json::from_str(data.get())?
     } else if frame.event_type.is_some() {
         serde_json::from_str(text)?
-    } else if let Some(err) = frame.error {
-        return Ok(WsEvent::UpstreamError(format!(
-            "code {}: {}",
-            err.code, err.msg
-        )));
+    } else if let Some(err) = &frame.error {
+        return Ok(refused(err.code, &err.msg));
+    } else if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
+        return Ok(refused(code, msg));
     } else if frame.id.is_some() {
-        // `{"result":null,"id":N}`: a control message was accepted.
-        return Ok(WsEvent::Control);
+        // `{"result":null,"id":N}` (a change was accepted) or
+        // `{"result":[...],"id":N}` (LIST_SUBSCRIPTIONS).
+        return Ok(match id {
+            Some(id) => WsEvent::Reply { id, error: None },
+            None => WsEvent::Control,
+        });
     } else {
         return Err(ParseError::field(
             "e",
@@ -135,12 +150,41 @@ mod tests {
         );
         assert_eq!(
             parse_ws(&fixture("ws_subscribe_response.json")).unwrap(),
-            WsEvent::Control
+            WsEvent::Reply {
+                id: 312,
+                error: None
+            }
         );
-        let WsEvent::UpstreamError(m) = parse_ws(&fixture("ws_error.json")).unwrap() else {
-            panic!("error reply not reported");
+        assert_eq!(
+            parse_ws(&fixture("ws_list_subscriptions_response.json")).unwrap(),
+            WsEvent::Reply { id: 3, error: None }
+        );
+        let WsEvent::Reply {
+            id: 312,
+            error: Some(m),
+        } = parse_ws(&fixture("ws_error.json")).unwrap()
+        else {
+            panic!("error reply not matched to its id");
         };
         assert!(m.contains("code 2"), "{m}");
+        // The flat form of the docs' "Error Messages" table, without an id: an upstream error.
+        let WsEvent::UpstreamError(m) = parse_ws(&fixture("ws_error_flat.json")).unwrap() else {
+            panic!("flat error not reported");
+        };
+        assert!(m.contains("code 3") && m.contains("Invalid JSON"), "{m}");
+        // ... and with one: matched to the request.
+        assert_eq!(
+            parse_ws(r#"{"code":0,"msg":"Unknown property","id":5}"#).unwrap(),
+            WsEvent::Reply {
+                id: 5,
+                error: Some("code 0: Unknown property".into())
+            }
+        );
+        // An id we never send (a string) is not matched.
+        assert_eq!(
+            parse_ws(r#"{"result":null,"id":"abc"}"#).unwrap(),
+            WsEvent::Control
+        );
     }
 
     #[test]
