@@ -7,6 +7,14 @@
 #                at each rate of BENCH_RATES ticks/s; BENCH_WARMUP s warm-up, BENCH_DURATION s measured.
 #                The latency scenario is the fan-out row at the lowest rate (1k ticks/s).
 #   connections  BENCH_CONN_CLIENTS clients × 1 symbol at BENCH_CONN_RATE ticks/s; RSS per connection.
+#   slow-consumer  the fan-out shape (BENCH_SLOW_CLIENTS clients × BENCH_PER_CLIENT of BENCH_SYMBOLS) at
+#                BENCH_SLOW_RATE ticks/s against the gateway only, twice: without and with BENCH_STALLED
+#                stalled clients (subscribed to every symbol, never reading; issue 7). The table pairs
+#                the two: normal clients' p99 ratio (target ≤ 1.20), delivered %, the gateway's RSS at
+#                window start/end/max, and each stalled client's close code and reason (expect
+#                1008 "slow consumer"). BENCH_SLOW_TIMEOUT_MS sets the gateway's slow-consumer timeout
+#                for both runs (default: the gateway's own, 10 s; BENCH_QUICK=1: 2 s, to fit its window).
+#                Alone: BENCH_SCENARIOS=slow-consumer make bench
 #
 # Every server is started fresh for every case and stopped after it. The load
 # generator (tools/loadgen), Redis and the server share the machine; the
@@ -16,7 +24,8 @@
 # Environment (defaults: the full suite, about 6 minutes; BENCH_QUICK=1: a 2-minute smoke):
 #   BENCH_QUICK BENCH_RATES BENCH_CLIENTS BENCH_SYMBOLS BENCH_PER_CLIENT BENCH_WARMUP
 #   BENCH_DURATION BENCH_CONN_CLIENTS BENCH_CONN_RATE BENCH_CONN_SYMBOLS BENCH_SERVERS
-#   BENCH_SCENARIOS BENCH_OUT BENCH_LOADGEN_THREADS
+#   BENCH_SCENARIOS (fanout connections slow-consumer) BENCH_OUT BENCH_LOADGEN_THREADS
+#   BENCH_SLOW_RATE BENCH_SLOW_CLIENTS BENCH_STALLED BENCH_SLOW_TIMEOUT_MS
 #   BENCH_GATEWAY_BIN  use this gateway binary instead of building target/release/gateway
 #   BENCH_LOADGEN_BIN  likewise for loadgen
 #   BENCH_GATEWAY_PROTOCOL  native (default, /ws) or socketio (/socket.io/) for server "gateway";
@@ -28,8 +37,10 @@ ROOT=$PWD
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   d_rates="1000 5000"; d_clients=200; d_warmup=2; d_duration=5; d_conn=2000
+  d_slow_rate=5000; d_slow_timeout=2000
 else
   d_rates="1000 5000 10000 20000"; d_clients=1000; d_warmup=5; d_duration=20; d_conn=50000
+  d_slow_rate=10000; d_slow_timeout=
 fi
 RATES=${BENCH_RATES:-$d_rates}
 CLIENTS=${BENCH_CLIENTS:-$d_clients}
@@ -41,7 +52,11 @@ CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
 CONN_RATE=${BENCH_CONN_RATE:-100}
 CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
 SERVERS=${BENCH_SERVERS:-gateway reference}
-SCENARIOS=${BENCH_SCENARIOS:-fanout connections}
+SCENARIOS=${BENCH_SCENARIOS:-fanout connections slow-consumer}
+SLOW_RATE=${BENCH_SLOW_RATE:-$d_slow_rate}
+SLOW_CLIENTS=${BENCH_SLOW_CLIENTS:-$CLIENTS}
+STALLED=${BENCH_STALLED:-1}
+SLOW_TIMEOUT_MS=${BENCH_SLOW_TIMEOUT_MS-$d_slow_timeout}
 THREADS=${BENCH_LOADGEN_THREADS:-2}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -76,7 +91,7 @@ fi
 [[ -x "$LOADGEN" ]] || die "no loadgen binary at $LOADGEN"
 [[ -x "$GATEWAY" ]] || die "no gateway binary at $GATEWAY"
 
-if [[ " $SERVERS " == *" reference "* ]]; then
+if [[ " $SERVERS " == *" reference "* && " $SCENARIOS " != " slow-consumer " ]]; then
   command -v node >/dev/null || die "node (>= 18) is needed for the reference server: apt-get install nodejs npm"
   if [[ ! -d bench/reference/node_modules || bench/reference/package-lock.json -nt bench/reference/node_modules ]]; then
     log "npm ci (bench/reference)"
@@ -124,13 +139,16 @@ wait_for "redis on $REDIS_PORT" redis-cli -p "$REDIS_PORT" ping
 SERVER_PID=
 SERVER_URL=
 SERVER_PROTOCOL=
+SERVER_HTTP=
+SERVER_ENV=() # extra NAME=VALUE settings for the next gateway started
 start_server() { # NAME LOGFILE
   local name=$1 logfile=$2 port
   port=$(free_port)
+  SERVER_HTTP=http://127.0.0.1:$port
   case $name in
     gateway|gateway-sio)
-      REDIS_URL=$REDIS_URL HOST=127.0.0.1 PORT=$port LOG_LEVEL=warn LOG_FORMAT=json \
-        "$GATEWAY" >"$logfile" 2>&1 &
+      env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
+        ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"$logfile" 2>&1 &
       if [[ $name == gateway-sio || $GATEWAY_PROTOCOL == socketio ]]; then
         SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
         SERVER_PROTOCOL=socketio
@@ -157,12 +175,13 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
-run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE
-  local scenario=$1 server=$2 clients=$3 per_client=$4 symbols=$5 rate=$6
+run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
+  local scenario=$1 server=$2 clients=$3 per_client=$4 symbols=$5 rate=$6 stalled=${7:-0}
   local name=$scenario-$server-$clients-$rate
+  (( stalled == 0 )) || name+=-stalled$stalled
   # ~28k ephemeral ports per address, and the previous case's ports linger in TIME_WAIT.
   local source_ips=$(( clients / 5000 + 1 ))
-  log "$scenario: $server, $clients clients × $per_client of $symbols symbols, $rate ticks/s"
+  log "$scenario: $server, $clients clients × $per_client of $symbols symbols, $rate ticks/s, $stalled stalled"
   start_server "$server" "$OUT/$name.server.log"
   "$LOADGEN" --threads "$THREADS" run \
     --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
@@ -171,8 +190,10 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE
     --warmup "$WARMUP" --duration "$DURATION" \
     --source-ips "$source_ips" --connect-concurrency 500 \
     --scenario "$scenario" --server "$server" \
-    --watch "server=$SERVER_PID" --watch "redis=$REDIS_PID" \
+    --watch "server=$SERVER_PID" --watch "redis=$REDIS_PID" --stalled "$stalled" \
     --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log" >&2 || true
+  # The server's own view (slow-consumer disconnects, conflated ticks), kept beside the report.
+  curl -s --noproxy '*' --max-time 5 "$SERVER_HTTP/metrics" >"$OUT/$name.metrics.txt" 2>/dev/null || true
   stop_server
 }
 
@@ -188,7 +209,14 @@ for scenario in $SCENARIOS; do
       for server in $SERVERS; do
         run_case connections "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE"
       done ;;
-    *) die "unknown scenario $scenario (fanout or connections)" ;;
+    slow-consumer)
+      # Gateway only (the reference has no slow-consumer handling to measure); same settings for both runs.
+      SERVER_ENV=()
+      [[ -z "$SLOW_TIMEOUT_MS" ]] || SERVER_ENV+=("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS=$SLOW_TIMEOUT_MS")
+      run_case slow-consumer gateway "$SLOW_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SLOW_RATE" 0
+      run_case slow-consumer gateway "$SLOW_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SLOW_RATE" "$STALLED"
+      SERVER_ENV=() ;;
+    *) die "unknown scenario $scenario (fanout, connections or slow-consumer)" ;;
   esac
 done
 

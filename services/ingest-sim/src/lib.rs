@@ -49,7 +49,7 @@ use crate::status::Status;
 pub const RETRY_INITIAL: Duration = Duration::from_millis(100);
 /// Longest wait between attempts while Redis is down: ticks resume within
 /// about this long after Redis comes back.
-pub const RETRY_MAX: Duration = Duration::from_secs(2);
+pub const RETRY_MAX: Duration = Duration::from_secs(1);
 /// Upper bound on one Redis command (a 20,000-tick pipeline included); also
 /// bounds how long shutdown waits for an in-flight publish.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);

@@ -321,8 +321,24 @@ async fn survives_a_redis_outage() {
         "the process must stay up without Redis"
     );
 
+    // The outage lasts past the time the reconnect backoff needs to reach its
+    // cap, so the 2 s bound below covers the worst case.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     // The restarted Redis is empty: ticks, cache and heartbeat must come back by themselves.
     redis.restart().await.unwrap();
+    // restart() returns once the new redis-server answers: Redis is back from here.
+    // Issue 7: ticks flow again within 2 s (the simulator publishes every 10 ms per symbol).
+    let back = std::time::Instant::now();
+    let mut ticks = subscribe(&redis, &["ticks:BTCUSDT"]).await;
+    let first = next_tick(&mut ticks).await;
+    let flowing_in = back.elapsed();
+    eprintln!("ticks flowing again {flowing_in:?} after Redis was back");
+    assert!(
+        flowing_in < Duration::from_secs(2),
+        "first tick published {flowing_in:?} after Redis was back: {first:?}"
+    );
+    assert!(first.seq > seq_before, "{} <= {seq_before}", first.seq);
+    drop(ticks);
     wait_until(WAIT, "/health healthy again", || {
         health_is(&svc, 200, "healthy")
     })

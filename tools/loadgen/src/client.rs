@@ -36,6 +36,8 @@ pub struct ClientCtx {
     pub connecting: Semaphore,
     /// Time allowed from TCP connect to the `subscribed` reply.
     pub subscribe_timeout: Duration,
+    /// `SO_RCVBUF` for the sockets, bytes; `None` keeps the kernel's default (stalled clients set it small).
+    pub recv_buffer: Option<u32>,
     /// The measurements.
     pub shared: Arc<Shared>,
 }
@@ -157,7 +159,11 @@ async fn close(conn: &mut WsConn) -> std::io::Result<()> {
 }
 
 /// Connects (trying each source address) and subscribes; returns once the server said `subscribed`.
-async fn setup(index: usize, ctx: &ClientCtx, symbols: &[String]) -> anyhow::Result<WsConn> {
+pub(crate) async fn setup(
+    index: usize,
+    ctx: &ClientCtx,
+    symbols: &[String],
+) -> anyhow::Result<WsConn> {
     let mut conn = connect(index, ctx).await?;
     let list = serde_json::to_string(symbols)?;
     match ctx.protocol {
@@ -233,7 +239,7 @@ async fn connect(index: usize, ctx: &ClientCtx) -> anyhow::Result<WsConn> {
             .get((index + k) % n)
             .copied()
             .unwrap_or(Ipv4Addr::LOCALHOST);
-        match WsConn::connect(&ctx.target, source).await {
+        match WsConn::connect_with(&ctx.target, source, ctx.recv_buffer).await {
             Ok(c) => return Ok(c),
             Err(ConnectError::SourceExhausted(e)) => last = Some(e),
             Err(e) => anyhow::bail!("connect from {source}: {e}"),
@@ -247,7 +253,7 @@ async fn connect(index: usize, ctx: &ClientCtx) -> anyhow::Result<WsConn> {
 
 /// What a text frame means to the load generator.
 #[derive(Debug, PartialEq, Eq)]
-enum Event {
+pub(crate) enum Event {
     /// A `price_update`.
     Tick,
     /// An Engine.IO ping (`2`), answered with `3`.
@@ -259,7 +265,7 @@ enum Event {
 }
 
 /// Classifies a frame by its first bytes only; the server always puts the event name first.
-fn classify(protocol: Protocol, text: &[u8]) -> Event {
+pub(crate) fn classify(protocol: Protocol, text: &[u8]) -> Event {
     let head = &text[..text.len().min(48)];
     match protocol {
         Protocol::Native => {

@@ -15,6 +15,7 @@
 //! - [`ws`]: the minimal WebSocket client (upgrade, frames, masking).
 //! - [`client`]: one simulated client: connect from a 127.0.0.x source, subscribe, count.
 //! - [`stats`]: sharded HDR histograms and counters; the fast timestamp parser.
+//! - [`stalled`]: clients that subscribe to everything and never read (slow consumers, `--stalled`).
 //! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks.
 //! - [`procstat`]: CPU% and RSS of a process from `/proc`.
 //! - [`run`]: one measured run ([`RunConfig`] → [`Report`]).
@@ -27,6 +28,7 @@ pub mod procstat;
 pub mod publisher;
 pub mod report;
 pub mod run;
+pub mod stalled;
 pub mod stats;
 pub mod ws;
 

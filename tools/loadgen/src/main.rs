@@ -134,13 +134,15 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
                     .with_context(|| format!("parsing {}", f.display()))?;
                 reports.push(r);
             }
-            // Scenario, then load, then server: each reference row sits under its gateway row.
+            // Scenario, then load, then server: each reference row sits under its gateway row,
+            // and a run with stalled clients under its twin without.
             reports.sort_by(|a, b| {
-                (&a.scenario, a.rate, a.clients, &a.server).cmp(&(
+                (&a.scenario, a.rate, a.clients, &a.server, a.stalled.len()).cmp(&(
                     &b.scenario,
                     b.rate,
                     b.clients,
                     &b.server,
+                    b.stalled.len(),
                 ))
             });
             let candidates = if candidate.is_empty() {

@@ -38,6 +38,75 @@ pub struct ProcessStats {
     pub rss_max_kib: u64,
     /// (rss_max − rss_before) / connected clients, bytes: memory per connection.
     pub rss_per_connection_bytes: f64,
+    /// RSS when the window started, KiB (with `rss_end_kib`: whether memory stayed flat).
+    #[serde(default)]
+    pub rss_start_kib: u64,
+    /// RSS when the window ended, KiB.
+    #[serde(default)]
+    pub rss_end_kib: u64,
+    /// RSS every 500 ms through the window, KiB, to see growth that the max alone hides.
+    #[serde(default)]
+    pub rss_samples_kib: Vec<u64>,
+}
+
+/// How a stalled client's connection ended, as it found out when it finally read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StalledEnd {
+    /// The server sent a close frame (for a slow consumer: 1008 `slow consumer`).
+    Closed,
+    /// The TCP connection ended without a close frame.
+    Eof,
+    /// The socket failed (reset) or the stream was not valid WebSocket.
+    Reset,
+    /// Still open when the run ended.
+    #[default]
+    Open,
+    /// It never got to `subscribed`.
+    Failed,
+}
+
+/// One stalled client (`--stalled`): subscribed to every symbol, never read until the end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StalledClient {
+    /// It got to `subscribed`.
+    pub subscribed: bool,
+    /// How its connection ended.
+    pub ended: StalledEnd,
+    /// The close frame's code, if the server sent one.
+    pub close_code: Option<u16>,
+    /// The close frame's reason, if the server sent one.
+    pub close_reason: Option<String>,
+    /// Ticks found in its socket when it read at the end.
+    pub ticks_drained: u64,
+    /// Bytes read from the socket while draining (besides what the subscribe reply left buffered).
+    pub bytes_drained: u64,
+    /// Seconds from `subscribed` to the end of the run, during which it read nothing.
+    pub stalled_secs: f64,
+    /// What went wrong, for `failed` and `reset` (or why `open` stopped draining).
+    pub error: Option<String>,
+}
+
+impl StalledClient {
+    /// A client that could not subscribe, with the reason.
+    pub fn failed(error: String) -> Self {
+        Self {
+            ended: StalledEnd::Failed,
+            error: Some(error),
+            ..Self::default()
+        }
+    }
+
+    /// `1008 "slow consumer"`, `eof`, `open`, ...: one cell of the table.
+    pub fn outcome(&self) -> String {
+        match (self.ended, self.close_code) {
+            (StalledEnd::Closed, Some(code)) => format!(
+                "{code} \"{}\"",
+                self.close_reason.as_deref().unwrap_or_default()
+            ),
+            (end, _) => format!("{end:?}").to_lowercase(),
+        }
+    }
 }
 
 /// Everything one `loadgen run` measured; the JSON it writes.
@@ -101,6 +170,9 @@ pub struct Report {
     /// CPU taken by processes not watched (compilers, other tests): a busy neighbour makes the figures pessimistic.
     #[serde(default)]
     pub other_cpu_percent: f64,
+    /// Stalled clients (`--stalled`), kept out of every other figure: they are the slow consumers under test.
+    #[serde(default)]
+    pub stalled: Vec<StalledClient>,
 }
 
 impl Report {
@@ -158,13 +230,29 @@ impl Report {
         for p in &self.processes {
             let _ = writeln!(
                 s,
-                "  {} (pid {}): CPU {:.0} %, RSS {:.1} MiB (before {:.1} MiB, {:.0} B/connection)",
+                "  {} (pid {}): CPU {:.0} %, RSS {:.1} MiB (before {:.1} MiB, window start {:.1}, end {:.1}; {:.0} B/connection)",
                 p.name,
                 p.pid,
                 p.cpu_percent,
                 p.rss_max_kib as f64 / 1024.0,
                 p.rss_before_kib as f64 / 1024.0,
+                p.rss_start_kib as f64 / 1024.0,
+                p.rss_end_kib as f64 / 1024.0,
                 p.rss_per_connection_bytes
+            );
+        }
+        for (i, c) in self.stalled.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  stalled client {i}: {} after {:.1} s without reading ({} ticks, {} bytes drained){}",
+                c.outcome(),
+                c.stalled_secs,
+                c.ticks_drained,
+                c.bytes_drained,
+                c.error
+                    .as_deref()
+                    .map(|e| format!("; {e}"))
+                    .unwrap_or_default()
             );
         }
         s
@@ -184,6 +272,78 @@ pub fn markdown(
     let mut s = table(reports, machine);
     for candidate in candidates {
         s.push_str(&comparison(reports, candidate, reference));
+    }
+    s.push_str(&slow_consumer(reports));
+    s
+}
+
+/// The scenario cell: the name, and how many stalled clients ran beside the measured ones.
+fn scenario_label(r: &Report) -> String {
+    match r.stalled.len() {
+        0 => r.scenario.clone(),
+        n => format!("{} +{n} stalled", r.scenario),
+    }
+}
+
+/// Largest p99 ratio (with stalled clients / without) that issue 7 accepts.
+pub const SLOW_CONSUMER_P99_RATIO: f64 = 1.20;
+
+/// Each run with stalled clients beside its twin without: p99 ratio, deliveries, server RSS, how the stalled clients ended.
+fn slow_consumer(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let with: Vec<&Report> = reports.iter().filter(|r| !r.stalled.is_empty()).collect();
+    if with.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Slow consumer**: the same load without and with stalled clients (subscribed to every symbol, never reading); \
+         target p99 ratio ≤ {SLOW_CONSUMER_P99_RATIO:.2}, server RSS flat, stalled clients closed with 1008 \"slow consumer\".\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | clients | ticks/s | p99 ms without | p99 ms with | p99 ratio | delivered % without | delivered % with | server RSS MiB with: start / end / max | server RSS max MiB without | stalled clients |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for w in with {
+        let base = reports.iter().find(|r| {
+            r.stalled.is_empty()
+                && r.scenario == w.scenario
+                && r.server == w.server
+                && r.rate == w.rate
+                && r.clients == w.clients
+        });
+        let server = w.process("server");
+        let outcomes: Vec<String> = w.stalled.iter().map(StalledClient::outcome).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {:.2} | {} | {} | {} |",
+            w.server,
+            w.connected,
+            w.rate,
+            base.map_or("–".to_owned(), |b| format!("{:.2}", b.latency.p99_ms)),
+            w.latency.p99_ms,
+            base.map_or("–".to_owned(), |b| if b.latency.p99_ms > 0.0 {
+                format!("{:.2}", w.latency.p99_ms / b.latency.p99_ms)
+            } else {
+                "–".to_owned()
+            }),
+            base.map_or("–".to_owned(), |b| format!(
+                "{:.2}",
+                b.delivered_ratio * 100.0
+            )),
+            w.delivered_ratio * 100.0,
+            server.map_or("–".to_owned(), |p| format!(
+                "{:.1} / {:.1} / {:.1}",
+                mib(p.rss_start_kib),
+                mib(p.rss_end_kib),
+                mib(p.rss_max_kib)
+            )),
+            base.and_then(|b| b.process("server"))
+                .map_or("–".to_owned(), |p| format!("{:.1}", mib(p.rss_max_kib))),
+            outcomes.join(", ")
+        );
     }
     s
 }
@@ -209,7 +369,7 @@ fn table(reports: &[Report], machine: &str) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {:.0} | {} | {} |",
-            r.scenario,
+            scenario_label(r),
             r.server,
             r.connected,
             r.rate,
@@ -241,9 +401,13 @@ fn comparison(reports: &[Report], candidate: &str, reference: &str) -> String {
         "| scenario | ticks/s | delivered/s ratio | p99 ratio ({reference}/{candidate}) | CPU ratio ({candidate}/{reference}) |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-    for c in reports.iter().filter(|r| r.server == candidate) {
+    for c in reports
+        .iter()
+        .filter(|r| r.server == candidate && r.stalled.is_empty())
+    {
         let Some(r) = reports.iter().find(|r| {
             r.server == reference
+                && r.stalled.is_empty()
                 && r.scenario == c.scenario
                 && r.rate == c.rate
                 && r.clients == c.clients
@@ -264,7 +428,12 @@ fn comparison(reports: &[Report], candidate: &str, reference: &str) -> String {
     let best = |name: &str| {
         reports
             .iter()
-            .filter(|r| r.server == name && r.delivered_ratio >= SUSTAINED && r.expected > 0)
+            .filter(|r| {
+                r.server == name
+                    && r.stalled.is_empty()
+                    && r.delivered_ratio >= SUSTAINED
+                    && r.expected > 0
+            })
             .map(|r| r.delivered_per_sec)
             .fold(0.0f64, f64::max)
     };
@@ -325,6 +494,38 @@ mod tests {
             "{md}"
         );
         assert_eq!(md.matches("| fanout | gateway |").count(), 2);
+    }
+
+    #[test]
+    fn slow_consumer_rows_pair_with_their_twin() {
+        let mut base = run("gateway", 10_000, 1e6, 1.0, 90.0);
+        base.scenario = "slow-consumer".into();
+        base.latency.p99_ms = 40.0;
+        base.processes[0].rss_max_kib = 50 * 1024;
+        let mut with = base.clone();
+        with.latency.p99_ms = 44.0;
+        with.delivered_per_sec = 2e6;
+        with.processes[0].rss_start_kib = 48 * 1024;
+        with.processes[0].rss_end_kib = 49 * 1024;
+        with.processes[0].rss_max_kib = 51 * 1024;
+        with.stalled = vec![StalledClient {
+            subscribed: true,
+            ended: StalledEnd::Closed,
+            close_code: Some(1008),
+            close_reason: Some("slow consumer".into()),
+            ..StalledClient::default()
+        }];
+        let md = markdown(&[base, with], &["gateway".to_owned()], "reference", "box");
+        assert!(
+            md.contains("| slow-consumer +1 stalled | gateway |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 40.00 | 44.00 | 1.10 | 100.00 | 100.00 | 48.0 / 49.0 / 51.0 | 50.0 | 1008 \"slow consumer\" |"),
+            "{md}"
+        );
+        // A stalled run is never anyone's best sustained figure.
+        assert!(md.contains("gateway 1000000"), "{md}");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::client::{self, ClientCtx, Protocol};
 use crate::procstat;
 use crate::publisher::Publisher;
-use crate::report::{Latency, ProcessStats, Report};
+use crate::report::{Latency, ProcessStats, Report, StalledClient};
+use crate::stalled;
 use crate::stats::Shared;
 use crate::ws::Target;
 
@@ -75,6 +76,13 @@ pub struct RunConfig {
     /// Server name written into the report.
     #[arg(long, default_value = "server")]
     pub server: String,
+    /// Stalled clients beside the measured ones: each subscribes to every symbol, then never reads
+    /// until the run ends (slow consumers); their figures are kept apart in the report's `stalled`.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: usize,
+    /// `SO_RCVBUF` of the stalled clients' sockets, bytes (Linux doubles it), so they push back at once.
+    #[arg(long, default_value_t = 4096)]
+    pub stalled_recv_buffer: u32,
 }
 
 fn parse_watch(s: &str) -> Result<(String, u32), String> {
@@ -144,9 +152,44 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
             .collect(),
         connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
         subscribe_timeout: Duration::from_secs_f64(cfg.subscribe_timeout),
+        recv_buffer: None,
         shared: shared.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Stalled clients first, with their own tallies: nothing they do counts in the measured figures.
+    let stalled_tasks = if cfg.stalled > 0 {
+        let stalled_ctx = Arc::new(ClientCtx {
+            target: ctx.target.clone(),
+            protocol: cfg.protocol,
+            sources: vec![Ipv4Addr::LOCALHOST],
+            connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
+            subscribe_timeout: ctx.subscribe_timeout,
+            recv_buffer: Some(cfg.stalled_recv_buffer),
+            shared: Arc::new(Shared::new()?),
+        });
+        let tasks: Vec<_> = (0..cfg.stalled)
+            .map(|i| {
+                tokio::spawn(stalled::run(
+                    i,
+                    stalled_ctx.clone(),
+                    symbols.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + ctx.subscribe_timeout;
+        wait_settled(&stalled_ctx.shared, cfg.stalled, deadline).await;
+        eprintln!(
+            "loadgen: {} stalled clients subscribed to all {} symbols, {} failed",
+            stalled_ctx.shared.ready.load(Ordering::Relaxed),
+            symbols.len(),
+            stalled_ctx.shared.connect_failures.load(Ordering::Relaxed)
+        );
+        tasks
+    } else {
+        Vec::new()
+    };
     let mut tasks = Vec::with_capacity(cfg.clients);
     let mut subs_per_symbol = vec![0u64; symbols.len()];
     for i in 0..cfg.clients {
@@ -162,22 +205,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     // Everyone connected (or failed) before the clock starts.
     let connect_started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(cfg.connect_timeout);
-    loop {
-        let notified = shared.settled_notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if shared.settled.load(Ordering::Acquire) >= cfg.clients as u64 {
-            break;
-        }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            eprintln!(
-                "loadgen: connect phase timed out with {} of {} clients settled",
-                shared.settled.load(Ordering::Acquire),
-                cfg.clients
-            );
-            break;
-        }
-    }
+    wait_settled(&shared, cfg.clients, deadline).await;
     eprintln!(
         "loadgen: {} clients subscribed, {} failed, in {:.1} s",
         shared.ready.load(Ordering::Relaxed),
@@ -198,6 +226,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .iter()
         .map(|s| s.map_or(0, |s| s.rss_kib))
         .collect();
+    let mut rss_samples: Vec<Vec<u64>> = vec![Vec::new(); watched.len()];
     let machine_start = procstat::sample_machine();
     let window_start = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -211,6 +240,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 for (i, (_, pid)) in watched.iter().enumerate() {
                     if let Some(s) = procstat::sample(*pid) {
                         rss_max[i] = rss_max[i].max(s.rss_kib);
+                        rss_samples[i].push(s.rss_kib);
                     }
                 }
             }
@@ -247,6 +277,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 receiving += 1;
             }
         }
+    }
+    // Stalled clients drain in parallel with the normal ones' closing; each bounds its own drain.
+    let mut stalled_clients: Vec<StalledClient> = Vec::with_capacity(stalled_tasks.len());
+    for t in stalled_tasks {
+        stalled_clients.push(
+            t.await.unwrap_or_else(|e| {
+                StalledClient::failed(format!("stalled client task failed: {e}"))
+            }),
+        );
     }
     for i in ready_symbols_of {
         for j in 0..cfg.per_client {
@@ -298,6 +337,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 } else {
                     0.0
                 },
+                rss_start_kib: start_samples[i].map_or(0, |s| s.rss_kib),
+                rss_end_kib: end_samples[i].map_or(0, |s| s.rss_kib),
+                rss_samples_kib: std::mem::take(&mut rss_samples[i]),
             }
         })
         .collect();
@@ -340,5 +382,25 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         delivered_total,
         publish_errors,
         processes,
+        stalled: stalled_clients,
     })
+}
+
+/// Waits until `n` clients reported ready or failed, or `deadline`; says so when it gives up.
+async fn wait_settled(shared: &Shared, n: usize, deadline: tokio::time::Instant) {
+    loop {
+        let notified = shared.settled_notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if shared.settled.load(Ordering::Acquire) >= n as u64 {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            eprintln!(
+                "loadgen: connect phase timed out with {} of {n} clients settled",
+                shared.settled.load(Ordering::Acquire)
+            );
+            return;
+        }
+    }
 }

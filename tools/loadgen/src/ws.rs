@@ -117,6 +117,8 @@ pub struct WsConn {
     mask_seed: u32,
     /// A close frame was queued; a close from the server then needs no reply.
     close_sent: bool,
+    /// Code and reason of the server's close frame, once one arrived (how a stalled client learns why it was cut).
+    peer_close: Option<(u16, String)>,
 }
 
 /// Why a connection attempt failed, split so callers can try another source address.
@@ -147,7 +149,24 @@ fn exhausted(e: &io::Error) -> bool {
 impl WsConn {
     /// Connects from `source` (port chosen by the kernel) and performs the HTTP upgrade.
     pub async fn connect(target: &Target, source: Ipv4Addr) -> Result<Self, ConnectError> {
+        Self::connect_with(target, source, None).await
+    }
+
+    /// Like [`connect`](Self::connect), with `SO_RCVBUF` set to `recv_buffer` bytes before
+    /// connecting (the kernel doubles it), so a client that stops reading pushes back on the
+    /// server after a few KB instead of the several MB loopback buffers grow to.
+    pub async fn connect_with(
+        target: &Target,
+        source: Ipv4Addr,
+        recv_buffer: Option<u32>,
+    ) -> Result<Self, ConnectError> {
         let socket = TcpSocket::new_v4().map_err(|e| ConnectError::Other(e.into()))?;
+        if let Some(size) = recv_buffer {
+            // Must precede connect(): the TCP window scale is fixed in the handshake.
+            socket
+                .set_recv_buffer_size(size)
+                .map_err(|e| ConnectError::Other(anyhow::Error::from(e).context("SO_RCVBUF")))?;
+        }
         // Lets bind() pick ports still in TIME_WAIT from an earlier run (the
         // load generator closes first, so its ports linger there for 60 s).
         let _ = socket.set_reuseaddr(true);
@@ -182,6 +201,7 @@ impl WsConn {
             out: Vec::new(),
             mask_seed: nanos | 1,
             close_sent: false,
+            peer_close: None,
         };
         conn.handshake(target).await.map_err(ConnectError::Other)?;
         Ok(conn)
@@ -336,6 +356,16 @@ impl WsConn {
                 }
                 opcode::PONG => return Ok(Some(Frame::Pong)),
                 opcode::CLOSE => {
+                    // RFC 6455 §5.5.1: an optional 2-byte code, then a UTF-8 reason.
+                    let body = &self.buf[ps..pe];
+                    self.peer_close = Some(match body {
+                        [hi, lo, reason @ ..] => (
+                            u16::from_be_bytes([*hi, *lo]),
+                            String::from_utf8_lossy(reason).into_owned(),
+                        ),
+                        // No code given: 1005 is the RFC's "no status received".
+                        _ => (1005, String::new()),
+                    });
                     if !self.close_sent {
                         let code = self.buf[ps..pe.min(ps + 2)].to_vec();
                         self.queue_frame(opcode::CLOSE, &code);
@@ -351,6 +381,11 @@ impl WsConn {
                 }
             }
         }
+    }
+
+    /// Code and reason of the server's close frame, if one was received.
+    pub fn peer_close(&self) -> Option<&(u16, String)> {
+        self.peer_close.as_ref()
     }
 
     /// The bytes of a [`Frame::Text`] payload.
@@ -463,7 +498,8 @@ mod tests {
             out.extend_from_slice(&70_000u64.to_be_bytes());
             out.extend(std::iter::repeat_n(b'y', 70_000));
             // A ping, then a close.
-            out.extend_from_slice(&[0x89, 1, b'p', 0x88, 2, 0x03, 0xE8]);
+            out.extend_from_slice(&[0x89, 1, b'p', 0x88, 15, 0x03, 0xF0]);
+            out.extend_from_slice(b"slow consumer");
             s.write_all(&out).await.unwrap();
             let mut back = vec![0u8; 4096];
             let mut got = 0;
@@ -499,11 +535,12 @@ mod tests {
         assert!(frames[3].1.as_ref().unwrap().iter().all(|&b| b == b'y'));
         assert_eq!(frames[4].0, Frame::Ping);
         assert_eq!(frames[5].0, Frame::Close);
+        assert_eq!(conn.peer_close(), Some(&(1008, "slow consumer".to_owned())));
         conn.queue_text("hi");
         conn.flush().await.unwrap();
         let back = server.await.unwrap();
         assert_eq!(unmask(&back[..7]), (opcode::PONG, b"p".to_vec()));
-        assert_eq!(unmask(&back[7..15]), (opcode::CLOSE, vec![0x03, 0xE8]));
+        assert_eq!(unmask(&back[7..15]), (opcode::CLOSE, vec![0x03, 0xF0]));
         assert_eq!(unmask(&back[15..]), (opcode::TEXT, b"hi".to_vec()));
     }
 

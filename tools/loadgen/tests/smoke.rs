@@ -119,3 +119,89 @@ async fn smoke(protocol: &str, path: &str) {
     assert!(md.contains("| smoke | gateway | 20 | 200 |"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--stalled`: a client that never reads is reported apart, and reports how the gateway ended it (1008 `slow consumer`).
+#[tokio::test]
+async fn loadgen_reports_how_a_stalled_client_was_cut() {
+    let redis = RedisServer::start().await.unwrap();
+    let url = redis.url();
+    // A short slow-consumer timeout and a tiny queue so the cut happens inside a 3 s window.
+    let gateway = Service::spawn(
+        "gateway",
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
+            ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "300"),
+        ],
+    )
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("loadgen-stalled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let (clients, symbols) = (4u64, 4u64);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args(["--threads", "1", "run", "--url"])
+        .arg(gateway.ws_url("/ws"))
+        .args(["--redis-url", &url])
+        .args(["--clients", &clients.to_string()])
+        .args(["--symbols", &symbols.to_string()])
+        .args(["--per-client", "1", "--rate", "4000"])
+        .args(["--warmup", "1", "--duration", "3", "--stalled", "1"])
+        .args(["--scenario", "slow-consumer", "--server", "gateway"])
+        .args(["--watch", &format!("server={}", gateway.pid())])
+        .arg("--json")
+        .arg(&json)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_TIMEOUT, cmd.output())
+        .await
+        .expect("loadgen finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // The stalled client counts nowhere but in `stalled`.
+    assert_eq!(report["connected"].as_u64(), Some(clients), "{report}");
+    assert_eq!(report["disconnects"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["clients_receiving"].as_u64(), Some(clients));
+    let stalled = report["stalled"].as_array().expect("stalled in the report");
+    assert_eq!(stalled.len(), 1, "{report}");
+    let s = &stalled[0];
+    assert_eq!(s["subscribed"], true, "{s}");
+    assert_eq!(s["ended"], "closed", "{s}\n{stdout}");
+    assert_eq!(s["close_code"], 1008, "{s}");
+    assert_eq!(s["close_reason"], "slow consumer", "{s}");
+    assert!(
+        stdout.contains(r#"stalled client 0: 1008 "slow consumer""#),
+        "{stdout}"
+    );
+    let server = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "server")
+        .unwrap();
+    assert!(server["rss_end_kib"].as_u64().unwrap() > 0, "{server}");
+    assert!(
+        !server["rss_samples_kib"].as_array().unwrap().is_empty(),
+        "{server}"
+    );
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("report")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("| slow-consumer +1 stalled | gateway |"),
+        "{md}"
+    );
+    assert!(md.contains("**Slow consumer**"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
