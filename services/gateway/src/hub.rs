@@ -28,6 +28,8 @@ pub struct TickFrame {
     pub seq: u64,
     /// The complete native frame `{"event":"price_update","data":{tick}}`.
     pub native: ByteString,
+    /// `native` as a complete WebSocket text frame, so each receiver queues the same bytes.
+    pub ws: actix_web::web::Bytes,
     /// The Engine.IO/Socket.IO packet `42["price_update",{tick}]`, built on first use; see [`TickFrame::socketio`].
     socketio: OnceLock<ByteString>,
 }
@@ -208,9 +210,11 @@ impl Hub {
         native.push_str(NATIVE_PREFIX);
         native.push_str(&json);
         native.push('}');
+        let ws = crate::wsout::encode(actix_http::ws::OpCode::Text, native.as_bytes());
         TickFrame {
             symbol: tick.symbol.clone(),
             seq: tick.seq,
+            ws,
             native: ByteString::from(native),
             socketio: OnceLock::new(),
         }

@@ -31,6 +31,7 @@ pub mod session;
 pub mod socketio;
 pub mod state;
 pub mod ws;
+pub mod wsout;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -129,6 +130,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     let sampler = tokio::spawn(sample(state.clone()));
 
+    // A client that stops reading is cut as a slow consumer; if it does not
+    // read our close frame either, the kernel aborts the socket this long
+    // after its receive window closed (else it would hold the socket forever).
+    let user_timeout = Duration::from_millis(state.cfg.gateway.slow_consumer_timeout_ms)
+        + ws::CLOSE_TIMEOUT
+        + Duration::from_secs(1);
     let app_state = state.clone();
     let origins = state.cfg.gateway.allowed_origins.clone();
     let server = HttpServer::new(move || {
@@ -137,6 +144,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .configure(|c| routes(c, &origins))
     })
     .workers(workers)
+    .on_connect(move |conn, _| abort_stuck_writes(conn, user_timeout))
     .disable_signals()
     .shutdown_timeout(grace.as_secs())
     .listen(listener)?
@@ -191,5 +199,15 @@ async fn sample(state: web::Data<AppState>) {
         m.redis_reconnects
             .inc_by(reconnects.saturating_sub(last_reconnects));
         last_reconnects = reconnects;
+    }
+}
+
+/// Sets `TCP_USER_TIMEOUT` on an accepted connection, so data a peer never acknowledges
+/// (a zero receive window included) ends the connection instead of holding it open.
+fn abort_stuck_writes(conn: &dyn std::any::Any, timeout: Duration) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+            tracing::debug!(error = %e, "Could not set TCP_USER_TIMEOUT.");
+        }
     }
 }

@@ -155,6 +155,23 @@ impl Outlet {
         }
     }
 
+    /// Frames in the queue now (not counting the slot map).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Drops pending (conflated) ticks of symbols the client no longer wants.
+    pub fn forget<'a>(&self, symbols: impl IntoIterator<Item = &'a Symbol>) {
+        if !self.conflating.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut pending) = self.pending.lock() {
+            for s in symbols {
+                pending.remove(s.as_str());
+            }
+        }
+    }
+
     /// Whether ticks are waiting in the slot map (the connection must take them once its queue is empty).
     pub fn is_conflating(&self) -> bool {
         self.conflating.load(Ordering::Acquire)

@@ -124,6 +124,12 @@ pub struct ClientSession {
     _permit: Option<ConnPermit>,
     /// Symbols this client holds; frames for others (queued before an unsubscribe) are skipped.
     subscribed: HashSet<Symbol>,
+    /// How many of the next frames were queued before the last unsubscribe and must be checked against `subscribed`.
+    ///
+    /// The hub offers a client only its subscribed symbols, so only frames
+    /// already queued when an unsubscribe took effect can be unwanted; every
+    /// other frame skips the set lookup (a measurable share of fan-out CPU).
+    recheck: usize,
     /// Seq of the snapshot sent per symbol, to skip older live frames queued meanwhile.
     snapshot_seq: HashMap<Symbol, (u64, Instant)>,
     /// Limit breaches in a row; past the configured maximum the transport closes the connection.
@@ -161,6 +167,7 @@ impl ClientSession {
             grant: None,
             _permit: permit,
             subscribed: HashSet::new(),
+            recheck: 0,
             snapshot_seq: HashMap::new(),
             violations: 0,
         };
@@ -348,6 +355,7 @@ impl ClientSession {
             }
         }
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
+        self.after_unsubscribe(&held);
         for sym in &emptied {
             self.state.subscriber.sync(sym.as_str()).await;
         }
@@ -361,9 +369,16 @@ impl ClientSession {
         self.throttles.clear();
         self.held = 0;
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
+        self.after_unsubscribe(&held);
         for sym in &emptied {
             self.state.subscriber.sync(sym.as_str()).await;
         }
+    }
+
+    /// Marks what is queued now as possibly stale; the hub sends no newer frame for `held`.
+    fn after_unsubscribe(&mut self, held: &[Symbol]) {
+        self.recheck = self.outlet.queued();
+        self.outlet.forget(held);
     }
 
     /// Whether a queued frame should go out now: subscribed, newer than the snapshot sent, and within its `max_hz`.
@@ -372,8 +387,11 @@ impl ClientSession {
     /// and goes out when its slot comes ([`Self::release_due`]), so the
     /// client always ends on the newest tick.
     pub fn wants(&mut self, frame: &Outbound) -> bool {
-        if !self.subscribed.contains(&frame.symbol) {
-            return false;
+        if self.recheck > 0 {
+            self.recheck -= 1;
+            if !self.subscribed.contains(&frame.symbol) {
+                return false;
+            }
         }
         if !self.snapshot_seq.is_empty() {
             match self.snapshot_seq.get(&frame.symbol) {

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use crate::limits::{self, TokenPolicy};
 use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -25,6 +26,7 @@ use crate::hub::Outbound;
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
+use crate::wsout::{self, WsOut};
 
 /// Frames written per wake-up before the task checks other events again.
 const WRITE_BATCH: usize = 64;
@@ -51,23 +53,25 @@ pub async fn route(
         Ok(a) => a,
         Err(refusal) => return Ok(refusal.response()),
     };
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, out, stream) = wsout::handle(&req, body)?;
     let g = &state.cfg.gateway;
     let stream = stream
         .max_frame_size(g.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(g.max_frame_bytes);
     let state = state.into_inner();
-    actix_web::rt::spawn(async move {
+    let fut = async move {
         let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
         client.set_grant(admission.grant.and_then(|g| g.symbols));
         let conn = Connection {
-            session,
+            out,
             client,
             pending: Vec::new(),
+            batch: Vec::new(),
         };
         conn.run(stream, rx, initial).await;
-    });
+    };
+    actix_web::rt::spawn(fut);
     Ok(response)
 }
 
@@ -84,12 +88,14 @@ type Exit = Option<CloseReason>;
 
 /// One native client: its socket and its protocol-independent session.
 struct Connection {
-    /// Write half; every frame to this client goes through it.
-    session: Session,
+    /// Write half; every frame to this client goes through it, ticks as their shared pre-encoded frames.
+    out: WsOut,
     /// Subscriptions, limits and snapshots (shared logic with Socket.IO).
     client: ClientSession,
     /// Reused buffer for conflated and rate-capped ticks about to be written.
     pending: Vec<Outbound>,
+    /// Reused buffer of encoded frames handed to the socket together.
+    batch: Vec<Bytes>,
 }
 
 impl Connection {
@@ -100,12 +106,10 @@ impl Connection {
         initial: Option<String>,
     ) {
         let exit = self.serve(&mut stream, &mut rx, initial).await;
-        let Connection {
-            session, client, ..
-        } = self;
-        client.close().await;
+        let Connection { out, client, .. } = self;
+        Box::pin(client.close()).await;
         if let Some(reason) = exit {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(reason))).await;
+            let _ = out.close(Some(reason));
         }
     }
 
@@ -120,8 +124,8 @@ impl Connection {
             return exit;
         }
         if let Some(raw) = initial {
-            if let Some(response) = self.client.subscribe_initial(&raw).await {
-                if let Err(exit) = self.respond(response, None).await {
+            if let Some(response) = Box::pin(self.client.subscribe_initial(&raw)).await {
+                if let Err(exit) = Box::pin(self.respond(response, None)).await {
                     return exit;
                 }
             }
@@ -154,20 +158,21 @@ impl Connection {
                     match msg {
                         None => return None,
                         Some(Ok(AggregatedMessage::Text(text))) => {
-                            if let Err(exit) = self.on_text(&text).await {
+                            // Boxed, like every rare path: keeps the per-connection task small (memory per idle client).
+                            if let Err(exit) = Box::pin(self.on_text(&text)).await {
                                 return exit;
                             }
                         }
                         Some(Ok(AggregatedMessage::Binary(_))) => {
                             let e = ClientError::new(ErrorCode::BadJson, "binary frames are not supported; send JSON text frames");
                             let response = self.client.reject(e);
-                            if let Err(exit) = self.respond(response, None).await {
+                            if let Err(exit) = Box::pin(self.respond(response, None)).await {
                                 return exit;
                             }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
                             let timeout = self.client.slow_timeout();
-                            match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.session.pong(&payload)).await {
+                            match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.out.pong(&payload)).await {
                                 Ok(Ok(())) => {}
                                 Ok(Err(_)) => return None,
                                 Err(SlowConsumer) => return Some(slow_close()),
@@ -177,7 +182,7 @@ impl Connection {
                         Some(Ok(AggregatedMessage::Close(_))) => {
                             return Some(CloseReason { code: CloseCode::Normal, description: None });
                         }
-                        Some(Err(e)) => return Some(self.protocol_failure(e).await),
+                        Some(Err(e)) => return Some(Box::pin(self.protocol_failure(e)).await),
                     }
                 }
                 frame = rx.recv() => {
@@ -195,7 +200,7 @@ impl Connection {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
                     for frame in due.drain(..) {
-                        if let Err(exit) = self.write(frame.native.clone()).await {
+                        if let Err(exit) = self.write_frame(frame.ws.clone()).await {
                             return exit;
                         }
                     }
@@ -207,7 +212,7 @@ impl Connection {
                         return Some(CloseReason { code: CloseCode::Policy, description: Some("idle timeout".to_owned()) });
                     }
                     let timeout = self.client.slow_timeout();
-                    match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.session.ping(b"")).await {
+                    match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.out.ping(b"")).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return None,
                         Err(SlowConsumer) => return Some(slow_close()),
@@ -218,6 +223,9 @@ impl Connection {
     }
 
     /// Writes `first` and whatever else is queued (up to a batch), then the conflated pending ticks once the queue is empty.
+    ///
+    /// Frames are handed to the socket in batches (one lock and one wake-up
+    /// of the HTTP dispatcher per batch, not per frame).
     async fn write_frames(
         &mut self,
         first: Option<Outbound>,
@@ -230,14 +238,15 @@ impl Connection {
         loop {
             while let Some(frame) = next.take() {
                 if self.client.wants(&frame) {
-                    self.write(frame.native.clone()).await?;
+                    self.batch.push(frame.ws.clone());
                 }
                 written += 1;
                 if written >= WRITE_BATCH {
-                    return Ok(());
+                    return self.flush_batch().await;
                 }
                 next = rx.try_recv().ok();
             }
+            self.flush_batch().await?;
             // Queue empty: behind for too long is a slow consumer even if it reads a little.
             if outlet::is_overdue(&outlet, timeout) {
                 outlet::slow_consumer(&outlet, &self.client.state().metrics);
@@ -249,24 +258,49 @@ impl Connection {
                 outlet.caught_up();
                 return Ok(());
             }
-            let mut result = Ok(());
             for frame in pending.drain(..) {
-                if result.is_ok() && self.client.wants(&frame) {
-                    result = self.write(frame.native.clone()).await;
+                if self.client.wants(&frame) {
+                    self.batch.push(frame.ws.clone());
                 }
             }
             self.pending = pending;
-            result?;
+            self.flush_batch().await?;
             next = rx.try_recv().ok();
         }
     }
 
-    /// Writes one text frame; a write blocked past the slow-consumer timeout ends the connection with 1008.
+    /// Hands every batched frame to the socket; blocked past the slow-consumer timeout ends the connection with 1008.
+    async fn flush_batch(&mut self) -> Result<(), Exit> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Self {
+            out, client, batch, ..
+        } = self;
+        let timeout = client.slow_timeout();
+        let metrics = &client.state().metrics;
+        let result =
+            outlet::write_or_slow(client.outlet(), timeout, metrics, out.frames(batch)).await;
+        batch.clear();
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(None),
+            Err(SlowConsumer) => Err(Some(slow_close())),
+        }
+    }
+
+    /// Writes one text frame (a reply); see [`Connection::write_frame`].
     async fn write(&mut self, text: bytestring::ByteString) -> Result<(), Exit> {
-        let outlet = self.client.outlet().clone();
+        self.write_frame(wsout::encode(actix_http::ws::OpCode::Text, text.as_bytes()))
+            .await
+    }
+
+    /// Writes one encoded frame; a write blocked past the slow-consumer timeout ends the connection with 1008.
+    async fn write_frame(&mut self, frame: Bytes) -> Result<(), Exit> {
+        let outlet = self.client.outlet();
         let timeout = self.client.slow_timeout();
-        let metrics = self.client.state().metrics.clone();
-        match outlet::write_or_slow(&outlet, timeout, &metrics, self.session.text(text)).await {
+        let metrics = &self.client.state().metrics;
+        match outlet::write_or_slow(outlet, timeout, metrics, self.out.frame(frame)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(None),
             Err(SlowConsumer) => Err(Some(slow_close())),
@@ -303,7 +337,7 @@ impl Connection {
         let reply = protocol::frame(response.event, response.data, id.as_ref());
         self.write(reply.into()).await?;
         for frame in response.snapshots {
-            self.write(frame.native).await?;
+            self.write_frame(frame.ws).await?;
         }
         if response.abuse {
             return Err(Some(CloseReason {

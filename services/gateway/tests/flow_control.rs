@@ -471,3 +471,77 @@ async fn a_polling_client_that_stops_polling_is_closed_as_a_slow_consumer() {
         (400, json!({"code": 1, "message": "Session ID unknown"}))
     );
 }
+
+/// Whether the kernel still holds a TCP socket from `local_port` to `remote_port` (IPv4, /proc/net/tcp).
+fn socket_exists(local_port: u16, remote_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+        cols.len() > 3 && port(cols[1]) == local_port && port(cols[2]) == remote_port
+    })
+}
+
+/// A client that stops reading for good cannot even take its close frame: the
+/// gateway must still let go of the socket (TCP_USER_TIMEOUT), not hold it open.
+#[tokio::test]
+async fn a_client_that_never_reads_again_loses_its_socket() {
+    let stack = Stack::start(&[
+        ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let mut stuck = small_buffer_ws(&stack, "/ws").await;
+    let client_port = match stuck.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
+        _ => unreachable!("plain TCP"),
+    };
+    let gateway_port = stack.gateway.addr().port();
+    expect_event(&mut stuck, "connected").await;
+    send(
+        &mut stuck,
+        json!({"event": "subscribe", "data": {"symbols": SYMBOLS}}),
+    )
+    .await;
+    expect_event(&mut stuck, "subscribed").await;
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
+    wait_until(Duration::from_secs(60), "the slow-consumer cut", || async {
+        metric(&stack, slow).await >= 1.0
+    })
+    .await
+    .unwrap();
+    // Keep the socket buffers full a while longer so nothing more fits, close frame included.
+    let full_for = tokio::time::sleep(Duration::from_secs(1));
+    full_for.await;
+    stop.store(true, Ordering::Relaxed);
+    publisher.await.unwrap();
+    assert!(
+        socket_exists(gateway_port, client_port),
+        "the test must start with the socket held"
+    );
+    // The client never reads: the gateway's side of the socket must go away by itself
+    // (slow-consumer timeout + close timeout + 1 s of unacknowledged data, then the kernel aborts).
+    wait_until(
+        Duration::from_secs(40),
+        "the gateway to drop the dead slow consumer's socket",
+        || async { !socket_exists(gateway_port, client_port) },
+    )
+    .await
+    .unwrap();
+    // Whatever the client reads now, its stream ends.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stuck.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the client's stream did not end");
+}

@@ -1,0 +1,312 @@
+//! A WebSocket connection's write side: pre-encoded frames handed straight to the HTTP dispatcher.
+//!
+//! actix-ws's `Session` sends every message through a channel to its response
+//! body, which encodes it into the frame format and copies it into a buffer
+//! before the dispatcher copies it again into its write buffer. For ticks that
+//! is wasted work: the hub already encodes each tick's complete WebSocket
+//! frame once ([`TickFrame::ws`](crate::hub::TickFrame::ws)), so every
+//! receiver can hand the same bytes over. [`WsOut`] is a byte-bounded queue of
+//! such frames shared by the connection task (producer) and [`OutBody`], the
+//! response body the dispatcher polls (consumer): queuing a frame is a
+//! refcount increment and a wake-up, and the dispatcher drains every queued
+//! frame into one write buffer, so a burst goes out in one syscall.
+//!
+//! The inbound side stays actix-ws's [`MessageStream`]; its "connection
+//! closed" signal fires when actix-ws's own body is dropped, so [`OutBody`]
+//! keeps that body and drops it when the dispatcher drops [`OutBody`].
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use actix_http::ws::{CloseReason, OpCode, Parser};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
+use tokio::sync::Notify;
+
+/// Queued bytes above which a write waits for the socket: bounds memory per
+/// connection and turns a client that does not read into a blocked write
+/// (which the slow-consumer logic times).
+pub const HIGH_WATER_BYTES: usize = 32 * 1024;
+
+/// The peer is gone (or the close frame was already sent): nothing more can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the WebSocket connection is closed")]
+pub struct Closed;
+
+/// State shared by the writer and the body.
+#[derive(Default)]
+struct Queue {
+    /// Complete frames in write order.
+    frames: VecDeque<Bytes>,
+    /// Sum of `frames`' lengths.
+    bytes: usize,
+    /// The dispatcher waiting for frames.
+    waker: Option<Waker>,
+    /// A close frame is queued: the body ends after it, writes are refused.
+    closing: bool,
+    /// The body was dropped (connection gone): writes are refused.
+    gone: bool,
+}
+
+/// Queue plus the wake-up for writers waiting below the high-water mark.
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    room: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent (plain pushes/pops).
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The writing half of one WebSocket connection.
+pub struct WsOut {
+    shared: Arc<Shared>,
+}
+
+/// Upgrades the request: the 101 response (whose body is an [`OutBody`]), the writer, and actix-ws's inbound stream.
+pub fn handle(
+    req: &HttpRequest,
+    payload: actix_web::web::Payload,
+) -> actix_web::Result<(HttpResponse, WsOut, actix_ws::MessageStream)> {
+    let (response, session, stream) = actix_ws::handle(req, payload)?;
+    // Not used: every write goes through `WsOut`. Its body stays alive inside ours (see module doc).
+    drop(session);
+    let shared = Arc::new(Shared::default());
+    let body_shared = shared.clone();
+    let response = response
+        .map_body(move |_, actix_body| OutBody {
+            shared: body_shared,
+            _inbound_signal: actix_body,
+        })
+        .map_into_boxed_body();
+    Ok((response, WsOut { shared }, stream))
+}
+
+impl WsOut {
+    /// Queues one complete, already encoded frame; waits while the queue is above the high-water mark.
+    pub async fn frame(&self, frame: Bytes) -> Result<(), Closed> {
+        self.frames(&mut vec![frame]).await
+    }
+
+    /// Queues several encoded frames at once (one lock, one wake-up); waits while above the high-water mark.
+    ///
+    /// On success `frames` is left empty.
+    pub async fn frames(&self, frames: &mut Vec<Bytes>) -> Result<(), Closed> {
+        loop {
+            let room = self.shared.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut q = self.shared.lock();
+                if q.gone || q.closing {
+                    return Err(Closed);
+                }
+                if q.bytes < HIGH_WATER_BYTES {
+                    for f in frames.drain(..) {
+                        q.bytes += f.len();
+                        q.frames.push_back(f);
+                    }
+                    if let Some(w) = q.waker.take() {
+                        w.wake();
+                    }
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Queues a text frame.
+    pub async fn text(&self, text: impl AsRef<[u8]>) -> Result<(), Closed> {
+        self.frame(encode(OpCode::Text, text.as_ref())).await
+    }
+
+    /// Queues a ping frame (payload cut to the 125 bytes a control frame may carry).
+    pub async fn ping(&self, payload: &[u8]) -> Result<(), Closed> {
+        self.frame(encode(OpCode::Ping, control_payload(payload)))
+            .await
+    }
+
+    /// Queues a pong frame answering a ping.
+    pub async fn pong(&self, payload: &[u8]) -> Result<(), Closed> {
+        self.frame(encode(OpCode::Pong, control_payload(payload)))
+            .await
+    }
+
+    /// Queues the close frame without waiting for room (it is tiny and final); the body ends after writing it.
+    ///
+    /// A client that reads again gets every queued frame and then the close;
+    /// one that never reads again loses the socket through `TCP_USER_TIMEOUT`
+    /// (set on every accepted connection).
+    pub fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
+        let reason = reason.map(|mut r| {
+            if let Some(d) = r.description.as_mut() {
+                // Close payload: 2-byte code + reason, at most 125 bytes in all.
+                let mut end = d.len().min(123);
+                while !d.is_char_boundary(end) {
+                    end -= 1;
+                }
+                d.truncate(end);
+            }
+            r
+        });
+        let mut buf = BytesMut::new();
+        Parser::write_close(&mut buf, reason, false);
+        let frame = buf.freeze();
+        let mut q = self.shared.lock();
+        if q.gone || q.closing {
+            return Err(Closed);
+        }
+        q.bytes += frame.len();
+        q.frames.push_back(frame);
+        q.closing = true;
+        if let Some(w) = q.waker.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for WsOut {
+    /// The connection task is done: the body ends once the queued frames are written.
+    fn drop(&mut self) {
+        let mut q = self.shared.lock();
+        q.closing = true;
+        if let Some(w) = q.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Encodes one unmasked (server → client) frame.
+pub fn encode(op: OpCode, payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut buf, payload, op, true, false);
+    buf.freeze()
+}
+
+fn control_payload(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().min(125)]
+}
+
+/// The 101 response's body: hands queued frames to the dispatcher.
+pub struct OutBody {
+    shared: Arc<Shared>,
+    /// actix-ws's body, kept so its inbound stream ends when this body is dropped.
+    _inbound_signal: BoxBody,
+}
+
+impl MessageBody for OutBody {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let mut q = self.shared.lock();
+        if let Some(frame) = q.frames.pop_front() {
+            let was_full = q.bytes >= HIGH_WATER_BYTES;
+            q.bytes -= frame.len();
+            let has_room = q.bytes < HIGH_WATER_BYTES;
+            drop(q);
+            if was_full && has_room {
+                self.shared.room.notify_waiters();
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if q.closing {
+            return Poll::Ready(None);
+        }
+        match &q.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => q.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for OutBody {
+    fn drop(&mut self) {
+        let mut q = self.shared.lock();
+        q.gone = true;
+        q.frames.clear();
+        q.bytes = 0;
+        drop(q);
+        self.shared.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+
+    fn pair() -> (WsOut, Pin<Box<OutBody>>) {
+        let shared = Arc::new(Shared::default());
+        let body = OutBody {
+            shared: shared.clone(),
+            _inbound_signal: BoxBody::new(()),
+        };
+        (WsOut { shared }, Box::pin(body))
+    }
+
+    async fn next(body: &mut Pin<Box<OutBody>>) -> Option<Bytes> {
+        poll_fn(|cx| body.as_mut().poll_next(cx))
+            .await
+            .map(|r| r.unwrap())
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_in_order_and_encoded() {
+        let (out, mut body) = pair();
+        out.text("hi").await.unwrap();
+        out.ping(b"").await.unwrap();
+        out.close(Some(actix_http::ws::CloseCode::Away.into()))
+            .unwrap();
+        assert_eq!(next(&mut body).await.unwrap().as_ref(), b"\x81\x02hi");
+        assert_eq!(next(&mut body).await.unwrap().as_ref(), b"\x89\x00");
+        assert_eq!(next(&mut body).await.unwrap().as_ref(), b"\x88\x02\x03\xe9");
+        assert!(next(&mut body).await.is_none(), "body ends after close");
+        assert_eq!(out.text("late").await, Err(Closed));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_writer_ends_the_body_after_its_frames() {
+        let (out, mut body) = pair();
+        out.text("last").await.unwrap();
+        drop(out);
+        assert_eq!(next(&mut body).await.unwrap().as_ref(), b"\x81\x04last");
+        assert!(next(&mut body).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn writes_wait_above_high_water_and_fail_once_the_body_is_gone() {
+        let (out, mut body) = pair();
+        let big = Bytes::from(vec![b'x'; HIGH_WATER_BYTES]);
+        out.frame(big.clone()).await.unwrap();
+        let mut blocked = std::pin::pin!(out.frame(big.clone()));
+        assert!(
+            futures_util::poll!(blocked.as_mut()).is_pending(),
+            "above high water"
+        );
+        assert_eq!(next(&mut body).await.unwrap().len(), HIGH_WATER_BYTES);
+        blocked.await.unwrap();
+        let mut blocked = std::pin::pin!(out.frame(big));
+        assert!(futures_util::poll!(blocked.as_mut()).is_pending());
+        drop(body);
+        assert_eq!(blocked.await, Err(Closed));
+    }
+}
