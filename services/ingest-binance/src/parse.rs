@@ -4,7 +4,7 @@ use tickstream_model::time::from_millis;
 use tickstream_upstream::venue::{parse_num, parse_opt_num, parse_symbol};
 use tickstream_upstream::{ParseError, Quote, WsEvent};
 
-use crate::messages::{BinanceRestTicker, BinanceTicker, BinanceWsEvent, BinanceWsFrame};
+use crate::messages::{BinanceEventType, BinanceRestTicker, BinanceTicker, BinanceWsFrame};
 
 /// Reads one WebSocket text frame: combined-stream data, a raw event, or a control reply.
 pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
@@ -21,10 +21,10 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
             None => WsEvent::UpstreamError(error),
         }
     };
-    let event: BinanceWsEvent = if let Some(data) = frame.data {
-        serde_json::from_str(data.get())?
+    let event: &str = if let Some(data) = frame.data {
+        data.get()
     } else if frame.event_type.is_some() {
-        serde_json::from_str(text)?
+        text
     } else if let Some(err) = &frame.error {
         return Ok(refused(err.code, &err.msg));
     } else if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
@@ -42,14 +42,23 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
             "neither a combined-stream frame, an event nor a control reply",
         ));
     };
-    match event {
-        BinanceWsEvent::Ticker(t) => Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?])),
-        BinanceWsEvent::ServerShutdown { .. } => Ok(WsEvent::Rotate),
+    let kind: BinanceEventType<'_> = serde_json::from_str(event)?;
+    match kind.event_type.as_deref() {
+        Some("24hrTicker") => {
+            let t: BinanceTicker<'_> = serde_json::from_str(event)?;
+            Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?]))
+        }
+        Some("serverShutdown") => Ok(WsEvent::Rotate),
+        Some(other) => Err(ParseError::field(
+            "e",
+            format!("unknown event type `{other}`"),
+        )),
+        None => Err(ParseError::field("e", "missing")),
     }
 }
 
 /// Maps the 24hr ticker: `c` price, `h`/`l`, `v` volume, `p`/`P` change, `b`/`a`, `E` time.
-pub fn ticker_to_quote(t: &BinanceTicker) -> Result<Quote, ParseError> {
+pub fn ticker_to_quote(t: &BinanceTicker<'_>) -> Result<Quote, ParseError> {
     let timestamp = from_millis(t.event_time)
         .ok_or_else(|| ParseError::field("E", format!("out of range: {}", t.event_time)))?;
     let price = parse_num("c", &t.last_price)?;
