@@ -51,6 +51,19 @@ struct Queue {
     gone: bool,
 }
 
+impl Queue {
+    /// Appends frames and wakes the dispatcher to write them.
+    fn push(&mut self, frames: impl Iterator<Item = Bytes>) {
+        for f in frames {
+            self.bytes += f.len();
+            self.frames.push_back(f);
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
 /// Queue plus the wake-up for writers waiting below the high-water mark.
 #[derive(Default)]
 struct Shared {
@@ -94,13 +107,18 @@ pub fn handle(
 impl WsOut {
     /// Queues one complete, already encoded frame; waits while the queue is above the high-water mark.
     pub async fn frame(&self, frame: Bytes) -> Result<(), Closed> {
-        self.frames(&mut vec![frame]).await
+        self.push_when_room(std::iter::once(frame)).await
     }
 
     /// Queues several encoded frames at once (one lock, one wake-up); waits while above the high-water mark.
     ///
-    /// On success `frames` is left empty.
+    /// `frames` is left empty either way.
     pub async fn frames(&self, frames: &mut Vec<Bytes>) -> Result<(), Closed> {
+        self.push_when_room(frames.drain(..)).await
+    }
+
+    /// Waits until the queue is below the high-water mark, then appends `frames` under one lock.
+    async fn push_when_room(&self, frames: impl Iterator<Item = Bytes>) -> Result<(), Closed> {
         loop {
             let room = self.shared.room.notified();
             let mut room = std::pin::pin!(room);
@@ -111,13 +129,7 @@ impl WsOut {
                     return Err(Closed);
                 }
                 if q.bytes < HIGH_WATER_BYTES {
-                    for f in frames.drain(..) {
-                        q.bytes += f.len();
-                        q.frames.push_back(f);
-                    }
-                    if let Some(w) = q.waker.take() {
-                        w.wake();
-                    }
+                    q.push(frames);
                     return Ok(());
                 }
             }
@@ -161,17 +173,12 @@ impl WsOut {
         });
         let mut buf = BytesMut::new();
         Parser::write_close(&mut buf, reason, false);
-        let frame = buf.freeze();
         let mut q = self.shared.lock();
         if q.gone || q.closing {
             return Err(Closed);
         }
-        q.bytes += frame.len();
-        q.frames.push_back(frame);
+        q.push(std::iter::once(buf.freeze()));
         q.closing = true;
-        if let Some(w) = q.waker.take() {
-            w.wake();
-        }
         Ok(())
     }
 }
