@@ -179,3 +179,56 @@ impl GatewayClient {
         }
     }
 }
+
+/// `base` with each of `extra`'s keys replaced or added: one test's tweaks over a suite's default environment.
+pub fn env_with<'a>(
+    mut base: Vec<(&'a str, &'a str)>,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    for (k, v) in extra {
+        base.retain(|(key, _)| key != k);
+        base.push((k, v));
+    }
+    base
+}
+
+/// Starts an ingestor binary on the shipped `deploy/tickstream.example.toml`
+/// (its real upstream URLs overridden by `ws_env`/`rest_env` so the test stays
+/// on loopback) and fails the test if the file is rejected.
+pub async fn assert_accepts_example_config(bin: &std::path::Path, ws_env: &str, rest_env: &str) {
+    let redis = RedisServer::start().await.unwrap();
+    let ws = crate::MockWs::start().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/tickstream.example.toml"
+    );
+    let (redis_url, ws_url) = (redis.url(), ws.url());
+    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
+    let svc = Service::spawn_path(
+        bin,
+        &[
+            ("TICKSTREAM_CONFIG", path),
+            ("REDIS_URL", redis_url.as_str()),
+            (ws_env, ws_url.as_str()),
+            (rest_env, rest_url.as_str()),
+        ],
+    )
+    .await;
+    assert!(
+        svc.is_ok(),
+        "{} rejected {path}: {:?}",
+        bin.display(),
+        svc.err()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_with;
+
+    #[test]
+    fn env_with_replaces_and_adds() {
+        let env = env_with(vec![("A", "1"), ("B", "2")], &[("B", "3"), ("C", "4")]);
+        assert_eq!(env, vec![("A", "1"), ("B", "3"), ("C", "4")]);
+    }
+}

@@ -37,20 +37,19 @@ async fn start(extra: &[(&str, &str)]) -> Setup {
     let redis = RedisServer::start().await.unwrap();
     let ws = MockWs::start().await;
     let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), dead_rest());
-    let mut env = vec![
-        ("REDIS_URL", redis_url.as_str()),
-        ("BINANCE_WS_URL", ws_url.as_str()),
-        ("BINANCE_REST_URL", rest_url.as_str()),
-        ("SYMBOLS", "bnbbtc"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
-    ];
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k, v));
-    }
+    let env = tickstream_mock_upstream::harness::env_with(
+        vec![
+            ("REDIS_URL", redis_url.as_str()),
+            ("BINANCE_WS_URL", ws_url.as_str()),
+            ("BINANCE_REST_URL", rest_url.as_str()),
+            ("SYMBOLS", "bnbbtc"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+            ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
+        ],
+        extra,
+    );
     let svc = Service::spawn("ingest-binance", &env).await.unwrap();
     Setup { redis, ws, svc }
 }
@@ -356,24 +355,10 @@ async fn bad_configuration_exits_naming_the_key() {
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/tickstream.example.toml"
-    );
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    // The file's real upstream URLs are overridden: tests stay on loopback.
-    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
-    let svc = Service::spawn_path(
+    tickstream_mock_upstream::harness::assert_accepts_example_config(
         std::path::Path::new(env!("CARGO_BIN_EXE_ingest-binance")),
-        &[
-            ("TICKSTREAM_CONFIG", path),
-            ("REDIS_URL", redis_url.as_str()),
-            ("BINANCE_WS_URL", ws_url.as_str()),
-            ("BINANCE_REST_URL", rest_url.as_str()),
-        ],
+        "BINANCE_WS_URL",
+        "BINANCE_REST_URL",
     )
     .await;
-    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
 }

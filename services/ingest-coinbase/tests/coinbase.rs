@@ -39,19 +39,18 @@ async fn start(extra: &[(&str, &str)]) -> Setup {
     ws.reply_to("\"subscribe\"", vec![frame("ws_subscriptions.json")]);
     let rest = format!("http://127.0.0.1:{}", free_port());
     let (redis_url, ws_url) = (redis.url(), ws.url());
-    let mut env = vec![
-        ("REDIS_URL", redis_url.as_str()),
-        ("COINBASE_WS_URL", ws_url.as_str()),
-        ("COINBASE_REST_URL", rest.as_str()),
-        ("SYMBOLS", "eth-usd"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-    ];
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k, v));
-    }
+    let env = tickstream_mock_upstream::harness::env_with(
+        vec![
+            ("REDIS_URL", redis_url.as_str()),
+            ("COINBASE_WS_URL", ws_url.as_str()),
+            ("COINBASE_REST_URL", rest.as_str()),
+            ("SYMBOLS", "eth-usd"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+        ],
+        extra,
+    );
     let svc = Service::spawn("ingest-coinbase", &env).await.unwrap();
     Setup { redis, ws, svc }
 }
@@ -214,24 +213,10 @@ async fn rest_fallback_engages_and_releases() {
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/tickstream.example.toml"
-    );
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    // The file's real upstream URLs are overridden: tests stay on loopback.
-    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
-    let svc = Service::spawn_path(
+    tickstream_mock_upstream::harness::assert_accepts_example_config(
         std::path::Path::new(env!("CARGO_BIN_EXE_ingest-coinbase")),
-        &[
-            ("TICKSTREAM_CONFIG", path),
-            ("REDIS_URL", redis_url.as_str()),
-            ("COINBASE_WS_URL", ws_url.as_str()),
-            ("COINBASE_REST_URL", rest_url.as_str()),
-        ],
+        "COINBASE_WS_URL",
+        "COINBASE_REST_URL",
     )
     .await;
-    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
 }

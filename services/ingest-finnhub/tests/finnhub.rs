@@ -30,21 +30,20 @@ async fn start(extra: &[(&str, &str)]) -> Setup {
     let ws = MockWs::start().await;
     let rest = MockRest::start().await;
     let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
-    let mut env = vec![
-        ("REDIS_URL", redis_url.as_str()),
-        ("FINNHUB_WS_URL", ws_url.as_str()),
-        ("FINNHUB_REST_URL", rest_url.as_str()),
-        ("FINNHUB_API_KEY", "test-key"),
-        ("SYMBOLS", "AAPL,BINANCE:BTCUSDT"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-        ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
-    ];
-    for (k, v) in extra {
-        env.retain(|(key, _)| key != k);
-        env.push((k, v));
-    }
+    let env = tickstream_mock_upstream::harness::env_with(
+        vec![
+            ("REDIS_URL", redis_url.as_str()),
+            ("FINNHUB_WS_URL", ws_url.as_str()),
+            ("FINNHUB_REST_URL", rest_url.as_str()),
+            ("FINNHUB_API_KEY", "test-key"),
+            ("SYMBOLS", "AAPL,BINANCE:BTCUSDT"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+            ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
+        ],
+        extra,
+    );
     let svc = Service::spawn("ingest-finnhub", &env).await.unwrap();
     Setup {
         redis,
@@ -248,24 +247,10 @@ async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/tickstream.example.toml"
-    );
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    // The file's real upstream URLs are overridden: tests stay on loopback.
-    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
-    let svc = Service::spawn_path(
+    tickstream_mock_upstream::harness::assert_accepts_example_config(
         std::path::Path::new(env!("CARGO_BIN_EXE_ingest-finnhub")),
-        &[
-            ("TICKSTREAM_CONFIG", path),
-            ("REDIS_URL", redis_url.as_str()),
-            ("FINNHUB_WS_URL", ws_url.as_str()),
-            ("FINNHUB_REST_URL", rest_url.as_str()),
-        ],
+        "FINNHUB_WS_URL",
+        "FINNHUB_REST_URL",
     )
     .await;
-    assert!(svc.is_ok(), "rejected {path}: {:?}", svc.err());
 }
