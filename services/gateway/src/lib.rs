@@ -12,9 +12,10 @@
 //! - [`outlet`]: a client's bounded, conflating outbound queue and slow-consumer rule.
 //! - [`limits`]: admission before any upgrade: origin, JWT, connection limits.
 //! - [`auth`]: optional JWT verification.
-//! - [`ws`]: the `/ws` connection task (native framing).
+//! - [`ws`]: the `/ws` connection task (native framing); [`wsin`] and [`wsout`] its reader and writer.
 //! - [`socketio`]: `/socket.io/`, Engine.IO v4 / Socket.IO v5 framing.
 //! - [`rest`]: REST endpoints and their error mapping.
+//! - [`upgrade`]: WebSocket connections served without actix-http's per-connection buffers.
 //! - [`metrics`], [`state`]: shared instrumentation and handler state.
 
 #![forbid(unsafe_code)]
@@ -30,14 +31,23 @@ pub mod rest;
 pub mod session;
 pub mod socketio;
 pub mod state;
+pub mod upgrade;
 pub mod ws;
+pub mod wsin;
 pub mod wsout;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpServer};
+use std::rc::Rc;
+
+use actix_http::HttpService;
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, ServiceFactory, ServiceFactoryExt,
+};
+use actix_web::dev::AppConfig;
+use actix_web::{web, App};
 use tickstream_bus::{Redis, RedisOptions, Subscriber};
 use tickstream_runtime::config::ConfigError;
 use tokio::sync::watch;
@@ -131,24 +141,51 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let sampler = tokio::spawn(sample(state.clone()));
 
     // A client that stops reading is cut as a slow consumer; if it does not
-    // read our close frame either, the kernel aborts the socket this long
-    // after its receive window closed (else it would hold the socket forever).
-    let user_timeout = Duration::from_millis(state.cfg.gateway.slow_consumer_timeout_ms)
+    // read our close frame either, its socket is reset once it has taken no
+    // bytes this long (else it would hold the socket and its buffers forever).
+    let stall_limit = Duration::from_millis(state.cfg.gateway.slow_consumer_timeout_ms)
         + ws::CLOSE_TIMEOUT
         + Duration::from_secs(1);
     let app_state = state.clone();
     let origins = state.cfg.gateway.allowed_origins.clone();
-    let server = HttpServer::new(move || {
+    let make_app = move || {
+        let origins = origins.clone();
         App::new()
             .app_data(app_state.clone())
-            .configure(|c| routes(c, &origins))
-    })
-    .workers(workers)
-    .on_connect(move |conn, _| abort_stuck_writes(conn, user_timeout))
-    .disable_signals()
-    .shutdown_timeout(grace.as_secs())
-    .listen(listener)?
-    .run();
+            .configure(move |c| routes(c, &origins))
+    };
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(grace.as_secs())
+        .listen("gateway", listener, move || {
+            let upgrade_app = make_app.clone();
+            HttpService::build()
+                .upgrade(fn_factory(move || {
+                    // The same routes, called by `upgrade::serve` for WebSocket upgrades.
+                    let app = upgrade_app().into_factory();
+                    async move {
+                        let app = Rc::new(app.new_service(AppConfig::default()).await?);
+                        Ok::<_, ()>(fn_service(move |(req, framed)| {
+                            // A task of its own: the dispatcher's (2.5 KB, sized for
+                            // any HTTP request) ends here instead of idling beside it.
+                            actix_web::rt::spawn(upgrade::serve(
+                                app.clone(),
+                                req,
+                                framed,
+                                stall_limit,
+                            ));
+                            std::future::ready(Ok::<_, actix_web::Error>(()))
+                        }))
+                    }
+                }))
+                .finish(map_config(
+                    make_app().into_factory().map_err(|e| e.error_response()),
+                    |()| AppConfig::default(),
+                ))
+                .tcp()
+        })?
+        .run();
     let handle = server.handle();
     let mut server_task = tokio::spawn(server);
 
@@ -199,15 +236,5 @@ async fn sample(state: web::Data<AppState>) {
         m.redis_reconnects
             .inc_by(reconnects.saturating_sub(last_reconnects));
         last_reconnects = reconnects;
-    }
-}
-
-/// Sets `TCP_USER_TIMEOUT` on an accepted connection, so data a peer never acknowledges
-/// (a zero receive window included) ends the connection instead of holding it open.
-fn abort_stuck_writes(conn: &dyn std::any::Any, timeout: Duration) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
-            tracing::debug!(error = %e, "Could not set TCP_USER_TIMEOUT.");
-        }
     }
 }

@@ -231,6 +231,17 @@ pub async fn write_or_slow<T>(
         out = &mut write => return Ok(out),
         () = std::future::ready(()) => {}
     }
+    // Blocked: the timers live on the heap, so every connection task stays small (memory per client).
+    Box::pin(wait_or_slow(outlet, timeout, metrics, write)).await
+}
+
+/// The blocked half of [`write_or_slow`].
+async fn wait_or_slow<T>(
+    outlet: &Outlet,
+    timeout: Duration,
+    metrics: &GatewayMetrics,
+    mut write: std::pin::Pin<&mut impl Future<Output = T>>,
+) -> Result<T, SlowConsumer> {
     let started = Instant::now();
     loop {
         let since = outlet.behind_since().map_or(started, |b| b.min(started));

@@ -2,8 +2,9 @@
 //!
 //! Each connection owns a bounded queue fed by the [`Hub`](crate::hub::Hub); its task
 //! multiplexes that queue, the client's frames, server pings and the shutdown
-//! signal. Everything it writes goes through one `Session`, so frames of one
-//! connection never interleave. Subscriptions, limits and snapshots are the
+//! signal. Everything it writes goes through one [`WsOut`] and everything it
+//! reads comes from one [`WsIn`], so frames of one connection never
+//! interleave. Subscriptions, limits and snapshots are the
 //! protocol-independent [`ClientSession`]; this file is only the native framing.
 //!
 //! Flow control: the queue is an [`Outlet`](crate::outlet::Outlet) that
@@ -26,6 +27,7 @@ use crate::hub::Outbound;
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
+use crate::wsin::WsIn;
 use crate::wsout::{self, WsOut};
 
 /// Frames written per wake-up before the task checks other events again.
@@ -53,12 +55,7 @@ pub async fn route(
         Ok(a) => a,
         Err(refusal) => return Ok(refusal.response()),
     };
-    let (response, out, stream) = wsout::handle(&req, body)?;
-    let g = &state.cfg.gateway;
-    let stream = stream
-        .max_frame_size(g.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(g.max_frame_bytes);
+    let (response, out, stream) = wsout::handle(&req, body, state.cfg.gateway.max_frame_bytes)?;
     let state = state.into_inner();
     let fut = async move {
         let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
@@ -101,7 +98,7 @@ struct Connection {
 impl Connection {
     async fn run(
         mut self,
-        mut stream: actix_ws::AggregatedMessageStream,
+        mut stream: WsIn,
         mut rx: mpsc::Receiver<Outbound>,
         initial: Option<String>,
     ) {
@@ -115,7 +112,7 @@ impl Connection {
 
     async fn serve(
         &mut self,
-        stream: &mut actix_ws::AggregatedMessageStream,
+        stream: &mut WsIn,
         rx: &mut mpsc::Receiver<Outbound>,
         initial: Option<String>,
     ) -> Exit {
@@ -368,6 +365,10 @@ impl Connection {
                     code: CloseCode::Size,
                     description: Some("frame too large".to_owned()),
                 }
+            }
+            other if crate::upgrade::is_stall(&other) => {
+                outlet::slow_consumer(self.client.outlet(), &self.client.state().metrics);
+                slow_close()
             }
             other => {
                 self.client

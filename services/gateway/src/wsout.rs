@@ -11,9 +11,7 @@
 //! refcount increment and a wake-up, and the dispatcher drains every queued
 //! frame into one write buffer, so a burst goes out in one syscall.
 //!
-//! The inbound side stays actix-ws's [`MessageStream`]; its "connection
-//! closed" signal fires when actix-ws's own body is dropped, so [`OutBody`]
-//! keeps that body and drops it when the dispatcher drops [`OutBody`].
+//! The inbound side is [`WsIn`], which reads the request payload.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -21,10 +19,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use actix_http::ws::{CloseReason, OpCode, Parser};
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use tokio::sync::Notify;
+
+use crate::wsin::WsIn;
 
 /// Queued bytes above which a write waits for the socket: bounds memory per
 /// connection and turns a client that does not read into a blocked write
@@ -85,23 +85,20 @@ pub struct WsOut {
     shared: Arc<Shared>,
 }
 
-/// Upgrades the request: the 101 response (whose body is an [`OutBody`]), the writer, and actix-ws's inbound stream.
+/// Upgrades the request: the 101 response (whose body is an [`OutBody`]), the writer, and the reader.
 pub fn handle(
     req: &HttpRequest,
     payload: actix_web::web::Payload,
-) -> actix_web::Result<(HttpResponse, WsOut, actix_ws::MessageStream)> {
-    let (response, session, stream) = actix_ws::handle(req, payload)?;
-    // Not used: every write goes through `WsOut`. Its body stays alive inside ours (see module doc).
-    drop(session);
+    max_frame_bytes: usize,
+) -> actix_web::Result<(HttpResponse, WsOut, WsIn)> {
+    let mut response = actix_http::ws::handshake(req.head())?;
     let shared = Arc::new(Shared::default());
-    let body_shared = shared.clone();
-    let response = response
-        .map_body(move |_, actix_body| OutBody {
-            shared: body_shared,
-            _inbound_signal: actix_body,
-        })
-        .map_into_boxed_body();
-    Ok((response, WsOut { shared }, stream))
+    let body = OutBody {
+        shared: shared.clone(),
+    };
+    let response = HttpResponse::from(response.message_body(body)?).map_into_boxed_body();
+    let inbound = WsIn::new(payload.into_inner(), max_frame_bytes);
+    Ok((response, WsOut { shared }, inbound))
 }
 
 impl WsOut {
@@ -157,8 +154,8 @@ impl WsOut {
     /// Queues the close frame without waiting for room (it is tiny and final); the body ends after writing it.
     ///
     /// A client that reads again gets every queued frame and then the close;
-    /// one that never reads again loses the socket through `TCP_USER_TIMEOUT`
-    /// (set on every accepted connection).
+    /// one that never reads again loses the socket once it has taken no
+    /// bytes for the stall limit ([`crate::upgrade::serve`]).
     pub fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
         let reason = reason.map(|mut r| {
             if let Some(d) = r.description.as_mut() {
@@ -205,11 +202,9 @@ fn control_payload(payload: &[u8]) -> &[u8] {
     &payload[..payload.len().min(125)]
 }
 
-/// The 101 response's body: hands queued frames to the dispatcher.
+/// The 101 response's body: hands queued frames to the connection's writer.
 pub struct OutBody {
     shared: Arc<Shared>,
-    /// actix-ws's body, kept so its inbound stream ends when this body is dropped.
-    _inbound_signal: BoxBody,
 }
 
 impl MessageBody for OutBody {
@@ -265,7 +260,6 @@ mod tests {
         let shared = Arc::new(Shared::default());
         let body = OutBody {
             shared: shared.clone(),
-            _inbound_signal: BoxBody::new(()),
         };
         (WsOut { shared }, Box::pin(body))
     }

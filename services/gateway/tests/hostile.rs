@@ -422,3 +422,46 @@ async fn socketio_answers_every_malformed_frame_class_and_serves_others() {
 
     assert_alive(&mut stack).await;
 }
+
+/// A client that sends its first frame in the same packet as its upgrade
+/// request (no wait for the 101): the frame is answered, not lost. The
+/// gateway serves upgraded connections itself, so bytes read together with
+/// the request must reach the connection.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(&[]).await;
+    let addr = stack.gateway.addr();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    let text = json!({"event": "subscribe", "data": {"symbols": ["EARLYBIRD"]}}).to_string();
+    // One masked text frame (mask key 0: the payload goes as is), payload < 126 bytes.
+    let mut packet = request.into_bytes();
+    packet.extend_from_slice(&[0x81, 0x80 | text.len() as u8, 0, 0, 0, 0]);
+    packet.extend_from_slice(text.as_bytes());
+    tcp.write_all(&packet).await.unwrap();
+    let mut seen = Vec::new();
+    let got = tokio::time::timeout(STEP, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed; got {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains(r#""event":"subscribed""#) {
+                return;
+            }
+        }
+    })
+    .await;
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(got.is_ok(), "no `subscribed` reply; got {seen:?}");
+    assert!(seen.starts_with("HTTP/1.1 101"), "{seen}");
+    assert!(seen.contains("EARLYBIRD"), "{seen}");
+}

@@ -607,6 +607,12 @@ impl EngineSession {
             Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
                 Err(End::InvalidUtf8)
             }
+            // Its socket took no data for the stall limit: a slow consumer.
+            Some(Err(e)) if crate::upgrade::is_stall(&e) => {
+                let metrics = &self.client.state().metrics;
+                outlet::slow_consumer(self.client.outlet(), metrics);
+                Err(End::SlowConsumer)
+            }
             // A reset or EOF mid-frame is a client that went away, not a protocol violation.
             Some(Err(ProtocolError::Io(_))) => Err(End::Gone),
             Some(Err(_)) => Err(End::Protocol),
