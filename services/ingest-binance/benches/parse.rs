@@ -11,6 +11,13 @@ fn bench(c: &mut Criterion) {
     c.bench_function("binance_parse_ws_ticker", |b| {
         b.iter(|| ingest_binance::parse::parse_ws(black_box(&frame)))
     });
+    // The same frame as Binance sends it: compact JSON (the fixture is pretty-printed).
+    let compact = serde_json::from_str::<serde_json::Value>(&frame)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    c.bench_function("binance_parse_ws_ticker_compact", |b| {
+        b.iter(|| ingest_binance::parse::parse_ws(black_box(&compact)))
+    });
     let rest = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/test_data/rest_ticker_24hr.json"

@@ -5,7 +5,8 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A frame on a combined-stream connection: data wrapped with its stream name,
 /// or a reply to a control message (`{"result":null,"id":1}`, `{"error":{..},"id":1}`,
@@ -201,4 +202,484 @@ pub struct BinanceRestTicker {
     pub volume: Option<String>,
     /// Window close time, ms: the statistics' as-of time, used as the tick's timestamp.
     pub close_time: i64,
+}
+
+/// A whole frame read in one pass (the hot path of [`crate::parse::parse_ws`]):
+/// the control-reply fields, the event inside a combined wrapper (`data`) decoded
+/// in place, and the fields of a raw (unwrapped) event, so a ticker is neither
+/// buffered nor parsed three times.
+///
+/// Each field has the type it has in [`BinanceWsFrame`] or [`BinanceTicker`], a
+/// repeated known key is an error, and only JSON objects are read: whatever this
+/// accepts, the three-pass [`BinanceWsFrame`] → [`BinanceEventType`] →
+/// [`BinanceTicker`] decoding accepts too, with the same values.
+#[derive(Debug, Default)]
+pub struct BinanceWsMessage<'a> {
+    /// `<symbol>@ticker`, present on combined-stream data.
+    pub stream: Option<&'a str>,
+    /// The event inside the combined wrapper.
+    pub data: Option<BinanceEvent<'a>>,
+    /// An error reply to a control message.
+    pub error: Option<BinanceWsError>,
+    /// Error code of the flat error form.
+    pub code: Option<i64>,
+    /// Reason of the flat error form.
+    pub msg: Option<String>,
+    /// Id of the control message this frame answers.
+    pub id: Option<serde_json::Value>,
+    /// The frame's own event fields, used when it is a raw (unwrapped) event.
+    pub event: BinanceEvent<'a>,
+}
+
+/// An event's type and the 24hr-ticker fields a quote is built from, each optional,
+/// read straight from the event object. The ticker's other fields (`w`, `x`, `Q`,
+/// `B`, `A`, `o`, `q`, `O`, `C`, `F`, `L`, `n`) are checked to have their
+/// [`BinanceTicker`] type and not kept.
+#[derive(Debug, Default)]
+pub struct BinanceEvent<'a> {
+    /// Event type (`e`).
+    pub event_type: Option<Cow<'a, str>>,
+    /// Event time, ms (`E`).
+    pub event_time: Option<i64>,
+    /// Symbol (`s`).
+    pub symbol: Option<Cow<'a, str>>,
+    /// Last price (`c`).
+    pub last_price: Option<Cow<'a, str>>,
+    /// Price change over 24 h (`p`).
+    pub price_change: Option<Cow<'a, str>>,
+    /// Price change percent over 24 h (`P`).
+    pub price_change_percent: Option<Cow<'a, str>>,
+    /// Best bid price (`b`).
+    pub bid: Option<Cow<'a, str>>,
+    /// Best ask price (`a`).
+    pub ask: Option<Cow<'a, str>>,
+    /// High of the window (`h`).
+    pub high: Option<Cow<'a, str>>,
+    /// Low of the window (`l`).
+    pub low: Option<Cow<'a, str>>,
+    /// Base-asset volume of the window (`v`).
+    pub volume: Option<Cow<'a, str>>,
+}
+
+/// The keys [`BinanceWsMessage`] and [`BinanceEvent`] know; the discriminant is the
+/// key's bit in the `seen` mask that refuses repeated keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    EventType,
+    EventTime,
+    Symbol,
+    PriceChange,
+    PriceChangePercent,
+    WeightedAvgPrice,
+    FirstTradePrice,
+    LastPrice,
+    LastQty,
+    Bid,
+    BidQty,
+    Ask,
+    AskQty,
+    Open,
+    High,
+    Low,
+    Volume,
+    QuoteVolume,
+    OpenTime,
+    CloseTime,
+    FirstTradeId,
+    LastTradeId,
+    Trades,
+    Stream,
+    Data,
+    Error,
+    Code,
+    Msg,
+    Id,
+    Other,
+}
+
+impl Key {
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// The wire name, for the duplicate-key error.
+    fn name(self) -> &'static str {
+        match self {
+            Key::EventType => "e",
+            Key::EventTime => "E",
+            Key::Symbol => "s",
+            Key::PriceChange => "p",
+            Key::PriceChangePercent => "P",
+            Key::WeightedAvgPrice => "w",
+            Key::FirstTradePrice => "x",
+            Key::LastPrice => "c",
+            Key::LastQty => "Q",
+            Key::Bid => "b",
+            Key::BidQty => "B",
+            Key::Ask => "a",
+            Key::AskQty => "A",
+            Key::Open => "o",
+            Key::High => "h",
+            Key::Low => "l",
+            Key::Volume => "v",
+            Key::QuoteVolume => "q",
+            Key::OpenTime => "O",
+            Key::CloseTime => "C",
+            Key::FirstTradeId => "F",
+            Key::LastTradeId => "L",
+            Key::Trades => "n",
+            Key::Stream => "stream",
+            Key::Data => "data",
+            Key::Error => "error",
+            Key::Code => "code",
+            Key::Msg => "msg",
+            Key::Id => "id",
+            Key::Other => "",
+        }
+    }
+
+    fn from_wire(key: &str) -> Key {
+        match key.as_bytes() {
+            [c] => match c {
+                b'e' => Key::EventType,
+                b'E' => Key::EventTime,
+                b's' => Key::Symbol,
+                b'p' => Key::PriceChange,
+                b'P' => Key::PriceChangePercent,
+                b'w' => Key::WeightedAvgPrice,
+                b'x' => Key::FirstTradePrice,
+                b'c' => Key::LastPrice,
+                b'Q' => Key::LastQty,
+                b'b' => Key::Bid,
+                b'B' => Key::BidQty,
+                b'a' => Key::Ask,
+                b'A' => Key::AskQty,
+                b'o' => Key::Open,
+                b'h' => Key::High,
+                b'l' => Key::Low,
+                b'v' => Key::Volume,
+                b'q' => Key::QuoteVolume,
+                b'O' => Key::OpenTime,
+                b'C' => Key::CloseTime,
+                b'F' => Key::FirstTradeId,
+                b'L' => Key::LastTradeId,
+                b'n' => Key::Trades,
+                _ => Key::Other,
+            },
+            b"stream" => Key::Stream,
+            b"data" => Key::Data,
+            b"error" => Key::Error,
+            b"code" => Key::Code,
+            b"msg" => Key::Msg,
+            b"id" => Key::Id,
+            _ => Key::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key::from_wire(v))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// Marks `key` seen, refusing it the second time (as serde's derive does).
+fn first_time<E: de::Error>(seen: &mut u32, key: Key) -> Result<(), E> {
+    if *seen & key.bit() != 0 {
+        return Err(E::custom(format_args!("duplicate field `{}`", key.name())));
+    }
+    *seen |= key.bit();
+    Ok(())
+}
+
+/// Reads `key`'s value the first time the key is seen.
+fn take<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut u32,
+    key: Key,
+) -> Result<T, A::Error> {
+    first_time(seen, key)?;
+    map.next_value()
+}
+
+/// A string or `null` (`Option<Cow<str>>`), borrowed unless it has escapes (serde's own
+/// `Cow<str>` always allocates, and `#[serde(borrow)]` does not reach inside an `Option`),
+/// read with one `deserialize_any` instead of `Option`'s two deserializer calls.
+struct OptStr<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for OptStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OptStrVisitor;
+        impl<'de> Visitor<'de> for OptStrVisitor {
+            type Value = OptStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OptStr(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OptStr(None))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(OptStr(Some(Cow::Owned(v))))
+            }
+        }
+        d.deserialize_any(OptStrVisitor)
+    }
+}
+
+/// An integer or `null` (`Option<i64>` / `Option<u64>`), type-checked and dropped:
+/// the ticker's unmapped times and ids.
+struct OptInt<const SIGNED: bool>;
+
+impl<'de, const SIGNED: bool> Deserialize<'de> for OptInt<SIGNED> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct OptIntVisitor<const SIGNED: bool>;
+        impl<const SIGNED: bool> Visitor<'_> for OptIntVisitor<SIGNED> {
+            type Value = OptInt<SIGNED>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(if SIGNED { "i64 or null" } else { "u64 or null" })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OptInt)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(OptInt)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                if SIGNED || v >= 0 {
+                    Ok(OptInt)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                if !SIGNED || i64::try_from(v).is_ok() {
+                    Ok(OptInt)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(OptIntVisitor::<SIGNED>)
+    }
+}
+
+/// Reads an optional string value the first time `key` is seen.
+fn take_str<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut u32,
+    key: Key,
+) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(take::<OptStr<'de>, A>(map, seen, key)?.0)
+}
+
+/// Reads a required string value (`Cow<str>`, `null` refused) the first time `key` is seen.
+fn take_required_str<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut u32,
+    key: Key,
+) -> Result<Cow<'de, str>, A::Error> {
+    take_str(map, seen, key)?
+        .ok_or_else(|| de::Error::invalid_type(de::Unexpected::Unit, &"a string"))
+}
+
+/// Reads an optional `&str` value the first time `key` is seen: a string with escapes
+/// cannot be borrowed and is refused, as serde refuses it for `Option<&str>`.
+fn take_borrowed_str<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    seen: &mut u32,
+    key: Key,
+) -> Result<Option<&'de str>, A::Error> {
+    match take_str(map, seen, key)? {
+        None => Ok(None),
+        Some(Cow::Borrowed(v)) => Ok(Some(v)),
+        Some(Cow::Owned(v)) => Err(de::Error::invalid_type(
+            de::Unexpected::Str(&v),
+            &"a borrowed string",
+        )),
+    }
+}
+
+impl<'de> BinanceEvent<'de> {
+    /// Reads the value of a ticker key (any key but `e`) with its [`BinanceTicker`] type;
+    /// `false` when `key` is not a ticker key, its value still unread.
+    fn read_ticker_value<A: MapAccess<'de>>(
+        &mut self,
+        key: Key,
+        seen: &mut u32,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        match key {
+            Key::EventTime => self.event_time = Some(take(map, seen, key)?),
+            Key::Symbol => {
+                self.symbol = Some(take_required_str(map, seen, key)?);
+            }
+            Key::LastPrice => {
+                self.last_price = Some(take_required_str(map, seen, key)?);
+            }
+            Key::PriceChange => self.price_change = take_str(map, seen, key)?,
+            Key::PriceChangePercent => self.price_change_percent = take_str(map, seen, key)?,
+            Key::Bid => self.bid = take_str(map, seen, key)?,
+            Key::Ask => self.ask = take_str(map, seen, key)?,
+            Key::High => self.high = take_str(map, seen, key)?,
+            Key::Low => self.low = take_str(map, seen, key)?,
+            Key::Volume => self.volume = take_str(map, seen, key)?,
+            // Not mapped: only their type is checked.
+            Key::WeightedAvgPrice
+            | Key::FirstTradePrice
+            | Key::LastQty
+            | Key::BidQty
+            | Key::AskQty
+            | Key::Open
+            | Key::QuoteVolume => {
+                take_str(map, seen, key)?;
+            }
+            Key::OpenTime | Key::CloseTime | Key::FirstTradeId | Key::LastTradeId => {
+                take::<OptInt<true>, A>(map, seen, key)?;
+            }
+            Key::Trades => {
+                take::<OptInt<false>, A>(map, seen, key)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// Fills a [`BinanceEvent`] in place from a JSON object (no copy of the decoded event).
+struct EventFill<'m, 'de>(&'m mut BinanceEvent<'de>);
+
+impl<'de> Visitor<'de> for EventFill<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Binance event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0;
+        while let Some(key) = map.next_key::<Key>()? {
+            if key == Key::EventType {
+                self.0.event_type = take_str(&mut map, &mut seen, key)?;
+            } else if !self.0.read_ticker_value(key, &mut seen, &mut map)? {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for BinanceEvent<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut event = BinanceEvent::default();
+        d.deserialize_map(EventFill(&mut event))?;
+        Ok(event)
+    }
+}
+
+/// Fills `data` in place: `null` leaves it `None`, an object decodes into it.
+struct DataFill<'m, 'de>(&'m mut Option<BinanceEvent<'de>>);
+
+impl<'de> DeserializeSeed<'de> for DataFill<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataFill<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Binance event object or null")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(EventFill(self.0.insert(BinanceEvent::default())))
+    }
+}
+
+/// Fills a [`BinanceWsMessage`] in place from a JSON object.
+struct MessageFill<'m, 'de>(&'m mut BinanceWsMessage<'de>);
+
+impl<'de> DeserializeSeed<'de> for MessageFill<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MessageFill<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a Binance WebSocket frame object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let msg = self.0;
+        let mut seen = 0;
+        while let Some(key) = map.next_key::<Key>()? {
+            if msg.event.read_ticker_value(key, &mut seen, &mut map)? {
+                continue;
+            }
+            match key {
+                // `&str` as in [`BinanceWsFrame`], so an escaped value is refused as there.
+                Key::EventType => {
+                    msg.event.event_type =
+                        take_borrowed_str(&mut map, &mut seen, key)?.map(Cow::Borrowed);
+                }
+                Key::Stream => msg.stream = take_borrowed_str(&mut map, &mut seen, key)?,
+                Key::Data => {
+                    first_time(&mut seen, key)?;
+                    map.next_value_seed(DataFill(&mut msg.data))?;
+                }
+                Key::Error => msg.error = take(&mut map, &mut seen, key)?,
+                Key::Code => msg.code = take(&mut map, &mut seen, key)?,
+                Key::Msg => msg.msg = take(&mut map, &mut seen, key)?,
+                Key::Id => msg.id = take(&mut map, &mut seen, key)?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> BinanceWsMessage<'a> {
+    /// Decodes one frame, filling the message in place (the hot path's entry point).
+    pub fn from_json(text: &'a str) -> Result<Self, serde_json::Error> {
+        let mut msg = BinanceWsMessage::default();
+        let mut de = serde_json::Deserializer::from_str(text);
+        MessageFill(&mut msg).deserialize(&mut de)?;
+        de.end()?;
+        Ok(msg)
+    }
+}
+
+impl<'de> Deserialize<'de> for BinanceWsMessage<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut msg = BinanceWsMessage::default();
+        MessageFill(&mut msg).deserialize(d)?;
+        Ok(msg)
+    }
 }

@@ -4,13 +4,119 @@ use tickstream_model::time::from_millis;
 use tickstream_upstream::venue::{parse_num, parse_opt_num, parse_symbol};
 use tickstream_upstream::{ParseError, Quote, WsEvent};
 
-use crate::messages::{BinanceEventType, BinanceRestTicker, BinanceTicker, BinanceWsFrame};
+use crate::messages::{
+    BinanceEvent, BinanceEventType, BinanceRestTicker, BinanceTicker, BinanceWsFrame,
+    BinanceWsMessage,
+};
 
 /// Reads one WebSocket text frame: combined-stream data, a raw event, or a control reply.
+///
+/// One pass ([`BinanceWsMessage`]) decodes the frame, its event included. When that pass
+/// fails, the three-pass reference decoding reads the frame again and gives the answer,
+/// so malformed and unusual frames get exactly its result and error message.
 pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
-    let frame: BinanceWsFrame<'_> = serde_json::from_str(text)?;
+    let Ok(frame) = BinanceWsMessage::from_json(text) else {
+        return parse_ws_reference(text);
+    };
+    let event = if let Some(data) = frame.data {
+        data
+    } else if frame.event.event_type.is_some() {
+        frame.event
+    } else {
+        return control_reply(
+            frame.error.map(|e| (e.code, e.msg)),
+            frame.code,
+            frame.msg,
+            frame.id.as_ref(),
+        );
+    };
+    match event.event_type.as_deref() {
+        Some("24hrTicker") => match TickerView::of_event(&event) {
+            Some(t) => Ok(WsEvent::Quotes(vec![t.to_quote()?])),
+            // A required field is missing: the reference names it.
+            None => parse_ws_reference(text),
+        },
+        other => other_event(other),
+    }
+}
+
+/// The ticker fields a quote is built from, borrowed from either wire type.
+struct TickerView<'a> {
+    event_time: i64,
+    symbol: &'a str,
+    last_price: &'a str,
+    volume: Option<&'a str>,
+    high: Option<&'a str>,
+    low: Option<&'a str>,
+    price_change: Option<&'a str>,
+    price_change_percent: Option<&'a str>,
+    bid: Option<&'a str>,
+    ask: Option<&'a str>,
+}
+
+impl<'a> TickerView<'a> {
+    fn of_ticker(t: &'a BinanceTicker<'_>) -> Self {
+        Self {
+            event_time: t.event_time,
+            symbol: &t.symbol,
+            last_price: &t.last_price,
+            volume: t.volume.as_deref(),
+            high: t.high.as_deref(),
+            low: t.low.as_deref(),
+            price_change: t.price_change.as_deref(),
+            price_change_percent: t.price_change_percent.as_deref(),
+            bid: t.bid.as_deref(),
+            ask: t.ask.as_deref(),
+        }
+    }
+
+    /// `None` when a field the ticker requires (`E`, `s`, `c`) is missing.
+    fn of_event(e: &'a BinanceEvent<'_>) -> Option<Self> {
+        Some(Self {
+            event_time: e.event_time?,
+            symbol: e.symbol.as_deref()?,
+            last_price: e.last_price.as_deref()?,
+            volume: e.volume.as_deref(),
+            high: e.high.as_deref(),
+            low: e.low.as_deref(),
+            price_change: e.price_change.as_deref(),
+            price_change_percent: e.price_change_percent.as_deref(),
+            bid: e.bid.as_deref(),
+            ask: e.ask.as_deref(),
+        })
+    }
+
+    fn to_quote(&self) -> Result<Quote, ParseError> {
+        let timestamp = from_millis(self.event_time)
+            .ok_or_else(|| ParseError::field("E", format!("out of range: {}", self.event_time)))?;
+        let price = parse_num("c", self.last_price)?;
+        if price <= 0.0 {
+            return Err(ParseError::field("c", "must be positive"));
+        }
+        Ok(Quote {
+            symbol: parse_symbol("s", self.symbol)?,
+            price,
+            volume: parse_opt_num("v", self.volume)?,
+            high: parse_opt_num("h", self.high)?,
+            low: parse_opt_num("l", self.low)?,
+            change: parse_opt_num("p", self.price_change)?,
+            change_percent: parse_opt_num("P", self.price_change_percent)?,
+            bid: parse_opt_num("b", self.bid)?,
+            ask: parse_opt_num("a", self.ask)?,
+            timestamp,
+        })
+    }
+}
+
+/// The answer to a frame that carries no event: a control reply, or an error.
+fn control_reply(
+    error: Option<(i64, String)>,
+    code: Option<i64>,
+    msg: Option<String>,
+    id_value: Option<&serde_json::Value>,
+) -> Result<WsEvent, ParseError> {
     // Our requests carry integer ids; a reply with another id cannot be ours.
-    let id = frame.id.as_ref().and_then(serde_json::Value::as_u64);
+    let id = id_value.and_then(serde_json::Value::as_u64);
     let refused = |code: i64, msg: &str| {
         let error = format!("code {code}: {msg}");
         match id {
@@ -21,33 +127,28 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
             None => WsEvent::UpstreamError(error),
         }
     };
-    let event: &str = if let Some(data) = frame.data {
-        data.get()
-    } else if frame.event_type.is_some() {
-        text
-    } else if let Some(err) = &frame.error {
-        return Ok(refused(err.code, &err.msg));
-    } else if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
-        return Ok(refused(code, msg));
-    } else if frame.id.is_some() {
+    if let Some((code, msg)) = &error {
+        Ok(refused(*code, msg))
+    } else if let (Some(code), Some(msg)) = (code, &msg) {
+        Ok(refused(code, msg))
+    } else if id_value.is_some() {
         // `{"result":null,"id":N}` (a change was accepted) or
         // `{"result":[...],"id":N}` (LIST_SUBSCRIPTIONS).
-        return Ok(match id {
+        Ok(match id {
             Some(id) => WsEvent::Reply { id, error: None },
             None => WsEvent::Control,
-        });
+        })
     } else {
-        return Err(ParseError::field(
+        Err(ParseError::field(
             "e",
             "neither a combined-stream frame, an event nor a control reply",
-        ));
-    };
-    let kind: BinanceEventType<'_> = serde_json::from_str(event)?;
-    match kind.event_type.as_deref() {
-        Some("24hrTicker") => {
-            let t: BinanceTicker<'_> = serde_json::from_str(event)?;
-            Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?]))
-        }
+        ))
+    }
+}
+
+/// The answer to an event that is not a ticker.
+fn other_event(event_type: Option<&str>) -> Result<WsEvent, ParseError> {
+    match event_type {
         Some("serverShutdown") => Ok(WsEvent::Rotate),
         Some(other) => Err(ParseError::field(
             "e",
@@ -57,26 +158,35 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
     }
 }
 
+/// The reference decoding, three serde passes: the frame with `data` kept raw, the
+/// event type, then the event. Slower, used when [`parse_ws`]'s single pass fails.
+fn parse_ws_reference(text: &str) -> Result<WsEvent, ParseError> {
+    let frame: BinanceWsFrame<'_> = serde_json::from_str(text)?;
+    let event: &str = if let Some(data) = frame.data {
+        data.get()
+    } else if frame.event_type.is_some() {
+        text
+    } else {
+        return control_reply(
+            frame.error.map(|e| (e.code, e.msg)),
+            frame.code,
+            frame.msg,
+            frame.id.as_ref(),
+        );
+    };
+    let kind: BinanceEventType<'_> = serde_json::from_str(event)?;
+    match kind.event_type.as_deref() {
+        Some("24hrTicker") => {
+            let t: BinanceTicker<'_> = serde_json::from_str(event)?;
+            Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?]))
+        }
+        other => other_event(other),
+    }
+}
+
 /// Maps the 24hr ticker: `c` price, `h`/`l`, `v` volume, `p`/`P` change, `b`/`a`, `E` time.
 pub fn ticker_to_quote(t: &BinanceTicker<'_>) -> Result<Quote, ParseError> {
-    let timestamp = from_millis(t.event_time)
-        .ok_or_else(|| ParseError::field("E", format!("out of range: {}", t.event_time)))?;
-    let price = parse_num("c", &t.last_price)?;
-    if price <= 0.0 {
-        return Err(ParseError::field("c", "must be positive"));
-    }
-    Ok(Quote {
-        symbol: parse_symbol("s", &t.symbol)?,
-        price,
-        volume: parse_opt_num("v", t.volume.as_deref())?,
-        high: parse_opt_num("h", t.high.as_deref())?,
-        low: parse_opt_num("l", t.low.as_deref())?,
-        change: parse_opt_num("p", t.price_change.as_deref())?,
-        change_percent: parse_opt_num("P", t.price_change_percent.as_deref())?,
-        bid: parse_opt_num("b", t.bid.as_deref())?,
-        ask: parse_opt_num("a", t.ask.as_deref())?,
-        timestamp,
-    })
+    TickerView::of_ticker(t).to_quote()
 }
 
 /// Maps one REST 24hr ticker; its timestamp is `closeTime`, the statistics' as-of time.
@@ -222,6 +332,86 @@ mod tests {
         ];
         for raw in cases {
             assert!(parse_ws(raw).is_err(), "accepted: {raw}");
+        }
+    }
+
+    #[test]
+    fn single_pass_agrees_with_the_reference_decoding() {
+        let mut cases: Vec<String> = [
+            "ws_ticker_combined.json",
+            "ws_ticker_raw.json",
+            "ws_server_shutdown.json",
+            "ws_subscribe_response.json",
+            "ws_list_subscriptions_response.json",
+            "ws_error.json",
+            "ws_error_flat.json",
+        ]
+        .into_iter()
+        .map(fixture)
+        .collect();
+        for name in ["ws_ticker_combined.json", "ws_ticker_raw.json"] {
+            let text = fixture(name);
+            assert!(
+                BinanceWsMessage::from_json(&text).is_ok(),
+                "{name} takes the single pass"
+            );
+            assert!(serde_json::from_str::<BinanceWsMessage<'_>>(&text).is_ok());
+        }
+        let t = r#""E":1672515782136,"s":"BTCUSDT","c":"43250.5""#;
+        cases.extend([
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t}}}}}"#),
+            format!(r#"{{"data":{{{t},"e":"24hrTicker"}},"stream":"x"}}"#),
+            format!(r#"{{"e":"24hrTicker",{t},"stream":"x","id":1}}"#),
+            format!(r#"{{"e":"24hrTicker",{t},"data":null}}"#),
+            format!(r#"{{"e":"24hr\u0054icker",{t}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hr\u0054icker",{t}}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"b":"\u0031"}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"b":null,"n":null}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"n":-1}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"O":"0"}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"O":1.5,"C":-0,"n":-0}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"F":9223372036854775808}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"n":18446744073709551615}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"n":18446744073709551616}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"L":-9223372036854775808}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"w":1,"q":[]}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"w":{{}}}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"w":true}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"w":nul}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"v":"1e3","p":"-0.5"}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"c":"1"}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker","e":"24hrTicker",{t}}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t}}},"data":null}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t}}},"c":5}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t}}},"error":1}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t},"stream":1,"data":2}}}}"#),
+            format!(r#"{{"stream":"\u0078","data":{{"e":"24hrTicker",{t}}}}}"#),
+            format!(r#"{{"stream":"x","data":{{"e":"24hrTicker",{t}}}}} x"#),
+            format!(r#"["x",{{"e":"24hrTicker",{t}}}]"#),
+            format!(r#"{{"stream":"x","data":["24hrTicker",{t}]}}"#),
+            r#"{"stream":"x","data":{"e":"24hrTicker","s":"BTCUSDT","c":"1"}}"#.into(),
+            r#"{"stream":"x","data":{"e":"serverShutdown","E":"soon","s":1}}"#.into(),
+            r#"{"e":"serverShutdown","E":1,"c":7}"#.into(),
+            r#"{"stream":"x","data":{"E":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":null}}"#.into(),
+            r#"{"stream":"x","data":null,"id":4}"#.into(),
+            r#"{"result":null,"id":7,"code":1}"#.into(),
+            r#"{"result":null,"id":-7}"#.into(),
+            r#"{"result":null,"id":null}"#.into(),
+            r#"{"code":1,"msg":"m","id":2,"error":{"code":5,"msg":"n"}}"#.into(),
+            r#"{"error":{"code":5},"id":2}"#.into(),
+            r#"{"code":1}"#.into(),
+            r#"{}"#.into(),
+            "[]".into(),
+            "null".into(),
+            "".into(),
+        ]);
+        for raw in &cases {
+            assert_eq!(
+                format!("{:?}", parse_ws(raw)),
+                format!("{:?}", parse_ws_reference(raw)),
+                "{raw}"
+            );
         }
     }
 
