@@ -43,8 +43,8 @@ use tokio::net::TcpStream;
 /// actix-http's write buffer, so back-pressure reaches the body as before.
 const WRITE_AHEAD_BYTES: usize = 32 * 1024;
 
-/// Frames handed to one `writev`.
-const MAX_IOVECS: usize = 64;
+/// Frames handed to one `writev` (Linux's `IOV_MAX`): everything queued goes out in one call.
+const MAX_IOVECS: usize = 1024;
 
 /// How long a closed connection waits for the peer's FIN, so our last frames are not cut by a reset.
 const LINGER: Duration = Duration::from_secs(1);
@@ -127,7 +127,8 @@ pub async fn serve<S, B>(
         reading: true,
         body_done: false,
         stall_limit,
-        stalled: None,
+        stalled_since: None,
+        stall_timer: None,
     };
     conn.push(out.freeze());
     match poll_fn(|cx| conn.poll(cx, &feed)).await {
@@ -182,8 +183,12 @@ struct Conn {
     body_done: bool,
     /// How long the socket may take no bytes while frames wait.
     stall_limit: Duration,
-    /// Running while frames wait and the socket takes none (boxed: only stalled connections pay for a timer).
-    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Since when frames have waited with the socket taking none.
+    stalled_since: Option<tokio::time::Instant>,
+    /// Wakes the loop to check `stalled_since`; created at the first stall
+    /// (boxed: only connections that ever stalled pay for it) and left armed,
+    /// so a connection that keeps filling its socket does not churn the timer wheel.
+    stall_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
@@ -227,7 +232,7 @@ impl Conn {
                 }
             }
             if self.out.is_empty() {
-                self.stalled = None;
+                self.stalled_since = None;
                 if self.out.capacity() > 8 {
                     // A burst is over: do not keep its queue's capacity on an idle connection.
                     self.out = VecDeque::new();
@@ -238,7 +243,7 @@ impl Conn {
                 Poll::Pending => break,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => match self.write_some() {
-                    Ok(()) => self.stalled = None,
+                    Ok(()) => self.stalled_since = None,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Poll::Ready(Err(e)),
                 },
@@ -248,16 +253,32 @@ impl Conn {
             return Poll::Ready(Ok(()));
         }
         if !self.out.is_empty() {
-            let limit = self.stall_limit;
-            let timer = self
-                .stalled
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(io::Error::new(
-                    STALLED,
-                    format!("the peer took no data for {limit:?}"),
-                )));
-            }
+            return self.poll_stall(cx);
+        }
+        Poll::Pending
+    }
+
+    /// Frames wait and the socket takes none: fails once that has lasted `stall_limit`.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let now = tokio::time::Instant::now();
+        let since = *self.stalled_since.get_or_insert(now);
+        let deadline = since + self.stall_limit;
+        if deadline <= now {
+            return Poll::Ready(Err(io::Error::new(
+                STALLED,
+                format!("the peer took no data for {:?}", self.stall_limit),
+            )));
+        }
+        let timer = self
+            .stall_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() > deadline || timer.is_elapsed() {
+            // Armed for an earlier stall that ended, or fired already: aim it at this one.
+            timer.as_mut().reset(deadline);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            // Fired for a stall that ended and a new one began since; wake again to re-check.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
