@@ -32,6 +32,8 @@ pub struct TickFrame {
     pub ws: actix_web::web::Bytes,
     /// The Engine.IO/Socket.IO packet `42["price_update",{tick}]`, built on first use; see [`TickFrame::socketio`].
     socketio: OnceLock<ByteString>,
+    /// [`TickFrame::socketio`] as a complete WebSocket text frame, built on first use; see [`TickFrame::socketio_ws`].
+    socketio_ws: OnceLock<actix_web::web::Bytes>,
 }
 
 /// What precedes the tick JSON in [`TickFrame::native`].
@@ -59,6 +61,14 @@ impl TickFrame {
             packet.push_str(json);
             packet.push(']');
             ByteString::from(packet)
+        })
+    }
+
+    /// [`TickFrame::socketio`] as a complete WebSocket text frame, encoded once and shared by
+    /// every Socket.IO WebSocket receiver (as [`TickFrame::ws`] is for native ones).
+    pub fn socketio_ws(&self) -> &actix_web::web::Bytes {
+        self.socketio_ws.get_or_init(|| {
+            crate::wsout::encode(actix_http::ws::OpCode::Text, self.socketio().as_bytes())
         })
     }
 }
@@ -217,6 +227,7 @@ impl Hub {
             ws,
             native: ByteString::from(native),
             socketio: OnceLock::new(),
+            socketio_ws: OnceLock::new(),
         }
     }
 
@@ -352,6 +363,19 @@ mod tests {
             std::ptr::eq(a.socketio(), b.socketio()),
             "one Socket.IO encoding too"
         );
+        assert!(
+            std::ptr::eq(a.socketio_ws(), b.socketio_ws()),
+            "and one Socket.IO WebSocket frame"
+        );
+        let mut ws_frame = actix_web::web::BytesMut::from(&a.socketio_ws()[..]);
+        let mut parser = actix_http::ws::Codec::new().client_mode();
+        match actix_codec::Decoder::decode(&mut parser, &mut ws_frame).unwrap() {
+            Some(actix_http::ws::Frame::Text(payload)) => {
+                assert_eq!(&payload[..], a.socketio().as_bytes());
+            }
+            other => panic!("not one text frame: {other:?}"),
+        }
+        assert!(ws_frame.is_empty(), "exactly one frame");
         let sio: &str = a.socketio();
         assert!(
             sio.starts_with(r#"42["price_update",{"symbol":"BTCUSDT""#),

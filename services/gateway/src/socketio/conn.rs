@@ -20,7 +20,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
+use actix_web::web::Bytes;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -29,20 +30,21 @@ use tokio::time::Instant;
 use super::packet::{self, EioPacket, PacketError, SioKind};
 use super::{EioConfig, EioError, COMMAND_QUEUE};
 use crate::config::Config;
-use crate::hub::Outbound;
+use crate::hub::{Outbound, TickFrame};
 use crate::limits::Admission;
 use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
-
-/// How long a close frame may wait for a client that does not read (see [`crate::ws::CLOSE_TIMEOUT`]).
-use crate::ws::CLOSE_TIMEOUT;
+use crate::wsin::WsIn;
+use crate::wsout::WsOut;
 
 /// Control packets a polling client may leave unread before it is closed.
 pub const OUTBOX_LIMIT: usize = 1024;
-/// Ticks put into one polling response or written per wake-up on WebSocket.
+/// Ticks put into one polling response or taken per wake-up on WebSocket.
 const TICK_BATCH: usize = 256;
+/// Tick frames handed to a WebSocket together (one lock, one wake-up of its writer); as `/ws`.
+const WS_WRITE_BATCH: usize = 64;
 
 /// What an HTTP handler asks of a session.
 pub enum Command {
@@ -71,27 +73,24 @@ pub fn eio_config(cfg: &Config) -> EioConfig {
     }
 }
 
-/// Starts the reader task of a Socket.IO WebSocket (`maxPayload` per message) and returns the connection.
+/// Starts the reader task of a WebSocket that upgrades a polling session, and returns the connection.
 ///
-/// actix's read half is `!Send` and lives on the worker thread that accepted
-/// it, while an upgrade's session task may live on another worker; the
+/// The read half is `!Send` and lives on the worker thread that accepted
+/// it, while the session task it joins may live on another worker; the
 /// reader forwards frames through a bounded channel so either side can run
-/// anywhere.
-pub fn websocket(session: actix_ws::Session, stream: MessageStream, eio: &EioConfig) -> WsConn {
-    let mut stream = stream
-        .max_frame_size(eio.max_payload)
-        .aggregate_continuations()
-        .max_continuation_size(eio.max_payload);
+/// anywhere. (A WebSocket-only session reads its socket directly: its task
+/// is spawned on the socket's own worker.)
+pub fn websocket(out: WsOut, mut inbound: WsIn) -> WsConn {
     let (tx, rx) = mpsc::channel(WS_INBOUND_QUEUE);
     actix_web::rt::spawn(async move {
-        while let Some(msg) = stream.recv().await {
+        while let Some(msg) = inbound.recv().await {
             let last = msg.is_err() || matches!(msg, Ok(AggregatedMessage::Close(_)));
             if tx.send(msg).await.is_err() || last {
                 break;
             }
         }
     });
-    WsConn { session, rx }
+    WsConn { out, rx }
 }
 
 /// Starts a session whose first transport is long-polling (the open packet is the handshake's body).
@@ -102,25 +101,41 @@ pub fn spawn_polling(state: Arc<AppState>, sid: String, admission: Admission) {
 }
 
 /// Starts a WebSocket-only session (no sid yet): the open packet is its first frame.
-pub fn spawn_websocket(
-    state: Arc<AppState>,
-    session: actix_ws::Session,
-    stream: MessageStream,
-    admission: Admission,
-) {
+///
+/// Called on the worker that owns the socket, so the session task reads it directly.
+pub fn spawn_websocket(state: Arc<AppState>, out: WsOut, inbound: WsIn, admission: Admission) {
     let sid = super::new_sid();
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     state.socketio.insert(sid.clone(), tx);
-    let ws = websocket(session, stream, &eio_config(&state.cfg));
+    let ws = Ws {
+        out,
+        read: WsRead::Direct(inbound),
+    };
     actix_web::rt::spawn(run(state, sid, rx, Some(ws), admission));
 }
 
-/// One WebSocket: write half and the frames its reader task forwards.
+/// A WebSocket that upgrades a polling session: write half and the frames its reader task forwards.
 pub struct WsConn {
-    /// Write half (cheap to clone, usable from any thread).
-    session: actix_ws::Session,
+    /// Write half: pre-encoded frames straight to the socket (usable from any thread).
+    out: WsOut,
     /// Read half, fed by the reader task; closed when the socket ends.
     rx: mpsc::Receiver<WsInbound>,
+}
+
+/// A session's WebSocket transport.
+struct Ws {
+    /// Write half: ticks go out as the hub's shared pre-encoded frames.
+    out: WsOut,
+    /// Where its client frames come from.
+    read: WsRead,
+}
+
+/// The read half of a session's WebSocket.
+enum WsRead {
+    /// Read by the session task itself (WebSocket-only sessions: no task or channel in between).
+    Direct(WsIn),
+    /// Forwarded by a reader task (a WebSocket that upgraded a polling session).
+    Forwarded(mpsc::Receiver<WsInbound>),
 }
 
 /// Why a session ended; decides the close frame and the metric.
@@ -207,7 +222,7 @@ struct EngineSession {
     /// The GET waiting for packets, at most one.
     pending_poll: Option<oneshot::Sender<Result<Vec<ByteString>, EioError>>>,
     /// The WebSocket once upgraded (or from the start).
-    ws: Option<WsConn>,
+    ws: Option<Ws>,
     /// A WebSocket being probed for the upgrade, and when it must have finished.
     probe: Option<(WsConn, Instant)>,
     /// `3probe` sent: pending GETs get a noop until the client sends `5`.
@@ -220,6 +235,8 @@ struct EngineSession {
     request_token: Option<String>,
     /// Reused buffer for conflated and rate-capped ticks about to be sent.
     pending: Vec<Outbound>,
+    /// Reused buffer of encoded tick frames handed to the WebSocket together.
+    batch: Vec<Bytes>,
 }
 
 /// Runs one session to its end and cleans up (table entry, hub subscriptions, gauges).
@@ -227,7 +244,7 @@ async fn run(
     state: Arc<AppState>,
     sid: String,
     mut commands: mpsc::Receiver<Command>,
-    ws: Option<WsConn>,
+    ws: Option<Ws>,
     admission: Admission,
 ) {
     let eio = eio_config(&state.cfg);
@@ -247,6 +264,7 @@ async fn run(
         pong_deadline: None,
         request_token: admission.request_token,
         pending: Vec::new(),
+        batch: Vec::new(),
     };
     let end = session.serve(&mut commands, &mut ticks).await;
     if let Some(label) = end.metric() {
@@ -265,7 +283,7 @@ async fn run(
                 let _ = tx.send(Err(EioError::UnknownSid));
             }
             Command::Upgrade(w) => {
-                let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+                let _ = w.out.close(Some(End::Protocol.close_reason()));
             }
         }
     }
@@ -280,21 +298,28 @@ async fn run(
     if let Some(tx) = pending_poll {
         let _ = tx.send(Ok(vec![ByteString::from_static("1")]));
     }
+    // The close frame goes out after whatever is queued; a client that reads
+    // nothing more loses its socket at the stall limit (`upgrade::serve`).
     if let Some((p, _)) = probe {
-        let _ =
-            tokio::time::timeout(CLOSE_TIMEOUT, p.session.close(Some(end.close_reason()))).await;
+        let _ = p.out.close(Some(end.close_reason()));
     }
     if let Some(w) = ws {
         if end != End::Gone {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, w.session.close(Some(end.close_reason())))
-                .await;
+            let _ = w.out.close(Some(end.close_reason()));
         }
     }
 }
 
-async fn recv_ws(ws: &mut Option<WsConn>) -> Option<WsInbound> {
+async fn recv_ws(ws: &mut Option<Ws>) -> Option<WsInbound> {
     match ws {
-        Some(w) => w.rx.recv().await,
+        Some(Ws {
+            read: WsRead::Direct(r),
+            ..
+        }) => r.recv().await,
+        Some(Ws {
+            read: WsRead::Forwarded(rx),
+            ..
+        }) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -320,7 +345,7 @@ impl EngineSession {
                 super::millis(self.eio.ping_timeout),
                 self.eio.max_payload,
             );
-            if ws.session.text(open).await.is_err() {
+            if ws.out.text(open).await.is_err() {
                 return End::Gone;
             }
         }
@@ -377,14 +402,12 @@ impl EngineSession {
                 Wake::Release => {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
-                    let mut result = Ok(());
-                    for frame in due.drain(..) {
-                        if result.is_ok() {
-                            result = self.send(frame.socketio().clone()).await;
-                        }
+                    for frame in &due {
+                        self.queue_frame(frame);
                     }
+                    due.clear();
                     self.pending = due;
-                    result
+                    self.flush_ticks().await
                 }
                 Wake::SlowCheck => {
                     if outlet::is_overdue(&outlet, self.client.slow_timeout()) {
@@ -401,7 +424,7 @@ impl EngineSession {
                 Wake::PongOverdue => Err(End::PingTimeout),
                 Wake::ProbeOverdue => {
                     if let Some((p, _)) = self.probe.take() {
-                        let _ = p.session.close(None).await;
+                        let _ = p.out.close(None);
                     }
                     self.upgrading = false;
                     Ok(())
@@ -443,11 +466,9 @@ impl EngineSession {
         match &mut self.ws {
             Some(ws) => {
                 let outlet = self.client.outlet();
-                let timeout =
-                    Duration::from_millis(self.client.state().cfg.gateway.slow_consumer_timeout_ms);
+                let timeout = self.client.slow_timeout();
                 let metrics = &self.client.state().metrics;
-                match outlet::write_or_slow(outlet, timeout, metrics, ws.session.text(packet)).await
-                {
+                match outlet::write_or_slow(outlet, timeout, metrics, ws.out.text(packet)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(End::Gone),
                     Err(SlowConsumer) => Err(End::SlowConsumer),
@@ -507,7 +528,7 @@ impl EngineSession {
             }
             Command::Upgrade(w) => {
                 if self.ws.is_some() || self.probe.is_some() {
-                    let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+                    let _ = w.out.close(Some(End::Protocol.close_reason()));
                     return Ok(());
                 }
                 let deadline = Instant::now() + self.eio.upgrade_timeout;
@@ -523,7 +544,7 @@ impl EngineSession {
             Some(Ok(AggregatedMessage::Text(text))) => text,
             Some(Ok(AggregatedMessage::Ping(p))) => {
                 if let Some((w, _)) = &mut self.probe {
-                    let _ = w.session.pong(&p).await;
+                    let _ = w.out.pong(&p).await;
                 }
                 return Ok(());
             }
@@ -531,7 +552,7 @@ impl EngineSession {
             _ => {
                 // Probe failed or closed: stay on polling.
                 if let Some((w, _)) = self.probe.take() {
-                    let _ = w.session.close(None).await;
+                    let _ = w.out.close(None);
                 }
                 self.upgrading = false;
                 return Ok(());
@@ -540,7 +561,7 @@ impl EngineSession {
         match packet::parse_eio(&text, false) {
             Ok(EioPacket::Ping("probe")) => {
                 if let Some((w, _)) = &mut self.probe {
-                    if w.session.text("3probe").await.is_err() {
+                    if w.out.text("3probe").await.is_err() {
                         self.probe = None;
                         return Ok(());
                     }
@@ -549,7 +570,7 @@ impl EngineSession {
                 Ok(())
             }
             Ok(EioPacket::Upgrade) if self.upgrading => {
-                let Some((mut w, _)) = self.probe.take() else {
+                let Some((w, _)) = self.probe.take() else {
                     return Ok(());
                 };
                 self.upgrading = false;
@@ -557,18 +578,21 @@ impl EngineSession {
                     let _ = tx.send(Ok(vec![ByteString::from_static("6")]));
                 }
                 for p in self.outbox.drain(..) {
-                    if w.session.text(p).await.is_err() {
+                    if w.out.text(p).await.is_err() {
                         return Err(End::Gone);
                     }
                 }
-                self.ws = Some(w);
+                self.ws = Some(Ws {
+                    out: w.out,
+                    read: WsRead::Forwarded(w.rx),
+                });
                 self.client.state().metrics.socketio_upgrades.inc();
                 tracing::debug!(sid = %self.sid, "Socket.IO session upgraded to WebSocket.");
                 Ok(())
             }
             _ => {
                 if let Some((w, _)) = self.probe.take() {
-                    let _ = w.session.close(Some(End::Protocol.close_reason())).await;
+                    let _ = w.out.close(Some(End::Protocol.close_reason()));
                 }
                 self.upgrading = false;
                 Ok(())
@@ -591,8 +615,7 @@ impl EngineSession {
                     let outlet = self.client.outlet();
                     let timeout = self.client.slow_timeout();
                     let metrics = &self.client.state().metrics;
-                    match outlet::write_or_slow(outlet, timeout, metrics, w.session.pong(&p)).await
-                    {
+                    match outlet::write_or_slow(outlet, timeout, metrics, w.out.pong(&p)).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(_)) => Err(End::Gone),
                         Err(SlowConsumer) => Err(End::SlowConsumer),
@@ -760,8 +783,9 @@ impl EngineSession {
             self.send(packet::ack(id, &response.data).into()).await?;
         }
         for frame in &response.snapshots {
-            self.send(frame.socketio().clone()).await?;
+            self.queue_frame(frame);
         }
+        self.flush_ticks().await?;
         if response.abuse {
             return Err(End::Abuse);
         }
@@ -780,15 +804,17 @@ impl EngineSession {
         let mut taken = 0;
         loop {
             while let Some(frame) = next.take() {
-                if self.client.wants(&frame) {
-                    self.send(frame.socketio().clone()).await?;
-                }
+                self.queue_tick(&frame);
                 taken += 1;
                 if taken >= TICK_BATCH {
-                    return Ok(());
+                    return self.flush_ticks().await;
+                }
+                if self.batch.len() >= WS_WRITE_BATCH {
+                    self.flush_ticks().await?;
                 }
                 next = ticks.try_recv().ok();
             }
+            self.flush_ticks().await?;
             if outlet::is_overdue(&outlet, timeout) {
                 outlet::slow_consumer(&outlet, &self.client.state().metrics);
                 return Err(End::SlowConsumer);
@@ -799,15 +825,52 @@ impl EngineSession {
                 outlet.caught_up();
                 return Ok(());
             }
-            let mut result = Ok(());
             for frame in pending.drain(..) {
-                if result.is_ok() && self.client.wants(&frame) {
-                    result = self.send(frame.socketio().clone()).await;
-                }
+                self.queue_tick(&frame);
             }
             self.pending = pending;
-            result?;
+            self.flush_ticks().await?;
             next = ticks.try_recv().ok();
+        }
+    }
+
+    /// Queues one tick from the hub queue while the client still wants it (see [`ClientSession::wants`]).
+    fn queue_tick(&mut self, frame: &Outbound) {
+        if self.client.wants(frame) {
+            self.queue_frame(frame);
+        }
+    }
+
+    /// Queues one tick as its shared packet: into the batch of encoded frames (WebSocket) or the outbox (polling).
+    fn queue_frame(&mut self, frame: &TickFrame) {
+        if self.ws.is_some() {
+            self.batch.push(frame.socketio_ws().clone());
+        } else {
+            self.outbox.push_back(frame.socketio().clone());
+        }
+    }
+
+    /// Hands the batched tick frames to the WebSocket; blocked past the slow-consumer timeout ends the session.
+    async fn flush_ticks(&mut self) -> Result<(), End> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Self {
+            ws, client, batch, ..
+        } = self;
+        let Some(ws) = ws else {
+            batch.clear();
+            return Ok(());
+        };
+        let timeout = client.slow_timeout();
+        let metrics = &client.state().metrics;
+        let result =
+            outlet::write_or_slow(client.outlet(), timeout, metrics, ws.out.frames(batch)).await;
+        batch.clear();
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(SlowConsumer) => Err(End::SlowConsumer),
         }
     }
 }

@@ -213,9 +213,10 @@ pub async fn route(
                 Ok(a) => a,
                 Err(refusal) => return with_cors(&req, refusal.response()),
             };
-            match actix_ws::handle(&req, body) {
-                Ok((response, session, stream)) => {
-                    conn::spawn_websocket(state.into_inner(), session, stream, admission);
+            let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
+            match crate::wsout::handle(&req, body, max_payload) {
+                Ok((response, out, inbound)) => {
+                    conn::spawn_websocket(state.into_inner(), out, inbound, admission);
                     response
                 }
                 Err(_) => error(&req, EioError::BadRequest),
@@ -230,10 +231,10 @@ pub async fn route(
                 (Transport::Polling, &Method::GET) => poll(&req, tx).await,
                 (Transport::Polling, &Method::POST) => post(&req, tx, body, &state).await,
                 (Transport::WebSocket, &Method::GET) if is_upgrade => {
-                    match actix_ws::handle(&req, body) {
-                        Ok((response, session, stream)) => {
-                            let eio = conn::eio_config(&state.cfg);
-                            let ws = conn::websocket(session, stream, &eio);
+                    let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
+                    match crate::wsout::handle(&req, body, max_payload) {
+                        Ok((response, out, inbound)) => {
+                            let ws = conn::websocket(out, inbound);
                             if tx.send(Command::Upgrade(ws)).await.is_err() {
                                 return error(&req, EioError::UnknownSid);
                             }
