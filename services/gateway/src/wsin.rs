@@ -1,7 +1,7 @@
-//! A native WebSocket connection's read side: client frames decoded straight from the request payload.
+//! A WebSocket connection's read side (`/ws` and Socket.IO): client frames decoded straight from the request payload.
 //!
 //! actix-ws's `MessageStream` only comes with its `Session`, whose channel
-//! (32 slots, allocated up front) costs 1.8 KB per connection that native
+//! (32 slots, allocated up front) costs 1.8 KB per connection that our
 //! connections never use: they write through [`WsOut`](crate::wsout::WsOut).
 //! [`WsIn`] is the part of it they need: actix-http's frame [`Codec`] (masking,
 //! frame size limit, control frames) plus the aggregation of continuation

@@ -626,7 +626,7 @@ impl EngineSession {
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
             Some(Ok(AggregatedMessage::Close(_))) => Err(End::ClientClose),
             Some(Err(ProtocolError::Overflow)) => Err(End::TooLarge),
-            // actix-ws reports a text frame that is not UTF-8 as InvalidData: close 1007, as /ws does.
+            // WsIn reports a text frame that is not UTF-8 as InvalidData: close 1007, as /ws does.
             Some(Err(ProtocolError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
                 Err(End::InvalidUtf8)
             }
