@@ -1,11 +1,187 @@
-//! Assertions every ingestor test needs: the cached tick in Redis, ticks on
-//! the pub/sub channel, and values on `/metrics` — each awaited, never slept for.
+//! What every ingestor suite needs: the ingestor started on a private Redis
+//! and mock upstreams ([`Ingestor`], [`Upstreams`], [`Setup`]), and
+//! assertions on the cached tick in Redis, ticks on the pub/sub channel, and
+//! values on `/metrics` and `/health` — each awaited, never slept for.
+//!
+//! A suite says only what is its venue's:
+//!
+//! ```text
+//! const BINANCE: Ingestor = Ingestor::new(
+//!     env!("CARGO_BIN_EXE_ingest-binance"),
+//!     "BINANCE_WS_URL",
+//!     "BINANCE_REST_URL",
+//! )
+//! .with_env(&[("SYMBOLS", "bnbbtc")]);
+//!
+//! let s = BINANCE.start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")]).await;
+//! s.ws.wait_connections(1, STEP).await;
+//! ```
 
+use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use tickstream_testkit::{http_get_text, wait_until, RedisServer, Service};
+
+use crate::{MockRest, MockWs};
+
+/// What every suite runs its ingestor with unless a test says otherwise:
+/// quick reconnects, and no REST fallback (the tests of the fallback turn it on).
+pub const TEST_ENV: &[(&str, &str)] = &[
+    ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
+    ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
+    ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
+];
+
+/// How a suite runs its venue's ingestor: the binary, the variables that
+/// point it at the mocks, and the suite's own defaults (symbols, keys, timings).
+#[derive(Debug, Clone, Copy)]
+pub struct Ingestor {
+    /// Path of the binary, `env!("CARGO_BIN_EXE_ingest-<venue>")`, so cargo has built it.
+    pub bin: &'static str,
+    /// The variable naming its WebSocket URL (`BINANCE_WS_URL`).
+    pub ws_env: &'static str,
+    /// The variable naming its REST URL (`BINANCE_REST_URL`).
+    pub rest_env: &'static str,
+    /// Appended to the mock WebSocket's URL (Twelve Data's `/v1/quotes/price`); empty for most.
+    pub ws_path: &'static str,
+    /// The suite's defaults, over [`TEST_ENV`]; each test's extras go over these.
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+impl Ingestor {
+    /// The ingestor `bin`, pointed at the mocks through `ws_env` and `rest_env`.
+    pub const fn new(bin: &'static str, ws_env: &'static str, rest_env: &'static str) -> Self {
+        Self {
+            bin,
+            ws_env,
+            rest_env,
+            ws_path: "",
+            env: &[],
+        }
+    }
+
+    /// The same with the suite's defaults (`SYMBOLS`, an API key, a heartbeat).
+    pub const fn with_env(self, env: &'static [(&'static str, &'static str)]) -> Self {
+        Self { env, ..self }
+    }
+
+    /// The same, connecting to `path` on the mock WebSocket.
+    pub const fn with_ws_path(self, ws_path: &'static str) -> Self {
+        Self { ws_path, ..self }
+    }
+
+    /// Starts a private Redis and mock upstreams, then the ingestor on them
+    /// with `extra` over the suite's environment.
+    pub async fn start(&self, extra: &[(&str, &str)]) -> Setup {
+        Upstreams::start().await.spawn(self, extra).await
+    }
+
+    /// Runs the ingestor on `redis` and the given upstream URLs (for a test's
+    /// own upstream), with `extra` over the suite's environment.
+    pub async fn spawn(
+        &self,
+        redis: &RedisServer,
+        ws_url: &str,
+        rest_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Service {
+        let redis_url = redis.url();
+        let base = vec![
+            ("REDIS_URL", redis_url.as_str()),
+            (self.ws_env, ws_url),
+            (self.rest_env, rest_url),
+        ];
+        let env = env_with(env_with(env_with(base, TEST_ENV), self.env), extra);
+        Service::spawn_path(Path::new(self.bin), &env)
+            .await
+            .unwrap_or_else(|e| panic!("{} did not start: {e:#}", self.bin))
+    }
+
+    /// Starts the ingestor on the shipped `deploy/tickstream.example.toml`
+    /// (its real upstream URLs overridden so the test stays on loopback; none
+    /// of the suite's defaults, so the file's own values are checked) and
+    /// fails the test if the file is rejected.
+    pub async fn assert_accepts_example_config(&self) {
+        let redis = RedisServer::start().await.unwrap();
+        let ws = MockWs::start().await;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/tickstream.example.toml"
+        );
+        let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), unused_http_url());
+        let svc = Service::spawn_path(
+            Path::new(self.bin),
+            &[
+                ("TICKSTREAM_CONFIG", path),
+                ("REDIS_URL", redis_url.as_str()),
+                (self.ws_env, ws_url.as_str()),
+                (self.rest_env, rest_url.as_str()),
+            ],
+        )
+        .await;
+        assert!(svc.is_ok(), "{} rejected {path}: {:?}", self.bin, svc.err());
+    }
+}
+
+/// A test's private Redis and mock upstreams before its ingestor starts, so
+/// the test can script them first (replies, refused connections, REST answers).
+pub struct Upstreams {
+    /// The test's own `redis-server`.
+    pub redis: RedisServer,
+    /// The mock WebSocket upstream.
+    pub ws: MockWs,
+    /// The mock REST upstream (the fallback's).
+    pub rest: MockRest,
+}
+
+impl Upstreams {
+    /// A fresh Redis, a plain [`MockWs`] and a [`MockRest`].
+    pub async fn start() -> Upstreams {
+        Self::with_ws(MockWs::start().await).await
+    }
+
+    /// A fresh Redis and [`MockRest`] around `ws` (e.g. [`MockWs::start_binance`]).
+    pub async fn with_ws(ws: MockWs) -> Upstreams {
+        Upstreams {
+            redis: RedisServer::start().await.unwrap(),
+            ws,
+            rest: MockRest::start().await,
+        }
+    }
+
+    /// Starts `ingestor` on these upstreams with `extra` over the suite's environment.
+    pub async fn spawn(self, ingestor: &Ingestor, extra: &[(&str, &str)]) -> Setup {
+        let ws_url = format!("{}{}", self.ws.url(), ingestor.ws_path);
+        let svc = ingestor
+            .spawn(&self.redis, &ws_url, &self.rest.url(), extra)
+            .await;
+        Setup {
+            redis: self.redis,
+            ws: self.ws,
+            rest: self.rest,
+            svc,
+        }
+    }
+}
+
+/// One ingestor under test with everything it talks to, all private to the test.
+pub struct Setup {
+    /// Its Redis.
+    pub redis: RedisServer,
+    /// Its WebSocket upstream.
+    pub ws: MockWs,
+    /// Its REST upstream.
+    pub rest: MockRest,
+    /// The ingestor process (killed on drop).
+    pub svc: Service,
+}
+
+/// An HTTP URL nothing listens on: a REST upstream that is down.
+pub fn unused_http_url() -> String {
+    format!("http://127.0.0.1:{}", tickstream_testkit::free_port())
+}
 
 /// The cached tick `price:{symbol}`, if any.
 pub async fn cached_tick(redis: &RedisServer, symbol: &str) -> Option<Value> {
@@ -190,36 +366,6 @@ pub fn env_with<'a>(
         base.push((k, v));
     }
     base
-}
-
-/// Starts an ingestor binary on the shipped `deploy/tickstream.example.toml`
-/// (its real upstream URLs overridden by `ws_env`/`rest_env` so the test stays
-/// on loopback) and fails the test if the file is rejected.
-pub async fn assert_accepts_example_config(bin: &std::path::Path, ws_env: &str, rest_env: &str) {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = crate::MockWs::start().await;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/tickstream.example.toml"
-    );
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let rest_url = format!("http://127.0.0.1:{}", tickstream_testkit::free_port());
-    let svc = Service::spawn_path(
-        bin,
-        &[
-            ("TICKSTREAM_CONFIG", path),
-            ("REDIS_URL", redis_url.as_str()),
-            (ws_env, ws_url.as_str()),
-            (rest_env, rest_url.as_str()),
-        ],
-    )
-    .await;
-    assert!(
-        svc.is_ok(),
-        "{} rejected {path}: {:?}",
-        bin.display(),
-        svc.err()
-    );
 }
 
 #[cfg(test)]

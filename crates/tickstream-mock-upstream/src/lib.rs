@@ -15,7 +15,9 @@
 //! # Layout
 //! - [`ws`]: [`MockWs`], the WebSocket upstream.
 //! - [`rest`]: [`MockRest`], the HTTP upstream.
-//! - [`harness`]: awaited assertions on Redis, the tick channel, `/metrics` and `/health`.
+//! - [`harness`]: an ingestor started on a private Redis and these mocks
+//!   ([`harness::Ingestor`]), and awaited assertions on Redis, the tick
+//!   channel, `/metrics` and `/health`.
 
 // Test support: a panic with a message is an acceptable failure mode here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -12,10 +12,16 @@ use config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::telemetry::LogConfig;
+
 /// Env prefix for keys without a plain alias (`TICKSTREAM_GATEWAY__QUEUE_CAPACITY`).
 pub const ENV_PREFIX: &str = "TICKSTREAM";
 /// Env variable naming the optional TOML file (also `--config PATH`).
 pub const CONFIG_PATH_ENV: &str = "TICKSTREAM_CONFIG";
+/// Default bind address (`HOST`) of a service: every interface, as a container needs.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// Default `REDIS_URL` (DESIGN.md: common env).
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A plain-named environment variable and the config key it sets.
 #[derive(Debug, Clone, Copy)]
@@ -170,6 +176,26 @@ pub fn env_table<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) -> Vec<(Strin
     out
 }
 
+/// Reads a comma list that may arrive as a TOML array or one string (`SYMBOLS=A,B`),
+/// trimmed and without blank entries; use as `#[serde(deserialize_with = "string_or_list")]`.
+pub fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+        Raw::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 /// Schemes a WebSocket URL setting may use.
 pub const WS_SCHEMES: &[&str] = &["ws://", "wss://"];
 /// Schemes an HTTP URL setting may use.
@@ -202,6 +228,26 @@ pub fn print_env<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) {
 /// Where the optional TOML file is: `--config` wins over `TICKSTREAM_CONFIG`.
 pub fn file_from_env(cli: Option<PathBuf>) -> Option<PathBuf> {
     cli.or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from))
+}
+
+/// A service's whole configuration, so one `main` ([`crate::cli::main`]) can
+/// print, load, validate and log any of them.
+pub trait ServiceConfig: Serialize + DeserializeOwned + Default {
+    /// The service's own plain-named variables (`SYMBOLS`, `BINANCE_WS_URL`), on top of [`COMMON_ALIASES`].
+    const ALIASES: &'static [EnvAlias];
+
+    /// Checks the rules types cannot express, so a bad value stops the service at start naming the key.
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// The `[log]` section, for [`crate::telemetry::init`].
+    fn log(&self) -> &LogConfig;
+
+    /// Loads defaults < `file` < environment and validates, so the caller gets a config it can run.
+    fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config: Self = self::load(&Self::default(), file, Self::ALIASES)?;
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// Loads `T` from `defaults`, then the TOML `file`, then the environment.
@@ -344,6 +390,19 @@ mod tests {
             e.contains("`x.rest_url`") && e.contains("http:// or https://"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn lists_arrive_as_arrays_or_comma_strings() {
+        #[derive(Debug, Deserialize)]
+        struct L {
+            #[serde(deserialize_with = "string_or_list")]
+            symbols: Vec<String>,
+        }
+        let one: L = serde_json::from_value(serde_json::json!({"symbols": " A, B,,"})).unwrap();
+        assert_eq!(one.symbols, ["A", "B"]);
+        let many: L = serde_json::from_value(serde_json::json!({"symbols": [" A ", ""]})).unwrap();
+        assert_eq!(many.symbols, ["A"]);
     }
 
     #[test]

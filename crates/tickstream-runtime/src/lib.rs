@@ -4,10 +4,13 @@
 //! [`telemetry::init`], builds a [`prometheus::Registry`] with
 //! [`metrics::registry`], binds with [`ops::bind`] and serves `/health` and
 //! `/metrics` with [`ops::serve`] (ingestors) or its own app (the gateway),
-//! and stops on [`shutdown::signal`].
+//! and stops on [`shutdown::signal`]. [`cli::main`] is that `main` for any
+//! [`config::ServiceConfig`].
 //!
 //! # Layout
+//! - [`cli`]: `--config` / `--print-env` and the shared `main` ([`about!`] names the binary).
 //! - [`config`]: defaults < TOML file < environment, with errors that name the key.
+//! - [`secret`]: [`secret::Secret`], a configured key that never shows in `Debug` or logs.
 //! - [`telemetry`]: `LOG_LEVEL` / `LOG_FORMAT=pretty|json` on tracing-subscriber.
 //! - [`metrics`]: registry construction and text encoding.
 //! - [`health`]: the three-state status and its HTTP code.
@@ -16,10 +19,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod metrics;
 pub mod ops;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 

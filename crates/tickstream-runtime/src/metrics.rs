@@ -1,6 +1,9 @@
 //! Prometheus registry construction and exposition.
 
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// A fresh registry with the process collector (CPU, RSS, fds), so every
 /// service exports `process_*` alongside its `tickstream_*` metrics.
@@ -35,4 +38,32 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Reg
         .register(Box::new(c.clone()))
         .expect("metric registered twice: names are constants, fix the code");
     c
+}
+
+// The constructors below fail only on an invalid name or label set; every
+// caller passes constants, exercised by the first test that builds its metrics.
+
+/// A counter family with `labels`, for [`register`].
+#[allow(clippy::expect_used)]
+pub fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition")
+}
+
+/// A histogram family with `labels` and the service's own `buckets`, for [`register`].
+#[allow(clippy::expect_used)]
+pub fn histogram_vec(name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    HistogramVec::new(opts, labels).expect("valid histogram definition")
+}
+
+/// A gauge without labels, for [`register`].
+#[allow(clippy::expect_used)]
+pub fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid gauge definition")
+}
+
+/// A gauge family with `labels`, for [`register`].
+#[allow(clippy::expect_used)]
+pub fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition")
 }

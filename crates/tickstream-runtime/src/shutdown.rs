@@ -23,3 +23,14 @@ pub async fn signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Polls `shutdown` once and says whether it has already resolved. A service
+/// calls it first thing, so the signal handlers are installed before it logs
+/// `Listening.` (a stop that arrives after that line is never lost).
+pub async fn poll_once<F: std::future::Future<Output = ()> + Unpin>(shutdown: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown => true,
+        _ = std::future::ready(()) => false,
+    }
+}

@@ -14,8 +14,12 @@
 //! [`LiveSubscriptions`] (paced, id-matched control messages; more connections
 //! past the per-connection limit); other venues log that a restart is needed.
 //!
+//! A venue's configuration is its own section (a [`VenueConfig`]) inside the
+//! shared [`IngestorConfig`]; [`serve`] builds the venue from it and runs it.
+//!
 //! # Layout
 //! - [`venue`]: the [`Venue`] trait, [`LiveSubscriptions`], [`Quote`] and parse helpers.
+//! - [`config`]: [`IngestorConfig`], the common keys around a venue's [`VenueConfig`] section.
 //! - [`live`]: symbol-set diffs, per-connection assignment, pacing, SIGHUP reload.
 //! - [`settings`]: the shared `[upstream]` config section and its defaults.
 //! - [`ws`]: one reconnecting WebSocket connection.
@@ -27,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod live;
 pub mod metrics;
 pub mod publish;
@@ -41,17 +46,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tickstream_bus::{Backoff, BusError, Redis, RedisOptions};
+use prometheus::IntGauge;
+use tickstream_bus::{Backoff, BusError, Heartbeat, Redis, RedisOptions};
 use tickstream_model::Symbol;
+use tickstream_runtime::config::ConfigError;
 use tickstream_runtime::ops::{self, HealthFn};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+pub use config::{IngestorConfig, VenueConfig};
 pub use live::ReloadFn;
 pub use metrics::Metrics;
 pub use publish::Publisher;
 pub use settings::UpstreamSettings;
-pub use status::{Problem, Status};
+pub use status::{CommonStatus, Problem, Status};
 pub use venue::{
     LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, Venue, WsConnection,
     WsEvent,
@@ -84,6 +92,9 @@ pub struct ServiceOptions {
 /// Why the service could not run; all are start-up failures (non-zero exit).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A configuration value is invalid; the message names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The ops port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -150,6 +161,25 @@ impl<V: Venue> Context<V> {
     }
 }
 
+/// Runs the ingestor `config` describes until `shutdown` resolves: builds its
+/// venue from its section, then [`run`]s it. What a venue's binary calls.
+pub async fn serve<S: VenueConfig>(
+    config: IngestorConfig<S>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let venue = config.venue.build()?;
+    run(venue, config.options(), shutdown).await
+}
+
+/// The whole `main` of a venue's binary whose symbols change only on restart:
+/// [`tickstream_runtime::cli::main`] loading an [`IngestorConfig`] of `S`, then [`serve`].
+pub async fn main<S: VenueConfig>(about: tickstream_runtime::cli::About) -> anyhow::Result<()> {
+    tickstream_runtime::cli::main(about, |config: IngestorConfig<S>, _file, shutdown| {
+        serve(config, shutdown)
+    })
+    .await
+}
+
 /// Runs the ingestor for `venue` until `shutdown` resolves; `Ok` after a clean stop.
 ///
 /// A SIGHUP is logged and ignored: without a [`ReloadFn`] the symbols change only on restart.
@@ -173,7 +203,7 @@ pub async fn run_with_reload<V: Venue>(
     let mut hangups = live::Hangups::install(venue.name());
     tokio::pin!(shutdown);
     // Poll once so signal handlers are installed before `Listening.` is logged.
-    if poll_once(&mut shutdown).await {
+    if tickstream_runtime::shutdown::poll_once(&mut shutdown).await {
         return Ok(());
     }
     let source = venue.name();
@@ -228,9 +258,12 @@ pub async fn run_with_reload<V: Venue>(
     let server_task = tokio::spawn(server);
     let heartbeat = tokio::spawn(heartbeat_loop(
         redis.clone(),
-        status.clone(),
-        metrics.clone(),
         opts.settings.heartbeat(),
+        metrics.redis_up.clone(),
+        {
+            let status = status.clone();
+            move || status.heartbeat()
+        },
     ));
 
     let mut tasks = Vec::new();
@@ -332,15 +365,6 @@ pub(crate) async fn wait_flag(rx: &mut watch::Receiver<bool>, want: bool) {
     let _ = rx.wait_for(|v| *v == want).await;
 }
 
-/// Polls `fut` once; true if it is already done.
-async fn poll_once<F: Future<Output = ()> + Unpin>(fut: &mut F) -> bool {
-    tokio::select! {
-        biased;
-        _ = fut => true,
-        _ = std::future::ready(()) => false,
-    }
-}
-
 /// Loads the seq counters, retrying with backoff until Redis answers, so the
 /// first published seq follows the last one ever published.
 async fn load_seqs_retrying(
@@ -378,16 +402,24 @@ async fn load_seqs_retrying(
     }
 }
 
-/// Writes the heartbeat record every period, so the gateway sees this ingestor.
-async fn heartbeat_loop(redis: Redis, status: Arc<Status>, metrics: Metrics, period: Duration) {
+/// Writes this ingestor's heartbeat record (`record()`) every `period` with a
+/// TTL of [`HEARTBEAT_TTL_PERIODS`] periods, so the gateway sees it; `redis_up`
+/// follows Redis after each write. Failures are logged at debug: the publish
+/// path already reports Redis trouble. Runs until aborted.
+pub async fn heartbeat_loop(
+    redis: Redis,
+    period: Duration,
+    redis_up: IntGauge,
+    record: impl Fn() -> Heartbeat,
+) {
     let ttl = period * HEARTBEAT_TTL_PERIODS;
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = redis.write_heartbeat(&status.heartbeat(), ttl).await {
+        if let Err(e) = redis.write_heartbeat(&record(), ttl).await {
             tracing::debug!(error = %e, "Heartbeat write failed.");
         }
-        metrics.redis_up.set(i64::from(redis.health().is_up()));
+        redis_up.set(i64::from(redis.health().is_up()));
     }
 }

@@ -2,11 +2,8 @@
 //! prefix, unit suffixes, `_total` counters, labels only from bounded sets
 //! (`source` is the venue name or `<venue>-rest`; `outcome` is one of three words).
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
-use tickstream_runtime::metrics::register;
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+use tickstream_runtime::metrics::{counter_vec, gauge, gauge_vec, histogram_vec, register};
 
 /// Upstream event → publish latency buckets: a live feed lands within a few
 /// ms of the exchange's clock; REST fallback quotes can be seconds to minutes old.
@@ -107,6 +104,7 @@ impl Metrics {
                 "tickstream_ingest_latency_seconds",
                 "Time from the upstream's event time to the publish to Redis, by tick source.",
                 l,
+                LATENCY_BUCKETS,
             ),
         );
         let redis_up = register(
@@ -193,29 +191,6 @@ impl Metrics {
 /// The `source` of fallback ticks: `<venue>-rest`.
 pub fn rest_source(venue: &str) -> String {
     format!("{venue}-rest")
-}
-
-// Constructors fail only on invalid names or label sets, which are constants
-// here and exercised by the unit test below.
-#[allow(clippy::expect_used)]
-fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition")
-}
-
-#[allow(clippy::expect_used)]
-fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-    HistogramVec::new(opts, labels).expect("valid histogram definition")
-}
-
-#[allow(clippy::expect_used)]
-fn gauge(name: &str, help: &str) -> IntGauge {
-    IntGauge::new(name, help).expect("valid gauge definition")
-}
-
-#[allow(clippy::expect_used)]
-fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition")
 }
 
 #[cfg(test)]

@@ -133,25 +133,6 @@ impl UpstreamSettings {
     }
 }
 
-/// Reads a comma list that may arrive as a TOML array or one string (`SYMBOLS=A,B`).
-pub fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match Raw::deserialize(d)? {
-        Raw::One(s) => s.split(',').map(str::to_owned).collect(),
-        Raw::Many(v) => v,
-    };
-    Ok(items
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

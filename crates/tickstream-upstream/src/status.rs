@@ -1,5 +1,7 @@
-//! What an upstream ingestor knows about itself, shared by the connection
-//! tasks and the fallback poller (writers), `/health` and the heartbeat (readers).
+//! What an ingestor knows about itself: [`CommonStatus`], the part every
+//! ingestor shares (the simulator too), and [`Status`], an upstream
+//! ingestor's, shared by the connection tasks and the fallback poller
+//! (writers), `/health` and the heartbeat (readers).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,63 +25,40 @@ pub enum Problem {
     Blocked(String),
 }
 
-/// Live state of one running ingestor; atomics on the hot path.
+/// The status word and, unless healthy, why.
+pub type Assessment = (HealthStatus, Option<String>);
+
+/// What every ingestor knows about itself, whatever feeds it: uptime, its
+/// port, Redis, a startup problem, and what it has published. Atomics on the
+/// publish path.
 #[derive(Debug)]
-pub struct Status {
-    /// Venue name: `source` of ticks and the heartbeat name.
+pub struct CommonStatus {
+    /// The ingestor's name: `source` of its ticks, its heartbeat name, `ingest-<source>` in `/health`.
     source: &'static str,
     /// For `uptime`.
     started: Instant,
-    /// Ops port actually bound.
+    /// Ops port actually bound (differs from the config when that is 0).
     port: u16,
-    /// Normalized symbols served now (a SIGHUP reload replaces them).
-    symbols: Mutex<Vec<String>>,
-    /// Redis reachability from the shared handle.
+    /// Redis reachability as seen by every command on the shared handle.
     redis: Arc<RedisHealth>,
-    /// Number of stream connections the venue wants open (changes when a reload
-    /// crosses a per-connection limit).
-    expected_connections: AtomicUsize,
-    /// Stream connections currently up.
-    connected: AtomicUsize,
-    /// Tells the fallback poller whether the whole stream is up; `send_replace` never blocks.
-    stream_up: watch::Sender<bool>,
-    /// Connections re-established after a loss.
-    reconnects: AtomicU64,
-    /// Epoch ms of the last frame of any kind from the upstream.
-    last_message_ms: AtomicI64,
-    /// Whether the REST fallback is polling.
-    fallback_active: AtomicBool,
-    /// Whether the last publish to Redis failed.
+    /// Whether the most recent publish failed (false before the first).
     last_publish_failed: AtomicBool,
     /// Ticks Redis accepted since start.
     ticks_published: AtomicU64,
-    /// Event time of the newest published tick, epoch ms.
+    /// Time of the newest published tick, epoch ms, or [`NEVER`].
     last_tick_ms: AtomicI64,
-    /// Startup or configuration problem, if any.
+    /// Startup or configuration problem, if any; starts as loading the seq counters.
     problem: Mutex<Option<Problem>>,
 }
 
-impl Status {
-    /// A fresh status: loading, disconnected, nothing published.
-    pub fn new(
-        source: &'static str,
-        port: u16,
-        symbols: Vec<String>,
-        expected_connections: usize,
-        redis: Arc<RedisHealth>,
-    ) -> Self {
+impl CommonStatus {
+    /// A fresh status: loading seq counters, nothing published yet.
+    pub fn new(source: &'static str, port: u16, redis: Arc<RedisHealth>) -> Self {
         Self {
             source,
             started: Instant::now(),
             port,
-            symbols: Mutex::new(symbols),
             redis,
-            expected_connections: AtomicUsize::new(expected_connections.max(1)),
-            connected: AtomicUsize::new(0),
-            stream_up: watch::channel(false).0,
-            reconnects: AtomicU64::new(0),
-            last_message_ms: AtomicI64::new(NEVER),
-            fallback_active: AtomicBool::new(false),
             last_publish_failed: AtomicBool::new(false),
             ticks_published: AtomicU64::new(0),
             last_tick_ms: AtomicI64::new(NEVER),
@@ -94,6 +73,185 @@ impl Status {
         if let Ok(mut p) = self.problem.lock() {
             *p = problem;
         }
+    }
+
+    /// Records a successful publish of `count` ticks whose newest time is `at`.
+    pub fn published(&self, count: usize, at: DateTime<Utc>) {
+        self.last_publish_failed.store(false, Ordering::Release);
+        self.ticks_published
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.last_tick_ms
+            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Records a failed publish.
+    pub fn publish_failed(&self) {
+        self.last_publish_failed.store(true, Ordering::Release);
+    }
+
+    /// Whether the last publish failed.
+    pub fn last_publish_failed(&self) -> bool {
+        self.last_publish_failed.load(Ordering::Acquire)
+    }
+
+    /// Ticks published since start.
+    pub fn ticks_published(&self) -> u64 {
+        self.ticks_published.load(Ordering::Relaxed)
+    }
+
+    /// Time of the newest published tick, if any.
+    pub fn last_tick(&self) -> Option<DateTime<Utc>> {
+        at(&self.last_tick_ms)
+    }
+
+    /// The status word and why, in order: our problem (blocked → unhealthy,
+    /// loading → degraded), Redis down, then `own` (a reason of the caller's,
+    /// e.g. the stream is down), then a failed last publish, all degraded.
+    pub fn assess(&self, own: impl FnOnce() -> Option<String>) -> Assessment {
+        match self.problem.lock().ok().and_then(|p| p.clone()) {
+            Some(Problem::Blocked(why)) => return (HealthStatus::Unhealthy, Some(why)),
+            Some(Problem::Loading(why)) => return (HealthStatus::Degraded, Some(why)),
+            None => {}
+        }
+        if !self.redis.is_up() {
+            let why = self
+                .redis
+                .last_error()
+                .unwrap_or_else(|| "not connected".to_owned());
+            return (
+                HealthStatus::Degraded,
+                Some(format!("Redis unreachable: {why}")),
+            );
+        }
+        if let Some(why) = own() {
+            return (HealthStatus::Degraded, Some(why));
+        }
+        if self.last_publish_failed() {
+            return (
+                HealthStatus::Degraded,
+                Some("last publish to Redis failed".to_owned()),
+            );
+        }
+        (HealthStatus::Healthy, None)
+    }
+
+    /// The `/health` status and body: the fields every ingestor reports, the
+    /// `symbols` it serves, and the fields of `own` (an object: `upstream`, `rate`).
+    pub fn health(
+        &self,
+        (status, message): Assessment,
+        symbols: Vec<String>,
+        own: serde_json::Value,
+    ) -> (HealthStatus, serde_json::Value) {
+        let redis_up = self.redis.is_up();
+        let mut body = json!({
+            "service": format!("ingest-{}", self.source),
+            "status": status.as_str(),
+            "port": self.port,
+            "timestamp": tickstream_model::time::format(&tickstream_model::time::now_millis()),
+            "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "dependencies": {
+                "redis": {
+                    "status": if redis_up { "healthy" } else { "unhealthy" },
+                    "message": if redis_up { "connected".to_owned() } else {
+                        self.redis.last_error().unwrap_or_else(|| "not connected".to_owned())
+                    },
+                }
+            },
+            "source": self.source,
+            "symbols": symbols,
+            "ticks_published": self.ticks_published(),
+            "last_tick_age_seconds": age_seconds(self.last_tick()),
+        });
+        if let Some(obj) = body.as_object_mut() {
+            if let serde_json::Value::Object(own) = own {
+                obj.extend(own);
+            }
+            if let Some(message) = message {
+                obj.insert("message".to_owned(), message.into());
+            }
+        }
+        (status, body)
+    }
+
+    /// The heartbeat record the gateway reads for its `/health` and `/symbols`.
+    pub fn heartbeat(&self, (status, message): Assessment, symbols: Vec<String>) -> Heartbeat {
+        Heartbeat {
+            name: self.source.to_owned(),
+            status: match status {
+                HealthStatus::Healthy => IngestorStatus::Healthy,
+                HealthStatus::Degraded => IngestorStatus::Degraded,
+                HealthStatus::Unhealthy => IngestorStatus::Unhealthy,
+            },
+            message,
+            symbols,
+            last_tick: self.last_tick().map(|t| tickstream_model::time::format(&t)),
+            ticks_published: self.ticks_published(),
+            updated_at: tickstream_model::time::format(&tickstream_model::time::now_millis()),
+        }
+    }
+}
+
+/// The time in an epoch-ms cell, or `None` for [`NEVER`].
+fn at(ms: &AtomicI64) -> Option<DateTime<Utc>> {
+    match ms.load(Ordering::Relaxed) {
+        NEVER => None,
+        v => tickstream_model::time::from_millis(v),
+    }
+}
+
+/// Seconds since `t`, never negative, ms precision.
+fn age_seconds(t: Option<DateTime<Utc>>) -> Option<f64> {
+    t.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+}
+
+/// Live state of one running upstream ingestor; atomics on the hot path.
+#[derive(Debug)]
+pub struct Status {
+    /// Uptime, port, Redis, the startup problem and what was published.
+    common: CommonStatus,
+    /// Normalized symbols served now (a SIGHUP reload replaces them).
+    symbols: Mutex<Vec<String>>,
+    /// Number of stream connections the venue wants open (changes when a reload
+    /// crosses a per-connection limit).
+    expected_connections: AtomicUsize,
+    /// Stream connections currently up.
+    connected: AtomicUsize,
+    /// Tells the fallback poller whether the whole stream is up; `send_replace` never blocks.
+    stream_up: watch::Sender<bool>,
+    /// Connections re-established after a loss.
+    reconnects: AtomicU64,
+    /// Epoch ms of the last frame of any kind from the upstream.
+    last_message_ms: AtomicI64,
+    /// Whether the REST fallback is polling.
+    fallback_active: AtomicBool,
+}
+
+impl Status {
+    /// A fresh status: loading, disconnected, nothing published.
+    pub fn new(
+        source: &'static str,
+        port: u16,
+        symbols: Vec<String>,
+        expected_connections: usize,
+        redis: Arc<RedisHealth>,
+    ) -> Self {
+        Self {
+            common: CommonStatus::new(source, port, redis),
+            symbols: Mutex::new(symbols),
+            expected_connections: AtomicUsize::new(expected_connections.max(1)),
+            connected: AtomicUsize::new(0),
+            stream_up: watch::channel(false).0,
+            reconnects: AtomicU64::new(0),
+            last_message_ms: AtomicI64::new(NEVER),
+            fallback_active: AtomicBool::new(false),
+        }
+    }
+
+    /// Sets or clears the startup/configuration problem.
+    pub fn set_problem(&self, problem: Option<Problem>) {
+        self.common.set_problem(problem);
     }
 
     /// A stream connection came up; returns whether the whole stream is now up.
@@ -172,122 +330,49 @@ impl Status {
 
     /// Records a successful publish of `count` ticks whose newest event time is `at`.
     pub fn published(&self, count: usize, at: DateTime<Utc>) {
-        self.last_publish_failed.store(false, Ordering::Release);
-        self.ticks_published
-            .fetch_add(count as u64, Ordering::Relaxed);
-        self.last_tick_ms
-            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+        self.common.published(count, at);
     }
 
     /// Records a failed publish.
     pub fn publish_failed(&self) {
-        self.last_publish_failed.store(true, Ordering::Release);
+        self.common.publish_failed();
     }
 
     /// Ticks published since start.
     pub fn ticks_published(&self) -> u64 {
-        self.ticks_published.load(Ordering::Relaxed)
-    }
-
-    fn at(ms: &AtomicI64) -> Option<DateTime<Utc>> {
-        match ms.load(Ordering::Relaxed) {
-            NEVER => None,
-            v => tickstream_model::time::from_millis(v),
-        }
-    }
-
-    fn age_seconds(t: Option<DateTime<Utc>>) -> Option<f64> {
-        t.map(|t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0)
+        self.common.ticks_published()
     }
 
     /// The status word and why: blocked → unhealthy; loading, Redis down, stream down → degraded.
-    pub fn assess(&self) -> (HealthStatus, Option<String>) {
-        match self.problem.lock().ok().and_then(|p| p.clone()) {
-            Some(Problem::Blocked(why)) => return (HealthStatus::Unhealthy, Some(why)),
-            Some(Problem::Loading(why)) => return (HealthStatus::Degraded, Some(why)),
-            None => {}
-        }
-        if !self.redis.is_up() {
-            let why = self
-                .redis
-                .last_error()
-                .unwrap_or_else(|| "not connected".to_owned());
-            return (
-                HealthStatus::Degraded,
-                Some(format!("Redis unreachable: {why}")),
-            );
-        }
-        if !self.stream_up() {
+    pub fn assess(&self) -> Assessment {
+        self.common.assess(|| {
             let why = if self.fallback_active.load(Ordering::Relaxed) {
                 "upstream stream disconnected; serving from the REST fallback"
             } else {
                 "upstream stream disconnected"
             };
-            return (HealthStatus::Degraded, Some(why.to_owned()));
-        }
-        if self.last_publish_failed.load(Ordering::Acquire) {
-            return (
-                HealthStatus::Degraded,
-                Some("last publish to Redis failed".to_owned()),
-            );
-        }
-        (HealthStatus::Healthy, None)
+            (!self.stream_up()).then(|| why.to_owned())
+        })
     }
 
     /// The `/health` body and status.
     pub fn health(&self) -> (HealthStatus, serde_json::Value) {
-        let (status, message) = self.assess();
-        let redis_up = self.redis.is_up();
-        let mut body = json!({
-            "service": format!("ingest-{}", self.source),
-            "status": status.as_str(),
-            "port": self.port,
-            "timestamp": tickstream_model::time::format(&tickstream_model::time::now_millis()),
-            "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
-            "uptime_seconds": self.started.elapsed().as_secs(),
-            "dependencies": {
-                "redis": {
-                    "status": if redis_up { "healthy" } else { "unhealthy" },
-                    "message": if redis_up { "connected".to_owned() } else {
-                        self.redis.last_error().unwrap_or_else(|| "not connected".to_owned())
-                    },
-                }
-            },
-            "source": self.source,
+        let upstream = json!({
             "upstream": {
                 "connected": self.stream_up(),
                 "connections": self.connected.load(Ordering::Relaxed),
                 "expected_connections": self.expected_connections.load(Ordering::Relaxed),
-                "last_message_age_seconds": Self::age_seconds(Self::at(&self.last_message_ms)),
+                "last_message_age_seconds": age_seconds(at(&self.last_message_ms)),
                 "reconnects": self.reconnects.load(Ordering::Relaxed),
                 "fallback_active": self.fallback_active.load(Ordering::Relaxed),
             },
-            "symbols": self.symbols(),
-            "ticks_published": self.ticks_published(),
-            "last_tick_age_seconds": Self::age_seconds(Self::at(&self.last_tick_ms)),
         });
-        if let (Some(message), Some(obj)) = (message, body.as_object_mut()) {
-            obj.insert("message".to_owned(), message.into());
-        }
-        (status, body)
+        self.common.health(self.assess(), self.symbols(), upstream)
     }
 
     /// The heartbeat record the gateway reads for its `/health` and `/symbols`.
     pub fn heartbeat(&self) -> Heartbeat {
-        let (status, message) = self.assess();
-        Heartbeat {
-            name: self.source.to_owned(),
-            status: match status {
-                HealthStatus::Healthy => IngestorStatus::Healthy,
-                HealthStatus::Degraded => IngestorStatus::Degraded,
-                HealthStatus::Unhealthy => IngestorStatus::Unhealthy,
-            },
-            message,
-            symbols: self.symbols(),
-            last_tick: Self::at(&self.last_tick_ms).map(|t| tickstream_model::time::format(&t)),
-            ticks_published: self.ticks_published(),
-            updated_at: tickstream_model::time::format(&tickstream_model::time::now_millis()),
-        }
+        self.common.heartbeat(self.assess(), self.symbols())
     }
 }
 

@@ -20,16 +20,14 @@
 //! rest_interval_ms = 15000
 //! ```
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
 use tickstream_runtime::config::{
-    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+    check_url, string_or_list, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
 };
-use tickstream_runtime::telemetry::LogConfig;
-use tickstream_upstream::settings::string_or_list;
-use tickstream_upstream::UpstreamSettings;
+use tickstream_upstream::{IngestorConfig, VenueConfig};
+
+use crate::BinanceVenue;
 
 /// ingest-binance's plain-named variables, on top of the common ones.
 pub const ALIASES: &[EnvAlias] = &[
@@ -49,22 +47,8 @@ pub const DEFAULT_SYMBOLS: &[&str] = &["btcusdt", "ethusdt", "solusdt", "bnbusdt
 /// Upper bound on configured symbols (each is one stream; 1024 per connection).
 pub const MAX_SYMBOLS: usize = 4096;
 
-/// Everything ingest-binance reads at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Address of the ops server (`/health`, `/metrics`).
-    pub host: String,
-    /// Port of the ops server; 0 picks a free one (tests).
-    pub port: u16,
-    /// Where ticks are published.
-    pub redis_url: String,
-    /// Log level and format.
-    pub log: LogConfig,
-    /// Binance endpoints and symbols.
-    pub binance: BinanceConfig,
-    /// Shared reconnect/stall/fallback timings.
-    pub upstream: UpstreamSettings,
-}
+/// Everything ingest-binance reads at start: the common keys, `[binance]` and `[upstream]`.
+pub type Config = IngestorConfig<BinanceConfig>;
 
 /// The `[binance]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,42 +62,39 @@ pub struct BinanceConfig {
     pub symbols: Vec<String>,
 }
 
-impl Default for Config {
+impl Default for BinanceConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
-            port: DEFAULT_PORT,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
-            log: LogConfig::default(),
-            binance: BinanceConfig {
-                ws_url: DEFAULT_WS_URL.to_owned(),
-                rest_url: DEFAULT_REST_URL.to_owned(),
-                symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
-            },
-            upstream: UpstreamSettings::default(),
+            ws_url: DEFAULT_WS_URL.to_owned(),
+            rest_url: DEFAULT_REST_URL.to_owned(),
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
 
-impl Config {
-    /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.upstream.validate(ALIASES)?;
+impl VenueConfig for BinanceConfig {
+    const NAME: &'static str = "binance";
+    const DEFAULT_PORT: u16 = DEFAULT_PORT;
+    const ALIASES: &'static [EnvAlias] = ALIASES;
+    type Venue = BinanceVenue;
+
+    fn validate(&self) -> Result<(), ConfigError> {
         self.symbols()?;
-        check_url("binance.ws_url", &self.binance.ws_url, WS_SCHEMES, ALIASES)?;
-        check_url(
-            "binance.rest_url",
-            &self.binance.rest_url,
-            HTTP_SCHEMES,
-            ALIASES,
-        )?;
+        check_url("binance.ws_url", &self.ws_url, WS_SCHEMES, ALIASES)?;
+        check_url("binance.rest_url", &self.rest_url, HTTP_SCHEMES, ALIASES)?;
         Ok(())
     }
 
+    fn build(&self) -> Result<BinanceVenue, ConfigError> {
+        BinanceVenue::new(self)
+    }
+}
+
+impl BinanceConfig {
     /// The configured symbols, normalized (`btcusdt` → `BTCUSDT`), deduplicated.
     pub fn symbols(&self) -> Result<Vec<Symbol>, ConfigError> {
         let mut out: Vec<Symbol> = Vec::new();
-        for raw in &self.binance.symbols {
+        for raw in &self.symbols {
             if !raw.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(ConfigError::invalid(
                     "binance.symbols",
@@ -154,13 +135,10 @@ pub fn changed_except_symbols(running: &Config, fresh: &Config) -> Vec<&'static 
         ("port", running.port != fresh.port),
         ("redis_url", running.redis_url != fresh.redis_url),
         ("log", running.log != fresh.log),
-        (
-            "binance.ws_url",
-            running.binance.ws_url != fresh.binance.ws_url,
-        ),
+        ("binance.ws_url", running.venue.ws_url != fresh.venue.ws_url),
         (
             "binance.rest_url",
-            running.binance.rest_url != fresh.binance.rest_url,
+            running.venue.rest_url != fresh.venue.rest_url,
         ),
         ("upstream", running.upstream != fresh.upstream),
     ];
@@ -170,15 +148,10 @@ pub fn changed_except_symbols(running: &Config, fresh: &Config) -> Vec<&'static 
         .collect()
 }
 
-/// Loads and validates the configuration.
-pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
-    config.validate()?;
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
+    use tickstream_runtime::config::ServiceConfig;
+
     use super::*;
 
     #[test]
@@ -186,17 +159,17 @@ mod tests {
         let c = Config::default();
         c.validate().unwrap();
         let mut c = Config::default();
-        c.binance.symbols = vec!["btcusdt".into(), "BTCUSDT".into(), "ethbtc".into()];
-        let s = c.symbols().unwrap();
+        c.venue.symbols = vec!["btcusdt".into(), "BTCUSDT".into(), "ethbtc".into()];
+        let s = c.venue.symbols().unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].as_str(), "BTCUSDT");
         for bad in ["btc-usdt", "btc/usdt", ""] {
-            c.binance.symbols = vec![bad.into()];
-            let e = c.symbols().unwrap_err().to_string();
+            c.venue.symbols = vec![bad.into()];
+            let e = c.venue.symbols().unwrap_err().to_string();
             assert!(e.contains("binance.symbols"), "{bad}: {e}");
         }
         let mut c = Config::default();
-        c.binance.ws_url = "http://x".into();
+        c.venue.ws_url = "http://x".into();
         assert!(c
             .validate()
             .unwrap_err()
@@ -208,7 +181,7 @@ mod tests {
     fn reload_reports_settings_it_does_not_apply() {
         let running = Config::default();
         let mut fresh = running.clone();
-        fresh.binance.symbols = vec!["xrpbtc".into()];
+        fresh.venue.symbols = vec!["xrpbtc".into()];
         assert!(changed_except_symbols(&running, &fresh).is_empty());
         fresh.port = 1;
         fresh.upstream.stall_timeout_ms = 5;

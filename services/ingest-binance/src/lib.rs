@@ -14,7 +14,7 @@
 //! keeps the running set.
 //!
 //! # Layout
-//! - [`config`]: the config struct, its defaults and validation.
+//! - [`config`]: the `[binance]` section, its defaults and validation.
 //! - [`messages`]: Binance wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
 //! - [`ws`]: combined-stream URLs, control messages and their limits.
@@ -35,27 +35,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tickstream_model::Symbol;
-use tickstream_runtime::config::ConfigError;
+use tickstream_runtime::config::{ConfigError, ServiceConfig};
 use tickstream_upstream::{
-    LiveSubscriptions, ParseError, Quote, ReloadFn, RestRequest, ServiceOptions,
-    SubscriptionChange, Venue, WsConnection, WsEvent,
+    Error, LiveSubscriptions, ParseError, Quote, ReloadFn, RestRequest, SubscriptionChange, Venue,
+    VenueConfig, WsConnection, WsEvent,
 };
 
-pub use config::Config;
+pub use config::{BinanceConfig, Config};
 
 /// The tick `source` and metric label.
 pub const SOURCE: &str = "binance";
-
-/// Why the service could not run; start-up failures only.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is invalid; the message names the key.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The shared machinery could not start (port, Redis URL).
-    #[error(transparent)]
-    Upstream(#[from] tickstream_upstream::Error),
-}
 
 /// Binance as a [`Venue`].
 #[derive(Debug, Clone)]
@@ -69,12 +58,12 @@ pub struct BinanceVenue {
 }
 
 impl BinanceVenue {
-    /// A venue for validated `config`.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    /// A venue for a validated `[binance]` section.
+    pub fn new(config: &BinanceConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             symbols: config.symbols()?,
-            ws_url: config.binance.ws_url.clone(),
-            rest_url: config.binance.rest_url.clone(),
+            ws_url: config.ws_url.clone(),
+            rest_url: config.rest_url.clone(),
         })
     }
 }
@@ -142,23 +131,16 @@ pub async fn run(
     file: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let venue = BinanceVenue::new(&config)?;
+    let venue = config.venue.build()?;
     let reload = reloader(config.clone(), file);
-    let opts = ServiceOptions {
-        host: config.host,
-        port: config.port,
-        redis_url: config.redis_url,
-        settings: config.upstream,
-    };
-    tickstream_upstream::run_with_reload(venue, opts, Some(reload), shutdown).await?;
-    Ok(())
+    tickstream_upstream::run_with_reload(venue, config.options(), Some(reload), shutdown).await
 }
 
 /// Loads the configuration as at start and returns its symbols; warns about
 /// changed settings that only a restart applies.
 fn reloader(running: Config, file: Option<PathBuf>) -> ReloadFn {
     Arc::new(move || {
-        let fresh = config::load(file.as_deref()).map_err(|e| e.to_string())?;
+        let fresh = Config::load(file.as_deref()).map_err(|e| e.to_string())?;
         let pending = config::changed_except_symbols(&running, &fresh);
         if !pending.is_empty() {
             tracing::warn!(
@@ -166,6 +148,6 @@ fn reloader(running: Config, file: Option<PathBuf>) -> ReloadFn {
                 "Only `binance.symbols` is applied on reload; restart ingest-binance to apply the other changed settings."
             );
         }
-        fresh.symbols().map_err(|e| e.to_string())
+        fresh.venue.symbols().map_err(|e| e.to_string())
     })
 }

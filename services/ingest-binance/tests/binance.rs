@@ -5,14 +5,24 @@
 use std::time::Duration;
 
 use tickstream_mock_upstream::harness::{
-    cached_tick, metric, wait_health, wait_metric, wait_tick, TickChannel,
+    cached_tick, metric, wait_health, wait_metric, wait_tick, Ingestor, TickChannel, Upstreams,
 };
-use tickstream_mock_upstream::{fixture_frame, ConnEvent, MockResponse, MockRest, MockWs};
-use tickstream_testkit::{free_port, RedisServer, Service};
+use tickstream_mock_upstream::{fixture_frame, ConnEvent, MockResponse};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Bound on any single awaited condition.
 const STEP: Duration = Duration::from_secs(10);
+
+/// ingest-binance on one symbol, with a 1 s heartbeat.
+const BINANCE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-binance"),
+    "BINANCE_WS_URL",
+    "BINANCE_REST_URL",
+)
+.with_env(&[
+    ("SYMBOLS", "bnbbtc"),
+    ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
+]);
 
 fn frame(name: &str) -> String {
     fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
@@ -22,41 +32,9 @@ fn series(name: &str) -> String {
     format!("{name}{{source=\"binance\"}}")
 }
 
-/// A REST URL nothing listens on (the fallback is off unless a test turns it on).
-fn dead_rest() -> String {
-    format!("http://127.0.0.1:{}", free_port())
-}
-
-struct Setup {
-    redis: RedisServer,
-    ws: MockWs,
-    svc: Service,
-}
-
-async fn start(extra: &[(&str, &str)]) -> Setup {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), dead_rest());
-    let env = tickstream_mock_upstream::harness::env_with(
-        vec![
-            ("REDIS_URL", redis_url.as_str()),
-            ("BINANCE_WS_URL", ws_url.as_str()),
-            ("BINANCE_REST_URL", rest_url.as_str()),
-            ("SYMBOLS", "bnbbtc"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-            ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
-        ],
-        extra,
-    );
-    let svc = Service::spawn("ingest-binance", &env).await.unwrap();
-    Setup { redis, ws, svc }
-}
-
 #[tokio::test]
 async fn subscribes_by_url_and_publishes_the_documented_ticker() {
-    let s = start(&[]).await;
+    let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     assert_eq!(s.ws.path(0), "/stream?streams=bnbbtc@ticker");
     let mut channel = TickChannel::subscribe(&s.redis, "BNBBTC").await;
@@ -103,7 +81,7 @@ async fn subscribes_by_url_and_publishes_the_documented_ticker() {
 
 #[tokio::test]
 async fn answers_server_pings() {
-    let s = start(&[]).await;
+    let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     s.ws.ping(0, b"binance-ping-1").await;
     s.ws.wait_pong(0, b"binance-ping-1", STEP).await;
@@ -112,7 +90,7 @@ async fn answers_server_pings() {
 
 #[tokio::test]
 async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
-    let s = start(&[]).await;
+    let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     let good = frame("ws_ticker_combined.json");
     let bad = [
@@ -153,7 +131,7 @@ async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
 
 #[tokio::test]
 async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
-    let s = start(&[]).await;
+    let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     s.ws.send(0, &frame("ws_ticker_combined.json")).await;
     wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
@@ -181,7 +159,7 @@ async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
 
 #[tokio::test]
 async fn server_shutdown_event_rotates_without_a_gap() {
-    let s = start(&[]).await;
+    let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     s.ws.send(0, &frame("ws_server_shutdown.json")).await;
     s.ws.wait_connections(2, STEP).await;
@@ -199,7 +177,9 @@ async fn server_shutdown_event_rotates_without_a_gap() {
 
 #[tokio::test]
 async fn rotates_at_the_maximum_connection_age() {
-    let s = start(&[("TICKSTREAM_UPSTREAM__MAX_CONNECTION_AGE_SECS", "1")]).await;
+    let s = BINANCE
+        .start(&[("TICKSTREAM_UPSTREAM__MAX_CONNECTION_AGE_SECS", "1")])
+        .await;
     s.ws.wait_connections(2, STEP).await;
     s.ws.wait_closed(0, STEP).await;
     let events = s.ws.events();
@@ -210,7 +190,9 @@ async fn rotates_at_the_maximum_connection_age() {
 
 #[tokio::test]
 async fn stall_watchdog_reconnects() {
-    let s = start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")]).await;
+    let s = BINANCE
+        .start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")])
+        .await;
     s.ws.wait_connections(1, STEP).await;
     // The mock stays silent: only the watchdog can end this connection.
     s.ws.wait_connections(2, STEP).await;
@@ -220,91 +202,85 @@ async fn stall_watchdog_reconnects() {
 
 #[tokio::test]
 async fn rest_fallback_engages_honours_retry_after_and_releases() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    ws.refuse(true);
-    let rest = MockRest::start().await;
-    rest.push("/api/v3/ticker/24hr", MockResponse::rate_limited(429, 1));
-    rest.set(
+    let u = Upstreams::start().await;
+    u.ws.refuse(true);
+    u.rest
+        .push("/api/v3/ticker/24hr", MockResponse::rate_limited(429, 1));
+    u.rest.set(
         "/api/v3/ticker/24hr",
         MockResponse::ok(tickstream_mock_upstream::fixture(
             env!("CARGO_MANIFEST_DIR"),
             "rest_ticker_24hr.json",
         )),
     );
-    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
-    let svc = Service::spawn(
-        "ingest-binance",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("BINANCE_WS_URL", ws_url.as_str()),
-            ("BINANCE_REST_URL", rest_url.as_str()),
-            ("SYMBOLS", "bnbbtc"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
-            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
-        ],
-    )
-    .await
-    .unwrap();
+    let s = u
+        .spawn(
+            &BINANCE,
+            &[
+                ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+                ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+            ],
+        )
+        .await;
 
-    let tick = wait_tick(&redis, "BNBBTC", STEP, |t| t["source"] == "binance-rest").await;
+    let tick = wait_tick(&s.redis, "BNBBTC", STEP, |t| t["source"] == "binance-rest").await;
     assert_eq!(tick["price"], 4.000002);
     assert_eq!(tick["timestamp"], "2017-07-12T14:31:39.040Z");
-    let r = rest.requests();
+    let r = s.rest.requests();
     assert_eq!(
         r[0], "/api/v3/ticker/24hr?symbols=%5B%22BNBBTC%22%5D",
         "{r:?}"
     );
-    let times = rest.request_times("/api/v3/ticker/24hr");
+    let times = s.rest.request_times("/api/v3/ticker/24hr");
     assert!(
         times[1] - times[0] >= Duration::from_millis(950),
         "Retry-After: 1 not honoured: {:?}",
         times[1] - times[0]
     );
     assert_eq!(
-        metric(&svc, &series("tickstream_upstream_fallback_active")).await,
+        metric(&s.svc, &series("tickstream_upstream_fallback_active")).await,
         Some(1.0)
     );
     assert_eq!(
         metric(
-            &svc,
+            &s.svc,
             "tickstream_upstream_rest_requests_total{outcome=\"rate_limited\",source=\"binance\"}"
         )
         .await,
         Some(1.0)
     );
-    let (code, health) =
-        wait_health(&svc, STEP, |_, h| h["upstream"]["fallback_active"] == true).await;
+    let (code, health) = wait_health(&s.svc, STEP, |_, h| {
+        h["upstream"]["fallback_active"] == true
+    })
+    .await;
     assert_eq!(code, 503);
     assert_eq!(health["status"], "degraded");
 
     // The stream comes back: the fallback stops and live ticks resume.
-    ws.refuse(false);
-    ws.wait_connections(1, STEP).await;
+    s.ws.refuse(false);
+    s.ws.wait_connections(1, STEP).await;
     wait_metric(
-        &svc,
+        &s.svc,
         &series("tickstream_upstream_fallback_active"),
         STEP,
         |v| v == 0.0,
     )
     .await;
-    let polls = rest.count("/api/v3/ticker/24hr");
-    ws.send(0, &frame("ws_ticker_combined.json")).await;
-    let live = wait_tick(&redis, "BNBBTC", STEP, |t| t["source"] == "binance").await;
+    let polls = s.rest.count("/api/v3/ticker/24hr");
+    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+    let live = wait_tick(&s.redis, "BNBBTC", STEP, |t| t["source"] == "binance").await;
     assert!(live["seq"].as_u64().unwrap() > tick["seq"].as_u64().unwrap());
-    wait_health(&svc, STEP, |code, h| {
+    wait_health(&s.svc, STEP, |code, h| {
         code == 200 && h["status"] == "healthy"
     })
     .await;
     // One poll may have been in flight when the stream came back; no more after it.
-    assert!(rest.count("/api/v3/ticker/24hr") <= polls + 1);
+    assert!(s.rest.count("/api/v3/ticker/24hr") <= polls + 1);
 }
 
 #[tokio::test]
 async fn seq_continues_across_a_restart() {
-    let mut s = start(&[]).await;
+    let mut s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     for _ in 0..3 {
         s.ws.send(0, &frame("ws_ticker_combined.json")).await;
@@ -318,7 +294,7 @@ async fn seq_continues_across_a_restart() {
 
 #[tokio::test]
 async fn bad_configuration_exits_naming_the_key() {
-    let bin = env!("CARGO_BIN_EXE_ingest-binance");
+    let bin = BINANCE.bin;
     for (key, value, needle) in [
         ("SYMBOLS", "btc-usdt", "binance.symbols"),
         ("BINANCE_WS_URL", "http://x", "binance.ws_url"),
@@ -355,10 +331,5 @@ async fn bad_configuration_exits_naming_the_key() {
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    tickstream_mock_upstream::harness::assert_accepts_example_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-binance")),
-        "BINANCE_WS_URL",
-        "BINANCE_REST_URL",
-    )
-    .await;
+    BINANCE.assert_accepts_example_config().await;
 }

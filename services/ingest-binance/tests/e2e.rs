@@ -4,38 +4,32 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{wait_tick, GatewayClient};
-use tickstream_mock_upstream::{fixture_frame, MockWs};
-use tickstream_testkit::{RedisServer, Service};
+use tickstream_mock_upstream::fixture_frame;
+use tickstream_mock_upstream::harness::{wait_tick, GatewayClient, Ingestor};
 
 const STEP: Duration = Duration::from_secs(15);
 
+/// ingest-binance on one symbol.
+const BINANCE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-binance"),
+    "BINANCE_WS_URL",
+    "BINANCE_REST_URL",
+)
+.with_env(&[("SYMBOLS", "bnbbtc")]);
+
 #[tokio::test]
 async fn binance_ticker_reaches_a_gateway_websocket_client() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let _ingest = Service::spawn(
-        "ingest-binance",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("BINANCE_WS_URL", ws_url.as_str()),
-            ("SYMBOLS", "bnbbtc"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-    )
-    .await
-    .unwrap();
-    ws.wait_connections(1, STEP).await;
+    let s = BINANCE.start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
     let frame = fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker_combined.json");
-    ws.send(0, &frame).await;
-    wait_tick(&redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+    s.ws.send(0, &frame).await;
+    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
 
-    let mut client = GatewayClient::start(&redis, "BNBBTC").await;
+    let mut client = GatewayClient::start(&s.redis, "BNBBTC").await;
     // First the cached tick, then a live one from the upstream.
     let cached = client.next_tick("BNBBTC", STEP, |_| true).await;
     assert_eq!(cached["seq"], 1);
-    ws.send(0, &frame).await;
+    s.ws.send(0, &frame).await;
     let live = client.next_tick("BNBBTC", STEP, |d| d["seq"] == 2).await;
     assert_eq!(live["source"], "binance");
     assert_eq!(live["price"], 0.0025);

@@ -8,13 +8,23 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{metric, wait_health, wait_tick, TickChannel};
+use tickstream_mock_upstream::harness::{
+    metric, unused_http_url, wait_health, wait_tick, Ingestor, TickChannel,
+};
 use tickstream_mock_upstream::ws::url_streams;
 use tickstream_mock_upstream::{fixture_frame, BinanceOptions, ControlRecord, MockWs};
-use tickstream_testkit::{free_port, wait_until, RedisServer, Service};
+use tickstream_testkit::{wait_until, RedisServer, Service};
 
 /// Bound on any single awaited condition.
 const STEP: Duration = Duration::from_secs(15);
+
+/// ingest-binance with a 1 s heartbeat; its symbols come from each test's file.
+const BINANCE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-binance"),
+    "BINANCE_WS_URL",
+    "BINANCE_REST_URL",
+)
+.with_env(&[("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1")]);
 
 fn series(name: &str) -> String {
     format!("{name}{{source=\"binance\"}}")
@@ -88,24 +98,16 @@ async fn binance_mock(tick_interval: Option<Duration>) -> MockWs {
     .await
 }
 
+/// ingest-binance on `redis` and the Binance mock `ws`, reading its symbols from `file`.
 async fn spawn(redis: &RedisServer, ws: &MockWs, file: &ConfigFile) -> Service {
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let rest_url = format!("http://127.0.0.1:{}", free_port());
-    Service::spawn(
-        "ingest-binance",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("BINANCE_WS_URL", ws_url.as_str()),
-            ("BINANCE_REST_URL", rest_url.as_str()),
-            ("TICKSTREAM_CONFIG", file.path()),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-            ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
-        ],
-    )
-    .await
-    .unwrap()
+    BINANCE
+        .spawn(
+            redis,
+            &ws.url(),
+            &unused_http_url(),
+            &[("TICKSTREAM_CONFIG", file.path())],
+        )
+        .await
 }
 
 /// No one-second window holds more than Binance's 5 incoming messages.

@@ -18,16 +18,14 @@
 //! stall_timeout_ms = 60000
 //! ```
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
 use tickstream_runtime::config::{
-    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+    check_url, string_or_list, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
 };
-use tickstream_runtime::telemetry::LogConfig;
-use tickstream_upstream::settings::string_or_list;
-use tickstream_upstream::UpstreamSettings;
+use tickstream_upstream::{IngestorConfig, VenueConfig};
+
+use crate::CoinbaseVenue;
 
 /// ingest-coinbase's plain-named variables, on top of the common ones.
 pub const ALIASES: &[EnvAlias] = &[
@@ -47,22 +45,8 @@ pub const DEFAULT_SYMBOLS: &[&str] = &["BTC-USD", "ETH-USD", "SOL-USD"];
 /// Upper bound on configured products; each costs one REST call per fallback round.
 pub const MAX_SYMBOLS: usize = 500;
 
-/// Everything ingest-coinbase reads at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Address of the ops server (`/health`, `/metrics`).
-    pub host: String,
-    /// Port of the ops server; 0 picks a free one (tests).
-    pub port: u16,
-    /// Where ticks are published.
-    pub redis_url: String,
-    /// Log level and format.
-    pub log: LogConfig,
-    /// Coinbase endpoints and products.
-    pub coinbase: CoinbaseConfig,
-    /// Shared reconnect/stall/fallback timings.
-    pub upstream: UpstreamSettings,
-}
+/// Everything ingest-coinbase reads at start: the common keys, `[coinbase]` and `[upstream]`.
+pub type Config = IngestorConfig<CoinbaseConfig>;
 
 /// The `[coinbase]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,47 +60,39 @@ pub struct CoinbaseConfig {
     pub symbols: Vec<String>,
 }
 
-impl Default for Config {
+impl Default for CoinbaseConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
-            port: DEFAULT_PORT,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
-            log: LogConfig::default(),
-            coinbase: CoinbaseConfig {
-                ws_url: DEFAULT_WS_URL.to_owned(),
-                rest_url: DEFAULT_REST_URL.to_owned(),
-                symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
-            },
-            upstream: UpstreamSettings::default(),
+            ws_url: DEFAULT_WS_URL.to_owned(),
+            rest_url: DEFAULT_REST_URL.to_owned(),
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
 
-impl Config {
-    /// Rejects values that cannot work, naming the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.upstream.validate(ALIASES)?;
+impl VenueConfig for CoinbaseConfig {
+    const NAME: &'static str = "coinbase";
+    const DEFAULT_PORT: u16 = DEFAULT_PORT;
+    const ALIASES: &'static [EnvAlias] = ALIASES;
+    type Venue = CoinbaseVenue;
+
+    fn validate(&self) -> Result<(), ConfigError> {
         self.symbols()?;
-        check_url(
-            "coinbase.ws_url",
-            &self.coinbase.ws_url,
-            WS_SCHEMES,
-            ALIASES,
-        )?;
-        check_url(
-            "coinbase.rest_url",
-            &self.coinbase.rest_url,
-            HTTP_SCHEMES,
-            ALIASES,
-        )?;
+        check_url("coinbase.ws_url", &self.ws_url, WS_SCHEMES, ALIASES)?;
+        check_url("coinbase.rest_url", &self.rest_url, HTTP_SCHEMES, ALIASES)?;
         Ok(())
     }
 
+    fn build(&self) -> Result<CoinbaseVenue, ConfigError> {
+        CoinbaseVenue::new(self)
+    }
+}
+
+impl CoinbaseConfig {
     /// The configured products as symbols (`btc-usd` → `BTC-USD`), deduplicated.
     pub fn symbols(&self) -> Result<Vec<Symbol>, ConfigError> {
         let mut out: Vec<Symbol> = Vec::new();
-        for raw in &self.coinbase.symbols {
+        for raw in &self.symbols {
             let well_formed = raw.split('-').count() == 2
                 && raw
                     .split('-')
@@ -146,26 +122,21 @@ impl Config {
     }
 }
 
-/// Loads and validates the configuration.
-pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
-    config.validate()?;
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
+    use tickstream_runtime::config::ServiceConfig;
+
     use super::*;
 
     #[test]
     fn products_normalize_and_bad_ones_name_the_key() {
         Config::default().validate().unwrap();
         let mut c = Config::default();
-        c.coinbase.symbols = vec!["btc-usd".into(), "BTC-USD".into()];
-        assert_eq!(c.symbols().unwrap().len(), 1);
+        c.venue.symbols = vec!["btc-usd".into(), "BTC-USD".into()];
+        assert_eq!(c.venue.symbols().unwrap().len(), 1);
         for bad in ["BTCUSD", "BTC-", "BTC/USD", "A-B-C"] {
-            c.coinbase.symbols = vec![bad.into()];
-            let e = c.symbols().unwrap_err().to_string();
+            c.venue.symbols = vec![bad.into()];
+            let e = c.venue.symbols().unwrap_err().to_string();
             assert!(e.contains("coinbase.symbols"), "{bad}: {e}");
         }
     }

@@ -9,12 +9,12 @@
 //! The REST fallback polls `GET /products/{id}/ticker` (price, bid, ask, volume).
 //!
 //! # Layout
-//! - [`config`]: the config struct, its defaults and validation.
+//! - [`config`]: the `[coinbase]` section, its defaults and validation.
 //! - [`messages`]: Coinbase wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
 //! - [`ws`]: the subscribe frame.
 //! - [`rest`]: the REST ticker fallback.
-//! - [`CoinbaseVenue`] and [`run`].
+//! - [`CoinbaseVenue`]; the binary runs it with [`tickstream_upstream::main`].
 
 #![forbid(unsafe_code)]
 
@@ -24,29 +24,14 @@ pub mod parse;
 pub mod rest;
 pub mod ws;
 
-use std::future::Future;
-
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
-use tickstream_upstream::{
-    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
-};
+use tickstream_upstream::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
 
-pub use config::Config;
+pub use config::{CoinbaseConfig, Config};
 
 /// The tick `source` and metric label.
 pub const SOURCE: &str = "coinbase";
-
-/// Why the service could not run; start-up failures only.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is invalid; the message names the key.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The shared machinery could not start (port, Redis URL).
-    #[error(transparent)]
-    Upstream(#[from] tickstream_upstream::Error),
-}
 
 /// Coinbase Exchange as a [`Venue`].
 #[derive(Debug)]
@@ -62,12 +47,12 @@ pub struct CoinbaseVenue {
 }
 
 impl CoinbaseVenue {
-    /// A venue for validated `config`.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    /// A venue for a validated `[coinbase]` section.
+    pub fn new(config: &CoinbaseConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             symbols: config.symbols()?,
-            ws_url: config.coinbase.ws_url.clone(),
-            rest_url: config.coinbase.rest_url.clone(),
+            ws_url: config.ws_url.clone(),
+            rest_url: config.rest_url.clone(),
             parser: parse::CoinbaseParser::default(),
         })
     }
@@ -101,17 +86,4 @@ impl Venue for CoinbaseVenue {
             .ok_or_else(|| ParseError::field("product_id", "request without a product"))?;
         Ok(vec![parse::parse_rest(symbol, body)?])
     }
-}
-
-/// Runs ingest-coinbase until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let venue = CoinbaseVenue::new(&config)?;
-    let opts = ServiceOptions {
-        host: config.host,
-        port: config.port,
-        redis_url: config.redis_url,
-        settings: config.upstream,
-    };
-    tickstream_upstream::run(venue, opts, shutdown).await?;
-    Ok(())
 }

@@ -1,35 +1,7 @@
 //! The `ingest-coinbase` binary: parse the CLI, load the config, start logging,
 //! then stream Coinbase tickers until SIGINT/SIGTERM.
 
-use std::path::PathBuf;
-
-use clap::Parser;
-
-/// Coinbase Exchange tickers for tickstream, published to Redis.
-#[derive(Debug, Parser)]
-#[command(name = "ingest-coinbase", version, about)]
-struct Cli {
-    /// TOML config file (also `TICKSTREAM_CONFIG`); environment variables override it.
-    #[arg(long, value_name = "PATH")]
-    config: Option<PathBuf>,
-    /// Print every environment variable ingest-coinbase reads, with its default, and exit.
-    #[arg(long)]
-    print_env: bool,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if cli.print_env {
-        tickstream_runtime::config::print_env(
-            &ingest_coinbase::config::Config::default(),
-            ingest_coinbase::config::ALIASES,
-        );
-        return Ok(());
-    }
-    let file = tickstream_runtime::config::file_from_env(cli.config);
-    let config = ingest_coinbase::config::load(file.as_deref())?;
-    tickstream_runtime::telemetry::init(&config.log)?;
-    ingest_coinbase::run(config, tickstream_runtime::shutdown::signal()).await?;
-    Ok(())
+    tickstream_upstream::main::<ingest_coinbase::CoinbaseConfig>(tickstream_runtime::about!()).await
 }

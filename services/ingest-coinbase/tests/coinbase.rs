@@ -4,14 +4,23 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{metric, wait_health, wait_metric, wait_tick, TickChannel};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse, MockRest, MockWs};
-use tickstream_testkit::{free_port, RedisServer, Service};
+use tickstream_mock_upstream::harness::{
+    metric, wait_health, wait_metric, wait_tick, Ingestor, Setup, TickChannel, Upstreams,
+};
+use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const STEP: Duration = Duration::from_secs(10);
 const SUBSCRIBE: &str =
     r#"{"channels":["ticker","heartbeat"],"product_ids":["ETH-USD"],"type":"subscribe"}"#;
+
+/// ingest-coinbase on one product.
+const COINBASE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-coinbase"),
+    "COINBASE_WS_URL",
+    "COINBASE_REST_URL",
+)
+.with_env(&[("SYMBOLS", "eth-usd")]);
 
 fn frame(name: &str) -> String {
     fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
@@ -26,33 +35,11 @@ fn ticker(sequence: u64) -> String {
     frame("ws_ticker.json").replace("37475248783", &sequence.to_string())
 }
 
-struct Setup {
-    redis: RedisServer,
-    ws: MockWs,
-    svc: Service,
-}
-
+/// Coinbase acknowledges a subscribe with the resulting subscriptions.
 async fn start(extra: &[(&str, &str)]) -> Setup {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    // Coinbase acknowledges a subscribe with the resulting subscriptions.
-    ws.reply_to("\"subscribe\"", vec![frame("ws_subscriptions.json")]);
-    let rest = format!("http://127.0.0.1:{}", free_port());
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let env = tickstream_mock_upstream::harness::env_with(
-        vec![
-            ("REDIS_URL", redis_url.as_str()),
-            ("COINBASE_WS_URL", ws_url.as_str()),
-            ("COINBASE_REST_URL", rest.as_str()),
-            ("SYMBOLS", "eth-usd"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-        extra,
-    );
-    let svc = Service::spawn("ingest-coinbase", &env).await.unwrap();
-    Setup { redis, ws, svc }
+    let u = Upstreams::start().await;
+    u.ws.reply_to("\"subscribe\"", vec![frame("ws_subscriptions.json")]);
+    u.spawn(&COINBASE, extra).await
 }
 
 fn json(s: &str) -> serde_json::Value {
@@ -161,62 +148,52 @@ async fn stall_watchdog_reconnects() {
 
 #[tokio::test]
 async fn rest_fallback_engages_and_releases() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    ws.refuse(true);
-    let rest = MockRest::start().await;
-    rest.push(
+    let u = Upstreams::start().await;
+    u.ws.refuse(true);
+    u.rest.push(
         "/products/ETH-USD/ticker",
         MockResponse::rate_limited(429, 1),
     );
-    rest.set(
+    u.rest.set(
         "/products/ETH-USD/ticker",
         MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_ticker.json")),
     );
-    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
-    let svc = Service::spawn(
-        "ingest-coinbase",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("COINBASE_WS_URL", ws_url.as_str()),
-            ("COINBASE_REST_URL", rest_url.as_str()),
-            ("SYMBOLS", "ETH-USD"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
-            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
-        ],
-    )
-    .await
-    .unwrap();
-    let t = wait_tick(&redis, "ETH-USD", STEP, |t| t["source"] == "coinbase-rest").await;
+    let s = u
+        .spawn(
+            &COINBASE,
+            &[
+                ("SYMBOLS", "ETH-USD"),
+                ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+                ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+            ],
+        )
+        .await;
+    let t = wait_tick(&s.redis, "ETH-USD", STEP, |t| {
+        t["source"] == "coinbase-rest"
+    })
+    .await;
     assert_eq!(t["price"], 6268.48);
     assert_eq!(t["bid"], 6265.15);
     assert!(t.get("high").is_none(), "high invented: {t}");
-    let times = rest.request_times("/products/ETH-USD/ticker");
+    let times = s.rest.request_times("/products/ETH-USD/ticker");
     assert!(
         times[1] - times[0] >= Duration::from_millis(950),
         "Retry-After ignored"
     );
-    ws.refuse(false);
-    ws.wait_connections(1, STEP).await;
+    s.ws.refuse(false);
+    s.ws.wait_connections(1, STEP).await;
     wait_metric(
-        &svc,
+        &s.svc,
         &series("tickstream_upstream_fallback_active"),
         STEP,
         |v| v == 0.0,
     )
     .await;
-    ws.send(0, &ticker(7)).await;
-    wait_tick(&redis, "ETH-USD", STEP, |t| t["source"] == "coinbase").await;
+    s.ws.send(0, &ticker(7)).await;
+    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["source"] == "coinbase").await;
 }
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    tickstream_mock_upstream::harness::assert_accepts_example_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-coinbase")),
-        "COINBASE_WS_URL",
-        "COINBASE_REST_URL",
-    )
-    .await;
+    COINBASE.assert_accepts_example_config().await;
 }

@@ -4,32 +4,26 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::GatewayClient;
-use tickstream_mock_upstream::{fixture_frame, MockWs};
-use tickstream_testkit::{RedisServer, Service};
+use tickstream_mock_upstream::fixture_frame;
+use tickstream_mock_upstream::harness::{GatewayClient, Ingestor};
 
 const STEP: Duration = Duration::from_secs(15);
 
+/// ingest-coinbase on one product.
+const COINBASE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-coinbase"),
+    "COINBASE_WS_URL",
+    "COINBASE_REST_URL",
+)
+.with_env(&[("SYMBOLS", "ETH-USD")]);
+
 #[tokio::test]
 async fn coinbase_ticker_reaches_a_gateway_websocket_client() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let _ingest = Service::spawn(
-        "ingest-coinbase",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("COINBASE_WS_URL", ws_url.as_str()),
-            ("SYMBOLS", "ETH-USD"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-    )
-    .await
-    .unwrap();
-    ws.wait_connections(1, STEP).await;
-    ws.wait_received(0, "subscribe", STEP).await;
-    let mut client = GatewayClient::start(&redis, "ETH-USD").await;
-    ws.send(
+    let s = COINBASE.start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.wait_received(0, "subscribe", STEP).await;
+    let mut client = GatewayClient::start(&s.redis, "ETH-USD").await;
+    s.ws.send(
         0,
         &fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker.json"),
     )

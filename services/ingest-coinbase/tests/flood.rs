@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tickstream_mock_upstream::fixture_frame;
-use tickstream_mock_upstream::harness::{cached_tick, metric, wait_health, wait_tick};
-use tickstream_testkit::{free_port, http_get_json, RedisServer, Service};
+use tickstream_mock_upstream::harness::{
+    cached_tick, metric, unused_http_url, wait_health, wait_tick, Ingestor,
+};
+use tickstream_testkit::{http_get_json, RedisServer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +44,13 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
 /// Time for the ingestor to work off what the kernel buffered when the flood stops.
 const CATCH_UP: Duration = Duration::from_secs(60);
 const PRODUCTS: [&str; 3] = ["ETH-USD", "BTC-USD", "SOL-USD"];
+/// ingest-coinbase on the three products, against the flood upstream below.
+const COINBASE: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-coinbase"),
+    "COINBASE_WS_URL",
+    "COINBASE_REST_URL",
+)
+.with_env(&[("SYMBOLS", "eth-usd,btc-usd,sol-usd")]);
 
 fn frame(name: &str) -> String {
     fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
@@ -270,20 +279,9 @@ struct Probes {
 async fn a_flooding_upstream_never_takes_the_ingestor_down() {
     let redis = RedisServer::start().await.unwrap();
     let mut upstream = FloodUpstream::start().await;
-    let rest = format!("http://127.0.0.1:{}", free_port());
-    let (redis_url, ws_url) = (redis.url(), upstream.url());
-    let mut svc = Service::spawn(
-        "ingest-coinbase",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("COINBASE_WS_URL", ws_url.as_str()),
-            ("COINBASE_REST_URL", rest.as_str()),
-            ("SYMBOLS", "eth-usd,btc-usd,sol-usd"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-    )
-    .await
-    .unwrap();
+    let mut svc = COINBASE
+        .spawn(&redis, &upstream.url(), &unused_http_url(), &[])
+        .await;
     let sub = tokio::time::timeout(STEP, upstream.subscribed.take().unwrap())
         .await
         .expect("the ingestor subscribed in time")

@@ -20,16 +20,15 @@
 //! [upstream]                            # TICKSTREAM_UPSTREAM__<KEY>, see tickstream-upstream
 //! ```
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
 use tickstream_runtime::config::{
-    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+    check_url, string_or_list, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
 };
-use tickstream_runtime::telemetry::LogConfig;
-use tickstream_upstream::settings::string_or_list;
-use tickstream_upstream::UpstreamSettings;
+use tickstream_runtime::secret::Secret;
+use tickstream_upstream::{IngestorConfig, VenueConfig};
+
+use crate::FinnhubVenue;
 
 /// ingest-finnhub's plain-named variables, on top of the common ones.
 pub const ALIASES: &[EnvAlias] = &[
@@ -56,25 +55,11 @@ pub const DEFAULT_SYMBOLS: &[&str] = &["AAPL", "MSFT", "NVDA"];
 /// Free-tier limit on symbols per connection (Finnhub allows 50).
 pub const MAX_SYMBOLS: usize = 50;
 
-/// Everything ingest-finnhub reads at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Address of the ops server (`/health`, `/metrics`).
-    pub host: String,
-    /// Port of the ops server; 0 picks a free one (tests).
-    pub port: u16,
-    /// Where ticks are published.
-    pub redis_url: String,
-    /// Log level and format.
-    pub log: LogConfig,
-    /// Finnhub endpoints, key and symbols.
-    pub finnhub: FinnhubConfig,
-    /// Shared reconnect/stall/fallback timings.
-    pub upstream: UpstreamSettings,
-}
+/// Everything ingest-finnhub reads at start: the common keys, `[finnhub]` and `[upstream]`.
+pub type Config = IngestorConfig<FinnhubConfig>;
 
-/// The `[finnhub]` section.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// The `[finnhub]` section; its keys are [`Secret`]s, so `Debug` and logs never show them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinnhubConfig {
     /// WebSocket URL; `?token=KEY` is appended.
     pub ws_url: String,
@@ -82,7 +67,7 @@ pub struct FinnhubConfig {
     pub rest_url: String,
     /// The API key; empty means the service waits, unhealthy.
     #[serde(default)]
-    pub api_key: String,
+    pub api_key: Secret,
     /// Symbols in Finnhub notation (`AAPL`, `BINANCE:BTCUSDT`).
     #[serde(deserialize_with = "string_or_list")]
     pub symbols: Vec<String>,
@@ -90,53 +75,18 @@ pub struct FinnhubConfig {
     pub alpha_vantage_url: String,
     /// Alpha Vantage key: the REST fallback uses `GLOBAL_QUOTE` when no Finnhub key is set.
     #[serde(default)]
-    pub alpha_vantage_api_key: String,
+    pub alpha_vantage_api_key: Secret,
 }
 
-// Hand-written so the key never reaches a log line.
-impl std::fmt::Debug for FinnhubConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FinnhubConfig")
-            .field("ws_url", &self.ws_url)
-            .field("rest_url", &self.rest_url)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("symbols", &self.symbols)
-            .field("alpha_vantage_url", &self.alpha_vantage_url)
-            .field(
-                "alpha_vantage_api_key",
-                &if self.alpha_vantage_api_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .finish()
-    }
-}
-
-impl Default for Config {
+impl Default for FinnhubConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
-            port: DEFAULT_PORT,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
-            log: LogConfig::default(),
-            finnhub: FinnhubConfig {
-                ws_url: DEFAULT_WS_URL.to_owned(),
-                rest_url: DEFAULT_REST_URL.to_owned(),
-                api_key: String::new(),
-                symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
-                alpha_vantage_url: DEFAULT_ALPHA_VANTAGE_URL.to_owned(),
-                alpha_vantage_api_key: String::new(),
-            },
-            upstream: UpstreamSettings::default(),
+            ws_url: DEFAULT_WS_URL.to_owned(),
+            rest_url: DEFAULT_REST_URL.to_owned(),
+            api_key: Secret::default(),
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            alpha_vantage_url: DEFAULT_ALPHA_VANTAGE_URL.to_owned(),
+            alpha_vantage_api_key: Secret::default(),
         }
     }
 }
@@ -148,42 +98,46 @@ pub fn normalize(raw: &str) -> Result<Symbol, tickstream_model::SymbolError> {
     Symbol::parse(name)
 }
 
-impl Config {
-    /// Rejects values that cannot work, naming the key. A missing API key is
-    /// not an error here: the service starts and reports it on `/health`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.upstream.validate(ALIASES)?;
+impl VenueConfig for FinnhubConfig {
+    const NAME: &'static str = "finnhub";
+    const DEFAULT_PORT: u16 = DEFAULT_PORT;
+    const ALIASES: &'static [EnvAlias] = ALIASES;
+    type Venue = FinnhubVenue;
+
+    /// A missing API key is not an error here: the service starts and reports it on `/health`.
+    fn validate(&self) -> Result<(), ConfigError> {
         self.symbols()?;
-        check_url("finnhub.ws_url", &self.finnhub.ws_url, WS_SCHEMES, ALIASES)?;
-        check_url(
-            "finnhub.rest_url",
-            &self.finnhub.rest_url,
-            HTTP_SCHEMES,
-            ALIASES,
-        )?;
+        check_url("finnhub.ws_url", &self.ws_url, WS_SCHEMES, ALIASES)?;
+        check_url("finnhub.rest_url", &self.rest_url, HTTP_SCHEMES, ALIASES)?;
         check_url(
             "finnhub.alpha_vantage_url",
-            &self.finnhub.alpha_vantage_url,
+            &self.alpha_vantage_url,
             HTTP_SCHEMES,
             ALIASES,
         )?;
         Ok(())
     }
 
+    fn build(&self) -> Result<FinnhubVenue, ConfigError> {
+        FinnhubVenue::new(self)
+    }
+}
+
+impl FinnhubConfig {
     /// The key, if set and not blank.
     pub fn api_key(&self) -> Option<&str> {
-        Some(self.finnhub.api_key.trim()).filter(|k| !k.is_empty())
+        self.api_key.non_blank()
     }
 
     /// The Alpha Vantage key, if set and not blank.
     pub fn alpha_vantage_api_key(&self) -> Option<&str> {
-        Some(self.finnhub.alpha_vantage_api_key.trim()).filter(|k| !k.is_empty())
+        self.alpha_vantage_api_key.non_blank()
     }
 
     /// Pairs of (Finnhub notation, tick symbol), deduplicated by tick symbol.
     pub fn symbols(&self) -> Result<Vec<(String, Symbol)>, ConfigError> {
         let mut out: Vec<(String, Symbol)> = Vec::new();
-        for raw in &self.finnhub.symbols {
+        for raw in &self.symbols {
             let upstream = raw.trim().to_ascii_uppercase();
             let sym = normalize(&upstream).map_err(|e| {
                 ConfigError::invalid("finnhub.symbols", ALIASES, format!("{raw:?}: {e}"))
@@ -203,13 +157,6 @@ impl Config {
     }
 }
 
-/// Loads and validates the configuration.
-pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
-    config.validate()?;
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,21 +172,23 @@ mod tests {
             assert_eq!(normalize(&raw.to_ascii_uppercase()).unwrap().as_str(), want);
         }
         let mut c = Config::default();
-        c.finnhub.symbols = vec!["A B".into()];
+        c.venue.symbols = vec!["A B".into()];
         assert!(c
+            .venue
             .symbols()
             .unwrap_err()
             .to_string()
             .contains("finnhub.symbols"));
-        c.finnhub.api_key = "  ".into();
-        assert_eq!(c.api_key(), None);
+        c.venue.api_key = Secret::new("  ");
+        assert_eq!(c.venue.api_key(), None);
         let dbg = format!(
             "{:?}",
             FinnhubConfig {
-                api_key: "secret".into(),
-                ..Config::default().finnhub
+                api_key: Secret::new("secret"),
+                alpha_vantage_api_key: Secret::new("av-secret"),
+                ..Config::default().venue
             }
         );
-        assert!(!dbg.contains("secret"));
+        assert!(!dbg.contains("secret"), "{dbg}");
     }
 }

@@ -13,12 +13,12 @@
 //! has no time of day: those ticks carry the receive time).
 //!
 //! # Layout
-//! - [`config`]: the config struct, symbol notation, defaults and validation.
+//! - [`config`]: the `[finnhub]` section, symbol notation, defaults and validation.
 //! - [`messages`]: Finnhub wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
 //! - [`ws`]: the token URL and subscribe frames.
 //! - [`rest`]: the quote fallback.
-//! - [`FinnhubVenue`] and [`run`].
+//! - [`FinnhubVenue`]; the binary runs it with [`tickstream_upstream::main`].
 
 #![forbid(unsafe_code)]
 
@@ -28,29 +28,15 @@ pub mod parse;
 pub mod rest;
 pub mod ws;
 
-use std::future::Future;
-
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
-use tickstream_upstream::{
-    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
-};
+use tickstream_runtime::secret::Secret;
+use tickstream_upstream::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
 
-pub use config::Config;
+pub use config::{Config, FinnhubConfig};
 
 /// The tick `source` and metric label.
 pub const SOURCE: &str = "finnhub";
-
-/// Why the service could not run; start-up failures only.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is invalid; the message names the key.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The shared machinery could not start (port, Redis URL).
-    #[error(transparent)]
-    Upstream(#[from] tickstream_upstream::Error),
-}
 
 /// Finnhub as a [`Venue`].
 #[derive(Debug)]
@@ -62,25 +48,25 @@ pub struct FinnhubVenue {
     /// REST base.
     rest_url: String,
     /// The key, if configured.
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     /// Alpha Vantage base URL.
     alpha_vantage_url: String,
     /// Alpha Vantage key, if configured.
-    alpha_vantage_api_key: Option<String>,
+    alpha_vantage_api_key: Option<Secret>,
     /// Stateful parser (day volumes).
     parser: parse::FinnhubParser,
 }
 
 impl FinnhubVenue {
-    /// A venue for validated `config`.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    /// A venue for a validated `[finnhub]` section.
+    pub fn new(config: &FinnhubConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             symbols: config.symbols()?,
-            ws_url: config.finnhub.ws_url.clone(),
-            rest_url: config.finnhub.rest_url.clone(),
-            api_key: config.api_key().map(str::to_owned),
-            alpha_vantage_url: config.finnhub.alpha_vantage_url.clone(),
-            alpha_vantage_api_key: config.alpha_vantage_api_key().map(str::to_owned),
+            ws_url: config.ws_url.clone(),
+            rest_url: config.rest_url.clone(),
+            api_key: config.api_key().map(Secret::new),
+            alpha_vantage_url: config.alpha_vantage_url.clone(),
+            alpha_vantage_api_key: config.alpha_vantage_api_key().map(Secret::new),
             parser: parse::FinnhubParser::default(),
         })
     }
@@ -108,7 +94,7 @@ impl Venue for FinnhubVenue {
         let upstream: Vec<String> = self.symbols.iter().map(|(u, _)| u.clone()).collect();
         ws::connections(
             &self.ws_url,
-            self.api_key.as_deref().unwrap_or(""),
+            self.api_key.as_ref().map_or("", Secret::expose),
             &upstream,
         )
     }
@@ -119,9 +105,9 @@ impl Venue for FinnhubVenue {
 
     fn rest_requests(&self) -> Vec<RestRequest> {
         match (&self.api_key, &self.alpha_vantage_api_key) {
-            (Some(key), _) => rest::requests(&self.rest_url, key, &self.symbols),
+            (Some(key), _) => rest::requests(&self.rest_url, key.expose(), &self.symbols),
             (None, Some(key)) => {
-                rest::alpha_vantage_requests(&self.alpha_vantage_url, key, &self.symbols)
+                rest::alpha_vantage_requests(&self.alpha_vantage_url, key.expose(), &self.symbols)
             }
             (None, None) => Vec::new(),
         }
@@ -143,17 +129,4 @@ impl Venue for FinnhubVenue {
         }
         Ok(vec![parse::parse_rest(symbol, body)?])
     }
-}
-
-/// Runs ingest-finnhub until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let venue = FinnhubVenue::new(&config)?;
-    let opts = ServiceOptions {
-        host: config.host,
-        port: config.port,
-        redis_url: config.redis_url,
-        settings: config.upstream,
-    };
-    tickstream_upstream::run(venue, opts, shutdown).await?;
-    Ok(())
 }

@@ -4,11 +4,25 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{metric, wait_health, wait_metric, wait_tick, TickChannel};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse, MockRest, MockWs};
-use tickstream_testkit::{wait_until, RedisServer, Service};
+use tickstream_mock_upstream::harness::{
+    metric, wait_health, wait_metric, wait_tick, Ingestor, TickChannel, Upstreams,
+};
+use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
+use tickstream_testkit::wait_until;
 
 const STEP: Duration = Duration::from_secs(10);
+
+/// ingest-finnhub with a key, a stock and a crypto symbol, and a 1 s heartbeat.
+const FINNHUB: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-finnhub"),
+    "FINNHUB_WS_URL",
+    "FINNHUB_REST_URL",
+)
+.with_env(&[
+    ("FINNHUB_API_KEY", "test-key"),
+    ("SYMBOLS", "AAPL,BINANCE:BTCUSDT"),
+    ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
+]);
 
 fn frame(name: &str) -> String {
     fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
@@ -18,44 +32,9 @@ fn series(name: &str) -> String {
     format!("{name}{{source=\"finnhub\"}}")
 }
 
-struct Setup {
-    redis: RedisServer,
-    ws: MockWs,
-    rest: MockRest,
-    svc: Service,
-}
-
-async fn start(extra: &[(&str, &str)]) -> Setup {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let rest = MockRest::start().await;
-    let (redis_url, ws_url, rest_url) = (redis.url(), ws.url(), rest.url());
-    let env = tickstream_mock_upstream::harness::env_with(
-        vec![
-            ("REDIS_URL", redis_url.as_str()),
-            ("FINNHUB_WS_URL", ws_url.as_str()),
-            ("FINNHUB_REST_URL", rest_url.as_str()),
-            ("FINNHUB_API_KEY", "test-key"),
-            ("SYMBOLS", "AAPL,BINANCE:BTCUSDT"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-            ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
-        ],
-        extra,
-    );
-    let svc = Service::spawn("ingest-finnhub", &env).await.unwrap();
-    Setup {
-        redis,
-        ws,
-        rest,
-        svc,
-    }
-}
-
 #[tokio::test]
 async fn subscribes_per_symbol_with_the_token_and_publishes_trades() {
-    let s = start(&[]).await;
+    let s = FINNHUB.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     assert_eq!(s.ws.path(0), "/?token=test-key");
     s.ws.wait_received(0, "BINANCE:BTCUSDT", STEP).await;
@@ -93,12 +72,13 @@ async fn subscribes_per_symbol_with_the_token_and_publishes_trades() {
 
 #[tokio::test]
 async fn missing_api_key_is_unhealthy_and_never_calls_finnhub() {
-    let s = start(&[
-        ("FINNHUB_API_KEY", ""),
-        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "100"),
-        ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "100"),
-    ])
-    .await;
+    let s = FINNHUB
+        .start(&[
+            ("FINNHUB_API_KEY", ""),
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "100"),
+            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "100"),
+        ])
+        .await;
     let (code, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "unhealthy").await;
     assert_eq!(code, 503);
     assert!(
@@ -142,7 +122,7 @@ async fn missing_api_key_is_unhealthy_and_never_calls_finnhub() {
 
 #[tokio::test]
 async fn garbage_and_schema_drift_are_counted_and_skipped() {
-    let s = start(&[]).await;
+    let s = FINNHUB.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     for bad in [
         "]]",
@@ -163,7 +143,7 @@ async fn garbage_and_schema_drift_are_counted_and_skipped() {
 
 #[tokio::test]
 async fn reconnects_after_a_drop_and_resubscribes() {
-    let s = start(&[]).await;
+    let s = FINNHUB.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     s.ws.drop_conn(0).await;
     s.ws.wait_connections(2, STEP).await;
@@ -173,12 +153,13 @@ async fn reconnects_after_a_drop_and_resubscribes() {
 
 #[tokio::test]
 async fn rest_fallback_polls_quotes_then_releases() {
-    let s = start(&[
-        ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
-        ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
-        ("SYMBOLS", "AAPL"),
-    ])
-    .await;
+    let s = FINNHUB
+        .start(&[
+            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "300"),
+            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "200"),
+            ("SYMBOLS", "AAPL"),
+        ])
+        .await;
     s.ws.wait_connections(1, STEP).await;
     s.rest.set(
         "/api/v1/quote",
@@ -207,31 +188,28 @@ async fn rest_fallback_polls_quotes_then_releases() {
 
 #[tokio::test]
 async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
-    let s = start(&[("FINNHUB_API_KEY", ""), ("SYMBOLS", "IBM")]).await;
-    s.rest.set(
+    let u = Upstreams::start().await;
+    u.rest.set(
         "/query",
         MockResponse::ok(fixture(
             env!("CARGO_MANIFEST_DIR"),
             "rest_global_quote.json",
         )),
     );
-    let av = s.rest.url();
-    drop(s.svc);
-    let (redis_url, ws_url) = (s.redis.url(), s.ws.url());
-    let svc = Service::spawn(
-        "ingest-finnhub",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("FINNHUB_WS_URL", ws_url.as_str()),
-            ("ALPHA_VANTAGE_URL", av.as_str()),
-            ("ALPHA_VANTAGE_API_KEY", "av-key"),
-            ("SYMBOLS", "IBM"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "100"),
-            ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "60000"),
-        ],
-    )
-    .await
-    .unwrap();
+    let av = u.rest.url();
+    let s = u
+        .spawn(
+            &FINNHUB,
+            &[
+                ("FINNHUB_API_KEY", ""),
+                ("ALPHA_VANTAGE_URL", av.as_str()),
+                ("ALPHA_VANTAGE_API_KEY", "av-key"),
+                ("SYMBOLS", "IBM"),
+                ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "100"),
+                ("TICKSTREAM_UPSTREAM__REST_INTERVAL_MS", "60000"),
+            ],
+        )
+        .await;
     let t = wait_tick(&s.redis, "IBM", STEP, |t| t["source"] == "finnhub-rest").await;
     assert_eq!(t["price"], 134.24);
     assert_eq!(t["changePercent"], 0.7808);
@@ -240,17 +218,12 @@ async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
         vec!["/query?function=GLOBAL_QUOTE&symbol=IBM&apikey=av-key".to_owned()]
     );
     // Still unhealthy: the stream needs the Finnhub key.
-    let (_, h) = wait_health(&svc, STEP, |_, h| h["status"] == "unhealthy").await;
+    let (_, h) = wait_health(&s.svc, STEP, |_, h| h["status"] == "unhealthy").await;
     assert!(h["message"].as_str().unwrap().contains("FINNHUB_API_KEY"));
     assert_eq!(s.ws.connections(), 0);
 }
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    tickstream_mock_upstream::harness::assert_accepts_example_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-finnhub")),
-        "FINNHUB_WS_URL",
-        "FINNHUB_REST_URL",
-    )
-    .await;
+    FINNHUB.assert_accepts_example_config().await;
 }

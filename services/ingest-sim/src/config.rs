@@ -17,14 +17,15 @@
 //! seed = 42              # TICKSTREAM_SIM__SEED: reproducible price paths; unset = random
 //! ```
 //!
-//! [`load`] deserializes and then [`Config::validate`]s, so a bad value stops
-//! the service at start with an error naming the key and the variable.
+//! [`ServiceConfig::load`] deserializes and then [`ServiceConfig::validate`]s,
+//! so a bad value stops the service at start with an error naming the key and
+//! the variable.
 
-use std::path::Path;
-
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
-use tickstream_runtime::config::{self as runtime_config, ConfigError, EnvAlias};
+use tickstream_runtime::config::{
+    string_or_list, ConfigError, EnvAlias, ServiceConfig, DEFAULT_HOST, DEFAULT_REDIS_URL,
+};
 use tickstream_runtime::telemetry::LogConfig;
 
 /// ingest-sim's own plain-named variables, on top of the common ones (`HOST`, `PORT`, ...).
@@ -91,9 +92,9 @@ pub struct SimConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
+            host: DEFAULT_HOST.to_owned(),
             port: 9100,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_url: DEFAULT_REDIS_URL.to_owned(),
             log: LogConfig::default(),
             sim: SimConfig::default(),
         }
@@ -112,16 +113,11 @@ impl Default for SimConfig {
     }
 }
 
-/// Loads defaults < `file` < environment and validates, so `main` gets a config it can run.
-pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let config = runtime_config::load(&Config::default(), file, ALIASES)?;
-    config.validate()?;
-    Ok(config)
-}
+impl ServiceConfig for Config {
+    const ALIASES: &'static [EnvAlias] = ALIASES;
 
-impl Config {
     /// Checks the rules types cannot express; the error names the key and its variable.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.host.trim().is_empty() {
             return Err(ConfigError::invalid("host", ALIASES, "must not be empty"));
         }
@@ -135,6 +131,10 @@ impl Config {
             ));
         }
         self.sim.validate()
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
     }
 }
 
@@ -207,25 +207,6 @@ impl SimConfig {
         }
         Ok(rate)
     }
-}
-
-/// Accepts `["A", "B"]` or `"A,B"`, so `TICKSTREAM_SIM__SYMBOLS=A,B` and TOML strings work too.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        One(String),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::List(list) => list,
-        Raw::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
 
 #[cfg(test)]

@@ -34,11 +34,13 @@ use std::time::{Duration, Instant};
 use chrono::{SubsecRound, Utc};
 use tickstream_bus::{Backoff, BusError, Redis, RedisOptions};
 use tickstream_model::{Symbol, Tick};
-use tickstream_runtime::config::ConfigError;
 use tickstream_runtime::ops::{self, HealthFn};
 use tokio::time::MissedTickBehavior;
 
 pub use config::Config;
+/// Why the service could not run (a bad config value, the ops port, the Redis
+/// URL): the same start-up failures as every upstream ingestor's.
+pub use tickstream_upstream::Error;
 
 use crate::metrics::Metrics;
 use crate::model::Market;
@@ -53,38 +55,15 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 /// Upper bound on one Redis command (a 20,000-tick pipeline included); also
 /// bounds how long shutdown waits for an in-flight publish.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Heartbeat TTL in heartbeat periods: survives a few missed writes, and a
-/// dead simulator vanishes from the gateway's view within seconds.
-pub const HEARTBEAT_TTL_PERIODS: u32 = 5;
 /// Time the ops server gets to finish in-flight requests at shutdown.
 pub const OPS_STOP_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Why the service could not run; all are start-up failures (non-zero exit).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is invalid; the message names the key.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The ops port cannot be bound (in use, no permission).
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// `host:port` from the configuration.
-        addr: String,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The Redis URL is unusable.
-    #[error("invalid configuration value for `redis_url`: {0}")]
-    Redis(#[from] BusError),
-}
 
 /// Runs the simulator until `shutdown` resolves: ops server, seq loading,
 /// generation and heartbeats. Returns `Ok` after a clean stop.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     tokio::pin!(shutdown);
     // Poll once so signal handlers are installed before `Listening.` is logged.
-    if poll_once(&mut shutdown).await {
+    if tickstream_runtime::shutdown::poll_once(&mut shutdown).await {
         return Ok(());
     }
     let symbols = config.sim.parsed_symbols()?;
@@ -119,11 +98,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
 
-    let heartbeat = tokio::spawn(heartbeat_loop(
+    // The record lives `tickstream_upstream::HEARTBEAT_TTL_PERIODS` periods: a
+    // dead simulator vanishes from the gateway's view within seconds.
+    let heartbeat = tokio::spawn(tickstream_upstream::heartbeat_loop(
         redis.clone(),
-        status.clone(),
-        metrics.clone(),
         Duration::from_secs(config.sim.heartbeat_secs),
+        metrics.redis_up.clone(),
+        {
+            let status = status.clone();
+            move || status.heartbeat()
+        },
     ));
 
     let resumed = resume(
@@ -154,15 +138,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::debug!("Ops server did not stop in time; exiting anyway.");
     }
     Ok(())
-}
-
-/// Polls `fut` once; true if it is already done.
-async fn poll_once<F: Future<Output = ()> + Unpin>(fut: &mut F) -> bool {
-    tokio::select! {
-        biased;
-        _ = fut => true,
-        _ = std::future::ready(()) => false,
-    }
 }
 
 /// Loads each symbol's last seq and cached tick, retrying until Redis answers,
@@ -340,21 +315,5 @@ async fn publish_batch(
             status.publish_failed();
             Err(e)
         }
-    }
-}
-
-/// Rewrites the heartbeat record every `period` with a TTL of
-/// [`HEARTBEAT_TTL_PERIODS`] periods; failures are logged at debug (the
-/// publish path already reports Redis trouble).
-async fn heartbeat_loop(redis: Redis, status: Arc<Status>, metrics: Metrics, period: Duration) {
-    let ttl = period * HEARTBEAT_TTL_PERIODS;
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        if let Err(e) = redis.write_heartbeat(&status.heartbeat(), ttl).await {
-            tracing::debug!(error = %e, "Heartbeat write failed.");
-        }
-        metrics.redis_up.set(i64::from(redis.health().is_up()));
     }
 }

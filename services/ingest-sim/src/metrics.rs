@@ -1,11 +1,8 @@
 //! ingest-sim's Prometheus metrics, named per DESIGN.md (`tickstream_` prefix,
 //! unit suffixes, `_total` counters, only the bounded `source` label).
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
-use tickstream_runtime::metrics::register;
+use prometheus::{Histogram, IntCounter, IntGauge, Registry};
+use tickstream_runtime::metrics::{counter_vec, gauge, gauge_vec, histogram_vec, register};
 
 use crate::model::SOURCE;
 
@@ -56,6 +53,7 @@ impl Metrics {
                 "tickstream_ingest_publish_batch_seconds",
                 "Duration of one pipelined batch publish to Redis.",
                 labels,
+                BATCH_BUCKETS,
             ),
         );
         let redis_up = register(
@@ -81,29 +79,6 @@ impl Metrics {
             symbols: symbols.with_label_values(&[SOURCE]),
         }
     }
-}
-
-// Constructors fail only on invalid names or label sets, which are constants
-// here and exercised by the unit test below.
-#[allow(clippy::expect_used)]
-fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter definition")
-}
-
-#[allow(clippy::expect_used)]
-fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-    let opts = HistogramOpts::new(name, help).buckets(BATCH_BUCKETS.to_vec());
-    HistogramVec::new(opts, labels).expect("valid histogram definition")
-}
-
-#[allow(clippy::expect_used)]
-fn gauge(name: &str, help: &str) -> IntGauge {
-    IntGauge::new(name, help).expect("valid gauge definition")
-}
-
-#[allow(clippy::expect_used)]
-fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge definition")
 }
 
 #[cfg(test)]

@@ -19,16 +19,15 @@
 //! [upstream]                                          # TICKSTREAM_UPSTREAM__<KEY>
 //! ```
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
 use tickstream_runtime::config::{
-    self as runtime_config, check_url, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
+    check_url, string_or_list, ConfigError, EnvAlias, HTTP_SCHEMES, WS_SCHEMES,
 };
-use tickstream_runtime::telemetry::LogConfig;
-use tickstream_upstream::settings::string_or_list;
-use tickstream_upstream::UpstreamSettings;
+use tickstream_runtime::secret::Secret;
+use tickstream_upstream::{IngestorConfig, VenueConfig};
+
+use crate::TwelveDataVenue;
 
 /// ingest-twelvedata's plain-named variables, on top of the common ones.
 pub const ALIASES: &[EnvAlias] = &[
@@ -53,25 +52,11 @@ pub const DEFAULT_HEARTBEAT_SECS: u64 = 10;
 /// Upper bound on symbols of one connection.
 pub const MAX_SYMBOLS: usize = 500;
 
-/// Everything ingest-twelvedata reads at start.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Config {
-    /// Address of the ops server (`/health`, `/metrics`).
-    pub host: String,
-    /// Port of the ops server; 0 picks a free one (tests).
-    pub port: u16,
-    /// Where ticks are published.
-    pub redis_url: String,
-    /// Log level and format.
-    pub log: LogConfig,
-    /// Twelve Data endpoints, key and symbols.
-    pub twelvedata: TwelveDataConfig,
-    /// Shared reconnect/stall/fallback timings.
-    pub upstream: UpstreamSettings,
-}
+/// Everything ingest-twelvedata reads at start: the common keys, `[twelvedata]` and `[upstream]`.
+pub type Config = IngestorConfig<TwelveDataConfig>;
 
-/// The `[twelvedata]` section.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// The `[twelvedata]` section; its key is a [`Secret`], so `Debug` and logs never show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwelveDataConfig {
     /// WebSocket URL; `?apikey=KEY` is appended.
     pub ws_url: String,
@@ -79,7 +64,7 @@ pub struct TwelveDataConfig {
     pub rest_url: String,
     /// The API key; empty means the service waits, unhealthy.
     #[serde(default)]
-    pub api_key: String,
+    pub api_key: Secret,
     /// Symbols in Twelve Data notation (`AAPL`, `EUR/USD`, `BTC/USD`); the tick symbol is the same.
     #[serde(deserialize_with = "string_or_list")]
     pub symbols: Vec<String>,
@@ -87,82 +72,54 @@ pub struct TwelveDataConfig {
     pub heartbeat_secs: u64,
 }
 
-// Hand-written so the key never reaches a log line.
-impl std::fmt::Debug for TwelveDataConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TwelveDataConfig")
-            .field("ws_url", &self.ws_url)
-            .field("rest_url", &self.rest_url)
-            .field(
-                "api_key",
-                &if self.api_key.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("symbols", &self.symbols)
-            .field("heartbeat_secs", &self.heartbeat_secs)
-            .finish()
-    }
-}
-
-impl Default for Config {
+impl Default for TwelveDataConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".to_owned(),
-            port: DEFAULT_PORT,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
-            log: LogConfig::default(),
-            twelvedata: TwelveDataConfig {
-                ws_url: DEFAULT_WS_URL.to_owned(),
-                rest_url: DEFAULT_REST_URL.to_owned(),
-                api_key: String::new(),
-                symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
-                heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
-            },
-            upstream: UpstreamSettings::default(),
+            ws_url: DEFAULT_WS_URL.to_owned(),
+            rest_url: DEFAULT_REST_URL.to_owned(),
+            api_key: Secret::default(),
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
+            heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
         }
     }
 }
 
-impl Config {
-    /// Rejects values that cannot work, naming the key. A missing API key is
-    /// not an error here: the service starts and reports it on `/health`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.upstream.validate(ALIASES)?;
+impl VenueConfig for TwelveDataConfig {
+    const NAME: &'static str = "twelvedata";
+    const DEFAULT_PORT: u16 = DEFAULT_PORT;
+    const ALIASES: &'static [EnvAlias] = ALIASES;
+    type Venue = TwelveDataVenue;
+
+    /// A missing API key is not an error here: the service starts and reports it on `/health`.
+    fn validate(&self) -> Result<(), ConfigError> {
         self.symbols()?;
-        if self.twelvedata.heartbeat_secs == 0 {
+        if self.heartbeat_secs == 0 {
             return Err(ConfigError::invalid(
                 "twelvedata.heartbeat_secs",
                 ALIASES,
                 "must be greater than 0",
             ));
         }
-        check_url(
-            "twelvedata.ws_url",
-            &self.twelvedata.ws_url,
-            WS_SCHEMES,
-            ALIASES,
-        )?;
-        check_url(
-            "twelvedata.rest_url",
-            &self.twelvedata.rest_url,
-            HTTP_SCHEMES,
-            ALIASES,
-        )?;
+        check_url("twelvedata.ws_url", &self.ws_url, WS_SCHEMES, ALIASES)?;
+        check_url("twelvedata.rest_url", &self.rest_url, HTTP_SCHEMES, ALIASES)?;
         Ok(())
     }
 
+    fn build(&self) -> Result<TwelveDataVenue, ConfigError> {
+        TwelveDataVenue::new(self)
+    }
+}
+
+impl TwelveDataConfig {
     /// The key, if set and not blank.
     pub fn api_key(&self) -> Option<&str> {
-        Some(self.twelvedata.api_key.trim()).filter(|k| !k.is_empty())
+        self.api_key.non_blank()
     }
 
     /// The symbols, normalized (`eur/usd` → `EUR/USD`), deduplicated.
     pub fn symbols(&self) -> Result<Vec<Symbol>, ConfigError> {
         let mut out: Vec<Symbol> = Vec::new();
-        for raw in &self.twelvedata.symbols {
+        for raw in &self.symbols {
             let sym = Symbol::parse(raw).map_err(|e| {
                 ConfigError::invalid("twelvedata.symbols", ALIASES, format!("{raw:?}: {e}"))
             })?;
@@ -181,34 +138,31 @@ impl Config {
     }
 }
 
-/// Loads and validates the configuration.
-pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-    let config: Config = runtime_config::load(&Config::default(), file, ALIASES)?;
-    config.validate()?;
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
+    use tickstream_runtime::config::ServiceConfig;
+
     use super::*;
 
     #[test]
     fn defaults_symbols_and_key() {
         let mut c = Config::default();
         c.validate().unwrap();
-        c.twelvedata.symbols = vec!["eur/usd".into(), "EUR/USD".into(), "aapl".into()];
-        let s = c.symbols().unwrap();
+        c.venue.symbols = vec!["eur/usd".into(), "EUR/USD".into(), "aapl".into()];
+        let s = c.venue.symbols().unwrap();
         assert_eq!(
             s.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             ["EUR/USD", "AAPL"]
         );
-        c.twelvedata.symbols = vec!["EUR USD".into()];
+        c.venue.symbols = vec!["EUR USD".into()];
         assert!(c
+            .venue
             .symbols()
             .unwrap_err()
             .to_string()
             .contains("twelvedata.symbols"));
-        c.twelvedata.api_key = "secret".into();
-        assert!(!format!("{:?}", c.twelvedata).contains("secret"));
+        c.venue.api_key = Secret::new("secret");
+        assert!(!format!("{:?}", c.venue).contains("secret"));
+        assert!(!format!("{c:?}").contains("secret"));
     }
 }

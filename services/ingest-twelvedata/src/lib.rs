@@ -10,12 +10,12 @@
 //! `/price` (price only; its timestamp is the receive time, `/price` has none).
 //!
 //! # Layout
-//! - [`config`]: the config struct, defaults and validation.
+//! - [`config`]: the `[twelvedata]` section, defaults and validation.
 //! - [`messages`]: Twelve Data wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
 //! - [`ws`]: the key URL, subscribe and heartbeat frames.
 //! - [`rest`]: the `/price` fallback.
-//! - [`TwelveDataVenue`] and [`run`].
+//! - [`TwelveDataVenue`]; the binary runs it with [`tickstream_upstream::main`].
 
 #![forbid(unsafe_code)]
 
@@ -25,30 +25,17 @@ pub mod parse;
 pub mod rest;
 pub mod ws;
 
-use std::future::Future;
 use std::time::Duration;
 
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
-use tickstream_upstream::{
-    ParseError, Quote, RestRequest, ServiceOptions, Venue, WsConnection, WsEvent,
-};
+use tickstream_runtime::secret::Secret;
+use tickstream_upstream::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
 
-pub use config::Config;
+pub use config::{Config, TwelveDataConfig};
 
 /// The tick `source` and metric label.
 pub const SOURCE: &str = "twelvedata";
-
-/// Why the service could not run; start-up failures only.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration value is invalid; the message names the key.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The shared machinery could not start (port, Redis URL).
-    #[error(transparent)]
-    Upstream(#[from] tickstream_upstream::Error),
-}
 
 /// Twelve Data as a [`Venue`].
 #[derive(Debug)]
@@ -60,20 +47,20 @@ pub struct TwelveDataVenue {
     /// REST base.
     rest_url: String,
     /// The key, if configured.
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     /// Period of `{"action":"heartbeat"}`.
     heartbeat: Duration,
 }
 
 impl TwelveDataVenue {
-    /// A venue for validated `config`.
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    /// A venue for a validated `[twelvedata]` section.
+    pub fn new(config: &TwelveDataConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             symbols: config.symbols()?,
-            ws_url: config.twelvedata.ws_url.clone(),
-            rest_url: config.twelvedata.rest_url.clone(),
-            api_key: config.api_key().map(str::to_owned),
-            heartbeat: Duration::from_secs(config.twelvedata.heartbeat_secs),
+            ws_url: config.ws_url.clone(),
+            rest_url: config.rest_url.clone(),
+            api_key: config.api_key().map(Secret::new),
+            heartbeat: Duration::from_secs(config.heartbeat_secs),
         })
     }
 }
@@ -99,7 +86,7 @@ impl Venue for TwelveDataVenue {
     fn connections(&self) -> Vec<WsConnection> {
         ws::connections(
             &self.ws_url,
-            self.api_key.as_deref().unwrap_or(""),
+            self.api_key.as_ref().map_or("", Secret::expose),
             &self.symbols,
         )
     }
@@ -114,7 +101,7 @@ impl Venue for TwelveDataVenue {
 
     fn rest_requests(&self) -> Vec<RestRequest> {
         match &self.api_key {
-            Some(key) => rest::requests(&self.rest_url, key, &self.symbols),
+            Some(key) => rest::requests(&self.rest_url, key.expose(), &self.symbols),
             None => Vec::new(),
         }
     }
@@ -126,17 +113,4 @@ impl Venue for TwelveDataVenue {
     fn parse_rest(&self, request: &RestRequest, body: &str) -> Result<Vec<Quote>, ParseError> {
         parse::parse_rest(&request.symbols, body, tickstream_model::time::now_millis())
     }
-}
-
-/// Runs ingest-twelvedata until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let venue = TwelveDataVenue::new(&config)?;
-    let opts = ServiceOptions {
-        host: config.host,
-        port: config.port,
-        redis_url: config.redis_url,
-        settings: config.upstream,
-    };
-    tickstream_upstream::run(venue, opts, shutdown).await?;
-    Ok(())
 }

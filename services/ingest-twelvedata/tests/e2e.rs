@@ -4,33 +4,26 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::GatewayClient;
-use tickstream_mock_upstream::{fixture_frame, MockWs};
-use tickstream_testkit::{RedisServer, Service};
+use tickstream_mock_upstream::fixture_frame;
+use tickstream_mock_upstream::harness::{GatewayClient, Ingestor};
 
 const STEP: Duration = Duration::from_secs(15);
 
+/// ingest-twelvedata with a key and one crypto pair.
+const TWELVE_DATA: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-twelvedata"),
+    "TWELVE_DATA_WS_URL",
+    "TWELVE_DATA_REST_URL",
+)
+.with_env(&[("TWELVE_DATA_API_KEY", "k"), ("SYMBOLS", "BTC/USD")]);
+
 #[tokio::test]
 async fn twelvedata_price_reaches_a_gateway_websocket_client() {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    let (redis_url, ws_url) = (redis.url(), ws.url());
-    let _ingest = Service::spawn(
-        "ingest-twelvedata",
-        &[
-            ("REDIS_URL", redis_url.as_str()),
-            ("TWELVE_DATA_WS_URL", ws_url.as_str()),
-            ("TWELVE_DATA_API_KEY", "k"),
-            ("SYMBOLS", "BTC/USD"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-    )
-    .await
-    .unwrap();
-    ws.wait_connections(1, STEP).await;
-    ws.wait_received(0, "subscribe", STEP).await;
-    let mut client = GatewayClient::start(&redis, "BTC/USD").await;
-    ws.send(
+    let s = TWELVE_DATA.start(&[]).await;
+    s.ws.wait_connections(1, STEP).await;
+    s.ws.wait_received(0, "subscribe", STEP).await;
+    let mut client = GatewayClient::start(&s.redis, "BTC/USD").await;
+    s.ws.send(
         0,
         &fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_price_crypto.json"),
     )

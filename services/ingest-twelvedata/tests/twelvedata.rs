@@ -4,11 +4,26 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{metric, wait_health, wait_metric, wait_tick, TickChannel};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse, MockRest, MockWs};
-use tickstream_testkit::{RedisServer, Service};
+use tickstream_mock_upstream::harness::{
+    metric, wait_health, wait_metric, wait_tick, Ingestor, Setup, TickChannel, Upstreams,
+};
+use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
 
 const STEP: Duration = Duration::from_secs(10);
+
+/// ingest-twelvedata with a key, a stock, a crypto pair and a symbol Twelve
+/// Data refuses, sending its heartbeat every second.
+const TWELVE_DATA: Ingestor = Ingestor::new(
+    env!("CARGO_BIN_EXE_ingest-twelvedata"),
+    "TWELVE_DATA_WS_URL",
+    "TWELVE_DATA_REST_URL",
+)
+.with_ws_path("/v1/quotes/price")
+.with_env(&[
+    ("TWELVE_DATA_API_KEY", "td-key"),
+    ("SYMBOLS", "AAPL,BTC/USD,INVALID"),
+    ("TICKSTREAM_TWELVEDATA__HEARTBEAT_SECS", "1"),
+]);
 
 fn frame(name: &str) -> String {
     fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
@@ -18,42 +33,12 @@ fn series(name: &str) -> String {
     format!("{name}{{source=\"twelvedata\"}}")
 }
 
-struct Setup {
-    redis: RedisServer,
-    ws: MockWs,
-    rest: MockRest,
-    svc: Service,
-}
-
+/// The mock answers the subscribe and each heartbeat as Twelve Data does.
 async fn start(extra: &[(&str, &str)]) -> Setup {
-    let redis = RedisServer::start().await.unwrap();
-    let ws = MockWs::start().await;
-    ws.reply_to("\"subscribe\"", vec![frame("ws_subscribe_status.json")]);
-    ws.reply_to("\"heartbeat\"", vec![frame("ws_heartbeat.json")]);
-    let rest = MockRest::start().await;
-    let ws_url = format!("{}/v1/quotes/price", ws.url());
-    let (redis_url, rest_url) = (redis.url(), rest.url());
-    let env = tickstream_mock_upstream::harness::env_with(
-        vec![
-            ("REDIS_URL", redis_url.as_str()),
-            ("TWELVE_DATA_WS_URL", ws_url.as_str()),
-            ("TWELVE_DATA_REST_URL", rest_url.as_str()),
-            ("TWELVE_DATA_API_KEY", "td-key"),
-            ("SYMBOLS", "AAPL,BTC/USD,INVALID"),
-            ("TICKSTREAM_TWELVEDATA__HEARTBEAT_SECS", "1"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_INITIAL_MS", "50"),
-            ("TICKSTREAM_UPSTREAM__RECONNECT_MAX_MS", "200"),
-            ("TICKSTREAM_UPSTREAM__FALLBACK_AFTER_MS", "0"),
-        ],
-        extra,
-    );
-    let svc = Service::spawn("ingest-twelvedata", &env).await.unwrap();
-    Setup {
-        redis,
-        ws,
-        rest,
-        svc,
-    }
+    let u = Upstreams::start().await;
+    u.ws.reply_to("\"subscribe\"", vec![frame("ws_subscribe_status.json")]);
+    u.ws.reply_to("\"heartbeat\"", vec![frame("ws_heartbeat.json")]);
+    u.spawn(&TWELVE_DATA, extra).await
 }
 
 #[tokio::test]
@@ -196,10 +181,5 @@ async fn rest_fallback_polls_price_then_releases() {
 
 #[tokio::test]
 async fn example_config_file_is_accepted() {
-    tickstream_mock_upstream::harness::assert_accepts_example_config(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ingest-twelvedata")),
-        "TWELVE_DATA_WS_URL",
-        "TWELVE_DATA_REST_URL",
-    )
-    .await;
+    TWELVE_DATA.assert_accepts_example_config().await;
 }
