@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     hub.on_message("BTCUSDT", black_box(TICK.as_bytes()));
                     for (_, rx) in &mut queues {
-                        black_box(rx.try_recv().ok());
+                        black_box(rx.try_recv());
                     }
                 })
             },

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tickstream_model::{Symbol, Tick};
-use tokio::sync::mpsc;
 
 use crate::hub::{ClientId, Hub, Outbound, TickFrame};
 use crate::limits::ConnPermit;
-use crate::outlet::Outlet;
+use crate::outlet::{Outlet, TickQueue};
 use crate::protocol::{self, Action, ClientError, ErrorCode};
 use crate::state::AppState;
 
@@ -144,7 +143,7 @@ impl ClientSession {
         state: Arc<AppState>,
         protocol: Protocol,
         permit: Option<ConnPermit>,
-    ) -> (Self, mpsc::Receiver<Outbound>) {
+    ) -> (Self, TickQueue) {
         let (client, client_id) = state.hub.new_client();
         let g = &state.cfg.gateway;
         let (outlet, rx) = Outlet::new(g.queue_capacity);

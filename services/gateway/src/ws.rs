@@ -15,13 +15,12 @@
 use std::time::{Duration, Instant};
 
 use crate::limits::{self, TokenPolicy};
-use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
+use crate::outlet::{self, SlowConsumer, TickQueue, SLOW_CONSUMER_REASON};
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::hub::Outbound;
 use crate::protocol::{self, ClientError, ErrorCode};
@@ -96,12 +95,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(
-        mut self,
-        mut stream: WsIn,
-        mut rx: mpsc::Receiver<Outbound>,
-        initial: Option<String>,
-    ) {
+    async fn run(mut self, mut stream: WsIn, mut rx: TickQueue, initial: Option<String>) {
         let exit = self.serve(&mut stream, &mut rx, initial).await;
         let Connection { out, client, .. } = self;
         Box::pin(client.close()).await;
@@ -113,7 +107,7 @@ impl Connection {
     async fn serve(
         &mut self,
         stream: &mut WsIn,
-        rx: &mut mpsc::Receiver<Outbound>,
+        rx: &mut TickQueue,
         initial: Option<String>,
     ) -> Exit {
         let hello = protocol::connected(self.client.client_id());
@@ -226,11 +220,11 @@ impl Connection {
     async fn write_frames(
         &mut self,
         first: Option<Outbound>,
-        rx: &mut mpsc::Receiver<Outbound>,
+        rx: &mut TickQueue,
     ) -> Result<(), Exit> {
         let outlet = self.client.outlet().clone();
         let timeout = self.client.slow_timeout();
-        let mut next = first.or_else(|| rx.try_recv().ok());
+        let mut next = first.or_else(|| rx.try_recv());
         let mut written = 0;
         loop {
             while let Some(frame) = next.take() {
@@ -241,7 +235,7 @@ impl Connection {
                 if written >= WRITE_BATCH {
                     return self.flush_batch().await;
                 }
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
             self.flush_batch().await?;
             // Queue empty: behind for too long is a slow consumer even if it reads a little.
@@ -262,7 +256,7 @@ impl Connection {
             }
             self.pending = pending;
             self.flush_batch().await?;
-            next = rx.try_recv().ok();
+            next = rx.try_recv();
         }
     }
 

@@ -32,7 +32,7 @@ use super::{EioConfig, EioError, COMMAND_QUEUE};
 use crate::config::Config;
 use crate::hub::{Outbound, TickFrame};
 use crate::limits::Admission;
-use crate::outlet::{self, SlowConsumer, SLOW_CONSUMER_REASON};
+use crate::outlet::{self, SlowConsumer, TickQueue, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
@@ -335,7 +335,7 @@ impl EngineSession {
     async fn serve(
         &mut self,
         commands: &mut mpsc::Receiver<Command>,
-        ticks: &mut mpsc::Receiver<Outbound>,
+        ticks: &mut TickQueue,
     ) -> End {
         if let Some(ws) = &mut self.ws {
             let open = packet::open(
@@ -796,11 +796,11 @@ impl EngineSession {
     async fn on_ticks(
         &mut self,
         first: Option<Outbound>,
-        ticks: &mut mpsc::Receiver<Outbound>,
+        ticks: &mut TickQueue,
     ) -> Result<(), End> {
         let outlet = self.client.outlet().clone();
         let timeout = self.client.slow_timeout();
-        let mut next = first.or_else(|| ticks.try_recv().ok());
+        let mut next = first.or_else(|| ticks.try_recv());
         let mut taken = 0;
         loop {
             while let Some(frame) = next.take() {
@@ -812,7 +812,7 @@ impl EngineSession {
                 if self.batch.len() >= WS_WRITE_BATCH {
                     self.flush_ticks().await?;
                 }
-                next = ticks.try_recv().ok();
+                next = ticks.try_recv();
             }
             self.flush_ticks().await?;
             if outlet::is_overdue(&outlet, timeout) {
@@ -830,7 +830,7 @@ impl EngineSession {
             }
             self.pending = pending;
             self.flush_ticks().await?;
-            next = ticks.try_recv().ok();
+            next = ticks.try_recv();
         }
     }
 
