@@ -7,6 +7,12 @@
 #                at each rate of BENCH_RATES ticks/s; BENCH_WARMUP s warm-up, BENCH_DURATION s measured.
 #                The latency scenario is the fan-out row at the lowest rate (1k ticks/s).
 #   connections  BENCH_CONN_CLIENTS clients × 1 symbol at BENCH_CONN_RATE ticks/s; RSS per connection.
+#                When the clients do not fit under one process's open-file limit (ulimit -Hn, here
+#                20,000), the gateway runs as R replicas sharing one port (gateway.reuse_port,
+#                SO_REUSEPORT; each under the limit with a margin), watched together as "server" (CPU
+#                and RSS summed) and named gateway×R in the table, and loadgen runs its clients in R
+#                processes (loadgen run --shards R). The reference is one Node process: it is capped at
+#                the limit (limit − 1,000 clients), and the output says so.
 #   slow-consumer  the fan-out shape (BENCH_SLOW_CLIENTS clients × BENCH_PER_CLIENT of BENCH_SYMBOLS) at
 #                BENCH_SLOW_RATE ticks/s against the gateway only, twice: without and with BENCH_STALLED
 #                stalled clients (subscribed to every symbol, never reading; issue 7). The table pairs
@@ -71,11 +77,19 @@ OUT=$(cd "$OUT" && pwd)
 # --- file descriptors: every connection is one fd in loadgen and one in the server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FD_LIMIT=$(ulimit -n)
+# Notes for summary.md on how the connections scenario was run.
+NOTES=()
+# Gateway processes (and loadgen processes) of the connections scenario, and the reference's clients.
+CONN_REPLICAS=1
+CONN_REF_CLIENTS=$CONN_CLIENTS
 if [[ "$FD_LIMIT" != unlimited ]] && (( CONN_CLIENTS + 1000 > FD_LIMIT )); then
   capped=$(( FD_LIMIT - 1000 ))
-  printf 'bench: open-file limit is %s (raising it needs root with CAP_SYS_RESOURCE: ulimit -Hn); connections scenario capped at %s clients instead of %s\n' \
-    "$FD_LIMIT" "$capped" "$CONN_CLIENTS" >&2
-  CONN_CLIENTS=$capped
+  # The kernel spreads connections over the replicas by hashing addresses, not evenly: 10 % spare each.
+  per_replica=$(( capped * 9 / 10 ))
+  CONN_REPLICAS=$(( (CONN_CLIENTS + per_replica - 1) / per_replica ))
+  CONN_REF_CLIENTS=$capped
+  printf 'bench: open-file limit is %s per process (raising it needs root with CAP_SYS_RESOURCE: ulimit -Hn); connections scenario: %s clients over %s gateway replicas sharing one port (SO_REUSEPORT) and %s loadgen processes; the reference (one Node process) is capped at %s clients\n' \
+    "$FD_LIMIT" "$CONN_CLIENTS" "$CONN_REPLICAS" "$CONN_REPLICAS" "$capped" >&2
 fi
 
 # --- build (what is not given prebuilt)
@@ -137,18 +151,35 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 wait_for "redis on $REDIS_PORT" redis-cli -p "$REDIS_PORT" ping
 
 SERVER_PID=
+SERVER_PIDS=() # every process of the server under test (gateway replicas)
 SERVER_URL=
 SERVER_PROTOCOL=
 SERVER_HTTP=
 SERVER_ENV=() # extra NAME=VALUE settings for the next gateway started
+REPLICAS=1    # gateway processes sharing the port (SO_REUSEPORT) for the next server started
 start_server() { # NAME LOGFILE
-  local name=$1 logfile=$2 port
+  local name=$1 logfile=$2 port r
   port=$(free_port)
   SERVER_HTTP=http://127.0.0.1:$port
+  SERVER_PIDS=()
   case $name in
     gateway|gateway-sio)
-      env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
-        ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"$logfile" 2>&1 &
+      if (( REPLICAS > 1 )); then
+        command -v ss >/dev/null || die "ss (iproute2) is needed to see the gateway replicas listening"
+        # One port, REPLICAS processes: each binds it with SO_REUSEPORT, and the kernel spreads new
+        # connections over them. Started one by one; each must be listening before the next.
+        for (( r = 1; r <= REPLICAS; r++ )); do
+          env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
+            TICKSTREAM_GATEWAY__REUSE_PORT=true \
+            ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"${logfile%.log}.$r.log" 2>&1 &
+          SERVER_PIDS+=("$!")
+          PIDS+=("$!")
+          wait_for "gateway replica $r of $REPLICAS listening on $port" listeners_at_least "$port" "$r"
+        done
+      else
+        env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
+          ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"$logfile" 2>&1 &
+      fi
       if [[ $name == gateway-sio || $GATEWAY_PROTOCOL == socketio ]]; then
         SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
         SERVER_PROTOCOL=socketio
@@ -163,37 +194,60 @@ start_server() { # NAME LOGFILE
       SERVER_PROTOCOL=socketio ;;
     *) die "unknown server $name (gateway, gateway-sio or reference)" ;;
   esac
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
+  if (( ${#SERVER_PIDS[@]} == 0 )); then
+    SERVER_PIDS=("$!")
+    PIDS+=("$!")
+  fi
+  SERVER_PID=${SERVER_PIDS[0]}
   wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || die "$name process $pid exited at start; see $logfile"
+  done
+}
+
+# Whether at least N sockets listen on PORT (SO_REUSEPORT replicas each have their own).
+listeners_at_least() { # PORT N
+  (( $(ss -Hltn "sport = :$1" | wc -l) >= $2 ))
 }
 
 stop_server() {
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${SERVER_PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
 }
 
 run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
   local scenario=$1 server=$2 clients=$3 per_client=$4 symbols=$5 rate=$6 stalled=${7:-0}
-  local name=$scenario-$server-$clients-$rate
+  local label=$server name=$scenario-$server
+  # REPLICAS gateway processes are one server in the report (gateway×3), and loadgen as many processes.
+  if (( REPLICAS > 1 )); then label+="×$REPLICAS"; name+="-x$REPLICAS"; fi
+  name+=-$clients-$rate
   (( stalled == 0 )) || name+=-stalled$stalled
   # ~28k ephemeral ports per address, and the previous case's ports linger in TIME_WAIT.
   local source_ips=$(( clients / 5000 + 1 ))
-  log "$scenario: $server, $clients clients × $per_client of $symbols symbols, $rate ticks/s, $stalled stalled"
+  log "$scenario: $label, $clients clients × $per_client of $symbols symbols, $rate ticks/s, $stalled stalled"
   start_server "$server" "$OUT/$name.server.log"
+  local server_pids
+  server_pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
   "$LOADGEN" --threads "$THREADS" run \
     --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
     --redis-url "$REDIS_URL" --rate "$rate" \
     --clients "$clients" --symbols "$symbols" --per-client "$per_client" \
     --warmup "$WARMUP" --duration "$DURATION" \
-    --source-ips "$source_ips" --connect-concurrency 500 \
-    --scenario "$scenario" --server "$server" \
-    --watch "server=$SERVER_PID" --watch "redis=$REDIS_PID" --stalled "$stalled" \
+    --source-ips "$source_ips" --connect-concurrency 500 --shards "$REPLICAS" \
+    --scenario "$scenario" --server "$label" \
+    --watch "server=$server_pids" --watch "redis=$REDIS_PID" --stalled "$stalled" \
     --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log" >&2 || true
-  # The server's own view (slow-consumer disconnects, conflated ticks), kept beside the report.
-  curl -s --noproxy '*' --max-time 5 "$SERVER_HTTP/metrics" >"$OUT/$name.metrics.txt" 2>/dev/null || true
+  # The server's own view (slow-consumer disconnects, conflated ticks), kept beside the report;
+  # with replicas, that of whichever one the kernel hands this request to.
+  {
+    (( REPLICAS == 1 )) || echo "# one of $REPLICAS gateway replicas (pids $server_pids)"
+    curl -s --noproxy '*' --max-time 5 "$SERVER_HTTP/metrics" 2>/dev/null || true
+  } >"$OUT/$name.metrics.txt"
   stop_server
 }
 
@@ -207,7 +261,22 @@ for scenario in $SCENARIOS; do
       done ;;
     connections)
       for server in $SERVERS; do
-        run_case connections "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE"
+        case $server in
+          gateway|gateway-sio)
+            REPLICAS=$CONN_REPLICAS
+            if (( REPLICAS > 1 )); then
+              NOTES+=("connections, $server×$REPLICAS: $REPLICAS $server processes sharing one port with SO_REUSEPORT (gateway.reuse_port), each under the open-file limit of $FD_LIMIT; server CPU % and RSS are summed over them; loadgen ran its clients in $REPLICAS processes (--shards $REPLICAS).")
+            fi
+            run_case connections "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE"
+            REPLICAS=1 ;;
+          *)
+            if (( CONN_REF_CLIENTS < CONN_CLIENTS )); then
+              printf 'bench: connections, %s: one process cannot hold more than the open-file limit of %s and cannot share its port like the gateway replicas; capped at %s clients instead of %s\n' \
+                "$server" "$FD_LIMIT" "$CONN_REF_CLIENTS" "$CONN_CLIENTS" >&2
+              NOTES+=("connections, $server: capped at $CONN_REF_CLIENTS clients instead of $CONN_CLIENTS (one process, open-file limit $FD_LIMIT); not comparable with the gateway row.")
+            fi
+            run_case connections "$server" "$CONN_REF_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE" ;;
+        esac
       done ;;
     slow-consumer)
       # Gateway only (the reference has no slow-consumer handling to measure); same settings for both runs.
@@ -232,6 +301,10 @@ done
 "$LOADGEN" report "${reports[@]}" --reference reference \
   --machine "$machine" --markdown "$OUT/summary.md" --json "$OUT/summary.json"
 {
+  if (( ${#NOTES[@]} > 0 )); then
+    echo
+    for note in "${NOTES[@]}"; do echo "- $note"; done
+  fi
   echo
   echo "Command: $(env | grep -E '^BENCH_' | sort | tr '\n' ' ')scripts/bench.sh"
 } >>"$OUT/summary.md"

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
 use tickstream_runtime::config::{ConfigError, EnvAlias};
+/// The secrets of `[gateway.auth]`, the runtime's redacting type (kept at this path for `crate::config::Secret` users).
+pub use tickstream_runtime::secret::Secret;
 use tickstream_runtime::telemetry::LogConfig;
 
 /// Plain-named variables beyond the common ones.
@@ -75,6 +77,11 @@ pub struct GatewaySection {
     pub socketio_max_payload_bytes: usize,
     /// Socket.IO: ms a probed WebSocket has to complete the upgrade (reference `upgradeTimeout`, 10000).
     pub socketio_upgrade_timeout_ms: u64,
+    /// Bind with SO_REUSEPORT so several gateway processes on one host share `PORT` and the kernel spreads
+    /// new connections over them (replicas without a load balancer, zero-downtime restarts); every process
+    /// on the port must set it. Off (the default): a second process on the port fails to start.
+    #[serde(default)]
+    pub reuse_port: bool,
 }
 
 /// JWT settings (`[gateway.auth]`, `TICKSTREAM_GATEWAY__AUTH__*`).
@@ -147,29 +154,6 @@ impl AuthSection {
     }
 }
 
-/// A configured secret: serializes as itself (config layering needs it) but never shows in `Debug` or logs.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that needs it (key construction).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// The default symbol mix, matching ingest-sim's default.
 pub const DEFAULT_SYMBOLS: &[&str] = &[
     "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "ADAUSDT", "AAPL", "MSFT", "NVDA", "EUR/USD",
@@ -203,6 +187,7 @@ impl Default for Config {
                 socketio_ping_timeout_ms: 20_000,
                 socketio_max_payload_bytes: 1_000_000,
                 socketio_upgrade_timeout_ms: 10_000,
+                reuse_port: false,
             },
         }
     }
@@ -276,6 +261,13 @@ impl Config {
             }
         }
         g.auth.validate()?;
+        if g.reuse_port && !cfg!(unix) {
+            return Err(ConfigError::invalid(
+                "gateway.reuse_port",
+                ALIASES,
+                "SO_REUSEPORT is only available on Unix",
+            ));
+        }
         if g.idle_timeout_secs <= g.ping_interval_secs {
             return Err(ConfigError::invalid(
                 "gateway.idle_timeout_secs",
@@ -311,6 +303,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("auth.algorithm"));
+    }
+
+    #[test]
+    fn reuse_port_is_off_by_default_and_valid_when_on() {
+        let mut c = Config::default();
+        assert!(!c.gateway.reuse_port);
+        c.gateway.reuse_port = true;
+        assert_eq!(c.validate().is_ok(), cfg!(unix));
     }
 
     #[test]

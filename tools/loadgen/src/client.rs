@@ -15,7 +15,9 @@ use crate::ws::{ConnectError, Frame, Target, WsConn};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Which wire protocol the clients speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// tickstream's native JSON frames at `/ws`.

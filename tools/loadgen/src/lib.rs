@@ -19,6 +19,7 @@
 //! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks.
 //! - [`procstat`]: CPU% and RSS of a process from `/proc`.
 //! - [`run`]: one measured run ([`RunConfig`] → [`Report`]).
+//! - [`shard`]: `run --shards N`, the clients spread over N processes and their results merged.
 //! - [`report`]: the JSON report, its human summary, and the Markdown comparison table.
 
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod procstat;
 pub mod publisher;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod stalled;
 pub mod stats;
 pub mod ws;

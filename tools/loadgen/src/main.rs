@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use loadgen::publisher::Publisher;
 use loadgen::report::{markdown, Report};
 use loadgen::run::{symbol_names, RunConfig};
+use loadgen::shard::ShardSpec;
 
 /// Load generator for tickstream benchmarks (see scripts/bench.sh).
 #[derive(Debug, Parser)]
@@ -49,6 +50,13 @@ enum Command {
         /// Seconds to publish for.
         #[arg(long, default_value_t = 30.0)]
         duration: f64,
+    },
+    /// Internal: one shard of `run --shards N`, started and steered by that run over stdin/stdout.
+    #[command(hide = true)]
+    Shard {
+        /// What to run, as JSON (`loadgen::shard::ShardSpec`).
+        #[arg(long)]
+        spec: String,
     },
     /// Combine run reports into a Markdown table (and a JSON array) with ratios.
     Report {
@@ -92,6 +100,10 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
+        }
+        Command::Shard { spec } => {
+            let spec: ShardSpec = serde_json::from_str(&spec).context("parsing --spec")?;
+            loadgen::shard::serve(spec).await
         }
         Command::Publish {
             redis_url,

@@ -102,6 +102,31 @@ pub fn cpu_percent(from: &Sample, to: &Sample) -> f64 {
     to.cpu_ticks.saturating_sub(from.cpu_ticks) as f64 / USER_HZ / secs * 100.0
 }
 
+/// Samples of several processes watched as one (`--watch server=PID1,PID2`, e.g. gateway replicas), taken together.
+pub fn sample_all(pids: &[u32]) -> Vec<Option<Sample>> {
+    pids.iter().map(|pid| sample(*pid)).collect()
+}
+
+/// RSS summed over the processes that were alive, KiB; `None` when none was.
+pub fn rss_sum_kib(samples: &[Option<Sample>]) -> Option<u64> {
+    samples
+        .iter()
+        .flatten()
+        .map(|s| s.rss_kib)
+        .reduce(|a, b| a + b)
+}
+
+/// CPU of each process between its two samples, summed, in percent of one core (0 for one missing either).
+pub fn cpu_percent_sum(from: &[Option<Sample>], to: &[Option<Sample>]) -> f64 {
+    from.iter()
+        .zip(to)
+        .map(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => cpu_percent(a, b),
+            _ => 0.0,
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +145,27 @@ mod tests {
         assert_eq!(machine_busy(line), Some(170));
         assert_eq!(machine_busy("cpu0 1 2 3 4 5 6 7 8"), None);
         assert!(sample_machine().is_some());
+    }
+
+    #[test]
+    fn groups_sum_rss_and_cpu_of_live_processes() {
+        let at = Instant::now();
+        let later = at + std::time::Duration::from_secs(2);
+        let s = |at, cpu_ticks, rss_kib| {
+            Some(Sample {
+                at,
+                cpu_ticks,
+                rss_kib,
+            })
+        };
+        let from = [s(at, 100, 1000), s(at, 50, 3000), None];
+        let to = [s(later, 200, 1500), s(later, 150, 2000), s(later, 10, 7)];
+        assert_eq!(rss_sum_kib(&from), Some(4000));
+        assert_eq!(rss_sum_kib(&to), Some(3507));
+        assert_eq!(rss_sum_kib(&[None, None]), None);
+        // 100 ticks in 2 s = 50 % each; the third has no start sample and counts 0.
+        assert!((cpu_percent_sum(&from, &to) - 100.0).abs() < 1e-9);
+        assert_eq!(sample_all(&[std::process::id(), u32::MAX]).len(), 2);
     }
 
     #[test]

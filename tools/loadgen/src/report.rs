@@ -28,8 +28,11 @@ pub struct Latency {
 pub struct ProcessStats {
     /// What it is (`server`, `redis`, `loadgen`).
     pub name: String,
-    /// Its pid.
+    /// Its pid (the first, when several are summed).
     pub pid: u32,
+    /// Every pid summed under this name (`--watch server=PID1,PID2`, shard processes); absent for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pids: Vec<u32>,
     /// CPU over the window, percent of one core.
     pub cpu_percent: f64,
     /// RSS before the clients connected, KiB.
@@ -228,11 +231,17 @@ impl Report {
             self.machine_cpu_percent, self.other_cpu_percent
         );
         for p in &self.processes {
+            let pids = if p.pids.len() > 1 {
+                let list: Vec<String> = p.pids.iter().map(u32::to_string).collect();
+                format!("{} processes, pids {}", p.pids.len(), list.join(","))
+            } else {
+                format!("pid {}", p.pid)
+            };
             let _ = writeln!(
                 s,
-                "  {} (pid {}): CPU {:.0} %, RSS {:.1} MiB (before {:.1} MiB, window start {:.1}, end {:.1}; {:.0} B/connection)",
+                "  {} ({}): CPU {:.0} %, RSS {:.1} MiB (before {:.1} MiB, window start {:.1}, end {:.1}; {:.0} B/connection)",
                 p.name,
-                p.pid,
+                pids,
                 p.cpu_percent,
                 p.rss_max_kib as f64 / 1024.0,
                 p.rss_before_kib as f64 / 1024.0,
@@ -395,23 +404,36 @@ fn table(reports: &[Report], machine: &str) -> String {
 /// Per scenario and load, `candidate` against `reference`, and the highest sustained rate of each.
 fn comparison(reports: &[Report], candidate: &str, reference: &str) -> String {
     let mut s = String::new();
+    let same_load = |c: &Report, r: &Report| {
+        r.stalled.is_empty()
+            && r.scenario == c.scenario
+            && r.rate == c.rate
+            && r.clients == c.clients
+    };
+    fn runs<'a>(reports: &'a [Report], name: &'a str) -> impl Iterator<Item = &'a Report> {
+        reports
+            .iter()
+            .filter(move |r| r.server == name && r.stalled.is_empty())
+    }
+    // A candidate with no run at a load the reference also ran (e.g. `gateway×3` at 50,000 clients
+    // beside a reference capped at the open-file limit) has nothing to be compared with.
+    if runs(reports, reference).next().is_some()
+        && !runs(reports, candidate).any(|c| runs(reports, reference).any(|r| same_load(c, r)))
+    {
+        let _ = writeln!(
+            s,
+            "\n**{candidate} vs {reference}**: no run of {reference} at the same load (scenario, ticks/s, clients); not compared.\n"
+        );
+        return s;
+    }
     let _ = writeln!(s, "\n**{candidate} vs {reference}** (same run):\n");
     let _ = writeln!(
         s,
         "| scenario | ticks/s | delivered/s ratio | p99 ratio ({reference}/{candidate}) | CPU ratio ({candidate}/{reference}) |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-    for c in reports
-        .iter()
-        .filter(|r| r.server == candidate && r.stalled.is_empty())
-    {
-        let Some(r) = reports.iter().find(|r| {
-            r.server == reference
-                && r.stalled.is_empty()
-                && r.scenario == c.scenario
-                && r.rate == c.rate
-                && r.clients == c.clients
-        }) else {
+    for c in runs(reports, candidate) {
+        let Some(r) = runs(reports, reference).find(|r| same_load(c, r)) else {
             continue;
         };
         let cpu = |x: &Report| x.process("server").map(|p| p.cpu_percent).unwrap_or(0.0);
@@ -526,6 +548,36 @@ mod tests {
         );
         // A stalled run is never anyone's best sustained figure.
         assert!(md.contains("gateway 1000000"), "{md}");
+    }
+
+    #[test]
+    fn replicas_at_a_load_the_reference_never_ran_are_not_compared() {
+        let mut replicas = run("gateway×3", 100, 50_000.0, 1.0, 40.0);
+        replicas.scenario = "connections".into();
+        replicas.clients = 50_000;
+        replicas.processes[0].pids = vec![11, 12, 13];
+        let mut capped = run("reference", 100, 19_000.0, 1.0, 90.0);
+        capped.scenario = "connections".into();
+        capped.clients = 19_000;
+        let md = markdown(
+            &[replicas.clone(), capped],
+            &["gateway×3".to_owned()],
+            "reference",
+            "box",
+        );
+        assert!(md.contains("| connections | gateway×3 | 10 |"), "{md}");
+        assert!(
+            md.contains("**gateway×3 vs reference**: no run of reference at the same load"),
+            "{md}"
+        );
+        assert!(!md.contains("Highest sustained"), "{md}");
+        // Without any reference run the section stays as it was.
+        let md = markdown(&[replicas], &["gateway×3".to_owned()], "reference", "box");
+        assert!(md.contains("Highest sustained deliveries/s"), "{md}");
+        let back: Report =
+            serde_json::from_str(&serde_json::to_string(&run("g", 1, 1.0, 1.0, 1.0)).unwrap())
+                .unwrap();
+        assert!(back.processes[0].pids.is_empty());
     }
 
     #[test]

@@ -1,25 +1,34 @@
 //! One measured run: connect everyone, publish, warm up, measure, report.
+//!
+//! The clients run in this process (`LocalClients`) or, with `--shards N`, in N
+//! child processes that this one steers through the same phases
+//! ([`crate::shard`]); either way their figures end up in one [`Tally`].
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 
-use crate::client::{self, ClientCtx, Protocol};
+use crate::client::{self, ClientCtx, ClientOutcome, Protocol};
 use crate::procstat;
 use crate::publisher::Publisher;
 use crate::report::{Latency, ProcessStats, Report, StalledClient};
+use crate::shard::{self, ShardSet};
 use crate::stalled;
-use crate::stats::Shared;
+use crate::stats::{Shared, Tally};
 use crate::ws::Target;
 
 /// How often watched processes' RSS is sampled during the window.
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(500);
 /// How long client tasks get to finish after the window before they are abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Most processes `--shards` may start (a sanity bound: each takes its own slice of 127.0.0.x).
+pub const MAX_SHARDS: usize = 64;
 
 /// Options of `loadgen run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,9 +76,11 @@ pub struct RunConfig {
     /// Seconds all clients together may take to connect and subscribe.
     #[arg(long, default_value_t = 300.0)]
     pub connect_timeout: f64,
-    /// Processes to sample for CPU and RSS, as `NAME=PID` (e.g. `server=1234`); repeatable.
+    /// Processes to sample for CPU and RSS, as `NAME=PID` (e.g. `server=1234`); repeatable. Several
+    /// processes count as one, their CPU and RSS summed, when given as `NAME=PID1,PID2,...` or under a
+    /// repeated NAME (e.g. `server=11,12,13` for three gateway replicas).
     #[arg(long = "watch", value_parser = parse_watch)]
-    pub watch: Vec<(String, u32)>,
+    pub watch: Vec<Watch>,
     /// Scenario name written into the report.
     #[arg(long, default_value = "fanout")]
     pub scenario: String,
@@ -83,16 +94,62 @@ pub struct RunConfig {
     /// `SO_RCVBUF` of the stalled clients' sockets, bytes (Linux doubles it), so they push back at once.
     #[arg(long, default_value_t = 4096)]
     pub stalled_recv_buffer: u32,
+    /// Spread the clients over this many processes (this binary run again as `loadgen shard`), each
+    /// with its share of the clients and of the source addresses, under its own open-file limit; this
+    /// process alone publishes, watches and runs stalled clients, and merges everything into one
+    /// report. 1 (the default): every client in this process.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
 }
 
-fn parse_watch(s: &str) -> Result<(String, u32), String> {
-    let (name, pid) = s
+/// One `--watch` entry: a name and the processes (one or more) reported under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// What it is in the report (`server`, `redis`).
+    pub name: String,
+    /// Its processes; several are summed (gateway replicas).
+    pub pids: Vec<u32>,
+}
+
+fn parse_watch(s: &str) -> Result<Watch, String> {
+    let (name, pids) = s
         .split_once('=')
-        .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
-    let pid = pid
-        .parse()
-        .map_err(|e| format!("pid {pid:?} in {s:?}: {e}"))?;
-    Ok((name.to_owned(), pid))
+        .ok_or_else(|| format!("expected NAME=PID[,PID...], got {s:?}"))?;
+    let pids = pids
+        .split(',')
+        .map(|pid| {
+            pid.trim()
+                .parse()
+                .map_err(|e| format!("pid {pid:?} in {s:?}: {e}"))
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    Ok(Watch {
+        name: name.to_owned(),
+        pids,
+    })
+}
+
+/// `--watch` entries with the same name joined into one (first appearance keeps its place; no pid twice).
+pub fn group_watches(watches: &[Watch]) -> Vec<Watch> {
+    let mut out: Vec<Watch> = Vec::new();
+    for w in watches {
+        let at = match out.iter().position(|g| g.name == w.name) {
+            Some(at) => at,
+            None => {
+                out.push(Watch {
+                    name: w.name.clone(),
+                    pids: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        for pid in &w.pids {
+            if !out[at].pids.contains(pid) {
+                out[at].pids.push(*pid);
+            }
+        }
+    }
+    out
 }
 
 /// The symbols a run publishes and subscribes to.
@@ -108,6 +165,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         "--per-client must be between 1 and --symbols"
     );
     anyhow::ensure!(cfg.source_ips > 0, "--source-ips must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_SHARDS).contains(&cfg.shards),
+        "--shards must be between 1 and {MAX_SHARDS}"
+    );
+    anyhow::ensure!(
+        cfg.shards == 1 || cfg.shards <= cfg.clients,
+        "--shards ({}) must not exceed --clients ({})",
+        cfg.shards,
+        cfg.clients
+    );
     for (name, secs) in [
         ("--warmup", cfg.warmup),
         ("--duration", cfg.duration),
@@ -123,14 +190,25 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     anyhow::ensure!(cfg.duration > 0.0, "--duration must be more than 0");
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let target = Target::resolve(&cfg.url).await?;
-    let shared = Arc::new(Shared::new()?);
     let symbols = symbol_names(&cfg.symbol_prefix, cfg.symbols);
 
-    let mut watched: Vec<(String, u32)> = cfg.watch.clone();
-    watched.push(("loadgen".to_owned(), std::process::id()));
-    let before: Vec<Option<procstat::Sample>> = watched
+    // Shards start (and sit idle) first, so "RSS before the clients connected" includes them.
+    let shards = if cfg.shards > 1 {
+        let threads = tokio::runtime::Handle::current().metrics().num_workers();
+        Some(ShardSet::spawn(shard::split(&cfg), threads).await?)
+    } else {
+        None
+    };
+    let mut watched = group_watches(&cfg.watch);
+    let mut own = vec![std::process::id()];
+    own.extend(shards.iter().flat_map(ShardSet::pids));
+    watched.push(Watch {
+        name: "loadgen".to_owned(),
+        pids: own,
+    });
+    let before: Vec<Vec<Option<procstat::Sample>>> = watched
         .iter()
-        .map(|(_, pid)| procstat::sample(*pid))
+        .map(|w| procstat::sample_all(&w.pids))
         .collect();
 
     let publisher = match &cfg.redis_url {
@@ -143,28 +221,17 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         }
         None => None,
     };
-
-    let ctx = Arc::new(ClientCtx {
-        target,
-        protocol: cfg.protocol,
-        sources: (1..=cfg.source_ips)
-            .map(|k| Ipv4Addr::new(127, 0, 0, k))
-            .collect(),
-        connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
-        subscribe_timeout: Duration::from_secs_f64(cfg.subscribe_timeout),
-        recv_buffer: None,
-        shared: shared.clone(),
-    });
+    let subscribe_timeout = Duration::from_secs_f64(cfg.subscribe_timeout);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Stalled clients first, with their own tallies: nothing they do counts in the measured figures.
     let stalled_tasks = if cfg.stalled > 0 {
         let stalled_ctx = Arc::new(ClientCtx {
-            target: ctx.target.clone(),
+            target: target.clone(),
             protocol: cfg.protocol,
             sources: vec![Ipv4Addr::LOCALHOST],
             connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
-            subscribe_timeout: ctx.subscribe_timeout,
+            subscribe_timeout,
             recv_buffer: Some(cfg.stalled_recv_buffer),
             shared: Arc::new(Shared::new()?),
         });
@@ -178,7 +245,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 ))
             })
             .collect();
-        let deadline = tokio::time::Instant::now() + ctx.subscribe_timeout;
+        let deadline = tokio::time::Instant::now() + subscribe_timeout;
         wait_settled(&stalled_ctx.shared, cfg.stalled, deadline).await;
         eprintln!(
             "loadgen: {} stalled clients subscribed to all {} symbols, {} failed",
@@ -190,46 +257,59 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     } else {
         Vec::new()
     };
-    let mut tasks = Vec::with_capacity(cfg.clients);
-    let mut subs_per_symbol = vec![0u64; symbols.len()];
-    for i in 0..cfg.clients {
-        let mine = client::symbols_for(i, cfg.per_client, &symbols);
-        tasks.push(tokio::spawn(client::run(
-            i,
-            ctx.clone(),
-            mine,
-            stop_rx.clone(),
-        )));
-    }
+    let mut clients = match shards {
+        None => {
+            let ctx = Arc::new(ClientCtx {
+                target,
+                protocol: cfg.protocol,
+                sources: (1..=cfg.source_ips)
+                    .map(|k| Ipv4Addr::new(127, 0, 0, k))
+                    .collect(),
+                connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
+                subscribe_timeout,
+                recv_buffer: None,
+                shared: Arc::new(Shared::new()?),
+            });
+            Clients::Local(LocalClients::spawn(
+                ctx,
+                0..cfg.clients,
+                cfg.per_client,
+                &symbols,
+                stop_rx.clone(),
+            ))
+        }
+        Some(mut shards) => {
+            shards.connect().await?;
+            Clients::Shards(shards)
+        }
+    };
 
     // Everyone connected (or failed) before the clock starts.
     let connect_started = Instant::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(cfg.connect_timeout);
-    wait_settled(&shared, cfg.clients, deadline).await;
+    let (ready, failed) = clients.wait_settled(deadline).await?;
     eprintln!(
-        "loadgen: {} clients subscribed, {} failed, in {:.1} s",
-        shared.ready.load(Ordering::Relaxed),
-        shared.connect_failures.load(Ordering::Relaxed),
+        "loadgen: {ready} clients subscribed, {failed} failed, in {:.1} s",
         connect_started.elapsed().as_secs_f64()
     );
 
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
     let pub_task = publisher.map(|p| tokio::spawn(p.run(stop_rx.clone(), measuring.clone())));
     tokio::time::sleep(Duration::from_secs_f64(cfg.warmup)).await;
 
     // The window: both flags flip together, so published and delivered cover the same span.
-    let start_samples: Vec<Option<procstat::Sample>> = watched
+    let start_samples: Vec<Vec<Option<procstat::Sample>>> = watched
         .iter()
-        .map(|(_, pid)| procstat::sample(*pid))
+        .map(|w| procstat::sample_all(&w.pids))
         .collect();
     let mut rss_max: Vec<u64> = start_samples
         .iter()
-        .map(|s| s.map_or(0, |s| s.rss_kib))
+        .map(|s| procstat::rss_sum_kib(s).unwrap_or(0))
         .collect();
     let mut rss_samples: Vec<Vec<u64>> = vec![Vec::new(); watched.len()];
     let machine_start = procstat::sample_machine();
     let window_start = Instant::now();
-    shared.measuring.store(true, Ordering::Relaxed);
+    clients.set_measuring(true).await?;
     measuring.store(true, Ordering::Relaxed);
     let window_end = tokio::time::Instant::now() + Duration::from_secs_f64(cfg.duration);
     let mut rss_tick = tokio::time::interval(RSS_SAMPLE_EVERY);
@@ -237,21 +317,21 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         tokio::select! {
             _ = tokio::time::sleep_until(window_end) => break,
             _ = rss_tick.tick() => {
-                for (i, (_, pid)) in watched.iter().enumerate() {
-                    if let Some(s) = procstat::sample(*pid) {
-                        rss_max[i] = rss_max[i].max(s.rss_kib);
-                        rss_samples[i].push(s.rss_kib);
+                for (i, w) in watched.iter().enumerate() {
+                    if let Some(rss) = procstat::rss_sum_kib(&procstat::sample_all(&w.pids)) {
+                        rss_max[i] = rss_max[i].max(rss);
+                        rss_samples[i].push(rss);
                     }
                 }
             }
         }
     }
     measuring.store(false, Ordering::Relaxed);
-    shared.measuring.store(false, Ordering::Relaxed);
+    clients.set_measuring(false).await?;
     let window_secs = window_start.elapsed().as_secs_f64();
-    let end_samples: Vec<Option<procstat::Sample>> = watched
+    let end_samples: Vec<Vec<Option<procstat::Sample>>> = watched
         .iter()
-        .map(|(_, pid)| procstat::sample(*pid))
+        .map(|w| procstat::sample_all(&w.pids))
         .collect();
     let machine_cpu_percent = match (machine_start, procstat::sample_machine()) {
         (Some(a), Some(b)) => procstat::machine_percent(&a, &b),
@@ -259,25 +339,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     };
 
     let _ = stop_tx.send(true);
+    clients.stop().await?;
     let published = match pub_task {
         Some(t) => t.await.ok(),
         None => None,
     };
-    let mut connected = 0u64;
-    let mut receiving = 0u64;
-    let mut ready_symbols_of = Vec::new();
-    let grace = tokio::time::Instant::now() + STOP_GRACE;
-    for (i, t) in tasks.into_iter().enumerate() {
-        if let Ok(Ok(outcome)) = tokio::time::timeout_at(grace, t).await {
-            if outcome.ready {
-                connected += 1;
-                ready_symbols_of.push(i);
-            }
-            if outcome.window_ticks > 0 {
-                receiving += 1;
-            }
-        }
-    }
+    let tally = clients.finish(symbols.len()).await?;
     // Stalled clients drain in parallel with the normal ones' closing; each bounds its own drain.
     let mut stalled_clients: Vec<StalledClient> = Vec::with_capacity(stalled_tasks.len());
     for t in stalled_tasks {
@@ -287,19 +354,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
             }),
         );
     }
-    for i in ready_symbols_of {
-        for j in 0..cfg.per_client {
-            subs_per_symbol[(i * cfg.per_client + j) % symbols.len()] += 1;
-        }
-    }
 
-    let (hist, delivered, delivered_total, bad) = shared.merged()?;
+    let hist = &tally.latency;
     let (published_window, expected, publish_errors) = match &published {
         Some(p) => (
             p.window.iter().sum::<u64>(),
             p.window
                 .iter()
-                .zip(&subs_per_symbol)
+                .zip(&tally.subs_per_symbol)
                 .map(|(n, s)| n * s)
                 .sum::<u64>(),
             p.errors,
@@ -316,19 +378,23 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         max_ms: ms(hist.max()),
         mean_ms: hist.mean() / 1000.0,
     };
+    let connected = tally.connected;
     let processes: Vec<ProcessStats> = watched
         .iter()
         .enumerate()
-        .map(|(i, (name, pid))| {
-            let cpu = match (&start_samples[i], &end_samples[i]) {
-                (Some(a), Some(b)) => procstat::cpu_percent(a, b),
-                _ => 0.0,
-            };
-            let rss_before = before[i].map_or(0, |s| s.rss_kib);
-            let rss_max = rss_max[i].max(end_samples[i].map_or(0, |s| s.rss_kib));
+        .map(|(i, w)| {
+            let cpu = procstat::cpu_percent_sum(&start_samples[i], &end_samples[i]);
+            let rss_before = procstat::rss_sum_kib(&before[i]).unwrap_or(0);
+            let rss_end = procstat::rss_sum_kib(&end_samples[i]).unwrap_or(0);
+            let rss_max = rss_max[i].max(rss_end);
             ProcessStats {
-                name: name.clone(),
-                pid: *pid,
+                name: w.name.clone(),
+                pid: w.pids.first().copied().unwrap_or(0),
+                pids: if w.pids.len() > 1 {
+                    w.pids.clone()
+                } else {
+                    Vec::new()
+                },
                 cpu_percent: cpu,
                 rss_before_kib: rss_before,
                 rss_max_kib: rss_max,
@@ -337,8 +403,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 } else {
                     0.0
                 },
-                rss_start_kib: start_samples[i].map_or(0, |s| s.rss_kib),
-                rss_end_kib: end_samples[i].map_or(0, |s| s.rss_kib),
+                rss_start_kib: procstat::rss_sum_kib(&start_samples[i]).unwrap_or(0),
+                rss_end_kib: rss_end,
                 rss_samples_kib: std::mem::take(&mut rss_samples[i]),
             }
         })
@@ -359,10 +425,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         started_at,
         clients: cfg.clients as u64,
         connected,
-        connect_failures: shared.connect_failures.load(Ordering::Relaxed),
-        errors: shared.errors.load(Ordering::Relaxed) + bad,
-        disconnects: shared.disconnects.load(Ordering::Relaxed),
-        clients_receiving: receiving,
+        connect_failures: tally.connect_failures,
+        errors: tally.errors,
+        disconnects: tally.disconnects,
+        clients_receiving: tally.receiving,
         symbols: cfg.symbols as u64,
         symbols_per_client: cfg.per_client as u64,
         rate: if published.is_some() { cfg.rate } else { 0 },
@@ -371,23 +437,150 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         published: published_window,
         published_per_sec: published_window as f64 / window_secs,
         expected,
-        delivered,
-        delivered_per_sec: delivered as f64 / window_secs,
+        delivered: tally.delivered,
+        delivered_per_sec: tally.delivered as f64 / window_secs,
         delivered_ratio: if expected > 0 {
-            delivered as f64 / expected as f64
+            tally.delivered as f64 / expected as f64
         } else {
             0.0
         },
         latency,
-        delivered_total,
+        delivered_total: tally.delivered_total,
         publish_errors,
         processes,
         stalled: stalled_clients,
     })
 }
 
+/// Where a run's clients live: in this process, or in shard processes steered from here.
+enum Clients {
+    /// Tasks of this process.
+    Local(LocalClients),
+    /// `--shards N` child processes.
+    Shards(ShardSet),
+}
+
+impl Clients {
+    /// Waits for the connect phase to end: (subscribed, failed).
+    async fn wait_settled(&mut self, deadline: tokio::time::Instant) -> anyhow::Result<(u64, u64)> {
+        match self {
+            Self::Local(c) => Ok(c.wait_settled(deadline).await),
+            Self::Shards(s) => s.wait_settled(deadline).await,
+        }
+    }
+
+    /// Opens or closes the measured window.
+    async fn set_measuring(&mut self, on: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Local(c) => {
+                c.set_measuring(on);
+                Ok(())
+            }
+            Self::Shards(s) => s.set_measuring(on).await,
+        }
+    }
+
+    /// Tells the clients to close (local ones follow the run's stop channel already).
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        match self {
+            Self::Local(_) => Ok(()),
+            Self::Shards(s) => s.stop().await,
+        }
+    }
+
+    /// Waits for the clients to end and returns what they measured, merged.
+    async fn finish(self, symbols: usize) -> anyhow::Result<Tally> {
+        match self {
+            Self::Local(c) => c.finish().await,
+            Self::Shards(s) => s.finish(symbols).await,
+        }
+    }
+}
+
+/// Client tasks of this process: the clients with global indices `range` (all of a run, or one shard's).
+pub(crate) struct LocalClients {
+    /// Their shared context and tallies.
+    ctx: Arc<ClientCtx>,
+    /// Each client's global index (it fixes its symbols) and task.
+    tasks: Vec<(usize, JoinHandle<ClientOutcome>)>,
+    /// Symbols per client.
+    per_client: usize,
+    /// Symbols in the run.
+    symbols: usize,
+}
+
+impl LocalClients {
+    /// Spawns clients `range`, each subscribing to [`client::symbols_for`] its global index, until `stop`.
+    pub(crate) fn spawn(
+        ctx: Arc<ClientCtx>,
+        range: Range<usize>,
+        per_client: usize,
+        symbols: &[String],
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        let tasks = range
+            .map(|i| {
+                let mine = client::symbols_for(i, per_client, symbols);
+                (
+                    i,
+                    tokio::spawn(client::run(i, ctx.clone(), mine, stop.clone())),
+                )
+            })
+            .collect();
+        Self {
+            ctx,
+            tasks,
+            per_client,
+            symbols: symbols.len(),
+        }
+    }
+
+    /// Waits until every client is subscribed or failed, or `deadline`: (subscribed, failed).
+    pub(crate) async fn wait_settled(&self, deadline: tokio::time::Instant) -> (u64, u64) {
+        let shared = &self.ctx.shared;
+        wait_settled(shared, self.tasks.len(), deadline).await;
+        (
+            shared.ready.load(Ordering::Relaxed),
+            shared.connect_failures.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Opens or closes the measured window.
+    pub(crate) fn set_measuring(&self, on: bool) {
+        self.ctx.shared.measuring.store(on, Ordering::Relaxed);
+    }
+
+    /// Waits (at most [`STOP_GRACE`]) for the stopped clients to end, then tallies them.
+    pub(crate) async fn finish(self) -> anyhow::Result<Tally> {
+        let mut tally = Tally::empty(self.symbols)?;
+        let grace = tokio::time::Instant::now() + STOP_GRACE;
+        for (i, t) in self.tasks {
+            if let Ok(Ok(outcome)) = tokio::time::timeout_at(grace, t).await {
+                if outcome.ready {
+                    tally.connected += 1;
+                    for j in 0..self.per_client {
+                        tally.subs_per_symbol[(i * self.per_client + j) % self.symbols] += 1;
+                    }
+                }
+                if outcome.window_ticks > 0 {
+                    tally.receiving += 1;
+                }
+            }
+        }
+        let shared = &self.ctx.shared;
+        let (hist, delivered, delivered_total, bad) = shared.merged()?;
+        tally.latency = hist;
+        tally.delivered = delivered;
+        tally.delivered_total = delivered_total;
+        tally.errors = shared.errors.load(Ordering::Relaxed) + bad;
+        tally.connect_failures = shared.connect_failures.load(Ordering::Relaxed);
+        tally.disconnects = shared.disconnects.load(Ordering::Relaxed);
+        Ok(tally)
+    }
+}
+
 /// Waits until `n` clients reported ready or failed, or `deadline`; says so when it gives up.
-async fn wait_settled(shared: &Shared, n: usize, deadline: tokio::time::Instant) {
+pub(crate) async fn wait_settled(shared: &Shared, n: usize, deadline: tokio::time::Instant) {
     loop {
         let notified = shared.settled_notify.notified();
         tokio::pin!(notified);
@@ -402,5 +595,39 @@ async fn wait_settled(shared: &Shared, n: usize, deadline: tokio::time::Instant)
             );
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_takes_one_pid_a_list_and_repeated_names() {
+        let w = |s: &str| parse_watch(s).unwrap();
+        assert_eq!(
+            w("server=12"),
+            Watch {
+                name: "server".into(),
+                pids: vec![12]
+            }
+        );
+        assert_eq!(w("server=1, 2,3").pids, vec![1, 2, 3]);
+        assert!(parse_watch("server").is_err());
+        assert!(parse_watch("server=1,x").is_err());
+        let grouped = group_watches(&[w("server=1,2"), w("redis=9"), w("server=3"), w("server=2")]);
+        assert_eq!(
+            grouped,
+            vec![
+                Watch {
+                    name: "server".into(),
+                    pids: vec![1, 2, 3]
+                },
+                Watch {
+                    name: "redis".into(),
+                    pids: vec![9]
+                },
+            ]
+        );
     }
 }

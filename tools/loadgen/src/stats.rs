@@ -57,7 +57,7 @@ impl Shared {
         let mut shards = Vec::with_capacity(SHARDS);
         for _ in 0..SHARDS {
             shards.push(Mutex::new(Shard {
-                hist: Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIGS)?,
+                hist: new_histogram()?,
                 delivered: 0,
                 delivered_total: 0,
                 bad_ticks: 0,
@@ -88,7 +88,7 @@ impl Shared {
 
     /// Merges every shard: (histogram, delivered in window, delivered in total, bad ticks).
     pub fn merged(&self) -> anyhow::Result<(Histogram<u64>, u64, u64, u64)> {
-        let mut hist = Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIGS)?;
+        let mut hist = new_histogram()?;
         let (mut window, mut total, mut bad) = (0, 0, 0);
         for shard in &self.shards {
             let s = shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -98,6 +98,104 @@ impl Shared {
             bad += s.bad_ticks;
         }
         Ok((hist, window, total, bad))
+    }
+}
+
+/// Everything a set of clients measured, in a form that merges exactly with another process's
+/// (`run --shards`): counts add up, and the latency histogram travels as its bucket counts.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    /// Clients that got to `subscribed`.
+    pub connected: u64,
+    /// Connected clients that received at least one tick inside the window.
+    pub receiving: u64,
+    /// Clients that never got to `subscribed`.
+    pub connect_failures: u64,
+    /// `error` events, protocol errors and ticks without a readable timestamp.
+    pub errors: u64,
+    /// Connections that ended before the run asked them to.
+    pub disconnects: u64,
+    /// Ticks received inside the window.
+    pub delivered: u64,
+    /// Ticks received at any time.
+    pub delivered_total: u64,
+    /// Per symbol (in publishing order), connected clients subscribed to it: what `expected` is built from.
+    pub subs_per_symbol: Vec<u64>,
+    /// Latency (µs) of every tick received inside the window.
+    #[serde(with = "hist_buckets")]
+    pub latency: Histogram<u64>,
+}
+
+impl Tally {
+    /// Nothing measured yet, over `symbols` symbols: the start of a merge.
+    pub fn empty(symbols: usize) -> anyhow::Result<Self> {
+        Ok(Self {
+            connected: 0,
+            receiving: 0,
+            connect_failures: 0,
+            errors: 0,
+            disconnects: 0,
+            delivered: 0,
+            delivered_total: 0,
+            subs_per_symbol: vec![0; symbols],
+            latency: new_histogram()?,
+        })
+    }
+
+    /// Adds `other` (another process's clients over the same symbols) into this tally.
+    pub fn merge(&mut self, other: &Tally) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.subs_per_symbol.len() == other.subs_per_symbol.len(),
+            "cannot merge tallies over {} and {} symbols",
+            self.subs_per_symbol.len(),
+            other.subs_per_symbol.len()
+        );
+        self.connected += other.connected;
+        self.receiving += other.receiving;
+        self.connect_failures += other.connect_failures;
+        self.errors += other.errors;
+        self.disconnects += other.disconnects;
+        self.delivered += other.delivered;
+        self.delivered_total += other.delivered_total;
+        for (mine, theirs) in self.subs_per_symbol.iter_mut().zip(&other.subs_per_symbol) {
+            *mine += theirs;
+        }
+        self.latency.add(&other.latency)?;
+        Ok(())
+    }
+}
+
+/// A latency histogram as every part of the load generator builds it (same bounds, so any two merge).
+pub fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, MAX_LATENCY_US, SIGFIGS)?)
+}
+
+/// A histogram as its non-empty buckets, `[[value, count], ...]`: each value is its bucket's highest
+/// equivalent value, so recording it again lands in the same bucket and every percentile, the mean
+/// and the max read back exactly as they were.
+mod hist_buckets {
+    use hdrhistogram::Histogram;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the non-empty buckets.
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        let buckets: Vec<(u64, u64)> = h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        buckets.serialize(s)
+    }
+
+    /// Records the buckets into a fresh histogram of the standard bounds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        use serde::de::Error as _;
+        let buckets = Vec::<(u64, u64)>::deserialize(d)?;
+        let mut h = super::new_histogram().map_err(D::Error::custom)?;
+        for (value, count) in buckets {
+            h.record_n(value, count)
+                .map_err(|e| D::Error::custom(format!("bucket {value}×{count}: {e:?}")))?;
+        }
+        Ok(h)
     }
 }
 
@@ -266,6 +364,67 @@ mod tests {
         // Offsets other than Z fall back to the full parser.
         assert_eq!(tick_timestamp_micros(sio), Some(want));
         assert_eq!(tick_timestamp_micros(br#"{"event":"price_update"}"#), None);
+    }
+
+    /// A tally of `connected` clients with these latencies, as one shard would send it.
+    fn tally(connected: u64, subs: [u64; 3], latencies: &[u64]) -> Tally {
+        let mut t = Tally::empty(3).unwrap();
+        t.connected = connected;
+        t.receiving = connected - 1;
+        t.connect_failures = 2;
+        t.errors = 3;
+        t.disconnects = 1;
+        t.delivered = latencies.len() as u64;
+        t.delivered_total = latencies.len() as u64 + 7;
+        t.subs_per_symbol = subs.to_vec();
+        for &l in latencies {
+            t.latency.record(l).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn tallies_merge_exactly_across_a_json_hop() {
+        // Skewed shards: one fast, one slow; averaging their percentiles would be wrong.
+        let fast: Vec<u64> = (1..=9_000).map(|i| 100 + i % 400).collect();
+        let slow: Vec<u64> = (1..=1_000)
+            .map(|i| 20_000 + i * 37)
+            .chain([MAX_LATENCY_US])
+            .collect();
+        let shards = [tally(10, [4, 3, 3], &fast), tally(5, [1, 2, 2], &slow)];
+        let mut merged = Tally::empty(3).unwrap();
+        for t in &shards {
+            // What the parent reads is what the child wrote.
+            let back: Tally = serde_json::from_str(&serde_json::to_string(t).unwrap()).unwrap();
+            merged.merge(&back).unwrap();
+        }
+        assert_eq!(merged.connected, 15);
+        assert_eq!(merged.receiving, 13);
+        assert_eq!(merged.connect_failures, 4);
+        assert_eq!(merged.errors, 6);
+        assert_eq!(merged.disconnects, 2);
+        assert_eq!(merged.delivered, 10_001);
+        assert_eq!(merged.delivered_total, 10_015);
+        assert_eq!(merged.subs_per_symbol, [5, 5, 5]);
+
+        // The same latencies recorded in one histogram: identical figures.
+        let mut one = new_histogram().unwrap();
+        for &l in fast.iter().chain(&slow) {
+            one.record(l).unwrap();
+        }
+        let h = &merged.latency;
+        assert_eq!(h.len(), one.len());
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(h.value_at_quantile(q), one.value_at_quantile(q), "q={q}");
+        }
+        assert_eq!(h.max(), one.max());
+        assert_eq!(h.min(), one.min());
+        assert!((h.mean() - one.mean()).abs() < 1e-9);
+        // p99 lands in the slow shard's range, far from the mean of the two shards' p99s.
+        assert!(h.value_at_quantile(0.99) > 20_000);
+
+        let mut wrong = Tally::empty(2).unwrap();
+        assert!(wrong.merge(&shards[0]).is_err());
     }
 
     #[test]

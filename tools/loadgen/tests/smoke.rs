@@ -13,22 +13,31 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn loadgen_measures_the_gateway_native_protocol() {
-    smoke("native", "/ws").await;
+    smoke("native", "/ws", 1).await;
 }
 
 #[tokio::test]
 async fn loadgen_measures_the_gateway_socketio_protocol() {
-    smoke("socketio", "/socket.io/?EIO=4&transport=websocket").await;
+    smoke("socketio", "/socket.io/?EIO=4&transport=websocket", 1).await;
+}
+
+/// `--shards 3`: the clients run in three child processes and the report is still exact.
+#[tokio::test]
+async fn loadgen_shards_merge_into_one_exact_report() {
+    smoke("native", "/ws", 3).await;
 }
 
 /// Runs the loadgen binary with tiny sizes against a fresh gateway and checks every count in its JSON report.
-async fn smoke(protocol: &str, path: &str) {
+async fn smoke(protocol: &str, path: &str, shards: usize) {
     let redis = RedisServer::start().await.unwrap();
     let url = redis.url();
     let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("loadgen-smoke-{protocol}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-smoke-{protocol}-{shards}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let pid = gateway.pid().to_string();
@@ -46,6 +55,7 @@ async fn smoke(protocol: &str, path: &str) {
         .args(["--source-ips", "2"])
         .args(["--scenario", "smoke", "--server", "gateway"])
         .args(["--watch", &format!("server={pid}")])
+        .args(["--shards", &shards.to_string()])
         .arg("--json")
         .arg(&json)
         .kill_on_drop(true);
@@ -57,6 +67,18 @@ async fn smoke(protocol: &str, path: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("latency ms: p50"), "{stdout}");
+    if shards > 1 {
+        assert!(
+            stderr.contains(&format!("loadgen: {shards} shard processes ready")),
+            "{stderr}"
+        );
+        for k in 1..=shards {
+            assert!(
+                stderr.contains(&format!("loadgen shard {k}/{shards}: ")),
+                "{stderr}"
+            );
+        }
+    }
     assert!(stdout.contains(&format!("({protocol})")), "{stdout}");
 
     let report: serde_json::Value =
@@ -106,6 +128,15 @@ async fn smoke(protocol: &str, path: &str) {
         .expect("the watched server is reported");
     assert_eq!(server["pid"].as_u64(), Some(u64::from(gateway.pid())));
     assert!(server["rss_max_kib"].as_u64().unwrap() > 0);
+    // The load generator is every process it ran: itself and its shards, summed.
+    let loadgen = report["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "loadgen")
+        .expect("loadgen reports itself");
+    let pids = loadgen["pids"].as_array().map_or(1, Vec::len);
+    assert_eq!(pids, if shards > 1 { shards + 1 } else { 1 }, "{loadgen}");
 
     // The table tool reads the report back.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))

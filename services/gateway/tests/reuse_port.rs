@@ -1,0 +1,168 @@
+//! `gateway.reuse_port`: several gateway processes on one port (SO_REUSEPORT),
+//! the real binary against a private redis-server and real WebSocket clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tickstream_testkit::{free_port, RedisServer, Service};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Clients spread over the two processes: with the kernel hashing each connection's
+/// addresses, the chance that all land on one process is 2 × 2⁻⁴⁰.
+const CLIENTS: usize = 40;
+
+/// The symbol every client subscribes to.
+const SYMBOL: &str = "BTCUSDT";
+
+/// What a client saw next: a tick (its `seq`) or the server's close frame.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Tick(u64),
+    Closed(CloseCode, String),
+}
+
+/// The next tick or close frame, skipping pings, pongs and other events.
+async fn next_tick_or_close(ws: &mut Ws) -> Next {
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("timed out waiting for a tick or a close frame")
+            .expect("connection ended without a close frame")
+            .expect("websocket error");
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["event"] == "price_update" {
+                    return Next::Tick(v["data"]["seq"].as_u64().unwrap());
+                }
+            }
+            Message::Close(Some(f)) => return Next::Closed(f.code, f.reason.to_string()),
+            Message::Close(None) => return Next::Closed(CloseCode::Status, String::new()),
+            _ => {}
+        }
+    }
+}
+
+/// A gateway on `port` with the given `reuse_port` setting, bound to `redis`.
+async fn gateway(redis: &RedisServer, port: u16, reuse_port: bool) -> anyhow::Result<Service> {
+    let url = redis.url();
+    let port = port.to_string();
+    let reuse = reuse_port.to_string();
+    Service::spawn(
+        "gateway",
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("PORT", port.as_str()),
+            ("TICKSTREAM_GATEWAY__REUSE_PORT", reuse.as_str()),
+        ],
+    )
+    .await
+}
+
+/// Connects a client subscribed to [`SYMBOL`] at `ws://127.0.0.1:PORT/ws?symbols=...`.
+async fn client(port: u16) -> Ws {
+    let url = format!("ws://127.0.0.1:{port}/ws?symbols={SYMBOL}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    expect_event(&mut ws, "connected").await;
+    expect_event(&mut ws, "subscribed").await;
+    ws
+}
+
+#[tokio::test]
+async fn two_gateways_share_one_port_and_one_can_stop_alone() {
+    let redis = RedisServer::start().await.unwrap();
+    let port = free_port();
+    let mut a = gateway(&redis, port, true).await.unwrap();
+    let b = gateway(&redis, port, true).await.unwrap();
+    assert_eq!(a.addr().port(), port);
+    assert_eq!(b.addr().port(), port);
+    assert_ne!(a.pid(), b.pid());
+    // The Stack helpers publish and count Redis subscribers; its `gateway` is B.
+    let stack = Stack { redis, gateway: b };
+
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(client(port).await);
+    }
+    // Each process subscribes in Redis for its own clients: two subscribers = both got clients.
+    stack.wait_numsub(SYMBOL, 2).await;
+    stack.publish(SYMBOL, 1, 43_000.0).await;
+    for ws in &mut clients {
+        assert_eq!(next_tick_or_close(ws).await, Next::Tick(1));
+    }
+
+    // SIGTERM one process: its clients get 1001, then it exits and leaves Redis.
+    a.terminate().unwrap();
+    let status = a
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("the terminated gateway did not exit");
+    assert!(status.success(), "{status:?}");
+    stack.wait_numsub(SYMBOL, 1).await;
+
+    // Every client now holds either the close frame (it was on A) or the next tick (it is on B).
+    stack.publish(SYMBOL, 2, 43_001.0).await;
+    let (mut closed, mut survivors) = (0, Vec::new());
+    for mut ws in clients {
+        match next_tick_or_close(&mut ws).await {
+            Next::Closed(code, reason) => {
+                assert_eq!(code, CloseCode::Away, "{reason}");
+                assert!(reason.contains("shutting down"), "{reason}");
+                closed += 1;
+            }
+            Next::Tick(seq) => {
+                assert_eq!(seq, 2);
+                survivors.push(ws);
+            }
+        }
+    }
+    assert!(
+        closed > 0 && !survivors.is_empty(),
+        "the kernel put {closed} of {CLIENTS} clients on the stopped process"
+    );
+
+    // New connections on the port still succeed (now all on B) and get live ticks with the old ones.
+    for _ in 0..10 {
+        survivors.push(client(port).await);
+    }
+    stack.publish(SYMBOL, 3, 43_002.0).await;
+    for ws in &mut survivors {
+        assert_eq!(next_tick_or_close(ws).await, Next::Tick(3));
+    }
+    assert_usable(&mut survivors[0], "after-restart").await;
+}
+
+#[tokio::test]
+async fn without_reuse_port_a_second_gateway_on_the_port_fails_clearly() {
+    let redis = RedisServer::start().await.unwrap();
+    // (first process, second process) reuse_port: SO_REUSEPORT only shares when both set it.
+    for (first, second) in [(false, false), (true, false), (false, true)] {
+        let port = free_port();
+        let holder = gateway(&redis, port, first).await.unwrap();
+        // `{:#}`: the whole chain, so a failure to even spawn the binary shows as such.
+        let err = format!(
+            "{:#}",
+            gateway(&redis, port, second)
+                .await
+                .expect_err("a second gateway started on a taken port")
+        );
+        assert!(err.contains("Address already in use"), "{err}");
+        assert!(
+            err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+            "{err}"
+        );
+        assert!(err.contains("reuse_port"), "{err}");
+        // The first one is unharmed.
+        let (status, health) = tickstream_testkit::http_get_json(&holder.http_url("/health"))
+            .await
+            .unwrap();
+        assert!(status == 200 || status == 503, "{status} {health}");
+        assert_eq!(health["port"], port, "{health}");
+    }
+}
