@@ -12,7 +12,8 @@
 #                SO_REUSEPORT; each under the limit with a margin), watched together as "server" (CPU
 #                and RSS summed) and named gateway×R in the table, and loadgen runs its clients in R
 #                processes (loadgen run --shards R). The reference is one Node process: it is capped at
-#                the limit (limit − 1,000 clients), and the output says so.
+#                the limit (limit − 1,000 clients), and the output says so. The gateway then runs a
+#                second case, connections-idle: the same clients with nothing published (its idle CPU).
 #   slow-consumer  the fan-out shape (BENCH_SLOW_CLIENTS clients × BENCH_PER_CLIENT of BENCH_SYMBOLS) at
 #                BENCH_SLOW_RATE ticks/s against the gateway only, twice: without and with BENCH_STALLED
 #                stalled clients (subscribed to every symbol, never reading; issue 7). The table pairs
@@ -233,9 +234,12 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
   start_server "$server" "$OUT/$name.server.log"
   local server_pids
   server_pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
+  # Rate 0: nothing is published (the idle case measures what connected clients alone cost).
+  local publish=()
+  (( rate == 0 )) || publish=(--redis-url "$REDIS_URL" --rate "$rate")
   "$LOADGEN" --threads "$THREADS" run \
     --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
-    --redis-url "$REDIS_URL" --rate "$rate" \
+    "${publish[@]}" \
     --clients "$clients" --symbols "$symbols" --per-client "$per_client" \
     --warmup "$WARMUP" --duration "$DURATION" \
     --source-ips "$source_ips" --connect-concurrency 500 --shards "$REPLICAS" \
@@ -268,6 +272,10 @@ for scenario in $SCENARIOS; do
               NOTES+=("connections, $server×$REPLICAS: $REPLICAS $server processes sharing one port with SO_REUSEPORT (gateway.reuse_port), each under the open-file limit of $FD_LIMIT; server CPU % and RSS are summed over them; loadgen ran its clients in $REPLICAS processes (--shards $REPLICAS).")
             fi
             run_case connections "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" "$CONN_RATE"
+            if [[ $server == gateway ]]; then
+              # The same clients with nothing published: the gateway's idle CPU (pings and timers only).
+              run_case connections-idle "$server" "$CONN_CLIENTS" 1 "$CONN_SYMBOLS" 0
+            fi
             REPLICAS=1 ;;
           *)
             if (( CONN_REF_CLIENTS < CONN_CLIENTS )); then

@@ -83,11 +83,14 @@ pub async fn run(
 
     let shared = &ctx.shared;
     let mut batch = Batch::default();
+    // Frames that arrived with `subscribed` (the cached snapshot, say) are already
+    // buffered: read them now, not when the next bytes arrive.
+    let mut buffered = true;
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
-            read = conn.fill() => {
+            read = conn.fill(), if !buffered => {
                 match read {
                     Ok(0) | Err(_) => {
                         if !*stop.borrow() {
@@ -97,46 +100,50 @@ pub async fn run(
                     }
                     Ok(_) => {}
                 }
-                let measuring = shared.measuring.load(Ordering::Relaxed);
-                let mut closed = false;
-                loop {
-                    match conn.next_frame() {
-                        Ok(Some(Frame::Text(p))) => {
-                            match classify(ctx.protocol, conn.payload(p)) {
-                                Event::Tick => {
-                                    batch.ticks += 1;
-                                    match tick_timestamp_micros(conn.payload(p)) {
-                                        Some(ts) if measuring => {
-                                            batch.latencies.push((now_micros() - ts).max(0) as u64);
-                                        }
-                                        Some(_) => {}
-                                        None => batch.bad += 1,
-                                    }
-                                }
-                                Event::EioPing => conn.queue_text("3"),
-                                Event::Error => { shared.errors.fetch_add(1, Ordering::Relaxed); }
-                                Event::Other => {}
+            }
+            () = std::future::ready(()), if buffered => buffered = false,
+        }
+        let measuring = shared.measuring.load(Ordering::Relaxed);
+        let mut closed = false;
+        loop {
+            match conn.next_frame() {
+                Ok(Some(Frame::Text(p))) => match classify(ctx.protocol, conn.payload(p)) {
+                    Event::Tick => {
+                        batch.ticks += 1;
+                        match tick_timestamp_micros(conn.payload(p)) {
+                            Some(ts) if measuring => {
+                                batch.latencies.push((now_micros() - ts).max(0) as u64);
                             }
-                        }
-                        Ok(Some(Frame::Close)) => { closed = true; break; }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(_) => {
-                            shared.errors.fetch_add(1, Ordering::Relaxed);
-                            closed = true;
-                            break;
+                            Some(_) => {}
+                            None => batch.bad += 1,
                         }
                     }
+                    Event::EioPing => conn.queue_text("3"),
+                    Event::Error => {
+                        shared.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Event::Other => {}
+                },
+                Ok(Some(Frame::Close)) => {
+                    closed = true;
+                    break;
                 }
-                outcome.window_ticks += batch.flush_into(shared, index, measuring);
-                let flushed = conn.flush().await;
-                if closed || flushed.is_err() {
-                    if !*stop.borrow() {
-                        shared.disconnects.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return outcome;
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    closed = true;
+                    break;
                 }
             }
+        }
+        outcome.window_ticks += batch.flush_into(shared, index, measuring);
+        let flushed = conn.flush().await;
+        if closed || flushed.is_err() {
+            if !*stop.borrow() {
+                shared.disconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            return outcome;
         }
     }
     // The closing handshake: the server cleans up at once and counts a normal close.
