@@ -28,7 +28,7 @@
 # table says so. Results: $BENCH_OUT (default bench/results/<UTC time>/):
 # one JSON report and log per case, summary.md and summary.json.
 #
-# Environment (defaults: the full suite, about 6 minutes; BENCH_QUICK=1: a 2-minute smoke):
+# Environment (defaults: the full suite, about 15 minutes; BENCH_QUICK=1: a 2-minute smoke):
 #   BENCH_QUICK BENCH_RATES BENCH_CLIENTS BENCH_SYMBOLS BENCH_PER_CLIENT BENCH_WARMUP
 #   BENCH_DURATION BENCH_CONN_CLIENTS BENCH_CONN_RATE BENCH_CONN_SYMBOLS BENCH_SERVERS
 #   BENCH_SCENARIOS (fanout connections slow-consumer) BENCH_OUT BENCH_LOADGEN_THREADS
@@ -58,7 +58,7 @@ DURATION=${BENCH_DURATION:-$d_duration}
 CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
 CONN_RATE=${BENCH_CONN_RATE:-100}
 CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
-SERVERS=${BENCH_SERVERS:-gateway reference}
+SERVERS=${BENCH_SERVERS:-gateway gateway-sio reference}
 SCENARIOS=${BENCH_SCENARIOS:-fanout connections slow-consumer}
 SLOW_RATE=${BENCH_SLOW_RATE:-$d_slow_rate}
 SLOW_CLIENTS=${BENCH_SLOW_CLIENTS:-$CLIENTS}
