@@ -43,11 +43,15 @@ const LISTENING_MESSAGE: &str = "Listening.";
 
 /// Environment every service gets unless the caller overrides it: loopback,
 /// port 0, JSON logs (which [`Service::spawn`] parses) at `info`.
-const DEFAULT_ENV: [(&str, &str); 4] = [
+const DEFAULT_ENV: [(&str, &str); 5] = [
     ("HOST", "127.0.0.1"),
     ("PORT", "0"),
     ("LOG_FORMAT", "json"),
     ("LOG_LEVEL", "info"),
+    // A start-up error stays one readable line: with RUST_BACKTRACE=1 inherited (CI
+    // shells often set it), anyhow would append ~30 frames and push the error itself
+    // out of the tail that failure messages quote. Panics keep their backtraces.
+    ("RUST_LIB_BACKTRACE", "0"),
 ];
 
 /// Variables removed from the inherited environment unless the caller sets
@@ -323,11 +327,17 @@ async fn launch(path: &Path, envs: &[(String, String)]) -> anyhow::Result<Launch
         }
         if let Some(status) = child.try_wait()? {
             drain(&mut readers).await;
-            let tail = lock(&logs).tail();
+            let (tail, busy) = {
+                let logs = lock(&logs);
+                let busy = logs.lines.iter().any(|l| {
+                    l.contains("Address already in use") || l.contains("address already in use")
+                });
+                (logs.tail(), busy)
+            };
             let err = anyhow!(
                 "{name} exited with {status} before logging `{LISTENING_MESSAGE}`; last log lines:\n{tail}"
             );
-            if tail.contains("Address already in use") || tail.contains("address already in use") {
+            if busy {
                 return Ok(Launch::PortBusy(err));
             }
             return Err(err);
