@@ -14,7 +14,54 @@ pub type HealthFn = Arc<dyn Fn() -> (HealthStatus, serde_json::Value) + Send + S
 /// Binds `host:port` (port 0 picks a free one) and logs the `Listening.` line
 /// with the real address, which scripts and tests wait for.
 pub fn bind(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind((host, port))?;
+    listening(TcpListener::bind((host, port))?)
+}
+
+/// Backlog of a [`bind_reuse_port`] listener: 128, what `TcpListener::bind` passes to
+/// listen(2), so sharing the port is the only difference from [`bind`].
+const REUSE_PORT_BACKLOG: i32 = 128;
+
+/// [`bind`] with SO_REUSEPORT set before bind(2), so several processes on one host can
+/// share the port; the kernel spreads new connections over them by hashing addresses.
+#[cfg(unix)]
+pub fn bind_reuse_port(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            // As std does on Unix: a restart may rebind while old connections sit in TIME_WAIT.
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(REUSE_PORT_BACKLOG)?;
+            Ok::<TcpListener, std::io::Error>(socket.into())
+        })();
+        match attempt {
+            Ok(listener) => return listening(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the host resolves to no address",
+        )
+    }))
+}
+
+/// SO_REUSEPORT is Unix-only: elsewhere sharing a port is refused.
+#[cfg(not(unix))]
+pub fn bind_reuse_port(_host: &str, _port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is only available on Unix",
+    ))
+}
+
+/// Logs the `Listening.` line for a bound listener: the one place its wording lives.
+fn listening(listener: TcpListener) -> std::io::Result<(TcpListener, SocketAddr)> {
     let addr = listener.local_addr()?;
     tracing::info!(addr = %addr, "Listening.");
     Ok((listener, addr))
@@ -72,6 +119,17 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn reuse_port_listeners_share_a_port_and_a_plain_one_is_refused() {
+        let (a, addr) = bind_reuse_port("127.0.0.1", 0).unwrap();
+        let (b, addr_b) = bind_reuse_port("127.0.0.1", addr.port()).unwrap();
+        assert_eq!(addr, addr_b);
+        let err = bind("127.0.0.1", addr.port()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        drop((a, b));
+    }
 
     #[tokio::test]
     async fn serves_health_and_metrics() {

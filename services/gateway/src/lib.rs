@@ -37,7 +37,7 @@ pub mod wsin;
 pub mod wsout;
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -216,15 +216,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     Ok(())
 }
 
-/// Backlog of the SO_REUSEPORT listener: 128, what `std::net::TcpListener::bind` (the plain path)
-/// passes to listen(2), so `reuse_port` changes nothing but the sharing.
-const REUSE_PORT_BACKLOG: i32 = 128;
-
 /// Binds the listening socket: plainly (a second process on the port fails), or with SO_REUSEPORT
 /// (`gateway.reuse_port`) so that several gateway processes on one host share the port.
 fn bind(host: &str, port: u16, reuse_port: bool) -> anyhow::Result<(TcpListener, SocketAddr)> {
     let bound = if reuse_port {
-        bind_reuse_port(host, port)
+        tickstream_runtime::ops::bind_reuse_port(host, port)
     } else {
         tickstream_runtime::ops::bind(host, port)
     };
@@ -242,48 +238,6 @@ fn bind(host: &str, port: u16, reuse_port: bool) -> anyhow::Result<(TcpListener,
         };
         anyhow::anyhow!("cannot listen on {host}:{port}: {e}{hint}")
     })
-}
-
-/// Like `tickstream_runtime::ops::bind`, with SO_REUSEPORT set before bind(2): the kernel then spreads
-/// new connections over every socket bound to the port by hashing their addresses.
-#[cfg(unix)]
-fn bind_reuse_port(host: &str, port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let mut last = None;
-    for addr in (host, port).to_socket_addrs()? {
-        let attempt = (|| {
-            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            // As std does on Unix: a restart may rebind while old connections sit in TIME_WAIT.
-            socket.set_reuse_address(true)?;
-            socket.set_reuse_port(true)?;
-            socket.bind(&addr.into())?;
-            socket.listen(REUSE_PORT_BACKLOG)?;
-            Ok::<TcpListener, std::io::Error>(socket.into())
-        })();
-        match attempt {
-            Ok(listener) => {
-                let addr = listener.local_addr()?;
-                tracing::info!(addr = %addr, reuse_port = true, "Listening.");
-                return Ok((listener, addr));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the host resolves to no address",
-        )
-    }))
-}
-
-/// SO_REUSEPORT is Unix-only; `Config::validate` refuses `reuse_port` elsewhere before this is reached.
-#[cfg(not(unix))]
-fn bind_reuse_port(_host: &str, _port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "SO_REUSEPORT is only available on Unix",
-    ))
 }
 
 /// Once a second: per-second rates for `/stats` and Redis gauges for `/metrics`.
