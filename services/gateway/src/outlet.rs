@@ -344,6 +344,15 @@ impl Drop for Outlet {
     }
 }
 
+/// Why a write to a client did not happen ([`ClientSession::write`](crate::session::ClientSession::write)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailed {
+    /// The connection is gone: nothing more can be written.
+    Closed,
+    /// Blocked or behind past the slow-consumer timeout (already counted): close with 1008.
+    SlowConsumer,
+}
+
 /// The client is too slow: close it with 1008 `slow consumer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlowConsumer;

@@ -18,7 +18,7 @@ use tickstream_model::{Symbol, Tick};
 
 use crate::hub::{ClientId, Hub, Outbound, TickFrame};
 use crate::limits::ConnPermit;
-use crate::outlet::{Outlet, TickQueue};
+use crate::outlet::{self, Outlet, SlowConsumer, TickQueue, WriteFailed};
 use crate::protocol::{self, Action, ClientError, ErrorCode};
 use crate::state::AppState;
 
@@ -186,6 +186,20 @@ impl ClientSession {
     /// How long the client may stay behind before it is cut as a slow consumer (`gateway.slow_consumer_timeout_ms`).
     pub fn slow_timeout(&self) -> Duration {
         Duration::from_millis(self.state.cfg.gateway.slow_consumer_timeout_ms)
+    }
+
+    /// Awaits one write to this client's socket under the slow-consumer rule
+    /// ([`outlet::write_or_slow`]), so every transport ends a connection for the same reasons.
+    pub async fn write<E>(
+        &self,
+        write: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), WriteFailed> {
+        let metrics = &self.state.metrics;
+        match outlet::write_or_slow(&self.outlet, self.slow_timeout(), metrics, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriteFailed::Closed),
+            Err(SlowConsumer) => Err(WriteFailed::SlowConsumer),
+        }
     }
 
     /// Restricts subscriptions to these symbols (the token's `symbols` claim).

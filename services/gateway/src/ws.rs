@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use crate::limits::{self, TokenPolicy};
-use crate::outlet::{self, SlowConsumer, TickQueue, SLOW_CONSUMER_REASON};
+use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -81,6 +81,14 @@ fn slow_close() -> CloseReason {
 
 /// Why the loop ended: a close frame to send, or nothing (client already gone).
 type Exit = Option<CloseReason>;
+
+/// The exit for a failed write: nothing to send to a closed socket, 1008 to a slow consumer.
+fn exit(e: WriteFailed) -> Exit {
+    match e {
+        WriteFailed::Closed => None,
+        WriteFailed::SlowConsumer => Some(slow_close()),
+    }
+}
 
 /// One native client: its socket and its protocol-independent session.
 struct Connection {
@@ -162,11 +170,8 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
-                            let timeout = self.client.slow_timeout();
-                            match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.out.pong(&payload)).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(_)) => return None,
-                                Err(SlowConsumer) => return Some(slow_close()),
+                            if let Err(e) = self.client.write(self.out.pong(&payload)).await {
+                                return exit(e);
                             }
                         }
                         Some(Ok(AggregatedMessage::Pong(_))) => {}
@@ -202,11 +207,8 @@ impl Connection {
                         state.metrics.disconnects.with_label_values(&["idle"]).inc();
                         return Some(CloseReason { code: CloseCode::Policy, description: Some("idle timeout".to_owned()) });
                     }
-                    let timeout = self.client.slow_timeout();
-                    match outlet::write_or_slow(&outlet, timeout, &state.metrics, self.out.ping(b"")).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return None,
-                        Err(SlowConsumer) => return Some(slow_close()),
+                    if let Err(e) = self.client.write(self.out.ping(b"")).await {
+                        return exit(e);
                     }
                 }
             }
@@ -268,16 +270,9 @@ impl Connection {
         let Self {
             out, client, batch, ..
         } = self;
-        let timeout = client.slow_timeout();
-        let metrics = &client.state().metrics;
-        let result =
-            outlet::write_or_slow(client.outlet(), timeout, metrics, out.frames(batch)).await;
+        let result = client.write(out.frames(batch)).await;
         batch.clear();
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(None),
-            Err(SlowConsumer) => Err(Some(slow_close())),
-        }
+        result.map_err(exit)
     }
 
     /// Writes one text frame (a reply); see [`Connection::write_frame`].
@@ -288,14 +283,7 @@ impl Connection {
 
     /// Writes one encoded frame; a write blocked past the slow-consumer timeout ends the connection with 1008.
     async fn write_frame(&mut self, frame: Bytes) -> Result<(), Exit> {
-        let outlet = self.client.outlet();
-        let timeout = self.client.slow_timeout();
-        let metrics = &self.client.state().metrics;
-        match outlet::write_or_slow(outlet, timeout, metrics, self.out.frame(frame)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(None),
-            Err(SlowConsumer) => Err(Some(slow_close())),
-        }
+        self.client.write(self.out.frame(frame)).await.map_err(exit)
     }
 
     /// Handles one text frame; `Err` carries the exit when the connection must end.

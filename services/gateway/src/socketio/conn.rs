@@ -32,7 +32,7 @@ use super::{EioConfig, EioError, COMMAND_QUEUE};
 use crate::config::Config;
 use crate::hub::{Outbound, TickFrame};
 use crate::limits::Admission;
-use crate::outlet::{self, SlowConsumer, TickQueue, SLOW_CONSUMER_REASON};
+use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
 use crate::session::{ClientSession, Protocol, Response};
 use crate::state::AppState;
@@ -188,6 +188,15 @@ impl End {
         CloseReason {
             code,
             description: (!text.is_empty()).then(|| text.to_owned()),
+        }
+    }
+}
+
+impl From<WriteFailed> for End {
+    fn from(e: WriteFailed) -> Self {
+        match e {
+            WriteFailed::Closed => End::Gone,
+            WriteFailed::SlowConsumer => End::SlowConsumer,
         }
     }
 }
@@ -464,16 +473,7 @@ impl EngineSession {
     /// Queues (polling) or writes (WebSocket) one Engine.IO packet; a write blocked past the slow-consumer timeout ends the session.
     async fn send(&mut self, packet: ByteString) -> Result<(), End> {
         match &mut self.ws {
-            Some(ws) => {
-                let outlet = self.client.outlet();
-                let timeout = self.client.slow_timeout();
-                let metrics = &self.client.state().metrics;
-                match outlet::write_or_slow(outlet, timeout, metrics, ws.out.text(packet)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(End::Gone),
-                    Err(SlowConsumer) => Err(End::SlowConsumer),
-                }
-            }
+            Some(ws) => Ok(self.client.write(ws.out.text(packet)).await?),
             None => {
                 self.outbox.push_back(packet);
                 Ok(())
@@ -611,16 +611,7 @@ impl EngineSession {
                 self.on_packet(EioPacket::Binary(bytes.to_vec())).await
             }
             Some(Ok(AggregatedMessage::Ping(p))) => match &mut self.ws {
-                Some(w) => {
-                    let outlet = self.client.outlet();
-                    let timeout = self.client.slow_timeout();
-                    let metrics = &self.client.state().metrics;
-                    match outlet::write_or_slow(outlet, timeout, metrics, w.out.pong(&p)).await {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err(End::Gone),
-                        Err(SlowConsumer) => Err(End::SlowConsumer),
-                    }
-                }
+                Some(w) => Ok(self.client.write(w.out.pong(&p)).await?),
                 None => Ok(()),
             },
             Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
@@ -862,15 +853,8 @@ impl EngineSession {
             batch.clear();
             return Ok(());
         };
-        let timeout = client.slow_timeout();
-        let metrics = &client.state().metrics;
-        let result =
-            outlet::write_or_slow(client.outlet(), timeout, metrics, ws.out.frames(batch)).await;
+        let result = client.write(ws.out.frames(batch)).await;
         batch.clear();
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(SlowConsumer) => Err(End::SlowConsumer),
-        }
+        Ok(result?)
     }
 }
