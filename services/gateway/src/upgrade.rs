@@ -46,7 +46,8 @@ const WRITE_AHEAD_BYTES: usize = 32 * 1024;
 /// Frames handed to one `writev` (Linux's `IOV_MAX`): everything queued goes out in one call.
 const MAX_IOVECS: usize = 1024;
 
-/// How long a closed connection waits for the peer's FIN, so our last frames are not cut by a reset.
+/// How long a closed connection waits for the peer's FIN, so our last frames are not cut by a
+/// reset; a peer that has not closed by then is reset (see [`close`]).
 const LINGER: Duration = Duration::from_secs(1);
 
 /// The error of a connection whose socket took no bytes for the stall limit.
@@ -418,10 +419,17 @@ fn read_chunk(io: &TcpStream) -> io::Result<Option<Bytes>> {
 /// Ends the connection politely: FIN after the last frame, then a short wait for the peer's.
 ///
 /// Closing with unread data in the receive buffer would send a reset, which
-/// can make the peer discard our close frame before reading it.
+/// can make the peer discard our close frame before reading it; so unread
+/// bytes are drained while we wait.
+///
+/// A peer that has not closed within [`LINGER`] is reset, as nginx's
+/// `reset_timedout_connection` does. A healthy client answers our FIN within
+/// a round trip; one that stopped reading never does, and a plain close would
+/// leave the kernel holding the socket, our unsent frames and their buffers
+/// for minutes while it probes the peer's closed window (FIN_WAIT1).
 async fn close(mut io: TcpStream) {
     let _ = io.shutdown().await;
-    let _ = tokio::time::timeout(LINGER, async {
+    let answered = tokio::time::timeout(LINGER, async {
         let mut buf = [0u8; 512];
         loop {
             match tokio::io::AsyncReadExt::read(&mut io, &mut buf).await {
@@ -431,4 +439,7 @@ async fn close(mut io: TcpStream) {
         }
     })
     .await;
+    if answered.is_err() {
+        let _ = socket2::SockRef::from(&io).set_linger(Some(Duration::ZERO));
+    }
 }

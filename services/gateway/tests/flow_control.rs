@@ -478,18 +478,20 @@ async fn a_polling_client_that_stops_polling_is_closed_as_a_slow_consumer() {
     );
 }
 
-/// Whether the kernel still holds a TCP socket from `local_port` to `remote_port` (IPv4, /proc/net/tcp).
-fn socket_exists(local_port: u16, remote_port: u16) -> bool {
+/// The kernel's entry for the TCP socket from `local_port` to `remote_port`
+/// (IPv4, /proc/net/tcp): its state and send/receive queues, or `None` once it is gone.
+fn socket_entry(local_port: u16, remote_port: u16) -> Option<String> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table.lines().skip(1).any(|line| {
+    table.lines().skip(1).find_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
-        cols.len() > 3 && port(cols[1]) == local_port && port(cols[2]) == remote_port
+        (cols.len() > 4 && port(cols[1]) == local_port && port(cols[2]) == remote_port)
+            .then(|| format!("state {} tx:rx queues {}", cols[3], cols[4]))
     })
 }
 
 /// A client that stops reading for good cannot even take its close frame: the
-/// gateway must still let go of the socket (TCP_USER_TIMEOUT), not hold it open.
+/// gateway must still let go of the socket (a reset), not hold it open.
 #[tokio::test]
 async fn a_client_that_never_reads_again_loses_its_socket() {
     let stack = Stack::start(&[
@@ -527,18 +529,19 @@ async fn a_client_that_never_reads_again_loses_its_socket() {
     stop.store(true, Ordering::Relaxed);
     publisher.await.unwrap();
     assert!(
-        socket_exists(gateway_port, client_port),
+        socket_entry(gateway_port, client_port).is_some(),
         "the test must start with the socket held"
     );
-    // The client never reads: the gateway's side of the socket must go away by itself
-    // (slow-consumer timeout + close timeout + 1 s of unacknowledged data, then the kernel aborts).
+    // The client never reads: the gateway's side of the socket must go away by itself. Reset
+    // either when the socket has taken no bytes for the stall limit (slow-consumer timeout +
+    // close timeout + 1 s), or, if the kernel took our close frame, when our FIN goes unanswered.
     wait_until(
         Duration::from_secs(40),
         "the gateway to drop the dead slow consumer's socket",
-        || async { !socket_exists(gateway_port, client_port) },
+        || async { socket_entry(gateway_port, client_port).is_none() },
     )
     .await
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}: {:?}", socket_entry(gateway_port, client_port)));
     // Whatever the client reads now, its stream ends.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -550,4 +553,59 @@ async fn a_client_that_never_reads_again_loses_its_socket() {
     })
     .await;
     assert!(ended.is_ok(), "the client's stream did not end");
+}
+
+/// The bytes the kernel holds for the peer on the socket from `local_port` to
+/// `remote_port`: sent but not acknowledged, or not sent yet (`tx_queue`).
+fn unacknowledged_bytes(local_port: u16, remote_port: u16) -> Option<u64> {
+    let entry = socket_entry(local_port, remote_port)?;
+    let queues = entry.rsplit(' ').next()?;
+    u64::from_str_radix(queues.split(':').next()?, 16).ok()
+}
+
+/// A client that closes while it has stopped reading (its receive buffer full,
+/// our frames still queued in the kernel) must not leave the gateway's socket
+/// behind: unanswered, the kernel would probe its closed window for minutes
+/// with our frames and buffers held. The gateway resets such a connection
+/// once its close has gone unanswered for a second.
+#[tokio::test]
+async fn a_client_that_closes_without_reading_leaves_no_socket_behind() {
+    let stack = Stack::start(&[]).await;
+    let mut stuck = small_buffer_ws(&stack, "/ws").await;
+    let client_port = match stuck.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
+        _ => unreachable!("plain TCP"),
+    };
+    let gateway_port = stack.gateway.addr().port();
+    expect_event(&mut stuck, "connected").await;
+    subscribe(&mut stuck, &SYMBOLS).await;
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+    // Ticks until the gateway's kernel holds frames the client has no room for.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    wait_until(STEP, "frames the client has no room for", || async {
+        unacknowledged_bytes(gateway_port, client_port).is_some_and(|b| b > 64 * 1024)
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    publisher.await.unwrap();
+    let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
+    assert_eq!(
+        metric(&stack, slow).await,
+        0.0,
+        "the client must still be a live connection when it closes"
+    );
+
+    // The client says goodbye and never reads again.
+    stuck.send(Message::Close(None)).await.unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "the gateway to let go of the closed client's socket",
+        || async { socket_entry(gateway_port, client_port).is_none() },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}", socket_entry(gateway_port, client_port)));
 }
