@@ -24,12 +24,12 @@ use serde_json::Value;
 
 use crate::hub::Outbound;
 use crate::protocol::{self, ClientError, ErrorCode};
-use crate::session::{ClientSession, Protocol, Response};
+use crate::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
 use crate::state::AppState;
 use crate::wsin::WsIn;
 use crate::wsout::{self, WsOut};
 
-/// Frames written per wake-up before the task checks other events again.
+/// Ticks written per wake-up before the task checks other events again.
 const WRITE_BATCH: usize = 64;
 
 /// How long a close frame may wait for a client that does not read before the socket is just dropped.
@@ -183,12 +183,12 @@ impl Connection {
                 }
                 frame = rx.recv() => {
                     let frame = frame?;
-                    if let Err(exit) = self.write_frames(Some(frame), rx).await {
+                    if let Err(exit) = drain_ticks(self, Some(frame), rx).await {
                         return exit;
                     }
                 }
                 () = std::future::ready(()), if drain_pending => {
-                    if let Err(exit) = self.write_frames(None, rx).await {
+                    if let Err(exit) = drain_ticks(self, None, rx).await {
                         return exit;
                     }
                 }
@@ -213,66 +213,6 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// Writes `first` and whatever else is queued (up to a batch), then the conflated pending ticks once the queue is empty.
-    ///
-    /// Frames are handed to the socket in batches (one lock and one wake-up
-    /// of the HTTP dispatcher per batch, not per frame).
-    async fn write_frames(
-        &mut self,
-        first: Option<Outbound>,
-        rx: &mut TickQueue,
-    ) -> Result<(), Exit> {
-        let outlet = self.client.outlet().clone();
-        let timeout = self.client.slow_timeout();
-        let mut next = first.or_else(|| rx.try_recv());
-        let mut written = 0;
-        loop {
-            while let Some(frame) = next.take() {
-                if self.client.wants(&frame) {
-                    self.batch.push(frame.ws.clone());
-                }
-                written += 1;
-                if written >= WRITE_BATCH {
-                    return self.flush_batch().await;
-                }
-                next = rx.try_recv();
-            }
-            self.flush_batch().await?;
-            // Queue empty: behind for too long is a slow consumer even if it reads a little.
-            if outlet::is_overdue(&outlet, timeout) {
-                outlet::slow_consumer(&outlet, &self.client.state().metrics);
-                return Err(Some(slow_close()));
-            }
-            let mut pending = std::mem::take(&mut self.pending);
-            if !outlet.take_pending(rx, &mut pending) {
-                self.pending = pending;
-                outlet.caught_up();
-                return Ok(());
-            }
-            for frame in pending.drain(..) {
-                if self.client.wants(&frame) {
-                    self.batch.push(frame.ws.clone());
-                }
-            }
-            self.pending = pending;
-            self.flush_batch().await?;
-            next = rx.try_recv();
-        }
-    }
-
-    /// Hands every batched frame to the socket; blocked past the slow-consumer timeout ends the connection with 1008.
-    async fn flush_batch(&mut self) -> Result<(), Exit> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
-        let Self {
-            out, client, batch, ..
-        } = self;
-        let result = client.write(out.frames(batch)).await;
-        batch.clear();
-        result.map_err(exit)
     }
 
     /// Writes one text frame (a reply); see [`Connection::write_frame`].
@@ -371,5 +311,42 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Ticks go out as their shared pre-encoded WebSocket frames, at most a batch per wake-up.
+impl TickSink for Connection {
+    type End = Exit;
+    const MAX_TAKEN: usize = WRITE_BATCH;
+
+    fn session(&mut self) -> &mut ClientSession {
+        &mut self.client
+    }
+
+    fn pending(&mut self) -> &mut Vec<Outbound> {
+        &mut self.pending
+    }
+
+    fn queue(&mut self, frame: &Outbound) -> bool {
+        self.batch.push(frame.ws.clone());
+        // The batch never outgrows MAX_TAKEN: written once the drain stops taking.
+        false
+    }
+
+    /// Hands every batched frame to the socket; blocked past the slow-consumer timeout ends the connection with 1008.
+    async fn flush(&mut self) -> Result<(), Exit> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Self {
+            out, client, batch, ..
+        } = self;
+        let result = client.write(out.frames(batch)).await;
+        batch.clear();
+        result.map_err(exit)
+    }
+
+    fn slow_consumer() -> Exit {
+        Some(slow_close())
     }
 }

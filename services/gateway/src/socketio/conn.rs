@@ -34,7 +34,7 @@ use crate::hub::{Outbound, TickFrame};
 use crate::limits::Admission;
 use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
-use crate::session::{ClientSession, Protocol, Response};
+use crate::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
 use crate::state::AppState;
 use crate::wsin::WsIn;
 use crate::wsout::WsOut;
@@ -406,8 +406,8 @@ impl EngineSession {
                 Wake::Ws(msg) => self.on_ws(msg).await,
                 Wake::Probe(msg) => self.on_probe(msg).await,
                 Wake::Tick(None) => Err(End::Gone),
-                Wake::Tick(Some(first)) => self.on_ticks(Some(first), ticks).await,
-                Wake::DrainPending => self.on_ticks(None, ticks).await,
+                Wake::Tick(Some(first)) => drain_ticks(self, Some(first), ticks).await,
+                Wake::DrainPending => drain_ticks(self, None, ticks).await,
                 Wake::Release => {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
@@ -783,55 +783,6 @@ impl EngineSession {
         Ok(())
     }
 
-    /// Delivers `first` and whatever else is queued (up to a batch), then the conflated pending ticks once the queue is empty.
-    async fn on_ticks(
-        &mut self,
-        first: Option<Outbound>,
-        ticks: &mut TickQueue,
-    ) -> Result<(), End> {
-        let outlet = self.client.outlet().clone();
-        let timeout = self.client.slow_timeout();
-        let mut next = first.or_else(|| ticks.try_recv());
-        let mut taken = 0;
-        loop {
-            while let Some(frame) = next.take() {
-                self.queue_tick(&frame);
-                taken += 1;
-                if taken >= TICK_BATCH {
-                    return self.flush_ticks().await;
-                }
-                if self.batch.len() >= WS_WRITE_BATCH {
-                    self.flush_ticks().await?;
-                }
-                next = ticks.try_recv();
-            }
-            self.flush_ticks().await?;
-            if outlet::is_overdue(&outlet, timeout) {
-                outlet::slow_consumer(&outlet, &self.client.state().metrics);
-                return Err(End::SlowConsumer);
-            }
-            let mut pending = std::mem::take(&mut self.pending);
-            if !outlet.take_pending(ticks, &mut pending) {
-                self.pending = pending;
-                outlet.caught_up();
-                return Ok(());
-            }
-            for frame in pending.drain(..) {
-                self.queue_tick(&frame);
-            }
-            self.pending = pending;
-            self.flush_ticks().await?;
-            next = ticks.try_recv();
-        }
-    }
-
-    /// Queues one tick from the hub queue while the client still wants it (see [`ClientSession::wants`]).
-    fn queue_tick(&mut self, frame: &Outbound) {
-        if self.client.wants(frame) {
-            self.queue_frame(frame);
-        }
-    }
-
     /// Queues one tick as its shared packet: into the batch of encoded frames (WebSocket) or the outbox (polling).
     fn queue_frame(&mut self, frame: &TickFrame) {
         if self.ws.is_some() {
@@ -856,5 +807,32 @@ impl EngineSession {
         let result = client.write(ws.out.frames(batch)).await;
         batch.clear();
         Ok(result?)
+    }
+}
+
+/// Ticks go out as shared Socket.IO packets: in WebSocket batches, or into the outbox the next poll takes.
+impl TickSink for EngineSession {
+    type End = End;
+    const MAX_TAKEN: usize = TICK_BATCH;
+
+    fn session(&mut self) -> &mut ClientSession {
+        &mut self.client
+    }
+
+    fn pending(&mut self) -> &mut Vec<Outbound> {
+        &mut self.pending
+    }
+
+    fn queue(&mut self, frame: &Outbound) -> bool {
+        self.queue_frame(frame);
+        self.batch.len() >= WS_WRITE_BATCH
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        self.flush_ticks().await
+    }
+
+    fn slow_consumer() -> End {
+        End::SlowConsumer
     }
 }
