@@ -91,7 +91,7 @@ where
     C: ServiceConfig,
     F: FnOnce(C, Option<PathBuf>, Shutdown) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    anyhow::Error: From<E>,
 {
     let cli = Cli::parse_for(about);
     if cli.print_env {

@@ -219,9 +219,16 @@ pub fn check_url(
 }
 
 /// Prints [`env_table`] as `NAME=default` lines: what `--print-env` shows.
+///
+/// Stops quietly when the reader goes away (`--print-env | head`) instead of
+/// panicking as `println!` would.
 pub fn print_env<T: Serialize>(defaults: &T, aliases: &[EnvAlias]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
     for (name, default) in env_table(defaults, aliases) {
-        println!("{name}={default}");
+        if writeln!(out, "{name}={default}").is_err() {
+            return;
+        }
     }
 }
 

@@ -90,6 +90,30 @@ fn env_table(bin: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `--print-env | head` must not end in a panic: every binary stops quietly
+/// when its reader has gone (here: gone before it writes a line).
+#[test]
+fn print_env_stops_quietly_when_its_reader_goes_away() {
+    for svc in tickstream_services(&compose()) {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(bin_path(&svc.bin))
+            .arg("--print-env")
+            .env("RUST_BACKTRACE", "0")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{}: {:?}\n{stderr}",
+            svc.bin,
+            out.status
+        );
+    }
+}
+
 #[test]
 fn prometheus_config_and_rules_pass_promtool() {
     let root = repo_root();

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use tickstream_model::Symbol;
-use tickstream_runtime::config::{ConfigError, EnvAlias};
+use tickstream_runtime::config::{ConfigError, EnvAlias, ServiceConfig};
 /// The secrets of `[gateway.auth]`, the runtime's redacting type (kept at this path for `crate::config::Secret` users).
 pub use tickstream_runtime::secret::Secret;
 use tickstream_runtime::telemetry::LogConfig;
@@ -194,8 +194,9 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Checks rules types cannot express; the error names the key.
-    pub fn validate(&self) -> Result<Vec<Symbol>, ConfigError> {
+    /// Checks rules types cannot express (the error names the key) and parses
+    /// the default symbols, so `run` starts only on a config it can serve.
+    pub fn check(&self) -> Result<Vec<Symbol>, ConfigError> {
         let g = &self.gateway;
         let mut defaults = Vec::with_capacity(g.default_symbols.len());
         for raw in &g.default_symbols {
@@ -279,13 +280,26 @@ impl Config {
     }
 }
 
+/// The gateway's config for [`tickstream_runtime::cli::main`]: the same loading, `--print-env` and errors as every service.
+impl ServiceConfig for Config {
+    const ALIASES: &'static [EnvAlias] = ALIASES;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.check().map(drop)
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_are_valid() {
-        assert_eq!(Config::default().validate().unwrap().len(), 9);
+        assert_eq!(Config::default().check().unwrap().len(), 9);
     }
 
     #[test]
@@ -296,10 +310,10 @@ mod tests {
         assert!(!shown.contains("super-secret"), "{shown}");
         assert!(shown.contains("[redacted]"));
         c.gateway.auth.algorithm = "HS256".into();
-        assert!(c.validate().is_ok());
+        assert!(c.check().is_ok());
         c.gateway.auth.algorithm = "none-such".into();
         assert!(c
-            .validate()
+            .check()
             .unwrap_err()
             .to_string()
             .contains("auth.algorithm"));
@@ -310,7 +324,7 @@ mod tests {
         let mut c = Config::default();
         assert!(!c.gateway.reuse_port);
         c.gateway.reuse_port = true;
-        assert_eq!(c.validate().is_ok(), cfg!(unix));
+        assert_eq!(c.check().is_ok(), cfg!(unix));
     }
 
     #[test]
@@ -318,14 +332,14 @@ mod tests {
         let mut c = Config::default();
         c.gateway.queue_capacity = 0;
         assert!(c
-            .validate()
+            .check()
             .unwrap_err()
             .to_string()
             .contains("gateway.queue_capacity"));
         let mut c = Config::default();
         c.gateway.default_symbols = vec!["BAD SYM".into()];
         assert!(c
-            .validate()
+            .check()
             .unwrap_err()
             .to_string()
             .contains("default_symbols"));

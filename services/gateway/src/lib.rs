@@ -102,7 +102,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
 
 /// Runs the gateway until `shutdown` resolves, then closes every client (native: 1001; Socket.IO: Engine.IO close) and exits.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let default_symbols = cfg.validate()?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting gateway.");
+    let default_symbols = cfg.check()?;
     let redis = Redis::connect_lazy(RedisOptions::new(cfg.redis_url.clone()))
         .map_err(|e| ConfigError::invalid("redis_url", ALIASES, e.to_string()))?;
     let auth = auth::Verifier::from_config(&cfg.gateway.auth)?;
