@@ -490,6 +490,22 @@ fn socket_entry(local_port: u16, remote_port: u16) -> Option<String> {
     })
 }
 
+/// A native client with a small receive buffer, subscribed to every symbol,
+/// and the ports of its socket (gateway side, client side) for [`socket_entry`].
+async fn subscribed_small_buffer_ws(stack: &Stack) -> (Ws, u16, u16) {
+    let mut ws = small_buffer_ws(stack, "/ws").await;
+    let client_port = match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
+        _ => unreachable!("plain TCP"),
+    };
+    expect_event(&mut ws, "connected").await;
+    subscribe(&mut ws, &SYMBOLS).await;
+    for s in SYMBOLS {
+        stack.wait_numsub(s, 1).await;
+    }
+    (ws, stack.gateway.addr().port(), client_port)
+}
+
 /// A client that stops reading for good cannot even take its close frame: the
 /// gateway must still let go of the socket (a reset), not hold it open.
 #[tokio::test]
@@ -499,22 +515,7 @@ async fn a_client_that_never_reads_again_loses_its_socket() {
         ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "300"),
     ])
     .await;
-    let mut stuck = small_buffer_ws(&stack, "/ws").await;
-    let client_port = match stuck.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
-        _ => unreachable!("plain TCP"),
-    };
-    let gateway_port = stack.gateway.addr().port();
-    expect_event(&mut stuck, "connected").await;
-    send(
-        &mut stuck,
-        json!({"event": "subscribe", "data": {"symbols": SYMBOLS}}),
-    )
-    .await;
-    expect_event(&mut stuck, "subscribed").await;
-    for s in SYMBOLS {
-        stack.wait_numsub(s, 1).await;
-    }
+    let (mut stuck, gateway_port, client_port) = subscribed_small_buffer_ws(&stack).await;
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
     let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
@@ -571,17 +572,7 @@ fn unacknowledged_bytes(local_port: u16, remote_port: u16) -> Option<u64> {
 #[tokio::test]
 async fn a_client_that_closes_without_reading_leaves_no_socket_behind() {
     let stack = Stack::start(&[]).await;
-    let mut stuck = small_buffer_ws(&stack, "/ws").await;
-    let client_port = match stuck.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
-        _ => unreachable!("plain TCP"),
-    };
-    let gateway_port = stack.gateway.addr().port();
-    expect_event(&mut stuck, "connected").await;
-    subscribe(&mut stuck, &SYMBOLS).await;
-    for s in SYMBOLS {
-        stack.wait_numsub(s, 1).await;
-    }
+    let (mut stuck, gateway_port, client_port) = subscribed_small_buffer_ws(&stack).await;
     // Ticks until the gateway's kernel holds frames the client has no room for.
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
