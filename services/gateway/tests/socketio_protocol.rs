@@ -492,6 +492,38 @@ async fn upgrade_from_polling_releases_the_pending_poll_with_a_noop() {
     assert_eq!(ws_next_event(&mut ws).await.0, "subscriptions");
 }
 
+/// A session that opened on WebSocket: polling with its sid is the wrong
+/// transport (400 code 3, as the reference answers), a second WebSocket with
+/// its sid is opened and closed at once, and the session itself goes on.
+#[tokio::test]
+async fn requests_naming_a_websocket_session_are_refused_and_it_goes_on() {
+    let stack = Stack::start(&[]).await;
+    let eio = Eio::new(&stack);
+    let (mut ws, open) = sio_ws(&stack, "").await;
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    ws_join(&mut ws).await;
+    let q = format!("EIO=4&transport=polling&sid={sid}");
+    let (status, body) = eio.get(&q).await;
+    assert_eio_error(status, &body, 3, "Bad request");
+    let (status, body) = eio.post(&q, "40").await;
+    assert_eio_error(status, &body, 3, "Bad request");
+    let url = stack
+        .gateway
+        .ws_url(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
+    let (mut again, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    expect_close(&mut again).await;
+    send_text(&mut ws, "42[\"subscribe\",{\"symbols\":[\"BTCUSDT\"]}]").await;
+    assert_eq!(ws_next_event(&mut ws).await.0, "subscribed");
+    stack.wait_numsub("BTCUSDT", 1).await;
+    stack.publish("BTCUSDT", 1, 43000.5).await;
+    let (name, tick) = ws_next_event(&mut ws).await;
+    assert_eq!(
+        (name.as_str(), tick["seq"].clone()),
+        ("price_update", json!(1))
+    );
+    assert_eq!(socketio_gauge(&stack).await, 1);
+}
+
 #[tokio::test]
 async fn server_pings_and_silent_sessions_are_reaped() {
     let stack = Stack::start(&[

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::packet::{self, EioPacket, PacketError, SioKind};
-use super::{EioConfig, EioError, COMMAND_QUEUE};
+use super::{EioConfig, EioError, Entry, COMMAND_QUEUE};
 use crate::config::Config;
 use crate::hub::{Outbound, TickFrame};
 use crate::limits::Admission;
@@ -96,8 +96,8 @@ pub fn websocket(out: WsOut, mut inbound: WsIn) -> WsConn {
 /// Starts a session whose first transport is long-polling (the open packet is the handshake's body).
 pub fn spawn_polling(state: Arc<AppState>, sid: String, admission: Admission) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    state.socketio.insert(sid.clone(), tx);
-    actix_web::rt::spawn(run(state, sid, rx, None, admission));
+    state.socketio.insert(sid.clone(), Entry::Polling(tx));
+    actix_web::rt::spawn(run(state, sid, Some(rx), None, admission));
 }
 
 /// Starts a WebSocket-only session (no sid yet): the open packet is its first frame.
@@ -105,13 +105,17 @@ pub fn spawn_polling(state: Arc<AppState>, sid: String, admission: Admission) {
 /// Called on the worker that owns the socket, so the session task reads it directly.
 pub fn spawn_websocket(state: Arc<AppState>, out: WsOut, inbound: WsIn, admission: Admission) {
     let sid = super::new_sid();
-    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    state.socketio.insert(sid.clone(), tx);
+    state.socketio.insert(sid.clone(), Entry::WebSocket);
     let ws = Ws {
         out,
         read: WsRead::Direct(inbound),
     };
-    actix_web::rt::spawn(run(state, sid, rx, Some(ws), admission));
+    actix_web::rt::spawn(run(state, sid, None, Some(ws), admission));
+}
+
+/// Closes a WebSocket opened for a session that cannot take it (already on WebSocket, or probing one).
+pub fn refuse_upgrade(out: &WsOut) {
+    let _ = out.close(Some(End::Protocol.close_reason()));
 }
 
 /// A WebSocket that upgrades a polling session: write half and the frames its reader task forwards.
@@ -252,7 +256,7 @@ struct EngineSession {
 async fn run(
     state: Arc<AppState>,
     sid: String,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: Option<mpsc::Receiver<Command>>,
     ws: Option<Ws>,
     admission: Admission,
 ) {
@@ -282,17 +286,17 @@ async fn run(
     tracing::debug!(sid = %session.sid, reason = ?end, "Socket.IO session ended.");
     state.socketio.remove(&session.sid);
     // Requests that raced with the end get their answers instead of hanging.
-    commands.close();
-    while let Ok(cmd) = commands.try_recv() {
-        match cmd {
-            Command::Poll(tx) => {
-                let _ = tx.send(Err(EioError::UnknownSid));
-            }
-            Command::Post(_, tx) => {
-                let _ = tx.send(Err(EioError::UnknownSid));
-            }
-            Command::Upgrade(w) => {
-                let _ = w.out.close(Some(End::Protocol.close_reason()));
+    if let Some(commands) = &mut commands {
+        commands.close();
+        while let Ok(cmd) = commands.try_recv() {
+            match cmd {
+                Command::Poll(tx) => {
+                    let _ = tx.send(Err(EioError::UnknownSid));
+                }
+                Command::Post(_, tx) => {
+                    let _ = tx.send(Err(EioError::UnknownSid));
+                }
+                Command::Upgrade(w) => refuse_upgrade(&w.out),
             }
         }
     }
@@ -333,6 +337,14 @@ async fn recv_ws(ws: &mut Option<Ws>) -> Option<WsInbound> {
     }
 }
 
+/// The next command from an HTTP handler; never, once the session is on WebSocket for good.
+async fn recv_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_probe(probe: &mut Option<(WsConn, Instant)>) -> Option<WsInbound> {
     match probe {
         Some((w, _)) => w.rx.recv().await,
@@ -343,7 +355,7 @@ async fn recv_probe(probe: &mut Option<(WsConn, Instant)>) -> Option<WsInbound> 
 impl EngineSession {
     async fn serve(
         &mut self,
-        commands: &mut mpsc::Receiver<Command>,
+        commands: &mut Option<mpsc::Receiver<Command>>,
         ticks: &mut TickQueue,
     ) -> End {
         if let Some(ws) = &mut self.ws {
@@ -387,7 +399,7 @@ impl EngineSession {
             let wake = tokio::select! {
                 biased;
                 _ = shutdown.changed() => Wake::Shutdown,
-                c = commands.recv() => Wake::Command(c),
+                c = recv_command(commands) => Wake::Command(c),
                 m = recv_ws(&mut self.ws) => Wake::Ws(m),
                 m = recv_probe(&mut self.probe) => Wake::Probe(m),
                 t = ticks.recv(), if take_ticks => Wake::Tick(t),
@@ -442,7 +454,29 @@ impl EngineSession {
             if let Err(end) = step {
                 return end;
             }
+            if self.ws.is_some() && commands.is_some() {
+                if let Err(end) = self.retire_commands(commands).await {
+                    return end;
+                }
+            }
         }
+    }
+
+    /// The session is on WebSocket for good: HTTP requests stop reaching its
+    /// task (the handler answers them alone), the ones already queued get their
+    /// answers, and the queue's memory goes.
+    async fn retire_commands(
+        &mut self,
+        commands: &mut Option<mpsc::Receiver<Command>>,
+    ) -> Result<(), End> {
+        self.client.state().socketio.set_websocket(&self.sid);
+        if let Some(mut rx) = commands.take() {
+            rx.close();
+            while let Ok(cmd) = rx.try_recv() {
+                self.on_command(cmd).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Answers the pending GET when there is something for it (a noop while upgrading).
@@ -528,7 +562,7 @@ impl EngineSession {
             }
             Command::Upgrade(w) => {
                 if self.ws.is_some() || self.probe.is_some() {
-                    let _ = w.out.close(Some(End::Protocol.close_reason()));
+                    refuse_upgrade(&w.out);
                     return Ok(());
                 }
                 let deadline = Instant::now() + self.eio.upgrade_timeout;

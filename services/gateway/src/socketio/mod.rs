@@ -113,22 +113,42 @@ impl EioError {
     }
 }
 
-/// Live Engine.IO sessions by `sid`; each entry is the command queue of its task.
+/// How HTTP requests reach one live session.
+#[derive(Clone)]
+enum Entry {
+    /// On long-polling (or upgrading from it): handlers hand its task commands.
+    Polling(mpsc::Sender<Command>),
+    /// On WebSocket for good: every HTTP request with its sid is the wrong
+    /// transport, answered by the handler alone, so a WebSocket session keeps
+    /// no command queue (tokio allocates a 32-slot block per channel).
+    WebSocket,
+}
+
+/// Live Engine.IO sessions by `sid`.
 #[derive(Default)]
 pub struct Sessions {
     /// Removed by the session task itself when it ends, so no entry outlives its task.
-    map: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl Sessions {
-    fn insert(&self, sid: String, tx: mpsc::Sender<Command>) {
+    fn insert(&self, sid: String, entry: Entry) {
         if let Ok(mut map) = self.map.lock() {
-            map.insert(sid, tx);
+            map.insert(sid, entry);
         }
     }
 
-    fn get(&self, sid: &str) -> Option<mpsc::Sender<Command>> {
+    fn get(&self, sid: &str) -> Option<Entry> {
         self.map.lock().ok()?.get(sid).cloned()
+    }
+
+    /// The session has switched to WebSocket for good: requests stop reaching its task.
+    fn set_websocket(&self, sid: &str) {
+        if let Ok(mut map) = self.map.lock() {
+            if let Some(entry) = map.get_mut(sid) {
+                *entry = Entry::WebSocket;
+            }
+        }
     }
 
     fn remove(&self, sid: &str) {
@@ -224,8 +244,12 @@ pub async fn route(
         }
         (None, Transport::WebSocket) => error(&req, EioError::BadRequest),
         (Some(sid), transport) => {
-            let Some(tx) = state.socketio.get(&sid) else {
-                return error(&req, EioError::UnknownSid);
+            let tx = match state.socketio.get(&sid) {
+                None => return error(&req, EioError::UnknownSid),
+                Some(Entry::WebSocket) => {
+                    return on_websocket_session(&req, body, transport, is_upgrade, &state)
+                }
+                Some(Entry::Polling(tx)) => tx,
             };
             match (transport, req.method()) {
                 (Transport::Polling, &Method::GET) => poll(&req, tx).await,
@@ -247,6 +271,26 @@ pub async fn route(
             }
         }
     }
+}
+
+/// A request naming a session that is on WebSocket for good: a second
+/// WebSocket is opened and closed at once (as the reference server does with
+/// an upgrade it cannot take), anything else is the wrong transport.
+fn on_websocket_session(
+    req: &HttpRequest,
+    body: web::Payload,
+    transport: Transport,
+    is_upgrade: bool,
+    state: &AppState,
+) -> HttpResponse {
+    if transport == Transport::WebSocket && req.method() == Method::GET && is_upgrade {
+        let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
+        if let Ok((response, out, _inbound)) = crate::wsout::handle(req, body, max_payload) {
+            conn::refuse_upgrade(&out);
+            return response;
+        }
+    }
+    error(req, EioError::BadRequest)
 }
 
 fn is_websocket_upgrade(req: &HttpRequest) -> bool {
