@@ -178,6 +178,15 @@ async fn ws_next_event(ws: &mut Ws) -> (String, Value) {
     event_of(&next_text(ws).await)
 }
 
+/// A WebSocket opened with the sid of a session already on WebSocket is closed at once.
+async fn second_websocket_is_closed(stack: &Stack, sid: &str) {
+    let url = stack
+        .gateway
+        .ws_url(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
+    let (mut again, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    expect_close(&mut again).await;
+}
+
 async fn socketio_gauge(stack: &Stack) -> i64 {
     let (_, text) = http_get_text(&stack.gateway.http_url("/metrics"))
         .await
@@ -483,11 +492,7 @@ async fn upgrade_from_polling_releases_the_pending_poll_with_a_noop() {
     let (status, body) = eio.get(&q).await;
     assert_eio_error(status, &body, 3, "Bad request");
     // A second upgrade attempt is refused, the session goes on.
-    let url = stack
-        .gateway
-        .ws_url(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
-    let (mut again, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    expect_close(&mut again).await;
+    second_websocket_is_closed(&stack, &sid).await;
     send_text(&mut ws, "42[\"list\"]").await;
     assert_eq!(ws_next_event(&mut ws).await.0, "subscriptions");
 }
@@ -507,11 +512,7 @@ async fn requests_naming_a_websocket_session_are_refused_and_it_goes_on() {
     assert_eio_error(status, &body, 3, "Bad request");
     let (status, body) = eio.post(&q, "40").await;
     assert_eio_error(status, &body, 3, "Bad request");
-    let url = stack
-        .gateway
-        .ws_url(&format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"));
-    let (mut again, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    expect_close(&mut again).await;
+    second_websocket_is_closed(&stack, &sid).await;
     send_text(&mut ws, "42[\"subscribe\",{\"symbols\":[\"BTCUSDT\"]}]").await;
     assert_eq!(ws_next_event(&mut ws).await.0, "subscribed");
     stack.wait_numsub("BTCUSDT", 1).await;
