@@ -116,6 +116,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let subscriber = Subscriber::spawn(redis.client().clone(), hub.clone(), redis.health().clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (listener, addr) = bind(&cfg.host, cfg.port, cfg.gateway.reuse_port)?;
+    // Kept to stop listening at shutdown while connections drain (actix only closes it at the end).
+    let listening = listener.try_clone()?;
 
     let workers = match cfg.gateway.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -199,6 +201,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             return Ok(());
         }
     }
+    stop_listening(&handle, &listening).await;
     tracing::info!("Shutting down: closing client connections.");
     let _ = shutdown_tx.send(true);
     let drained = tokio::time::timeout(grace, async {
@@ -215,6 +218,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let _ = server_task.await;
     tracing::info!("Stopped.");
     Ok(())
+}
+
+/// Stops taking connections before the drain: the accept loop pauses, then
+/// the socket leaves the listening state (`shutdown(SHUT_RD)` on a listener,
+/// Linux), so the kernel stops queueing connections for this process.
+/// With `gateway.reuse_port` new clients go to the replicas still running
+/// instead of being accepted here only to get 1001; alone, they are refused at
+/// once and a load balancer or client retry moves on.
+async fn stop_listening(handle: &actix_server::ServerHandle, listener: &TcpListener) {
+    handle.pause().await;
+    match socket2::SockRef::from(listener).shutdown(std::net::Shutdown::Read) {
+        Ok(()) => tracing::info!("Stopped accepting connections."),
+        Err(e) => tracing::warn!(error = %e, "Could not stop listening; accepting until exit."),
+    }
 }
 
 /// Binds the listening socket: plainly (a second process on the port fails), or with SO_REUSEPORT

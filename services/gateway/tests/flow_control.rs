@@ -19,20 +19,12 @@ use tickstream_testkit::{http_get_text, wait_until};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::MaybeTlsStream;
 
 const SYMBOLS: [&str; 3] = ["FLOWA", "FLOWB", "FLOWC"];
 
 /// A WebSocket client whose socket receive buffer is tiny, so the server feels its backpressure at once.
 async fn small_buffer_ws(stack: &Stack, path: &str) -> Ws {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let tcp = sock.connect(stack.gateway.addr()).await.unwrap();
-    let (ws, _) =
-        tokio_tungstenite::client_async(stack.gateway.ws_url(path), MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
-    ws
+    small_buffer_ws_at(stack.gateway.addr(), &stack.gateway.ws_url(path)).await
 }
 
 /// A Socket.IO client over the websocket transport: open, CONNECT, `connected`, then `subscribe` with `data`.
@@ -478,26 +470,11 @@ async fn a_polling_client_that_stops_polling_is_closed_as_a_slow_consumer() {
     );
 }
 
-/// The kernel's entry for the TCP socket from `local_port` to `remote_port`
-/// (IPv4, /proc/net/tcp): its state and send/receive queues, or `None` once it is gone.
-fn socket_entry(local_port: u16, remote_port: u16) -> Option<String> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    table.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
-        (cols.len() > 4 && port(cols[1]) == local_port && port(cols[2]) == remote_port)
-            .then(|| format!("state {} tx:rx queues {}", cols[3], cols[4]))
-    })
-}
-
 /// A native client with a small receive buffer, subscribed to every symbol,
 /// and the ports of its socket (gateway side, client side) for [`socket_entry`].
 async fn subscribed_small_buffer_ws(stack: &Stack) -> (Ws, u16, u16) {
     let mut ws = small_buffer_ws(stack, "/ws").await;
-    let client_port = match ws.get_ref() {
-        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
-        _ => unreachable!("plain TCP"),
-    };
+    let client_port = client_port(&ws);
     expect_event(&mut ws, "connected").await;
     subscribe(&mut ws, &SYMBOLS).await;
     for s in SYMBOLS {
@@ -554,14 +531,6 @@ async fn a_client_that_never_reads_again_loses_its_socket() {
     })
     .await;
     assert!(ended.is_ok(), "the client's stream did not end");
-}
-
-/// The bytes the kernel holds for the peer on the socket from `local_port` to
-/// `remote_port`: sent but not acknowledged, or not sent yet (`tx_queue`).
-fn unacknowledged_bytes(local_port: u16, remote_port: u16) -> Option<u64> {
-    let entry = socket_entry(local_port, remote_port)?;
-    let queues = entry.rsplit(' ').next()?;
-    u64::from_str_radix(queues.split(':').next()?, 16).ok()
 }
 
 /// A client that closes while it has stopped reading (its receive buffer full,

@@ -51,18 +51,26 @@ async fn next_tick_or_close(ws: &mut Ws) -> Next {
 
 /// A gateway on `port` with the given `reuse_port` setting, bound to `redis`.
 async fn gateway(redis: &RedisServer, port: u16, reuse_port: bool) -> anyhow::Result<Service> {
+    gateway_with(redis, port, reuse_port, &[]).await
+}
+
+/// [`gateway`] with more settings.
+async fn gateway_with(
+    redis: &RedisServer,
+    port: u16,
+    reuse_port: bool,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Service> {
     let url = redis.url();
     let port = port.to_string();
     let reuse = reuse_port.to_string();
-    Service::spawn(
-        "gateway",
-        &[
-            ("REDIS_URL", url.as_str()),
-            ("PORT", port.as_str()),
-            ("TICKSTREAM_GATEWAY__REUSE_PORT", reuse.as_str()),
-        ],
-    )
-    .await
+    let mut env = vec![
+        ("REDIS_URL", url.as_str()),
+        ("PORT", port.as_str()),
+        ("TICKSTREAM_GATEWAY__REUSE_PORT", reuse.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    Service::spawn("gateway", &env).await
 }
 
 /// Connects a client subscribed to [`SYMBOL`] at `ws://127.0.0.1:PORT/ws?symbols=...`.
@@ -136,6 +144,83 @@ async fn two_gateways_share_one_port_and_one_can_stop_alone() {
         assert_eq!(next_tick_or_close(ws).await, Next::Tick(3));
     }
     assert_usable(&mut survivors[0], "after-restart").await;
+}
+
+/// A replica that is draining has stopped listening: every client that
+/// connects meanwhile reaches the other replica instead of being accepted and
+/// closed with 1001. The drain is held open by a client that never reads (its
+/// connection task waits on a blocked write, up to the slow-consumer timeout).
+#[tokio::test]
+async fn a_draining_replica_takes_no_new_connections() {
+    let redis = RedisServer::start().await.unwrap();
+    let port = free_port();
+    let hold = [
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "30000"),
+        ("TICKSTREAM_GATEWAY__SHUTDOWN_GRACE_SECS", "30"),
+        ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
+    ];
+    let mut a = gateway_with(&redis, port, true, &hold).await.unwrap();
+    // Alone on the port, A gets the stuck client.
+    let url = format!("ws://127.0.0.1:{port}/ws?symbols={SYMBOL}");
+    let mut stuck = small_buffer_ws_at(a.addr(), &url).await;
+    expect_event(&mut stuck, "connected").await;
+    expect_event(&mut stuck, "subscribed").await;
+    let stuck_port = client_port(&stuck);
+    let b = gateway(&redis, port, true).await.unwrap();
+    let stack = Stack { redis, gateway: b };
+    stack.wait_numsub(SYMBOL, 1).await;
+
+    // Ticks until A's socket to the stuck client takes no more (the same bytes
+    // queued over a pause): its write is blocked.
+    let mut c = stack.redis().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut seq, mut last) = (0, None);
+    loop {
+        let mut pipe = redis::pipe();
+        for _ in 0..2000 {
+            seq += 1;
+            let tick = tick_json(SYMBOL, seq, 43_000.0);
+            pipe.cmd("PUBLISH")
+                .arg(format!("ticks:{SYMBOL}"))
+                .arg(tick.to_string())
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut c).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let queued = unacknowledged_bytes(port, stuck_port);
+        if queued.is_some_and(|b| b > 256 * 1024) && queued == last {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A's write to the stuck client never blocked: {queued:?} bytes queued"
+        );
+        last = queued;
+    }
+
+    a.terminate().unwrap();
+    a.wait_for_log(STEP, "Shutting down: closing client connections.")
+        .await
+        .unwrap();
+    // A drains (held by the stuck client) while new clients arrive: all of them land on B.
+    let mut fresh = Vec::new();
+    for i in 0..20 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+            .await
+            .unwrap();
+        expect_event(&mut ws, "connected").await;
+        assert_usable(&mut ws, &format!("during-drain-{i}")).await;
+        fresh.push(ws);
+    }
+    assert!(
+        a.wait_exit(Duration::ZERO).await.is_none(),
+        "A finished draining before the new clients were checked"
+    );
+    // Proof they are on B: with A gone for good they still answer.
+    a.kill().unwrap();
+    for (i, ws) in fresh.iter_mut().enumerate() {
+        assert_usable(ws, &format!("after-{i}")).await;
+    }
 }
 
 #[tokio::test]

@@ -171,3 +171,43 @@ pub async fn subscribe(ws: &mut Ws, symbols: &[&str]) -> Value {
     .await;
     expect_event(ws, "subscribed").await
 }
+
+/// A WebSocket client to `url` (served at `addr`) whose socket has a 4 KiB
+/// receive buffer, so a client that stops reading fills quickly.
+pub async fn small_buffer_ws_at(addr: std::net::SocketAddr, url: &str) -> Ws {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    ws
+}
+
+/// The client-side port of a plain-TCP WebSocket, to find its socket in [`socket_entry`].
+pub fn client_port(ws: &Ws) -> u16 {
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().port(),
+        _ => unreachable!("plain TCP"),
+    }
+}
+
+/// The kernel's entry for the TCP socket from `local_port` to `remote_port`
+/// (IPv4, /proc/net/tcp): its state and send/receive queues, or `None` once it is gone.
+pub fn socket_entry(local_port: u16, remote_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+        (cols.len() > 4 && port(cols[1]) == local_port && port(cols[2]) == remote_port)
+            .then(|| format!("state {} tx:rx queues {}", cols[3], cols[4]))
+    })
+}
+
+/// The bytes the kernel holds for the peer on the socket from `local_port` to
+/// `remote_port`: sent but not acknowledged, or not sent yet (`tx_queue`).
+pub fn unacknowledged_bytes(local_port: u16, remote_port: u16) -> Option<u64> {
+    let entry = socket_entry(local_port, remote_port)?;
+    let queues = entry.rsplit(' ').next()?;
+    u64::from_str_radix(queues.split(':').next()?, 16).ok()
+}
