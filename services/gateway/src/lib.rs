@@ -117,7 +117,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (listener, addr) = bind(&cfg.host, cfg.port, cfg.gateway.reuse_port)?;
     // Kept to stop listening at shutdown while connections drain (actix only closes it at the end).
-    let listening = listener.try_clone()?;
+    let listening = listener
+        .try_clone()
+        .map_err(|e| anyhow::anyhow!("cannot keep a handle on {addr} for shutdown: {e}"))?;
 
     let workers = match cfg.gateway.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
