@@ -167,6 +167,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         .listen("gateway", listener, move || {
             let upgrade_app = make_app.clone();
             HttpService::build()
+                // Ticks are small writes: without this, Nagle holds each one back
+                // until the client's (delayed) ACK of the previous one, up to 40 ms.
+                .tcp_nodelay(true)
                 .upgrade(fn_factory(move || {
                     // The same routes, called by `upgrade::serve` for WebSocket upgrades.
                     let app = upgrade_app().into_factory();
