@@ -171,10 +171,10 @@ async fn a_draining_replica_takes_no_new_connections() {
     stack.wait_numsub(SYMBOL, 1).await;
 
     // Ticks until A's socket to the stuck client takes no more (the same bytes
-    // queued over a pause): its write is blocked.
+    // queued over two pauses, ticks published in between): its write is blocked.
     let mut c = stack.redis().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (mut seq, mut last) = (0, None);
+    let (mut seq, mut last, mut unchanged) = (0, None, 0);
     loop {
         let mut pipe = redis::pipe();
         for _ in 0..2000 {
@@ -188,7 +188,8 @@ async fn a_draining_replica_takes_no_new_connections() {
         let _: () = pipe.query_async(&mut c).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let queued = unacknowledged_bytes(port, stuck_port);
-        if queued.is_some_and(|b| b > 256 * 1024) && queued == last {
+        unchanged = if queued == last { unchanged + 1 } else { 0 };
+        if queued.is_some_and(|b| b > 512 * 1024) && unchanged >= 2 {
             break;
         }
         assert!(
