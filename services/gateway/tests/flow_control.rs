@@ -41,21 +41,6 @@ async fn sio_subscribed(mut ws: Ws, data: Value) -> Ws {
     ws
 }
 
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("connection ended")
-            .expect("websocket error");
-        match msg {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
-}
-
 /// The tick of a `price_update` in either protocol's framing.
 fn tick_of(text: &str) -> Option<Value> {
     if let Some(rest) = text.strip_prefix("42") {

@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    assert_usable, expect_close, expect_error, expect_event, next_json, subscribe, Stack, Ws, STEP,
+    assert_usable, expect_close, expect_error, expect_event, next_json, next_text, subscribe,
+    Stack, Ws, STEP,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -249,28 +250,12 @@ async fn sio_joined(stack: &Stack) -> Ws {
         .gateway
         .ws_url("/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    assert!(sio_text(&mut ws).await.starts_with("0{"), "open packet");
+    assert!(next_text(&mut ws).await.starts_with("0{"), "open packet");
     ws.send(Message::text("40")).await.unwrap();
-    assert!(sio_text(&mut ws).await.starts_with("40{"), "CONNECT ok");
+    assert!(next_text(&mut ws).await.starts_with("40{"), "CONNECT ok");
     let (name, _) = sio_event(&mut ws).await;
     assert_eq!(name, "connected");
     ws
-}
-
-/// Next text frame, skipping WebSocket control frames.
-async fn sio_text(ws: &mut Ws) -> String {
-    loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("connection ended")
-            .expect("websocket error");
-        match msg {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 /// Waits for the session to end: `Some(code)` for a close frame, `None` for a dropped connection.
@@ -290,7 +275,7 @@ async fn close_or_reset(ws: &mut Ws) -> Option<CloseCode> {
 
 /// Next `42[name, data]` event.
 async fn sio_event(ws: &mut Ws) -> (String, Value) {
-    let text = sio_text(ws).await;
+    let text = next_text(ws).await;
     let body = text
         .strip_prefix("42")
         .unwrap_or_else(|| panic!("not an event: {text}"));

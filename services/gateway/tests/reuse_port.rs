@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::StreamExt;
 use serde_json::Value;
 use tickstream_testkit::{free_port, RedisServer, Service};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,12 +29,7 @@ enum Next {
 /// The next tick or close frame, skipping pings, pongs and other events.
 async fn next_tick_or_close(ws: &mut Ws) -> Next {
     loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a tick or a close frame")
-            .expect("connection ended without a close frame")
-            .expect("websocket error");
-        match msg {
+        match next_frame(ws).await {
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap();
                 if v["event"] == "price_update" {

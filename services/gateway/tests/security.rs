@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::sio::{node, python, ClientProc};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tickstream_testkit::http_get_text;
@@ -299,21 +299,6 @@ async fn sio_connect(stack: &Stack, query: &str, auth: Option<Value>) -> (Ws, St
     ws.send(Message::text(connect)).await.unwrap();
     let reply = next_text(&mut ws).await;
     (ws, reply)
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("connection ended")
-            .expect("websocket error");
-        match msg {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tickstream_testkit::{http_get_json, http_get_text, wait_until};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -141,21 +141,6 @@ async fn sio_ws(stack: &Stack, query: &str) -> (Ws, Value) {
     let open = next_text(&mut ws).await;
     let open: Value = serde_json::from_str(open.strip_prefix('0').expect("open packet")).unwrap();
     (ws, open)
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let msg = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("connection ended")
-            .expect("websocket error");
-        match msg {
-            Message::Text(t) => return t.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }
 
 async fn send_text(ws: &mut Ws, text: &str) {

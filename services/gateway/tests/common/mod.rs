@@ -105,8 +105,8 @@ pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).await.unwrap();
 }
 
-/// Next JSON text frame, skipping control frames.
-pub async fn next_json(ws: &mut Ws) -> Value {
+/// The next frame other than ping/pong, within [`STEP`].
+pub async fn next_frame(ws: &mut Ws) -> Message {
     loop {
         let msg = tokio::time::timeout(STEP, ws.next())
             .await
@@ -114,11 +114,23 @@ pub async fn next_json(ws: &mut Ws) -> Value {
             .expect("connection ended")
             .expect("websocket error");
         match msg {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
             Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected frame {other:?}"),
+            other => return other,
         }
     }
+}
+
+/// Next text frame, skipping control frames.
+pub async fn next_text(ws: &mut Ws) -> String {
+    match next_frame(ws).await {
+        Message::Text(t) => t.to_string(),
+        other => panic!("unexpected frame {other:?}"),
+    }
+}
+
+/// Next JSON text frame, skipping control frames.
+pub async fn next_json(ws: &mut Ws) -> Value {
+    serde_json::from_str(&next_text(ws).await).unwrap()
 }
 
 /// Next frame must be `event`; returns its whole JSON.
