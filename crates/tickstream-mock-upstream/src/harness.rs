@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tickstream_testkit::{http_get_text, wait_until, RedisServer, Service};
+use tickstream_testkit::{http_get_text, wait_for, RedisServer, Service};
 
 use crate::{MockRest, MockWs};
 
@@ -104,7 +104,7 @@ impl Ingestor {
     /// of the suite's defaults, so the file's own values are checked) and
     /// fails the test if the file is rejected.
     pub async fn assert_accepts_example_config(&self) {
-        let redis = RedisServer::start().await.unwrap();
+        let redis = start_redis().await;
         let ws = MockWs::start().await;
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -145,7 +145,7 @@ impl Upstreams {
     /// A fresh Redis and [`MockRest`] around `ws` (e.g. [`MockWs::start_binance`]).
     pub async fn with_ws(ws: MockWs) -> Upstreams {
         Upstreams {
-            redis: RedisServer::start().await.unwrap(),
+            redis: start_redis().await,
             ws,
             rest: MockRest::start().await,
         }
@@ -178,6 +178,13 @@ pub struct Setup {
     pub svc: Service,
 }
 
+/// The test's own `redis-server`; a test cannot go on without it.
+async fn start_redis() -> RedisServer {
+    RedisServer::start()
+        .await
+        .unwrap_or_else(|e| panic!("the test's redis-server did not start: {e:#}"))
+}
+
 /// An HTTP URL nothing listens on: a REST upstream that is down.
 pub fn unused_http_url() -> String {
     format!("http://127.0.0.1:{}", tickstream_testkit::free_port())
@@ -203,12 +210,11 @@ pub async fn wait_tick(
 ) -> Value {
     let what = format!("a matching tick under price:{symbol}");
     let pred = &pred;
-    wait_until(timeout, &what, || async move {
-        cached_tick(redis, symbol).await.is_some_and(|t| pred(&t))
+    wait_for(timeout, &what, || async move {
+        cached_tick(redis, symbol).await.filter(|t| pred(t))
     })
     .await
-    .unwrap();
-    cached_tick(redis, symbol).await.unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A subscription to `ticks:{symbol}`, to assert what subscribers receive.
@@ -220,9 +226,15 @@ pub struct TickChannel {
 impl TickChannel {
     /// Subscribes before the test makes the upstream send, so nothing is missed.
     pub async fn subscribe(redis: &RedisServer, symbol: &str) -> TickChannel {
-        let client = redis::Client::open(redis.url()).unwrap();
-        let mut pubsub = client.get_async_pubsub().await.unwrap();
-        pubsub.subscribe(format!("ticks:{symbol}")).await.unwrap();
+        let subscribed = async {
+            let client = redis::Client::open(redis.url())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(format!("ticks:{symbol}")).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = subscribed.await.unwrap_or_else(|e| {
+            panic!("cannot subscribe to ticks:{symbol} on the test's Redis: {e}")
+        });
         TickChannel {
             stream: Box::pin(pubsub.into_on_message()),
         }
@@ -234,8 +246,11 @@ impl TickChannel {
             .await
             .expect("no tick on the channel in time")
             .expect("pub/sub stream ended");
-        let payload: String = msg.get_payload().unwrap();
-        serde_json::from_str(&payload).unwrap()
+        let payload: String = msg
+            .get_payload()
+            .unwrap_or_else(|e| panic!("a non-text payload on {}: {e}", msg.get_channel_name()));
+        serde_json::from_str(&payload)
+            .unwrap_or_else(|e| panic!("the ingestor published a non-JSON tick {payload:?}: {e}"))
     }
 }
 
@@ -256,12 +271,11 @@ pub async fn wait_metric(
     pred: impl Fn(f64) -> bool,
 ) -> f64 {
     let pred = &pred;
-    wait_until(timeout, &format!("{series} to match"), || async move {
-        metric(service, series).await.is_some_and(pred)
+    wait_for(timeout, &format!("{series} to match"), || async move {
+        metric(service, series).await.filter(|v| pred(*v))
     })
     .await
-    .unwrap();
-    metric(service, series).await.unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until `/health` answers a body for which `pred` holds, and returns `(code, body)`.
@@ -271,14 +285,15 @@ pub async fn wait_health(
     pred: impl Fn(u16, &Value) -> bool,
 ) -> (u16, Value) {
     let url = service.http_url("/health");
-    let pred = &pred;
-    let url_ref = &url;
-    wait_until(timeout, "/health to match", || async move {
-        matches!(tickstream_testkit::http_get_json(url_ref).await, Ok((code, body)) if pred(code, &body))
+    let (pred, url) = (&pred, &url);
+    wait_for(timeout, "/health to match", || async move {
+        tickstream_testkit::http_get_json(url)
+            .await
+            .ok()
+            .filter(|(code, body)| pred(*code, body))
     })
     .await
-    .unwrap();
-    tickstream_testkit::http_get_json(&url).await.unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The real `gateway` binary on a test's Redis with one WebSocket client
@@ -301,17 +316,17 @@ impl GatewayClient {
         let url = redis.url();
         let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("gateway did not start: {e:#}"));
         let (ws, _) = tokio_tungstenite::connect_async(gateway.ws_url("/ws"))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot connect to the gateway's /ws: {e}"));
         let mut client = GatewayClient { gateway, ws };
         let subscribe = serde_json::json!({"event": "subscribe", "data": {"symbols": [symbol]}});
         client
             .ws
             .send(Message::text(subscribe.to_string()))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot send subscribe to the gateway: {e}"));
         client
             .next_event(Duration::from_secs(10), |v| v["event"] == "subscribed")
             .await;
@@ -346,9 +361,10 @@ impl GatewayClient {
                 .await
                 .unwrap_or_else(|_| panic!("no matching gateway frame within {timeout:?}"))
                 .expect("gateway closed the WebSocket")
-                .unwrap();
+                .unwrap_or_else(|e| panic!("gateway WebSocket error: {e}"));
             let Message::Text(text) = msg else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
+            let v: Value = serde_json::from_str(text.as_str())
+                .unwrap_or_else(|e| panic!("the gateway sent non-JSON text {text:?}: {e}"));
             if pred(&v) {
                 return v;
             }

@@ -11,7 +11,7 @@
 //!
 //! # Layout
 //! - [`port`]: [`free_port`], a port nobody is listening on right now.
-//! - [`wait`]: [`wait_until`], poll a condition under a timeout that names it.
+//! - [`wait`]: [`wait_until`] / [`wait_for`], poll a condition (or for a value) under a timeout that names it.
 //! - [`redis_server`]: [`RedisServer`], a private `redis-server` process that
 //!   can be killed (a crash) and restarted on the same port.
 //! - [`service`]: [`Service`], one of the workspace's binaries run as a child
@@ -32,4 +32,4 @@ pub use http::{http_get_json, http_get_text};
 pub use port::free_port;
 pub use redis_server::RedisServer;
 pub use service::{bin_path, target_dir, Service};
-pub use wait::wait_until;
+pub use wait::{wait_for, wait_until};

@@ -19,10 +19,24 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    wait_for(timeout, what, || {
+        let check = f();
+        async move { check.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `f` like [`wait_until`] until it yields a value, and returns that
+/// value: the one that matched, not a second read that may already differ.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let deadline = Instant::now() + timeout;
     loop {
-        if f().await {
-            return Ok(());
+        if let Some(value) = f().await {
+            return Ok(value);
         }
         let now = Instant::now();
         if now >= deadline {
@@ -72,5 +86,20 @@ mod tests {
         wait_until(Duration::ZERO, "already true", || async { true })
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn wait_for_returns_the_value_that_matched() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        // Each call yields a different value: the result must be the matching one, not a later read.
+        let got = wait_for(Duration::from_secs(5), "a value of 2", move || {
+            let c = c.clone();
+            async move { Some(c.fetch_add(1, Ordering::SeqCst)).filter(|v| *v == 2) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 }
