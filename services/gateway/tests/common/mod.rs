@@ -204,22 +204,42 @@ pub fn client_port(ws: &Ws) -> u16 {
     }
 }
 
+/// A TCP socket as the kernel lists it in /proc/net/tcp.
+#[derive(Debug)]
+pub struct SocketEntry {
+    /// The TCP state, as the kernel's hex code (`01` established, `04` FIN_WAIT1, ...).
+    pub state: String,
+    /// Bytes sent but not acknowledged, or not sent yet.
+    pub tx_queue: u64,
+    /// Bytes received but not read.
+    pub rx_queue: u64,
+}
+
 /// The kernel's entry for the TCP socket from `local_port` to `remote_port`
-/// (IPv4, /proc/net/tcp): its state and send/receive queues, or `None` once it is gone.
-pub fn socket_entry(local_port: u16, remote_port: u16) -> Option<String> {
+/// (IPv4, /proc/net/tcp), or `None` once it is gone.
+pub fn socket_entry(local_port: u16, remote_port: u16) -> Option<SocketEntry> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+    let port = |addr: &str| hex(addr.rsplit(':').next().unwrap());
     table.lines().skip(1).find_map(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
-        (cols.len() > 4 && port(cols[1]) == local_port && port(cols[2]) == remote_port)
-            .then(|| format!("state {} tx:rx queues {}", cols[3], cols[4]))
+        if cols.len() <= 4
+            || port(cols[1]) != u64::from(local_port)
+            || port(cols[2]) != u64::from(remote_port)
+        {
+            return None;
+        }
+        let (tx, rx) = cols[4].split_once(':').unwrap();
+        Some(SocketEntry {
+            state: cols[3].to_owned(),
+            tx_queue: hex(tx),
+            rx_queue: hex(rx),
+        })
     })
 }
 
 /// The bytes the kernel holds for the peer on the socket from `local_port` to
 /// `remote_port`: sent but not acknowledged, or not sent yet (`tx_queue`).
 pub fn unacknowledged_bytes(local_port: u16, remote_port: u16) -> Option<u64> {
-    let entry = socket_entry(local_port, remote_port)?;
-    let queues = entry.rsplit(' ').next()?;
-    u64::from_str_radix(queues.split(':').next()?, 16).ok()
+    socket_entry(local_port, remote_port).map(|e| e.tx_queue)
 }
