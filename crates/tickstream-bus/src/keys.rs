@@ -2,6 +2,8 @@
 
 /// Prefix of the per-symbol pub/sub channel; third-party publishers use it too.
 pub const TICK_CHANNEL_PREFIX: &str = "ticks:";
+/// Prefix of the latest-value cache key of every channel but ticks (`last:{channel}`).
+pub const LAST_KEY_PREFIX: &str = "last:";
 /// Prefix of the latest-tick cache key.
 pub const PRICE_KEY_PREFIX: &str = "price:";
 /// Prefix of an ingestor's heartbeat record (`tickstream:ingestor:{name}`).
@@ -24,11 +26,6 @@ pub fn heartbeat_key(name: &str) -> String {
     format!("{HEARTBEAT_KEY_PREFIX}{name}")
 }
 
-/// Recovers the symbol from a channel name; `None` for channels that are not ours.
-pub fn symbol_from_channel(channel: &str) -> Option<&str> {
-    channel.strip_prefix(TICK_CHANNEL_PREFIX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,7 +34,5 @@ mod tests {
     fn names() {
         assert_eq!(tick_channel("EUR/USD"), "ticks:EUR/USD");
         assert_eq!(price_key("BTCUSDT"), "price:BTCUSDT");
-        assert_eq!(symbol_from_channel("ticks:AAPL"), Some("AAPL"));
-        assert_eq!(symbol_from_channel("other"), None);
     }
 }

@@ -1,8 +1,10 @@
 //! The Redis bus that joins ingestors to gateways.
 //!
 //! Ingestors publish each tick to `ticks:{SYMBOL}` and store it under
-//! `price:{SYMBOL}` in one pipelined round trip; gateways subscribe per symbol
-//! on one long-lived pub/sub connection and read the cache for snapshots.
+//! `price:{SYMBOL}` in one atomic round trip; other producers publish any
+//! channel with [`Redis::publish_event`] (cached under `last:{channel}`);
+//! gateways subscribe per channel on one long-lived pub/sub connection and
+//! read the caches for snapshots.
 //! Losing Redis never stops a service: every operation reports into
 //! [`RedisHealth`] and the connections come back by themselves with capped,
 //! jittered backoff, restoring every subscription.
@@ -12,7 +14,7 @@
 //! - [`backoff`]: capped exponential backoff with jitter, shared by every reconnect loop.
 //! - [`health`]: [`RedisHealth`], what `/health` reports about Redis.
 //! - [`store`]: [`Redis`], commands: publish, cache reads, heartbeats, seq counters.
-//! - [`subscriber`]: [`Subscriber`], the per-symbol pub/sub reader.
+//! - [`subscriber`]: [`Subscriber`], the per-channel pub/sub reader.
 
 #![forbid(unsafe_code)]
 
@@ -25,4 +27,4 @@ pub mod subscriber;
 pub use backoff::Backoff;
 pub use health::RedisHealth;
 pub use store::{BusError, Heartbeat, IngestorStatus, Redis, RedisOptions};
-pub use subscriber::{Subscriber, TickHandler};
+pub use subscriber::{ChannelHandler, Subscriber};

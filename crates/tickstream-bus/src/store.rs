@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use tickstream_model::{Symbol, Tick};
+use tickstream_model::{Channel, Symbol, Tick};
 
 use crate::health::RedisHealth;
 use crate::keys;
@@ -256,6 +256,55 @@ impl Redis {
             tracing::debug!(skipped, "Skipped ticks not newer than the recorded seq.");
         }
         Ok(())
+    }
+
+    /// Publishes one event of any channel and caches it as the channel's latest value, atomically.
+    ///
+    /// The producer API for every kind but ticks (which go through
+    /// [`Redis::publish`] for its seq check): `SET` of the channel's cache key
+    /// (`last:{channel}`, with the price TTL) then `PUBLISH` on the channel
+    /// itself, in one `MULTI`, so a subscriber that receives the event and then
+    /// reads the cache never sees an older value. `json` must be one JSON
+    /// object; the gateway skips (and counts) anything else.
+    pub async fn publish_event(&self, channel: &Channel, json: &str) -> Result<(), BusError> {
+        let ttl = self.opts.price_ttl.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(channel.cache_key())
+            .arg(json)
+            .arg("EX")
+            .arg(ttl)
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(channel.as_str())
+            .arg(json)
+            .ignore();
+        let mut c = self.conn.clone();
+        self.run(async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// The cached latest value of each channel (`price:` for ticks, `last:` otherwise) in one round trip, in input order.
+    ///
+    /// `None` means no producer has published on the channel within the
+    /// cache's TTL: the gateway reports such channels as `pending`.
+    pub async fn latest_channels(
+        &self,
+        channels: &[Channel],
+    ) -> Result<Vec<Option<Vec<u8>>>, BusError> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = channels.iter().map(Channel::cache_key).collect();
+        let mut c = self.conn.clone();
+        self.run(async move {
+            redis::cmd("MGET")
+                .arg(keys)
+                .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Ticks [`Redis::publish`] refused because their seq was not newer; exported as a metric by services.

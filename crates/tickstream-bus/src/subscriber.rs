@@ -1,4 +1,8 @@
-//! One long-lived pub/sub connection carrying every symbol a gateway's clients want.
+//! One long-lived pub/sub connection carrying every channel a gateway's clients want.
+//!
+//! Channel names are the Redis pub/sub channels themselves (`ticks:BTCUSDT`,
+//! `candles:1m:BTCUSDT`, `sentiment`, ...), so the reader handles any kind the
+//! same way: it subscribes to what the handler wants and hands each message on.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +13,6 @@ use tokio::sync::mpsc;
 
 use crate::backoff::Backoff;
 use crate::health::RedisHealth;
-use crate::keys;
 
 /// First retry delay after losing the pub/sub connection.
 pub const RECONNECT_INITIAL: Duration = Duration::from_millis(100);
@@ -22,30 +25,30 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pending interest changes; senders wait when it is full (changes are cheap to apply).
 const COMMAND_QUEUE: usize = 1024;
 
-/// The gateway side of the subscriber: where messages go and which symbols are wanted.
+/// The gateway side of the subscriber: where messages go and which channels are wanted.
 ///
 /// The subscriber asks the handler for the truth instead of keeping its own
 /// refcounts, so concurrent subscribe/unsubscribe races always settle on what
 /// clients actually want.
-pub trait TickHandler: Send + Sync + 'static {
-    /// Takes one message from `ticks:{symbol}`; runs on the reader task, so it must not block.
-    fn on_message(&self, symbol: &str, payload: &[u8]);
-    /// Whether any local client currently wants `symbol`.
-    fn wants(&self, symbol: &str) -> bool;
-    /// Every wanted symbol; subscribed again after each reconnect.
+pub trait ChannelHandler: Send + Sync + 'static {
+    /// Takes one message published on `channel`; runs on the reader task, so it must not block.
+    fn on_message(&self, channel: &str, payload: &[u8]);
+    /// Whether any local client currently wants `channel`.
+    fn wants(&self, channel: &str) -> bool;
+    /// Every wanted channel; subscribed again after each reconnect.
     fn wanted(&self) -> Vec<String>;
 }
 
 /// Handle to the reader task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Subscriber {
-    /// Symbols whose wanted-ness may have changed.
+    /// Channels whose wanted-ness may have changed.
     changes: mpsc::Sender<String>,
 }
 
 impl Subscriber {
     /// Starts the reader task on the current Tokio runtime.
-    pub fn spawn<H: TickHandler>(
+    pub fn spawn<H: ChannelHandler>(
         client: redis::Client,
         handler: Arc<H>,
         health: Arc<RedisHealth>,
@@ -55,10 +58,10 @@ impl Subscriber {
         Self { changes: tx }
     }
 
-    /// Tells the reader that clients' interest in `symbol` changed; it reconciles with [`TickHandler::wants`].
-    pub async fn sync(&self, symbol: &str) {
+    /// Tells the reader that clients' interest in `channel` changed; it reconciles with [`ChannelHandler::wants`].
+    pub async fn sync(&self, channel: &str) {
         // Only fails when the reader task is gone, i.e. at shutdown.
-        let _ = self.changes.send(symbol.to_owned()).await;
+        let _ = self.changes.send(channel.to_owned()).await;
     }
 }
 
@@ -70,7 +73,7 @@ enum End {
     Lost(String),
 }
 
-async fn run<H: TickHandler>(
+async fn run<H: ChannelHandler>(
     client: redis::Client,
     handler: Arc<H>,
     health: Arc<RedisHealth>,
@@ -108,7 +111,7 @@ async fn run<H: TickHandler>(
     }
 }
 
-async fn session<H: TickHandler>(
+async fn session<H: ChannelHandler>(
     client: &redis::Client,
     handler: &H,
     health: &RedisHealth,
@@ -126,8 +129,7 @@ async fn session<H: TickHandler>(
 
     let wanted = handler.wanted();
     if !wanted.is_empty() {
-        let channels: Vec<String> = wanted.iter().map(|s| keys::tick_channel(s)).collect();
-        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels)).await {
+        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&wanted)).await {
             Ok(Ok(())) => subscribed.extend(wanted),
             Ok(Err(e)) => return End::Lost(e.to_string()),
             Err(_) => return End::Lost("subscribe timed out".to_owned()),
@@ -138,7 +140,7 @@ async fn session<H: TickHandler>(
     if *ever_connected {
         health.note_reconnect();
         tracing::info!(
-            symbols = subscribed.len(),
+            channels = subscribed.len(),
             "Redis pub/sub reconnected; subscriptions restored."
         );
     }
@@ -151,16 +153,12 @@ async fn session<H: TickHandler>(
         tokio::select! {
             msg = stream.next() => {
                 let Some(msg) = msg else { return End::Lost("connection closed".to_owned()) };
-                match keys::symbol_from_channel(msg.get_channel_name()) {
-                    Some(symbol) => handler.on_message(symbol, msg.get_payload_bytes()),
-                    None => tracing::debug!(channel = msg.get_channel_name(), "Ignoring message on a foreign channel."),
-                }
+                handler.on_message(msg.get_channel_name(), msg.get_payload_bytes());
             }
             change = changes.recv() => {
-                let Some(symbol) = change else { return End::Shutdown };
-                let want = handler.wants(&symbol);
-                let have = subscribed.contains(&symbol);
-                let channel = keys::tick_channel(&symbol);
+                let Some(channel) = change else { return End::Shutdown };
+                let want = handler.wants(&channel);
+                let have = subscribed.contains(&channel);
                 let result = if want && !have {
                     tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channel)).await
                 } else if !want && have {
@@ -170,7 +168,7 @@ async fn session<H: TickHandler>(
                 };
                 match result {
                     Ok(Ok(())) => {
-                        if want { subscribed.insert(symbol); } else { subscribed.remove(&symbol); }
+                        if want { subscribed.insert(channel); } else { subscribed.remove(&channel); }
                     }
                     Ok(Err(e)) => return End::Lost(e.to_string()),
                     Err(_) => return End::Lost("(un)subscribe timed out".to_owned()),

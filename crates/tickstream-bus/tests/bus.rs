@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tickstream_bus::{Heartbeat, IngestorStatus, Redis, RedisOptions, Subscriber, TickHandler};
+use tickstream_bus::{ChannelHandler, Heartbeat, IngestorStatus, Redis, RedisOptions, Subscriber};
 use tickstream_model::{Symbol, Tick};
 use tickstream_testkit::{wait_until, RedisServer};
 
@@ -17,15 +17,15 @@ struct Recorder {
     got: Mutex<Vec<(String, Vec<u8>)>>,
 }
 
-impl TickHandler for Recorder {
-    fn on_message(&self, symbol: &str, payload: &[u8]) {
+impl ChannelHandler for Recorder {
+    fn on_message(&self, channel: &str, payload: &[u8]) {
         self.got
             .lock()
             .unwrap()
-            .push((symbol.to_owned(), payload.to_vec()));
+            .push((channel.to_owned(), payload.to_vec()));
     }
-    fn wants(&self, symbol: &str) -> bool {
-        self.wanted.lock().unwrap().iter().any(|s| s == symbol)
+    fn wants(&self, channel: &str) -> bool {
+        self.wanted.lock().unwrap().iter().any(|s| s == channel)
     }
     fn wanted(&self) -> Vec<String> {
         self.wanted.lock().unwrap().clone()
@@ -33,22 +33,40 @@ impl TickHandler for Recorder {
 }
 
 impl Recorder {
+    /// Wants (or stops wanting) a symbol's `ticks:` channel.
     fn want(&self, symbol: &str, yes: bool) {
+        self.want_channel(&ch(symbol), yes);
+    }
+    fn want_channel(&self, channel: &str, yes: bool) {
         let mut w = self.wanted.lock().unwrap();
-        w.retain(|s| s != symbol);
+        w.retain(|s| s != channel);
         if yes {
-            w.push(symbol.to_owned());
+            w.push(channel.to_owned());
         }
+    }
+    fn payloads(&self, channel: &str) -> Vec<Vec<u8>> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
     fn seqs(&self, symbol: &str) -> Vec<u64> {
         self.got
             .lock()
             .unwrap()
             .iter()
-            .filter(|(s, _)| s == symbol)
+            .filter(|(c, _)| *c == ch(symbol))
             .map(|(_, p)| Tick::from_json(p).unwrap().seq)
             .collect()
     }
+}
+
+/// The `ticks:` channel of a symbol.
+fn ch(symbol: &str) -> String {
+    format!("ticks:{symbol}")
 }
 
 fn tick(symbol: &str, seq: u64) -> Tick {
@@ -94,7 +112,7 @@ async fn publish_reaches_subscriber_and_cache_holds_latest() {
     let rec = Arc::new(Recorder::default());
     let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
     rec.want("BTCUSDT", true);
-    sub.sync("BTCUSDT").await;
+    sub.sync(&ch("BTCUSDT")).await;
     wait_numsub(&server, "ticks:BTCUSDT", 1).await;
 
     bus.publish(&[tick("BTCUSDT", 1), tick("ETHUSDT", 1), tick("BTCUSDT", 2)])
@@ -136,7 +154,7 @@ async fn publish_reaches_subscriber_and_cache_holds_latest() {
     assert_eq!(seqs.len(), 1);
 
     rec.want("BTCUSDT", false);
-    sub.sync("BTCUSDT").await;
+    sub.sync(&ch("BTCUSDT")).await;
     wait_numsub(&server, "ticks:BTCUSDT", 0).await;
 }
 
@@ -182,7 +200,7 @@ async fn subscriber_survives_redis_restart_and_restores_subscriptions() {
     let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
     for s in ["AAPL", "MSFT"] {
         rec.want(s, true);
-        sub.sync(s).await;
+        sub.sync(&ch(s)).await;
     }
     wait_numsub(&server, "ticks:MSFT", 1).await;
 
@@ -195,7 +213,7 @@ async fn subscriber_survives_redis_restart_and_restores_subscriptions() {
     assert!(bus.health().last_error().is_some());
     // Interest changes while down are honoured after the reconnect.
     rec.want("NVDA", true);
-    sub.sync("NVDA").await;
+    sub.sync(&ch("NVDA")).await;
 
     server.restart().await.unwrap();
     for ch in ["ticks:AAPL", "ticks:MSFT", "ticks:NVDA"] {
@@ -256,7 +274,7 @@ async fn idle_probe_keeps_a_subscribed_connection() {
     let rec = Arc::new(Recorder::default());
     let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
     rec.want("AAPL", true);
-    sub.sync("AAPL").await;
+    sub.sync(&ch("AAPL")).await;
     wait_numsub(&server, "ticks:AAPL", 1).await;
     let before = subscribed_clients(&server).await;
     assert_eq!(before.len(), 1, "{before:?}");
@@ -302,7 +320,7 @@ async fn the_cache_is_never_rolled_back_to_an_older_tick() {
     let rec = Arc::new(Recorder::default());
     let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
     rec.want("NVDA", true);
-    sub.sync("NVDA").await;
+    sub.sync(&ch("NVDA")).await;
     wait_numsub(&server, "ticks:NVDA", 1).await;
 
     bus.publish(&[tick("NVDA", 5)]).await.unwrap();
@@ -336,4 +354,63 @@ async fn the_cache_is_never_rolled_back_to_an_older_tick() {
         .await
         .unwrap();
     assert_eq!(seqs.get(&Symbol::parse("NVDA").unwrap()), Some(&6));
+}
+
+#[tokio::test]
+async fn any_channel_is_published_cached_and_subscribed_by_its_name() {
+    let server = RedisServer::start().await.unwrap();
+    let bus = Redis::connect_lazy(RedisOptions::new(server.url())).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let sub = Subscriber::spawn(bus.client().clone(), rec.clone(), bus.health().clone());
+    let candles = tickstream_model::Channel::parse("candles:1m:BTCUSDT").unwrap();
+    let mood = tickstream_model::Channel::parse("sentiment").unwrap();
+    rec.want_channel(candles.as_str(), true);
+    sub.sync(candles.as_str()).await;
+    wait_numsub(&server, "candles:1m:BTCUSDT", 1).await;
+
+    bus.publish_event(&candles, r#"{"close":1.5}"#)
+        .await
+        .unwrap();
+    bus.publish_event(&mood, r#"{"market_fear_greed":50}"#)
+        .await
+        .unwrap();
+    wait_until(STEP, "the candle", || async {
+        !rec.payloads("candles:1m:BTCUSDT").is_empty()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rec.payloads("candles:1m:BTCUSDT"),
+        vec![br#"{"close":1.5}"#.to_vec()]
+    );
+    assert!(
+        rec.payloads("sentiment").is_empty(),
+        "unwanted channel delivered"
+    );
+
+    let cached = bus
+        .latest_channels(&[
+            candles.clone(),
+            mood,
+            tickstream_model::Channel::parse("signals:BTCUSDT").unwrap(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(cached[0].as_deref(), Some(&br#"{"close":1.5}"#[..]));
+    assert_eq!(
+        cached[1].as_deref(),
+        Some(&br#"{"market_fear_greed":50}"#[..])
+    );
+    assert_eq!(cached[2], None, "nothing published: pending");
+    let mut c = server.client().await.unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("last:candles:1m:BTCUSDT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "cache key TTL {ttl}");
+
+    rec.want_channel(candles.as_str(), false);
+    sub.sync(candles.as_str()).await;
+    wait_numsub(&server, "candles:1m:BTCUSDT", 0).await;
 }

@@ -5,15 +5,18 @@
 //! means there is exactly one definition of what a valid tick is.
 //!
 //! # Layout
+//! - [`channel`]: [`Channel`], what clients subscribe to, and the table of stream kinds.
 //! - [`symbol`]: [`Symbol`], the validated, uppercase instrument name.
 //! - [`tick`]: [`Tick`], its JSON form and validation.
 //! - [`time`]: RFC 3339 timestamps with at least millisecond precision.
 
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod symbol;
 pub mod tick;
 pub mod time;
 
+pub use channel::{Channel, ChannelError, KindSpec, KINDS};
 pub use symbol::{Symbol, SymbolError};
 pub use tick::{Tick, TickError};

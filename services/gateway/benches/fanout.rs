@@ -4,7 +4,7 @@ use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
 use gateway::hub::Hub;
 use gateway::metrics::GatewayMetrics;
 use gateway::outlet::Outlet;
-use tickstream_bus::TickHandler;
+use tickstream_bus::ChannelHandler;
 use tickstream_model::{Symbol, Tick};
 
 const TICK: &str = r#"{"symbol":"BTCUSDT","price":67321.45,"volume":28754.12,"high":68010.0,"low":66250.5,"change":812.3,"changePercent":1.22,"bid":67321.4,"ask":67321.5,"timestamp":"2026-11-22T10:30:00.123Z","source":"binance","seq":1}"#;
@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
             &receivers,
             |b, _| {
                 b.iter(|| {
-                    hub.on_message("BTCUSDT", black_box(TICK.as_bytes()));
+                    hub.on_message("ticks:BTCUSDT", black_box(TICK.as_bytes()));
                     for (_, rx) in &mut queues {
                         black_box(rx.try_recv());
                     }

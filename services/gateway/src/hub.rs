@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
-use tickstream_bus::TickHandler;
+use tickstream_bus::ChannelHandler;
 use tickstream_model::{Symbol, Tick};
 
 use crate::metrics::GatewayMetrics;
@@ -264,8 +264,11 @@ impl Hub {
     }
 }
 
-impl TickHandler for Hub {
-    fn on_message(&self, symbol: &str, payload: &[u8]) {
+impl ChannelHandler for Hub {
+    fn on_message(&self, channel: &str, payload: &[u8]) {
+        let Some(symbol) = channel.strip_prefix("ticks:") else {
+            return;
+        };
         let tick = match Tick::from_json(payload) {
             Ok(t) if t.symbol.as_str() == symbol => t,
             Ok(t) => {
@@ -287,7 +290,10 @@ impl TickHandler for Hub {
         self.dispatch(std::sync::Arc::new(Self::encode(&tick)));
     }
 
-    fn wants(&self, symbol: &str) -> bool {
+    fn wants(&self, channel: &str) -> bool {
+        let Some(symbol) = channel.strip_prefix("ticks:") else {
+            return false;
+        };
         self.table
             .read()
             .map(|t| t.contains_key(symbol))
@@ -297,7 +303,7 @@ impl TickHandler for Hub {
     fn wanted(&self) -> Vec<String> {
         self.table
             .read()
-            .map(|t| t.keys().map(|s| s.as_str().to_owned()).collect())
+            .map(|t| t.keys().map(|s| format!("ticks:{s}")).collect())
             .unwrap_or_default()
     }
 }
@@ -330,7 +336,7 @@ mod tests {
             "idempotent"
         );
         assert_eq!(hub.total_subscriptions(), 3);
-        assert!(hub.wants("A") && hub.wants("B") && !hub.wants("C"));
+        assert!(hub.wants("ticks:A") && hub.wants("ticks:B") && !hub.wants("ticks:C"));
         assert_eq!(hub.unsubscribe(1, &[sym("A")]), Vec::<Symbol>::new());
         assert_eq!(hub.unsubscribe(2, &[sym("A")]), vec![sym("A")]);
         assert_eq!(hub.unsubscribe(1, &[sym("B"), sym("Z")]), vec![sym("B")]);
@@ -348,8 +354,8 @@ mod tests {
         hub.subscribe(1, &tx1, &[sym("BTCUSDT")]);
         hub.subscribe(2, &tx2, &[sym("BTCUSDT")]);
         hub.subscribe(3, &tx3, &[sym("ETHUSDT")]);
-        hub.on_message("BTCUSDT", &tick("BTCUSDT", 1));
-        hub.on_message("BTCUSDT", &tick("BTCUSDT", 2));
+        hub.on_message("ticks:BTCUSDT", &tick("BTCUSDT", 1));
+        hub.on_message("ticks:BTCUSDT", &tick("BTCUSDT", 2));
         let a = rx1.try_recv().unwrap();
         let b = rx2.try_recv().unwrap();
         assert!(
@@ -405,9 +411,9 @@ mod tests {
         let hub = Hub::new(metrics.clone());
         let (tx, mut rx) = Outlet::new(8);
         hub.subscribe(1, &tx, &[sym("AAPL")]);
-        hub.on_message("AAPL", b"garbage");
-        hub.on_message("AAPL", &tick("MSFT", 1));
-        hub.on_message("AAPL", br#"{"symbol":"AAPL","price":-1,"timestamp":"2025-11-01T10:30:00Z","source":"sim","seq":1}"#);
+        hub.on_message("ticks:AAPL", b"garbage");
+        hub.on_message("ticks:AAPL", &tick("MSFT", 1));
+        hub.on_message("ticks:AAPL", br#"{"symbol":"AAPL","price":-1,"timestamp":"2025-11-01T10:30:00Z","source":"sim","seq":1}"#);
         assert!(rx.try_recv().is_none());
         assert_eq!(metrics.ticks_invalid.get(), 3);
         assert_eq!(metrics.ticks_received.get(), 0);

@@ -298,7 +298,7 @@ impl ClientSession {
         self.violations = 0;
         let first = self.state.hub.subscribe(self.client, &self.outlet, &new);
         for sym in &first {
-            self.state.subscriber.sync(sym.as_str()).await;
+            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
         }
         self.subscribed.extend(new.iter().cloned());
         // Each subscribe sets the rate of the symbols it names (no max_hz: unlimited).
@@ -370,7 +370,7 @@ impl ClientSession {
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         self.after_unsubscribe(&held);
         for sym in &emptied {
-            self.state.subscriber.sync(sym.as_str()).await;
+            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
         }
         Response::event("unsubscribed", protocol::unsubscribed_data(&symbols))
     }
@@ -384,7 +384,7 @@ impl ClientSession {
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         self.after_unsubscribe(&held);
         for sym in &emptied {
-            self.state.subscriber.sync(sym.as_str()).await;
+            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
         }
     }
 
