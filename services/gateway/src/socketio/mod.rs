@@ -2,7 +2,7 @@
 //!
 //! Stock `socket.io-client` 4.x and `python-socketio` clients work unchanged.
 //! Events and payloads are the native protocol's ([`crate::protocol`]): the
-//! same [`ClientSession`](crate::session::ClientSession) does the work, this
+//! same [`ClientSession`](crate::client::session::ClientSession) does the work, this
 //! module only speaks the framing.
 //!
 //! # Why hand-written
@@ -13,7 +13,7 @@
 //!   (the contract is one gateway on :5021, same paths) or a tower↔actix
 //!   bridge that does not exist for WebSocket upgrades. They also own the
 //!   per-socket emit path, so a tick could not be shared as one pre-encoded
-//!   buffer across receivers the way the hub shares [`TickFrame`](crate::hub::TickFrame)s.
+//!   buffer across receivers the way the hub shares [`TickFrame`](crate::fanout::TickFrame)s.
 //!   Their parser crates (`socketioxide-parser-common`) are bound to
 //!   socketioxide-core's value types and release train.
 //! - `actix-web-socket-io` (0.1.x, March 2025, ~460 lines): actix but built
@@ -45,7 +45,7 @@ use futures_util::StreamExt as _;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::limits::{self, Admission, TokenPolicy};
+use crate::client::limits::{self, Admission, TokenPolicy};
 use crate::state::AppState;
 use conn::Command;
 
@@ -221,7 +221,7 @@ pub async fn route(
         return error(&req, EioError::UnsupportedProtocolVersion);
     }
     let is_upgrade = is_websocket_upgrade(&req);
-    let admit = || limits::admit(&req, &state, TokenPolicy::AtConnect);
+    let admit = || state.gate.admit(&req, TokenPolicy::AtConnect);
     match (query.sid, transport) {
         (None, _) if req.method() != Method::GET => error(&req, EioError::BadHandshakeMethod),
         (None, Transport::Polling) => match admit() {
@@ -234,7 +234,7 @@ pub async fn route(
                 Err(refusal) => return with_cors(&req, refusal.response()),
             };
             let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-            match crate::wsout::handle(&req, body, max_payload) {
+            match crate::websocket::write::handle(&req, body, max_payload) {
                 Ok((response, out, inbound)) => {
                     conn::spawn_websocket(state.into_inner(), out, inbound, admission);
                     response
@@ -256,7 +256,7 @@ pub async fn route(
                 (Transport::Polling, &Method::POST) => post(&req, tx, body, &state).await,
                 (Transport::WebSocket, &Method::GET) if is_upgrade => {
                     let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-                    match crate::wsout::handle(&req, body, max_payload) {
+                    match crate::websocket::write::handle(&req, body, max_payload) {
                         Ok((response, out, inbound)) => {
                             let ws = conn::websocket(out, inbound);
                             if tx.send(Command::Upgrade(ws)).await.is_err() {
@@ -285,7 +285,9 @@ fn on_websocket_session(
 ) -> HttpResponse {
     if transport == Transport::WebSocket && req.method() == Method::GET && is_upgrade {
         let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-        if let Ok((response, out, _inbound)) = crate::wsout::handle(req, body, max_payload) {
+        if let Ok((response, out, _inbound)) =
+            crate::websocket::write::handle(req, body, max_payload)
+        {
             conn::refuse_upgrade(&out);
             return response;
         }
@@ -413,7 +415,7 @@ fn text(req: &HttpRequest, status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// Browsers poll cross-origin (a dashboard on another port): echo the caller's origin, like seed 004's server did (only allowed origins get this far).
+/// Browsers poll cross-origin (a dashboard on another port): echo the caller's origin, like the original Node.js Socket.IO service did (only allowed origins get this far).
 fn cors(req: &HttpRequest, mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         builder.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));

@@ -17,36 +17,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tickstream_model::{Channel, Symbol};
 
-use crate::hub::{ClientId, Outbound, Publication};
-use crate::limits::ConnPermit;
-use crate::outlet::{self, Outlet, SlowConsumer, TickQueue, WriteFailed};
-use crate::protocol::{self, Action, ClientError, ErrorCode, Targets};
+use super::limits::ConnPermit;
+use super::request::{self, Action, ClientError, ErrorCode, Targets};
+use super::slow::{self, SlowConsumer, WriteFailed};
+use crate::fanout::{ClientId, Outbound, Outlet, Publication, TickQueue};
 use crate::state::AppState;
+pub use crate::vocabulary::Protocol;
 
 /// How long a snapshot's seq guards against duplicate live frames queued before it.
 const SNAPSHOT_GUARD: Duration = Duration::from_secs(5);
-
-/// The protocol a session speaks, used as the `protocol` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `/ws`, the native JSON protocol.
-    Native,
-    /// `/socket.io/`, Engine.IO v4 / Socket.IO v5.
-    SocketIo,
-}
-
-impl Protocol {
-    /// Every protocol, so metrics and the shutdown drain can cover them all.
-    pub const ALL: [Protocol; 2] = [Protocol::Native, Protocol::SocketIo];
-
-    /// The metric label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Native => "native",
-            Protocol::SocketIo => "socketio",
-        }
-    }
-}
 
 /// A protocol-neutral answer to one request, encoded by the transport.
 #[derive(Debug)]
@@ -196,7 +175,7 @@ impl ClientSession {
         write: impl std::future::Future<Output = Result<(), E>>,
     ) -> Result<(), WriteFailed> {
         let metrics = &self.state.metrics;
-        match outlet::write_or_slow(&self.outlet, self.slow_timeout(), metrics, write).await {
+        match slow::write_or_slow(&self.outlet, self.slow_timeout(), metrics, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriteFailed::Closed),
             Err(SlowConsumer) => Err(WriteFailed::SlowConsumer),
@@ -215,7 +194,7 @@ impl ClientSession {
 
     /// The payload of the `connected` event every client gets first.
     pub fn connected(&self) -> Value {
-        protocol::connected_data(&self.client_id)
+        request::connected_data(&self.client_id)
     }
 
     /// Executes one request and says what to answer.
@@ -236,9 +215,9 @@ impl ClientSession {
             Action::List => {
                 let mut list: Vec<Channel> = self.subscribed.iter().cloned().collect();
                 list.sort();
-                Response::event("subscriptions", protocol::subscriptions_data(&list))
+                Response::event("subscriptions", request::subscriptions_data(&list))
             }
-            Action::Ping => Response::event("pong", protocol::pong_data()),
+            Action::Ping => Response::event("pong", request::pong_data()),
         }
     }
 
@@ -255,7 +234,7 @@ impl ClientSession {
             return None;
         }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
-        match protocol::parse_action("subscribe", &data, max) {
+        match request::parse_action("subscribe", &data, max) {
             Ok(Action::Subscribe { targets, max_hz }) => {
                 Some(self.subscribe(targets, max_hz).await)
             }
@@ -319,7 +298,7 @@ impl ClientSession {
             }
         }
         let (snapshots, pending) = self.snapshots(&channels, &new).await;
-        let mut data = protocol::subscribed_data(&targets, &pending);
+        let mut data = request::subscribed_data(&targets, &pending);
         if let (Some(hz), Value::Object(obj)) = (max_hz, &mut data) {
             obj.insert("max_hz".to_owned(), serde_json::json!(hz));
         }
@@ -400,7 +379,7 @@ impl ClientSession {
         for ch in &emptied {
             self.state.subscriber.sync(ch.as_str()).await;
         }
-        Response::event("unsubscribed", protocol::unsubscribed_data(&targets))
+        Response::event("unsubscribed", request::unsubscribed_data(&targets))
     }
 
     /// Drops every subscription (Socket.IO DISCONNECT keeps the transport but ends the client).
@@ -506,7 +485,7 @@ impl ClientSession {
             .client_errors
             .with_label_values(&[e.code.as_str()])
             .inc();
-        Response::event("error", protocol::error_data(&e))
+        Response::event("error", request::error_data(&e))
     }
 
     /// An `error` answer to a bad request; flags abuse after too many in a row.
@@ -517,7 +496,7 @@ impl ClientSession {
             self.state
                 .metrics
                 .disconnects
-                .with_label_values(&["abuse"])
+                .with_label_values(&[crate::vocabulary::Disconnect::Abuse.label()])
                 .inc();
             response.abuse = true;
         }
@@ -560,72 +539,4 @@ fn rate_limited() -> ClientError {
         ErrorCode::RateLimited,
         "too many subscribe/unsubscribe requests; slow down",
     )
-}
-
-/// A transport's half of [`drain_ticks`]: where the ticks a client wants go, and how they reach its socket.
-pub(crate) trait TickSink {
-    /// How the connection ends when a write fails or the client is too slow.
-    type End;
-    /// Ticks taken from the queue per drain before the connection task turns to its other events.
-    const MAX_TAKEN: usize;
-    /// The client's session: its filter (`wants`) and slow-consumer clock.
-    fn session(&mut self) -> &mut ClientSession;
-    /// Reused buffer for the conflated ticks taken from the outlet.
-    fn pending(&mut self) -> &mut Vec<Outbound>;
-    /// Queues one tick the client wants; true when enough is queued to write now.
-    fn queue(&mut self, frame: &Outbound) -> bool;
-    /// Hands the queued ticks to the socket, under [`ClientSession::write`]'s slow-consumer rule.
-    async fn flush(&mut self) -> Result<(), Self::End>;
-    /// The end of a client that is still behind past the slow-consumer timeout.
-    fn slow_consumer() -> Self::End;
-}
-
-/// Writes `first` and whatever else is queued (up to [`TickSink::MAX_TAKEN`]),
-/// then the conflated pending ticks once the queue is empty, for either transport.
-///
-/// Order per symbol holds: the outlet's conflated ticks are taken only after
-/// the queue has been emptied and written ([`Outlet::take_pending`]). Frames
-/// go to the socket in batches (one lock and one wake-up per batch).
-pub(crate) async fn drain_ticks<S: TickSink>(
-    sink: &mut S,
-    first: Option<Outbound>,
-    rx: &mut TickQueue,
-) -> Result<(), S::End> {
-    let outlet = sink.session().outlet().clone();
-    let timeout = sink.session().slow_timeout();
-    let mut next = first.or_else(|| rx.try_recv());
-    let mut taken = 0;
-    loop {
-        while let Some(frame) = next.take() {
-            let full = sink.session().wants(&frame) && sink.queue(&frame);
-            taken += 1;
-            if taken >= S::MAX_TAKEN {
-                return sink.flush().await;
-            }
-            if full {
-                sink.flush().await?;
-            }
-            next = rx.try_recv();
-        }
-        sink.flush().await?;
-        // Queue empty: behind for too long is a slow consumer even if it reads a little.
-        if outlet::is_overdue(&outlet, timeout) {
-            outlet::slow_consumer(&outlet, &sink.session().state().metrics);
-            return Err(S::slow_consumer());
-        }
-        let mut pending = std::mem::take(sink.pending());
-        if !outlet.take_pending(rx, &mut pending) {
-            *sink.pending() = pending;
-            outlet.caught_up();
-            return Ok(());
-        }
-        for frame in pending.drain(..) {
-            if sink.session().wants(&frame) {
-                sink.queue(&frame);
-            }
-        }
-        *sink.pending() = pending;
-        sink.flush().await?;
-        next = rx.try_recv();
-    }
 }
