@@ -35,7 +35,7 @@ pub struct AppState {
     /// Throughput over the last second, written by the sampler task.
     pub rates: Rates,
     /// Live Socket.IO (Engine.IO) sessions by sid, so polling requests find their session task.
-    pub socketio: crate::socketio::Sessions,
+    pub socketio: crate::socketio::registry::Sessions,
     /// Admission: origin rules, JWT verifier (when `gateway.auth` is on) and connection limits.
     pub gate: crate::client::limits::Gate,
 }

@@ -1,6 +1,6 @@
 //! The words every protocol speaks, each in one table: protocols, outbound events, error codes, disconnect reasons.
 //!
-//! Metric label lists come from these tables (see [`crate::metrics`]), so a new
+//! Metric label lists come from these tables (the gateway's metrics module), so a new
 //! code, event or reason is one entry here and shows up everywhere it should.
 //! The wire contract they define is written out in `docs/native-protocol.md`
 //! and `docs/socketio.md`.

@@ -1,7 +1,7 @@
 //! One client's subscriptions and limits, independent of the wire protocol.
 //!
 //! Both transports (`/ws` native JSON in [`crate::ws`], Socket.IO in
-//! [`crate::socketio`]) hold one [`ClientSession`] per client and feed it
+//! the Socket.IO module) hold one [`ClientSession`] per client and feed it
 //! parsed [`Action`]s; it talks to the [`Hub`] and Redis and answers with a
 //! protocol-neutral [`Response`] (event name + data + cached values) that the
 //! transport encodes in its own framing. Subscriptions are channels
@@ -539,4 +539,72 @@ fn rate_limited() -> ClientError {
         ErrorCode::RateLimited,
         "too many subscribe/unsubscribe requests; slow down",
     )
+}
+
+/// A transport's half of [`drain_ticks`]: where the ticks a client wants go, and how they reach its socket.
+pub(crate) trait TickSink {
+    /// How the connection ends when a write fails or the client is too slow.
+    type End;
+    /// Ticks taken from the queue per drain before the connection task turns to its other events.
+    const MAX_TAKEN: usize;
+    /// The client's session: its filter (`wants`) and slow-consumer clock.
+    fn session(&mut self) -> &mut ClientSession;
+    /// Reused buffer for the conflated ticks taken from the outlet.
+    fn pending(&mut self) -> &mut Vec<Outbound>;
+    /// Queues one tick the client wants; true when enough is queued to write now.
+    fn queue(&mut self, frame: &Outbound) -> bool;
+    /// Hands the queued ticks to the socket, under [`ClientSession::write`]'s slow-consumer rule.
+    async fn flush(&mut self) -> Result<(), Self::End>;
+    /// The end of a client that is still behind past the slow-consumer timeout.
+    fn slow_consumer() -> Self::End;
+}
+
+/// Writes `first` and whatever else is queued (up to [`TickSink::MAX_TAKEN`]),
+/// then the conflated pending ticks once the queue is empty, for either transport.
+///
+/// Order per symbol holds: the outlet's conflated ticks are taken only after
+/// the queue has been emptied and written ([`Outlet::take_pending`]). Frames
+/// go to the socket in batches (one lock and one wake-up per batch).
+pub(crate) async fn drain_ticks<S: TickSink>(
+    sink: &mut S,
+    first: Option<Outbound>,
+    rx: &mut TickQueue,
+) -> Result<(), S::End> {
+    let outlet = sink.session().outlet().clone();
+    let timeout = sink.session().slow_timeout();
+    let mut next = first.or_else(|| rx.try_recv());
+    let mut taken = 0;
+    loop {
+        while let Some(frame) = next.take() {
+            let full = sink.session().wants(&frame) && sink.queue(&frame);
+            taken += 1;
+            if taken >= S::MAX_TAKEN {
+                return sink.flush().await;
+            }
+            if full {
+                sink.flush().await?;
+            }
+            next = rx.try_recv();
+        }
+        sink.flush().await?;
+        // Queue empty: behind for too long is a slow consumer even if it reads a little.
+        if slow::is_overdue(&outlet, timeout) {
+            slow::slow_consumer(&outlet, &sink.session().state().metrics);
+            return Err(S::slow_consumer());
+        }
+        let mut pending = std::mem::take(sink.pending());
+        if !outlet.take_pending(rx, &mut pending) {
+            *sink.pending() = pending;
+            outlet.caught_up();
+            return Ok(());
+        }
+        for frame in pending.drain(..) {
+            if sink.session().wants(&frame) {
+                sink.queue(&frame);
+            }
+        }
+        *sink.pending() = pending;
+        sink.flush().await?;
+        next = rx.try_recv();
+    }
 }

@@ -4,8 +4,9 @@
 //! `disconnects_total{reason="slow_consumer"}`) when it stays behind
 //! (its queue conflating) for longer than `gateway.slow_consumer_timeout_ms`,
 //! or when one socket write stays blocked that long. Every transport drains
-//! its queue through [`drain_ticks`] and writes through [`write_or_slow`], so
-//! the rule cannot differ between them. The one backstop outside this file is
+//! its queue through [`drain_ticks`](super::session::drain_ticks), which checks
+//! [`is_overdue`] between writes, and writes through [`write_or_slow`], so the
+//! rule cannot differ between them. The one backstop outside this file is
 //! the upgraded connection's stall reset in [`crate::websocket::upgrade`]: a
 //! socket that takes no bytes at all for the timeout plus a margin is reset,
 //! for clients whose kernel buffers keep even the close frame from going out.
@@ -13,12 +14,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::session::ClientSession;
-use crate::fanout::{Outbound, Outlet, TickQueue};
+use crate::fanout::Outlet;
 use crate::metrics::GatewayMetrics;
 use crate::vocabulary::Disconnect;
 
-/// Why a write to a client did not happen ([`ClientSession::write`]).
+/// Why a write to a client did not happen ([`ClientSession::write`](super::ClientSession::write)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFailed {
     /// The connection is gone: nothing more can be written.
@@ -95,72 +95,4 @@ pub fn slow_consumer(outlet: &Outlet, metrics: &GatewayMetrics) -> SlowConsumer 
         .with_label_values(&[Disconnect::SlowConsumer.label()])
         .inc();
     SlowConsumer
-}
-
-/// A transport's half of [`drain_ticks`]: where the ticks a client wants go, and how they reach its socket.
-pub(crate) trait TickSink {
-    /// How the connection ends when a write fails or the client is too slow.
-    type End;
-    /// Ticks taken from the queue per drain before the connection task turns to its other events.
-    const MAX_TAKEN: usize;
-    /// The client's session: its filter (`wants`) and slow-consumer clock.
-    fn session(&mut self) -> &mut ClientSession;
-    /// Reused buffer for the conflated ticks taken from the outlet.
-    fn pending(&mut self) -> &mut Vec<Outbound>;
-    /// Queues one tick the client wants; true when enough is queued to write now.
-    fn queue(&mut self, frame: &Outbound) -> bool;
-    /// Hands the queued ticks to the socket, under [`ClientSession::write`]'s slow-consumer rule.
-    async fn flush(&mut self) -> Result<(), Self::End>;
-    /// The end of a client that is still behind past the slow-consumer timeout.
-    fn slow_consumer() -> Self::End;
-}
-
-/// Writes `first` and whatever else is queued (up to [`TickSink::MAX_TAKEN`]),
-/// then the conflated pending ticks once the queue is empty, for either transport.
-///
-/// Order per symbol holds: the outlet's conflated ticks are taken only after
-/// the queue has been emptied and written ([`Outlet::take_pending`]). Frames
-/// go to the socket in batches (one lock and one wake-up per batch).
-pub(crate) async fn drain_ticks<S: TickSink>(
-    sink: &mut S,
-    first: Option<Outbound>,
-    rx: &mut TickQueue,
-) -> Result<(), S::End> {
-    let outlet = sink.session().outlet().clone();
-    let timeout = sink.session().slow_timeout();
-    let mut next = first.or_else(|| rx.try_recv());
-    let mut taken = 0;
-    loop {
-        while let Some(frame) = next.take() {
-            let full = sink.session().wants(&frame) && sink.queue(&frame);
-            taken += 1;
-            if taken >= S::MAX_TAKEN {
-                return sink.flush().await;
-            }
-            if full {
-                sink.flush().await?;
-            }
-            next = rx.try_recv();
-        }
-        sink.flush().await?;
-        // Queue empty: behind for too long is a slow consumer even if it reads a little.
-        if is_overdue(&outlet, timeout) {
-            slow_consumer(&outlet, &sink.session().state().metrics);
-            return Err(S::slow_consumer());
-        }
-        let mut pending = std::mem::take(sink.pending());
-        if !outlet.take_pending(rx, &mut pending) {
-            *sink.pending() = pending;
-            outlet.caught_up();
-            return Ok(());
-        }
-        for frame in pending.drain(..) {
-            if sink.session().wants(&frame) {
-                sink.queue(&frame);
-            }
-        }
-        *sink.pending() = pending;
-        sink.flush().await?;
-        next = rx.try_recv();
-    }
 }

@@ -26,8 +26,7 @@ use serde_json::Value;
 
 use super::frame;
 use crate::client::request::{ClientError, ErrorCode};
-use crate::client::session::{ClientSession, Protocol, Response};
-use crate::client::slow::{drain_ticks, TickSink};
+use crate::client::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
 use crate::fanout::Outbound;
 use crate::state::AppState;
 use crate::websocket::read::WsIn;

@@ -28,12 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::packet::{self, EioPacket, PacketError, SioKind};
-use super::{EioConfig, EioError, Entry, COMMAND_QUEUE};
+use super::registry::{Command, EioError, Entry, WsConn, WsInbound};
+use super::{EioConfig, COMMAND_QUEUE};
 use crate::client::limits::Admission;
 use crate::client::request::{self, ClientError, ErrorCode};
+use crate::client::session::{drain_ticks, TickSink};
 use crate::client::session::{ClientSession, Protocol, Response};
 use crate::client::slow::{self, WriteFailed};
-use crate::client::slow::{drain_ticks, TickSink};
 use crate::config::Config;
 use crate::fanout::TickQueue;
 use crate::fanout::{Outbound, Publication};
@@ -48,19 +49,6 @@ pub const OUTBOX_LIMIT: usize = 1024;
 const TICK_BATCH: usize = 256;
 /// Tick frames handed to a WebSocket together (one lock, one wake-up of its writer); as `/ws`.
 const WS_WRITE_BATCH: usize = 64;
-
-/// What an HTTP handler asks of a session.
-pub enum Command {
-    /// A long-polling GET waiting for packets.
-    Poll(oneshot::Sender<Result<Vec<ByteString>, EioError>>),
-    /// A POST body (`None`: not UTF-8 or binary content, which v4 never sends).
-    Post(Option<String>, oneshot::Sender<Result<(), EioError>>),
-    /// A WebSocket opened with this sid to probe and upgrade.
-    Upgrade(WsConn),
-}
-
-/// Frames a WebSocket's reader task forwards (the read half of an actix WebSocket is bound to its worker thread).
-type WsInbound = Result<AggregatedMessage, ProtocolError>;
 
 /// Frames buffered between a WebSocket's reader task and its session; a full buffer stops reading (TCP backpressure).
 const WS_INBOUND_QUEUE: usize = 16;
@@ -119,14 +107,6 @@ pub fn spawn_websocket(state: Arc<AppState>, out: WsOut, inbound: WsIn, admissio
 /// Closes a WebSocket opened for a session that cannot take it (already on WebSocket, or probing one).
 pub fn refuse_upgrade(out: &WsOut) {
     let _ = out.close(Some(End::Protocol.close_reason()));
-}
-
-/// A WebSocket that upgrades a polling session: write half and the frames its reader task forwards.
-pub struct WsConn {
-    /// Write half: pre-encoded frames straight to the socket (usable from any thread).
-    out: WsOut,
-    /// Read half, fed by the reader task; closed when the socket ends.
-    rx: mpsc::Receiver<WsInbound>,
 }
 
 /// A session's WebSocket transport.

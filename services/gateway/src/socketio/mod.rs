@@ -33,9 +33,8 @@
 
 pub mod conn;
 pub mod packet;
+pub mod registry;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -47,7 +46,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::client::limits::{self, Admission, TokenPolicy};
 use crate::state::AppState;
-use conn::Command;
+use registry::Entry;
+pub use registry::{Command, EioError, Sessions};
 
 /// Protocol timings and limits for Engine.IO sessions.
 #[derive(Debug, Clone, Copy)]
@@ -60,112 +60,6 @@ pub struct EioConfig {
     pub max_payload: usize,
     /// How long a probed WebSocket may take to send `5` (reference `upgradeTimeout` 10 000 ms).
     pub upgrade_timeout: Duration,
-}
-
-/// Engine.IO error codes and messages, as the reference server (`engine.io` `Server.errors`) sends them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EioError {
-    /// 0: `transport` is not `polling` or `websocket`.
-    UnknownTransport,
-    /// 1: no such `sid` (never existed, closed or reaped).
-    UnknownSid,
-    /// 2: a handshake (no `sid`) that is not a GET.
-    BadHandshakeMethod,
-    /// 3: anything else malformed (transport mismatch, overlapping GET, bad packet).
-    BadRequest,
-    /// 4: refused by policy.
-    Forbidden,
-    /// 5: `EIO` is not 4.
-    UnsupportedProtocolVersion,
-}
-
-impl EioError {
-    /// The numeric code of the error JSON.
-    pub fn code(self) -> u8 {
-        match self {
-            EioError::UnknownTransport => 0,
-            EioError::UnknownSid => 1,
-            EioError::BadHandshakeMethod => 2,
-            EioError::BadRequest => 3,
-            EioError::Forbidden => 4,
-            EioError::UnsupportedProtocolVersion => 5,
-        }
-    }
-
-    /// The reference server's message for the code.
-    pub fn message(self) -> &'static str {
-        match self {
-            EioError::UnknownTransport => "Transport unknown",
-            EioError::UnknownSid => "Session ID unknown",
-            EioError::BadHandshakeMethod => "Bad handshake method",
-            EioError::BadRequest => "Bad request",
-            EioError::Forbidden => "Forbidden",
-            EioError::UnsupportedProtocolVersion => "Unsupported protocol version",
-        }
-    }
-
-    /// The HTTP status the reference uses (403 for Forbidden, else 400).
-    fn status(self) -> StatusCode {
-        match self {
-            EioError::Forbidden => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-/// How HTTP requests reach one live session.
-#[derive(Clone)]
-enum Entry {
-    /// On long-polling (or upgrading from it): handlers hand its task commands.
-    Polling(mpsc::Sender<Command>),
-    /// On WebSocket for good: every HTTP request with its sid is the wrong
-    /// transport, answered by the handler alone, so a WebSocket session keeps
-    /// no command queue (tokio allocates a 32-slot block per channel).
-    WebSocket,
-}
-
-/// Live Engine.IO sessions by `sid`.
-#[derive(Default)]
-pub struct Sessions {
-    /// Removed by the session task itself when it ends, so no entry outlives its task.
-    map: Mutex<HashMap<String, Entry>>,
-}
-
-impl Sessions {
-    fn insert(&self, sid: String, entry: Entry) {
-        if let Ok(mut map) = self.map.lock() {
-            map.insert(sid, entry);
-        }
-    }
-
-    fn get(&self, sid: &str) -> Option<Entry> {
-        self.map.lock().ok()?.get(sid).cloned()
-    }
-
-    /// The session has switched to WebSocket for good: requests stop reaching its task.
-    fn set_websocket(&self, sid: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(entry) = map.get_mut(sid) {
-                *entry = Entry::WebSocket;
-            }
-        }
-    }
-
-    fn remove(&self, sid: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(sid);
-        }
-    }
-
-    /// Number of live sessions (for tests and the shutdown drain).
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether no session is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Commands queued per session before a handler waits (requests of one client are sequential anyway).

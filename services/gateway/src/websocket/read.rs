@@ -2,7 +2,7 @@
 //!
 //! actix-ws's `MessageStream` only comes with its `Session`, whose channel
 //! (32 slots, allocated up front) costs 1.8 KB per connection that our
-//! connections never use: they write through [`WsOut`](crate::websocket::write::WsOut).
+//! connections never use: they write through the write half, `websocket::write::WsOut`.
 //! [`WsIn`] is the part of it they need: actix-http's frame [`Codec`] (masking,
 //! frame size limit, control frames) plus the aggregation of continuation
 //! frames into one message, with the same item type as actix-ws so the
