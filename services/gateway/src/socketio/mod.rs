@@ -29,7 +29,8 @@
 //! # Layout
 //! - [`packet`]: Engine.IO/Socket.IO packet parsing and encoding.
 //! - [`conn`]: one task per Engine.IO session (polling, upgrade, WebSocket, pings).
-//! - this file: the HTTP entry point, request validation and the session table.
+//! - [`registry`]: the session table, Engine.IO errors, and the commands handlers send a session.
+//! - this file: the HTTP entry point and request validation.
 
 pub mod conn;
 pub mod packet;
