@@ -1,5 +1,6 @@
-//! ingest-sim's Prometheus metrics, named per DESIGN.md (`tickstream_` prefix,
-//! unit suffixes, `_total` counters, only the bounded `source` label).
+//! ingest-sim's Prometheus metrics, named as every tickstream metric is
+//! (`tickstream_` prefix, unit suffixes, `_total` counters, only the bounded
+//! `source` label; the README lists them).
 
 use prometheus::{Histogram, IntCounter, IntGauge, Registry};
 use tickstream_runtime::metrics::{counter_vec, gauge, gauge_vec, histogram_vec, register};
