@@ -20,12 +20,14 @@
 //! - [`status`]: [`CommonStatus`], what every ingestor reports on `/health` and in its heartbeat.
 //! - [`seqs`]: reading the last published seq (and cached tick) per symbol, retried until Redis answers.
 //! - [`heartbeat`]: the heartbeat record's write loop.
+//! - [`metrics`]: [`CommonMetrics`], the gauges every ingestor exports.
 //! - [`signal`]: SIGHUP as a stream of reload requests.
 //! - [`Shell`] and [`Running`] (here): open, serve and stop, in that order.
 
 #![forbid(unsafe_code)]
 
 pub mod heartbeat;
+pub mod metrics;
 pub mod seqs;
 pub mod signal;
 pub mod status;
@@ -40,6 +42,7 @@ use tickstream_runtime::ops::{self, HealthFn};
 use tokio::task::JoinHandle;
 
 pub use heartbeat::{heartbeat_loop, HEARTBEAT_TTL_PERIODS};
+pub use metrics::CommonMetrics;
 pub use status::{Assessment, CommonStatus, Problem};
 
 /// Why an ingestor could not run; all are start-up failures (non-zero exit).
