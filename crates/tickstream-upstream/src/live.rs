@@ -231,16 +231,7 @@ fn sample(symbols: &[Symbol]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn syms(list: &str) -> Vec<Symbol> {
-        Symbol::parse_list(list).unwrap()
-    }
-
-    fn many(prefix: &str, n: usize) -> Vec<Symbol> {
-        (0..n)
-            .map(|i| Symbol::parse(&format!("{prefix}{i}USDT")).unwrap())
-            .collect()
-    }
+    use crate::subscriptions::tests::{many, syms};
 
     #[test]
     fn sample_truncates() {

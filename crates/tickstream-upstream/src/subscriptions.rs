@@ -159,14 +159,16 @@ impl Pacer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn syms(list: &str) -> Vec<Symbol> {
+    /// `A,B,C` as symbols.
+    pub(crate) fn syms(list: &str) -> Vec<Symbol> {
         Symbol::parse_list(list).unwrap()
     }
 
-    fn many(prefix: &str, n: usize) -> Vec<Symbol> {
+    /// `n` distinct symbols `<prefix><i>USDT`.
+    pub(crate) fn many(prefix: &str, n: usize) -> Vec<Symbol> {
         (0..n)
             .map(|i| Symbol::parse(&format!("{prefix}{i}USDT")).unwrap())
             .collect()
