@@ -30,6 +30,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tickstream_testkit::{http_get_text, wait_for, RedisServer, Service};
 
+/// What an ingestor wrote to Redis, and the environment helper: from the testkit, where the simulator's suite uses them too.
+pub use tickstream_testkit::{cached_tick, env_with, wait_tick, TickChannel};
+
 use crate::{MockRest, MockWs};
 
 /// What every suite runs its ingestor with unless a test says otherwise:
@@ -322,70 +325,6 @@ pub fn unused_http_url() -> String {
     format!("http://127.0.0.1:{}", tickstream_testkit::free_port())
 }
 
-/// The cached tick `price:{symbol}`, if any.
-pub async fn cached_tick(redis: &RedisServer, symbol: &str) -> Option<Value> {
-    let mut c = redis.client().await.ok()?;
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(format!("price:{symbol}"))
-        .query_async(&mut c)
-        .await
-        .ok()?;
-    raw.and_then(|r| serde_json::from_str(&r).ok())
-}
-
-/// Waits until `price:{symbol}` holds a tick for which `pred` holds, and returns it.
-pub async fn wait_tick(
-    redis: &RedisServer,
-    symbol: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let what = format!("a matching tick under price:{symbol}");
-    let pred = &pred;
-    wait_for(timeout, &what, || async move {
-        cached_tick(redis, symbol).await.filter(|t| pred(t))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A subscription to `ticks:{symbol}`, to assert what subscribers receive.
-pub struct TickChannel {
-    /// The pub/sub connection's message stream.
-    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>,
-}
-
-impl TickChannel {
-    /// Subscribes before the test makes the upstream send, so nothing is missed.
-    pub async fn subscribe(redis: &RedisServer, symbol: &str) -> TickChannel {
-        let subscribed = async {
-            let client = redis::Client::open(redis.url())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(format!("ticks:{symbol}")).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = subscribed.await.unwrap_or_else(|e| {
-            panic!("cannot subscribe to ticks:{symbol} on the test's Redis: {e}")
-        });
-        TickChannel {
-            stream: Box::pin(pubsub.into_on_message()),
-        }
-    }
-
-    /// The next tick published, within `timeout`.
-    pub async fn next(&mut self, timeout: Duration) -> Value {
-        let msg = tokio::time::timeout(timeout, self.stream.next())
-            .await
-            .expect("no tick on the channel in time")
-            .expect("pub/sub stream ended");
-        let payload: String = msg
-            .get_payload()
-            .unwrap_or_else(|e| panic!("a non-text payload on {}: {e}", msg.get_channel_name()));
-        serde_json::from_str(&payload)
-            .unwrap_or_else(|e| panic!("the ingestor published a non-JSON tick {payload:?}: {e}"))
-    }
-}
-
 /// The value of the sample whose line starts with `series` (name and labels exactly as exported).
 pub async fn metric(service: &Service, series: &str) -> Option<f64> {
     let (_, text) = http_get_text(&service.http_url("/metrics")).await.ok()?;
@@ -501,28 +440,5 @@ impl GatewayClient {
                 return v;
             }
         }
-    }
-}
-
-/// `base` with each of `extra`'s keys replaced or added: one test's tweaks over a suite's default environment.
-pub fn env_with<'a>(
-    mut base: Vec<(&'a str, &'a str)>,
-    extra: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
-    for (k, v) in extra {
-        base.retain(|(key, _)| key != k);
-        base.push((k, v));
-    }
-    base
-}
-
-#[cfg(test)]
-mod tests {
-    use super::env_with;
-
-    #[test]
-    fn env_with_replaces_and_adds() {
-        let env = env_with(vec![("A", "1"), ("B", "2")], &[("B", "3"), ("C", "4")]);
-        assert_eq!(env, vec![("A", "1"), ("B", "3"), ("C", "4")]);
     }
 }

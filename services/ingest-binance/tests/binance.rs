@@ -8,6 +8,7 @@ use tickstream_mock_upstream::harness::{
     cached_tick, metric, wait_health, Ingestor, TickChannel, Upstreams,
 };
 use tickstream_mock_upstream::{ConnEvent, MockResponse};
+use tickstream_testkit::assert_rejected;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Bound on any single awaited condition.
@@ -266,7 +267,6 @@ async fn seq_continues_across_a_restart() {
 
 #[tokio::test]
 async fn bad_configuration_exits_naming_the_key() {
-    let bin = BINANCE.bin;
     for (key, value, needle) in [
         ("SYMBOLS", "btc-usdt", "binance.symbols"),
         ("BINANCE_WS_URL", "http://x", "binance.ws_url"),
@@ -281,23 +281,8 @@ async fn bad_configuration_exits_naming_the_key() {
             "stall_timeout_ms",
         ),
     ] {
-        let out = tokio::process::Command::new(bin)
-            .env_clear()
-            .env("PORT", "0")
-            .env(key, value)
-            .output()
-            .await
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "{key}={value} started:\n{text}");
-        assert!(
-            text.contains(needle),
-            "{key}={value}: {needle} not in:\n{text}"
-        );
+        let bin = std::path::Path::new(BINANCE.bin);
+        assert_rejected(bin, &[(key, value)], &[], &[needle], STEP).await;
     }
 }
 
