@@ -312,7 +312,7 @@ async fn survives_a_redis_outage() {
     // The restarted Redis is empty: ticks, cache and heartbeat must come back by themselves.
     redis.restart().await.unwrap();
     // restart() returns once the new redis-server answers: Redis is back from here.
-    // Issue 7: ticks flow again within 2 s (the simulator publishes every 10 ms per symbol).
+    // Ticks flow again within 2 s (the simulator publishes every 10 ms per symbol).
     let back = std::time::Instant::now();
     let mut ticks = TickChannel::subscribe(&redis, "BTCUSDT").await;
     let first = next_tick(&mut ticks).await;
