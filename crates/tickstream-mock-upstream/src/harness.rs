@@ -1,7 +1,9 @@
-//! What every ingestor suite needs: the ingestor started on a private Redis
-//! and mock upstreams ([`Ingestor`], [`Upstreams`], [`Setup`]), and
-//! assertions on the cached tick in Redis, ticks on the pub/sub channel, and
-//! values on `/metrics` and `/health` — each awaited, never slept for.
+//! What every venue ingestor's suite needs: the ingestor started on a private
+//! Redis and mock upstreams ([`Ingestor`], [`Upstreams`], [`Setup`]), and
+//! assertions on the cached tick in Redis and ticks on the pub/sub channel
+//! (`tickstream-testkit`'s, which the simulator's suite uses too, re-exported
+//! here) and on values of `/metrics` and `/health` — each awaited, never
+//! slept for.
 //!
 //! A suite says only what is its venue's:
 //!
