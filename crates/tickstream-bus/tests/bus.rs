@@ -469,7 +469,10 @@ async fn history_keeps_ticks_and_trades_by_seq_and_the_epoch_marks_lost_data() {
     let ids: Vec<(u64, Option<&str>)> =
         got.iter().map(|t| (t.seq, t.trade_id.as_deref())).collect();
     assert_eq!(ids, [(1, Some("t1")), (2, Some("t2"))]);
-    let cached = bus.latest_channels(std::slice::from_ref(&trades_ch)).await.unwrap();
+    let cached = bus
+        .latest_channels(std::slice::from_ref(&trades_ch))
+        .await
+        .unwrap();
     let last = tickstream_model::Trade::from_json(cached[0].as_deref().unwrap()).unwrap();
     assert_eq!(last.seq, 2, "trades are cached under last:trades:");
 

@@ -78,6 +78,8 @@ pub struct ShellOptions {
     pub price_ttl: Duration,
     /// Upper bound on one Redis command; also bounds a publish in flight at shutdown.
     pub op_timeout: Duration,
+    /// Entries kept per history stream (ticks and trades channels), the ingestor's own config key.
+    pub history_len: usize,
 }
 
 /// An ingestor that has its Redis handle, metrics registry and ops port, and serves nothing yet.
@@ -105,6 +107,7 @@ impl Shell {
             url: opts.redis_url.clone(),
             price_ttl: opts.price_ttl,
             op_timeout: opts.op_timeout,
+            history_len: opts.history_len,
         })?;
         let registry = tickstream_runtime::metrics::registry();
         let addr = format!("{}:{}", opts.host, opts.port);

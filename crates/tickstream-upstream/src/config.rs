@@ -63,6 +63,7 @@ impl ServiceOptions {
             redis_url: self.redis_url.clone(),
             price_ttl: Duration::from_secs(self.settings.price_ttl_secs),
             op_timeout: REDIS_OP_TIMEOUT,
+            history_len: self.settings.history_len,
         }
     }
 }

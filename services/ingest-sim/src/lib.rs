@@ -78,6 +78,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         redis_url: config.redis_url.clone(),
         price_ttl: Duration::from_secs(config.sim.price_ttl_secs),
         op_timeout: OP_TIMEOUT,
+        history_len: config.sim.history_len,
     })?;
     let redis = shell.redis.clone();
     let metrics = Metrics::register(&shell.registry);
