@@ -185,6 +185,19 @@ impl Redis {
         &self.opts
     }
 
+    /// A clone of the shared connection, for commands defined in sibling modules.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// [`Redis::run`] for sibling modules: one command under the timeout, outcome recorded in health.
+    pub(crate) async fn run_op<T, F>(&self, fut: F) -> Result<T, BusError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        self.run(fut).await
+    }
+
     /// Runs one command under the timeout and records the outcome in health.
     async fn run<T, F>(&self, fut: F) -> Result<T, BusError>
     where
