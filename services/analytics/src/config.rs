@@ -67,7 +67,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalyticsConfig {
     /// Symbols to follow; empty follows every symbol in the ingestors' heartbeats.
-    #[serde(deserialize_with = "string_or_list")]
+    /// (`default`: an empty list leaves no key behind in the layered config.)
+    #[serde(default, deserialize_with = "string_or_list")]
     pub symbols: Vec<String>,
     /// How long after its end a closed bar still takes late trades (ms).
     pub grace_ms: u64,
