@@ -22,7 +22,7 @@ fn engine() -> Engine {
         indicator_interval: Interval::M1,
         fresh_ms: 60_000,
     });
-    e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[]);
+    e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[], T0);
     e
 }
 

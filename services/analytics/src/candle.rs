@@ -14,8 +14,8 @@
 //!   counted and skipped. A closed bar is `Final` (what indicators consume)
 //!   once the clock passes `end + grace`.
 //! - Trades set volume to the sum of sizes; ticks (quotes, no size) count one
-//!   each: tick volume, never the ticks' rolling 24 h `volume`. Once a symbol
-//!   has a trade, its ticks no longer touch its bars.
+//!   each: tick volume, never the ticks' rolling 24 h `volume`. While a
+//!   symbol has trades, its ticks do not touch its bars (see the engine).
 
 use std::collections::VecDeque;
 
@@ -330,15 +330,28 @@ impl Series {
         self.dirty = false;
     }
 
-    /// Switches the bar in progress to trades: it restarts from the next trade (open, volume and count).
-    pub fn switch_to_trades(&mut self) {
+    /// Switches the bar in progress to `source`: it restarts from the next input (open, volume and count).
+    pub fn switch_to(&mut self, source: Source) {
         if let Some(bar) = self.open.as_mut() {
-            if bar.source == Source::Ticks {
-                bar.source = Source::Trades;
+            if bar.source != source {
+                bar.source = source;
                 bar.volume = 0.0;
-                // The next trade is the bar's first: it sets the open, high and low.
+                // The next input is the bar's first: it sets the open, high and low.
                 bar.trades = 0;
             }
+        }
+    }
+
+    /// Whether an input with exchange time `ts_ms` arriving at `now_ms` would be applied (not late).
+    pub fn accepts(&self, ts_ms: i64, now_ms: i64, rules: Rules) -> bool {
+        let start = self.interval.floor(ts_ms);
+        match self.open {
+            None => true,
+            Some(open) if start >= open.start_ms => true,
+            Some(_) => self
+                .pending
+                .iter()
+                .any(|b| b.start_ms == start && now_ms <= b.end_ms() + rules.grace_ms),
         }
     }
 
@@ -731,7 +744,7 @@ mod tests {
             (10.0, 12.0, 9.0, 9.0, 3.0, 3)
         );
         assert_eq!(b.source, Source::Ticks);
-        s.switch_to_trades();
+        s.switch_to(Source::Trades);
         s.apply(trade(5, 11.0, 0.5), T0, RULES, &mut out).unwrap();
         let b = *s.open_bar().unwrap();
         assert_eq!(b.source, Source::Trades);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tickstream_model::{Channel, Symbol, Tick};
 
-use crate::candle::{Bar, BarEvent, Input, Interval, Rules, Series, Skip, Source};
+use crate::candle::{Bar, BarEvent, Input, Interval, Rules, Series, Source};
 use crate::indicators::{Indicators, Periods, Snapshot};
 use crate::sentiment::{self, SymbolMood};
 use crate::signal::{self, Kind};
@@ -100,8 +100,10 @@ struct SymbolState {
     series: Vec<Series>,
     /// When each interval's bar in progress was last published (epoch ms).
     last_pub_ms: [i64; 5],
-    /// Trades once the symbol has had one; ticks until then.
+    /// Trades while the symbol has them; ticks otherwise.
     mode: Source,
+    /// Arrival time of the last trade (or of the restore of trade-built bars).
+    last_trade_ms: Option<i64>,
     /// Indicators on the indicator interval.
     indicators: Indicators,
     /// The signal last decided, and its payload.
@@ -170,7 +172,9 @@ impl Engine {
     /// Adds a symbol, continuing from its stored bars: `last` is the newest
     /// stored bar of each interval, `history` the stored closed bars of the
     /// indicator interval (any order), replayed into the indicators.
-    pub fn add_symbol(&mut self, symbol: &Symbol, last: &[Bar], history: &[Bar]) {
+    ///
+    /// `now_ms` starts the wait for trades of a symbol whose stored bars came from trades.
+    pub fn add_symbol(&mut self, symbol: &Symbol, last: &[Bar], history: &[Bar], now_ms: i64) {
         if self.has(symbol.as_str()) {
             return;
         }
@@ -210,6 +214,7 @@ impl Engine {
                 series,
                 last_pub_ms: [i64::MIN; 5],
                 mode,
+                last_trade_ms: (mode == Source::Trades).then_some(now_ms),
                 indicators,
                 signal: None,
                 last_input_ms: None,
@@ -271,28 +276,39 @@ impl Engine {
             self.skipped.future += 1;
             return;
         }
-        if input.source == Source::Ticks && state.mode == Source::Trades {
-            // Trades carry the real prints and sizes; ticks would double count.
-            state.last_input_ms = Some(now_ms);
+        if input.source == Source::Trades {
+            state.last_trade_ms = Some(now_ms);
+        }
+        if input.source != state.mode {
+            let trades_stale = state
+                .last_trade_ms
+                .is_none_or(|t| now_ms - t > self.cfg.fresh_ms);
+            if input.source == Source::Ticks && !trades_stale {
+                // Trades carry the real prints and sizes; ticks would double count.
+                state.last_input_ms = Some(now_ms);
+                return;
+            }
+            // A first trade, or ticks after the trades stopped for the freshness window.
+            state.mode = input.source;
+            for s in &mut state.series {
+                s.switch_to(input.source);
+            }
+        }
+        // All intervals or none: a trade too late for its 1m bar is skipped everywhere,
+        // so larger bars never hold volume the smaller ones lack.
+        if !state
+            .series
+            .iter()
+            .all(|s| s.accepts(input.ts_ms, now_ms, self.cfg.rules))
+        {
+            self.skipped.late += 1;
             return;
         }
-        if input.source == Source::Trades && state.mode == Source::Ticks {
-            state.mode = Source::Trades;
-            for s in &mut state.series {
-                s.switch_to_trades();
-            }
-        }
-        let mut late = false;
         for s in &mut state.series {
-            if s.apply(input, now_ms, self.cfg.rules, &mut self.events) == Err(Skip::Late) {
-                late = true;
-            }
+            // Cannot be late: checked above.
+            let _ = s.apply(input, now_ms, self.cfg.rules, &mut self.events);
         }
-        if late {
-            self.skipped.late += 1;
-        } else {
-            state.last_input_ms = Some(now_ms);
-        }
+        state.last_input_ms = Some(now_ms);
         Self::handle_events(
             &self.cfg,
             state,
@@ -495,7 +511,7 @@ mod tests {
     #[test]
     fn garbage_and_strangers_are_counted_and_skipped() {
         let mut e = engine();
-        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[]);
+        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[], T0);
         let mut out = Vec::new();
         e.on_message("trades:BTCUSDT", b"{", T0, &mut out);
         e.on_message(
@@ -533,7 +549,7 @@ mod tests {
     #[test]
     fn updates_are_conflated_and_a_boundary_publishes_the_closed_bar() {
         let mut e = engine();
-        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[]);
+        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[], T0);
         let mut out = Vec::new();
         for i in 0..10 {
             let at = T0 + i * 20;
@@ -569,7 +585,7 @@ mod tests {
     #[test]
     fn ticks_build_bars_until_the_first_trade() {
         let mut e = engine();
-        e.add_symbol(&Symbol::parse("AAPL").unwrap(), &[], &[]);
+        e.add_symbol(&Symbol::parse("AAPL").unwrap(), &[], &[], T0);
         let mut out = Vec::new();
         let tick = |ms: i64, price: f64| {
             json!({"symbol":"AAPL","price":price,"volume":123456.0,"timestamp":rfc3339(ms),"source":"sim","seq":1})
@@ -607,6 +623,78 @@ mod tests {
     }
 
     #[test]
+    fn a_trade_late_for_its_1m_bar_is_skipped_in_every_interval() {
+        let mut e = engine();
+        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[], T0);
+        let mut out = Vec::new();
+        e.on_message(
+            "trades:BTCUSDT",
+            &trade("BTCUSDT", T0 + 1_000, 100.0, 1.0),
+            T0 + 1_000,
+            &mut out,
+        );
+        e.on_clock(T0 + 70_000, &mut out);
+        out.clear();
+        // For the 1m bar closed 10 s ago (beyond the 2 s grace), inside the open 5m bar.
+        e.on_message(
+            "trades:BTCUSDT",
+            &trade("BTCUSDT", T0 + 59_000, 500.0, 9.0),
+            T0 + 70_000,
+            &mut out,
+        );
+        e.on_clock(T0 + 80_000, &mut out);
+        assert_eq!(e.skipped().late, 1);
+        for c in candles(&out, "candles:5m:BTCUSDT") {
+            assert_eq!(c["high"], 100.0, "{c}");
+        }
+    }
+
+    #[test]
+    fn ticks_take_over_when_trades_stop_for_the_freshness_window() {
+        let mut e = engine();
+        e.add_symbol(&Symbol::parse("BTCUSDT").unwrap(), &[], &[], T0);
+        let mut out = Vec::new();
+        let tick = |ms: i64, price: f64| {
+            json!({"symbol":"BTCUSDT","price":price,"timestamp":rfc3339(ms),"source":"sim","seq":1})
+                .to_string()
+                .into_bytes()
+        };
+        e.on_message(
+            "trades:BTCUSDT",
+            &trade("BTCUSDT", T0, 100.0, 2.0),
+            T0,
+            &mut out,
+        );
+        e.on_message(
+            "ticks:BTCUSDT",
+            &tick(T0 + 10, 150.0),
+            T0 + 30_000,
+            &mut out,
+        );
+        e.on_clock(T0 + 30_500, &mut out);
+        let c = candles(&out, "candles:1h:BTCUSDT").pop().unwrap();
+        assert_eq!(
+            (c["high"].as_f64(), c["source"].as_str()),
+            (Some(100.0), Some("trades"))
+        );
+        out.clear();
+        e.on_message(
+            "ticks:BTCUSDT",
+            &tick(T0 + 20, 151.0),
+            T0 + 61_000,
+            &mut out,
+        );
+        e.on_clock(T0 + 61_500, &mut out);
+        let c = candles(&out, "candles:1h:BTCUSDT").pop().unwrap();
+        assert_eq!(c["source"], "ticks", "{c}");
+        assert_eq!(
+            (c["open"].as_f64(), c["volume"].as_f64()),
+            (Some(151.0), Some(1.0)),
+            "{c}"
+        );
+    }
+
+    #[test]
     fn signals_warm_up_then_follow_the_rule_and_mood_is_published() {
         let mut e = engine();
         let sym = Symbol::parse("BTCUSDT").unwrap();
@@ -620,7 +708,7 @@ mod tests {
                 b
             })
             .collect();
-        e.add_symbol(&sym, &[history[39]], &history);
+        e.add_symbol(&sym, &[history[39]], &history, T0);
         let mut out = Vec::new();
         e.refresh_signals(T0, &mut out);
         let Output::Event { channel, json } = &out[0] else {
@@ -636,7 +724,7 @@ mod tests {
         assert!(v["indicators"]["rsi"].as_f64().unwrap() >= 70.0, "{v}");
 
         let mut fresh = engine();
-        fresh.add_symbol(&sym, &[], &[]);
+        fresh.add_symbol(&sym, &[], &[], T0);
         out.clear();
         fresh.refresh_signals(T0, &mut out);
         let Output::Event { json, .. } = &out[0] else {

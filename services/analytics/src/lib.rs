@@ -286,7 +286,7 @@ async fn engine_loop(
             cmd = rx.recv() => match cmd {
                 Some(Command::Message(channel, payload)) => engine.on_message(&channel, &payload, now_ms(), &mut out),
                 Some(Command::Add(symbol, last, history)) => {
-                    engine.add_symbol(&symbol, &last, &history);
+                    engine.add_symbol(&symbol, &last, &history, now_ms());
                     metrics.symbols.set(engine.symbols().len() as i64);
                     // Restored bars whose time has passed close now, not at the next tick.
                     engine.on_clock(now_ms(), &mut out);
