@@ -6,7 +6,7 @@
 use analytics::candle::{Interval, Rules};
 use analytics::engine::{Engine, EngineConfig, Trade};
 use analytics::indicators::Periods;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, Criterion};
 use tickstream_model::Symbol;
 
 const T0: i64 = 1_764_892_800_000;
@@ -58,5 +58,67 @@ fn per_trade(c: &mut Criterion) {
     });
 }
 
+/// Resident memory of this process in bytes (Linux), 0 elsewhere.
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Memory per symbol: 10,000 symbols with every interval's bar open and 40
+/// minutes of closed 1m bars behind their indicators.
+fn memory_per_symbol() {
+    const N: usize = 10_000;
+    let before = rss();
+    let mut e = Engine::new(EngineConfig {
+        rules: Rules {
+            grace_ms: 2_000,
+            max_fill: 2_000,
+        },
+        update_ms: 250,
+        periods: Periods::default(),
+        indicator_interval: Interval::M1,
+        fresh_ms: 60_000,
+    });
+    let symbols: Vec<Symbol> = (0..N)
+        .map(|i| Symbol::parse(&format!("SYM{i:05}USDT")).unwrap())
+        .collect();
+    for s in &symbols {
+        e.add_symbol(s, &[], &[], T0);
+    }
+    let mut out = Vec::new();
+    for minute in 0..40 {
+        let ms = T0 + minute * 60_000 + 5_000;
+        for (i, s) in symbols.iter().enumerate() {
+            let t = Trade {
+                symbol: s.clone(),
+                price: 100.0 + (minute as f64) + i as f64 * 1e-3,
+                size: 1.0,
+                timestamp: chrono::DateTime::from_timestamp_millis(ms).unwrap(),
+            };
+            e.on_trade(&t, ms, &mut out);
+        }
+        e.on_clock(ms + 1_000, &mut out);
+        out.clear();
+    }
+    e.refresh_signals(T0 + 40 * 60_000, &mut out);
+    out.clear();
+    out.shrink_to_fit();
+    let after = rss();
+    eprintln!(
+        "memory per symbol: {} bytes ({N} symbols, RSS {} -> {} MB)",
+        (after.saturating_sub(before)) / N as u64,
+        before / 1_000_000,
+        after / 1_000_000
+    );
+    black_box(&e);
+}
+
 criterion_group!(benches, per_trade);
-criterion_main!(benches);
+
+fn main() {
+    memory_per_symbol();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
