@@ -370,6 +370,17 @@ impl Engine {
     ) -> bool {
         let d = signal::decide(s, cfg.periods.ema_slow, cfg.periods.rsi);
         let ind = s.copied().unwrap_or_default();
+        // An indicator still warming up (or undefined) is absent, never null or invented.
+        let indicators: serde_json::Map<String, serde_json::Value> = [
+            ("ema_fast", ind.ema_fast),
+            ("ema_slow", ind.ema_slow),
+            ("rsi", ind.rsi),
+            ("vwap", ind.vwap),
+            ("volume_ratio", ind.volume_ratio),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), json!(v?))))
+        .collect();
         let json = json!({
             "symbol": state.name,
             "signal": d.kind,
@@ -377,13 +388,7 @@ impl Engine {
             "reason": d.reason,
             "timestamp": rfc3339(now_ms),
             "interval": cfg.indicator_interval.name(),
-            "indicators": {
-                "ema_fast": ind.ema_fast,
-                "ema_slow": ind.ema_slow,
-                "rsi": ind.rsi,
-                "vwap": ind.vwap,
-                "volume_ratio": ind.volume_ratio,
-            },
+            "indicators": indicators,
         })
         .to_string();
         let changed = state.signal.as_ref().is_none_or(|(k, _)| *k != d.kind);
@@ -732,7 +737,11 @@ mod tests {
         };
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["signal"], "HOLD");
-        assert!(v["indicators"]["rsi"].is_null());
+        assert_eq!(
+            v["indicators"],
+            json!({}),
+            "warming up: no value is invented"
+        );
 
         out.clear();
         fresh.on_message(
