@@ -117,23 +117,41 @@ fn assert_error_frame(e: &ClientError) {
     assert_eq!(v.get("id"), e.id.as_ref(), "{frame}");
 }
 
-/// The symbols of an accepted subscribe/unsubscribe: non-empty, within the limit, unique, normalized.
-fn assert_symbol_list(symbols: &[Symbol], max: usize) {
-    assert!(!symbols.is_empty(), "accepted an empty symbol list");
+/// The targets of an accepted subscribe/unsubscribe: non-empty, within the limit, unique, normalized.
+fn assert_targets(targets: &gateway::protocol::Targets, max: usize) {
+    let (symbols, channels) = (&targets.symbols, &targets.channels);
     assert!(
-        symbols.len() <= max,
-        "accepted {} symbols with a limit of {max}",
-        symbols.len()
+        !symbols.is_empty() || !channels.is_empty(),
+        "accepted an empty subscription"
+    );
+    assert!(
+        symbols.len() + channels.len() <= max,
+        "accepted {} symbols and {} channels with a limit of {max}",
+        symbols.len(),
+        channels.len()
     );
     for (i, s) in symbols.iter().enumerate() {
         assert_symbol(s);
         assert!(!symbols[..i].contains(s), "duplicate symbol {s}");
     }
+    for (i, c) in channels.iter().enumerate() {
+        let again = tickstream_model::Channel::parse(c.as_str())
+            .unwrap_or_else(|e| panic!("canonical channel {c} does not re-parse: {e}"));
+        assert_eq!(&again, c, "channel {c} is not canonical");
+        assert!(!channels[..i].contains(c), "duplicate channel {c}");
+        if let Some(sym) = c.symbol() {
+            let sym = Symbol::parse(sym).unwrap_or_else(|e| panic!("channel {c}: {e}"));
+            assert_symbol(&sym);
+        }
+    }
 }
 
 fn assert_action(action: &Action, max: usize) {
-    if let Action::Subscribe(s) | Action::Unsubscribe(s) = action {
-        assert_symbol_list(s, max);
+    match action {
+        Action::Subscribe { targets, .. } | Action::Unsubscribe(targets) => {
+            assert_targets(targets, max);
+        }
+        Action::List | Action::Ping => {}
     }
 }
 
@@ -575,6 +593,10 @@ mod tests {
     #[should_panic(expected = "duplicate symbol")]
     fn symbol_list_property_can_fail() {
         let a = Symbol::parse("A").unwrap_or_else(|e| panic!("{e}"));
-        assert_symbol_list(&[a.clone(), a], 5);
+        let targets = gateway::protocol::Targets {
+            symbols: vec![a.clone(), a],
+            channels: vec![],
+        };
+        assert_targets(&targets, 5);
     }
 }

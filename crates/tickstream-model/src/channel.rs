@@ -114,7 +114,7 @@ pub enum ChannelError {
         /// The kind's name.
         kind: &'static str,
         /// How its channels are written.
-        shape: &'static str,
+        shape: String,
     },
     /// The interval of a `candles:` channel is not one of [`CANDLE_INTERVALS`].
     #[error("candle interval {0:?} is not one of 1m, 5m, 15m, 1h, 1d")]
@@ -130,8 +130,10 @@ pub enum ChannelError {
 /// A validated channel name in canonical form (kind lowercase, symbol uppercase).
 ///
 /// Cheap to clone (one `Arc`), since the hub, every subscribed client and every
-/// queued publication hold one.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// queued publication hold one. Equality, order and hash are the name's alone
+/// (the other fields follow from it), so maps keyed by `Channel` can be
+/// looked up with the `&str` a Redis message carries.
+#[derive(Clone)]
 pub struct Channel {
     /// The canonical name, also the Redis pub/sub channel.
     name: Arc<str>,
@@ -157,9 +159,9 @@ impl Channel {
             .enumerate()
             .find(|(_, k)| k.name.eq_ignore_ascii_case(kind_name))
             .ok_or_else(|| ChannelError::UnknownKind(kind_name.chars().take(32).collect()))?;
-        let shape = |shape| ChannelError::Shape {
+        let shape = |shape: &str| ChannelError::Shape {
             kind: spec.name,
-            shape,
+            shape: shape.replace("{kind}", spec.name),
         };
         let (name, symbol_at) = match (spec.key, rest) {
             (KeyShape::None, None) => (spec.name.to_owned(), 0),
@@ -171,7 +173,7 @@ impl Channel {
             (KeyShape::IntervalSymbol, Some(rest)) => {
                 let (interval, sym) = rest
                     .split_once(':')
-                    .ok_or_else(|| shape("candles:{INTERVAL}:{SYMBOL}"))?;
+                    .ok_or_else(|| shape("{kind}:{INTERVAL}:{SYMBOL}"))?;
                 let interval = CANDLE_INTERVALS
                     .iter()
                     .find(|i| i.eq_ignore_ascii_case(interval))
@@ -181,8 +183,8 @@ impl Channel {
                 let at = prefix.len();
                 (format!("{prefix}{sym}"), at)
             }
-            (KeyShape::Symbol, None) => return Err(shape("ticks:{SYMBOL}")),
-            (KeyShape::IntervalSymbol, None) => return Err(shape("candles:{INTERVAL}:{SYMBOL}")),
+            (KeyShape::Symbol, None) => return Err(shape("{kind}:{SYMBOL}")),
+            (KeyShape::IntervalSymbol, None) => return Err(shape("{kind}:{INTERVAL}:{SYMBOL}")),
         };
         Ok(Self {
             name: name.into(),
@@ -223,6 +225,11 @@ impl Channel {
         &KINDS[usize::from(self.kind)]
     }
 
+    /// This channel's position in [`KINDS`], for per-kind tables (metrics) without hashing names.
+    pub fn kind_index(&self) -> usize {
+        usize::from(self.kind)
+    }
+
     /// The event name clients receive for publications on this channel.
     pub fn event(&self) -> &'static str {
         self.spec().event
@@ -244,6 +251,33 @@ impl Channel {
             Cache::Price => format!("price:{}", self.symbol().unwrap_or_default()),
             Cache::Last => format!("last:{}", self.name),
         }
+    }
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Channel {}
+
+impl std::hash::Hash for Channel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `str` does, for `Borrow<str>` lookups.
+        self.name.hash(state);
+    }
+}
+
+impl PartialOrd for Channel {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Channel {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(&other.name)
     }
 }
 
@@ -325,6 +359,8 @@ mod tests {
         let cases = [
             ("news:BTC", "unknown channel kind"),
             ("ticks", "ticks:{SYMBOL}"),
+            ("trades", "trades:{SYMBOL}"),
+            ("signals:", "empty"),
             ("ticks:", "empty"),
             ("ticks:BTC USDT", "contains"),
             ("sentiment:BTC", "without a key"),
@@ -361,6 +397,14 @@ mod tests {
         );
         assert!(Channel::ticks(&sym).is_ticks());
         assert!(!Channel::parse("sentiment").unwrap().is_ticks());
+    }
+
+    #[test]
+    fn maps_keyed_by_channel_find_it_by_name() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(Channel::parse("candles:1m:btcusdt").unwrap(), 1);
+        assert_eq!(map.get("candles:1m:BTCUSDT"), Some(&1));
+        assert_eq!(map.get("candles:5m:BTCUSDT"), None);
     }
 
     #[test]

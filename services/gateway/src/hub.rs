@@ -1,12 +1,14 @@
-//! The subscription engine: which local client wants which symbol, and fan-out.
+//! The subscription engine: which local client wants which channel, and fan-out.
 //!
-//! One `Hub` serves every protocol. A tick arriving from Redis is validated,
-//! serialized once into a [`TickFrame`], and the same `Arc` is offered to every
-//! subscriber's [`Outlet`] (a bounded queue that conflates to the newest tick
-//! per symbol when full), so a slow client never blocks the Redis reader or
-//! anyone else, and fan-out allocates nothing per receiver. The hub is the source of truth the Redis
-//! [`Subscriber`](tickstream_bus::Subscriber) reconciles against: a symbol is
-//! subscribed in Redis exactly while some local client wants it.
+//! One `Hub` serves every protocol and every stream kind. A message arriving
+//! from Redis on a channel is validated once, wrapped in a [`Publication`],
+//! and the same `Arc` is offered to every subscriber's [`Outlet`] (a bounded
+//! queue that conflates to the newest item per channel when full), so a slow
+//! client never blocks the Redis reader or anyone else, and fan-out allocates
+//! nothing per receiver. Each protocol's bytes are encoded at most once per
+//! publication, on first use, and shared. The hub is the source of truth the
+//! Redis [`Subscriber`](tickstream_bus::Subscriber) reconciles against: a
+//! channel is subscribed in Redis exactly while some local client wants it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -14,58 +16,145 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use bytestring::ByteString;
 use tickstream_bus::ChannelHandler;
-use tickstream_model::{Symbol, Tick};
+use tickstream_model::{Channel, Tick};
 
 use crate::metrics::GatewayMetrics;
 use crate::outlet::{Offer, Outlet};
 
-/// One tick, encoded once, shared by every receiver.
+/// One message on one channel, validated once and shared by every receiver.
+///
+/// The payload JSON is kept as received (ticks: as re-encoded from the
+/// validated [`Tick`]); each protocol's framing is built lazily, the first
+/// time a receiver of that protocol needs it, and then shared: a publication
+/// with only native receivers never builds its Socket.IO frame and the other
+/// way round.
 #[derive(Debug)]
-pub struct TickFrame {
-    /// Which symbol, so a connection can drop frames it no longer wants.
-    pub symbol: Symbol,
-    /// The tick's seq, so a connection can skip what its snapshot already covered.
+pub struct Publication {
+    /// Which channel, so a connection can drop items it no longer wants and conflation keys by it.
+    pub channel: Channel,
+    /// The payload's `seq` (0 when its kind has none), so a connection can skip what its snapshot covered.
     pub seq: u64,
-    /// The complete native frame `{"event":"price_update","data":{tick}}`.
-    pub native: ByteString,
-    /// `native` as a complete WebSocket text frame, so each receiver queues the same bytes.
-    pub ws: actix_web::web::Bytes,
-    /// The Engine.IO/Socket.IO packet `42["price_update",{tick}]`, built on first use; see [`TickFrame::socketio`].
+    /// The payload JSON object (`data` in every protocol's framing).
+    data: ByteString,
+    /// `{"event":…,"data":…}`, built on first use; see [`Publication::native`].
+    native: OnceLock<ByteString>,
+    /// [`Publication::native`] as a complete WebSocket text frame, built on first use.
+    ws: OnceLock<actix_web::web::Bytes>,
+    /// `42["event",data]`, built on first use; see [`Publication::socketio`].
     socketio: OnceLock<ByteString>,
-    /// [`TickFrame::socketio`] as a complete WebSocket text frame, built on first use; see [`TickFrame::socketio_ws`].
+    /// [`Publication::socketio`] as a complete WebSocket text frame, built on first use.
     socketio_ws: OnceLock<actix_web::web::Bytes>,
 }
 
-/// What precedes the tick JSON in [`TickFrame::native`].
-const NATIVE_PREFIX: &str = r#"{"event":"price_update","data":"#;
+impl Publication {
+    /// Wraps an already validated payload of `channel`.
+    pub fn new(channel: Channel, seq: u64, data: ByteString) -> Self {
+        Self {
+            channel,
+            seq,
+            data,
+            native: OnceLock::new(),
+            ws: OnceLock::new(),
+            socketio: OnceLock::new(),
+            socketio_ws: OnceLock::new(),
+        }
+    }
 
-impl TickFrame {
-    /// The Socket.IO packet for this tick, encoded once and shared by every Socket.IO receiver.
+    /// A validated tick as a `ticks:` publication.
+    pub fn tick(tick: &Tick) -> Self {
+        Self::new(
+            Channel::ticks(&tick.symbol),
+            tick.seq,
+            ByteString::from(tick.to_json()),
+        )
+    }
+
+    /// Validates a message of `channel`: a tick of the channel's symbol for
+    /// `ticks:`, a JSON object (with an optional numeric `seq`) for every
+    /// other kind. Cached values go through the same check as live ones.
+    pub fn decode(channel: &Channel, payload: &[u8]) -> Result<Self, String> {
+        Self::decode_timed(channel, payload).map(|(p, _)| p)
+    }
+
+    /// [`Publication::decode`], also returning a tick's upstream timestamp (for the latency histogram).
+    fn decode_timed(
+        channel: &Channel,
+        payload: &[u8],
+    ) -> Result<(Self, Option<chrono::DateTime<chrono::Utc>>), String> {
+        if channel.is_ticks() {
+            let tick = Tick::from_json(payload).map_err(|e| e.to_string())?;
+            if Some(tick.symbol.as_str()) != channel.symbol() {
+                return Err(format!("tick of {} on {channel}", tick.symbol));
+            }
+            return Ok((Self::tick(&tick), Some(tick.timestamp)));
+        }
+        /// The one field the engine reads; the rest is checked to be JSON and passed on as is.
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            seq: Option<u64>,
+        }
+        let text = std::str::from_utf8(payload).map_err(|e| e.to_string())?;
+        if !text.trim_start().starts_with('{') {
+            return Err("not a JSON object".to_owned());
+        }
+        let envelope: Envelope = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let data = ByteString::from(text.trim().to_owned());
+        Ok((
+            Self::new(channel.clone(), envelope.seq.unwrap_or(0), data),
+            None,
+        ))
+    }
+
+    /// The event name clients receive, from the channel's kind.
+    pub fn event(&self) -> &'static str {
+        self.channel.event()
+    }
+
+    /// The payload JSON.
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// The native frame `{"event":NAME,"data":PAYLOAD}`, encoded once and shared by every native receiver.
+    pub fn native(&self) -> &ByteString {
+        self.native.get_or_init(|| {
+            let event = self.event();
+            let mut frame = String::with_capacity(self.data.len() + event.len() + 20);
+            frame.push_str(r#"{"event":""#);
+            frame.push_str(event);
+            frame.push_str(r#"","data":"#);
+            frame.push_str(&self.data);
+            frame.push('}');
+            ByteString::from(frame)
+        })
+    }
+
+    /// [`Publication::native`] as a complete WebSocket text frame, so each native receiver queues the same bytes.
+    pub fn ws(&self) -> &actix_web::web::Bytes {
+        self.ws.get_or_init(|| {
+            crate::wsout::encode(actix_http::ws::OpCode::Text, self.native().as_bytes())
+        })
+    }
+
+    /// The Socket.IO packet `42["NAME",PAYLOAD]`, encoded once and shared by every Socket.IO receiver.
     ///
-    /// Lazy (`OnceLock`) rather than eager: the Redis reader thread that
-    /// builds frames stays as cheap as before when no Socket.IO client holds
-    /// the symbol (the common case for a native-only deployment), and when
-    /// some do, the first of their connection tasks pays one copy of the tick
-    /// JSON and every other one gets the same bytes. The bytes are the same
-    /// over polling and WebSocket (Engine.IO `4` + Socket.IO `2`), so one
-    /// encoding serves both transports.
+    /// The bytes are the same over polling and WebSocket (Engine.IO `4` +
+    /// Socket.IO `2`), so one encoding serves both transports.
     pub fn socketio(&self) -> &ByteString {
         self.socketio.get_or_init(|| {
-            let json = self
-                .native
-                .strip_prefix(NATIVE_PREFIX)
-                .and_then(|rest| rest.strip_suffix('}'))
-                .unwrap_or("null");
-            let mut packet = String::with_capacity(json.len() + 20);
-            packet.push_str(r#"42["price_update","#);
-            packet.push_str(json);
+            let event = self.event();
+            let mut packet = String::with_capacity(self.data.len() + event.len() + 8);
+            packet.push_str(r#"42[""#);
+            packet.push_str(event);
+            packet.push_str(r#"","#);
+            packet.push_str(&self.data);
             packet.push(']');
             ByteString::from(packet)
         })
     }
 
-    /// [`TickFrame::socketio`] as a complete WebSocket text frame, encoded once and shared by
-    /// every Socket.IO WebSocket receiver (as [`TickFrame::ws`] is for native ones).
+    /// [`Publication::socketio`] as a complete WebSocket text frame, shared by every Socket.IO WebSocket receiver.
     pub fn socketio_ws(&self) -> &actix_web::web::Bytes {
         self.socketio_ws.get_or_init(|| {
             crate::wsout::encode(actix_http::ws::OpCode::Text, self.socketio().as_bytes())
@@ -74,7 +163,7 @@ impl TickFrame {
 }
 
 /// What travels through a connection's bounded queue.
-pub type Outbound = std::sync::Arc<TickFrame>;
+pub type Outbound = std::sync::Arc<Publication>;
 
 /// Process-unique connection number.
 pub type ClientId = u64;
@@ -112,9 +201,9 @@ impl Subscribers {
 
 /// The subscription table plus fan-out.
 pub struct Hub {
-    /// symbol → its local subscribers; read-locked per tick, write-locked only on (un)subscribe.
-    table: RwLock<HashMap<Symbol, Subscribers>>,
-    /// Total client-symbol pairs, for `/stats` without walking the table.
+    /// channel → its local subscribers; read-locked per message, write-locked only on (un)subscribe.
+    table: RwLock<HashMap<Channel, Subscribers>>,
+    /// Total client-channel pairs, for `/stats` without walking the table.
     subscriptions: AtomicI64,
     /// Source of connection ids.
     next_client: AtomicU64,
@@ -142,70 +231,82 @@ impl Hub {
         (n, format!("{:08x}-{n}", self.id_prefix))
     }
 
-    /// Adds `client` to each symbol; returns the symbols that had no local subscriber before.
-    pub fn subscribe(&self, client: ClientId, tx: &Arc<Outlet>, symbols: &[Symbol]) -> Vec<Symbol> {
+    /// Adds `client` to each channel; returns the channels that had no local subscriber before.
+    pub fn subscribe(
+        &self,
+        client: ClientId,
+        tx: &Arc<Outlet>,
+        channels: &[Channel],
+    ) -> Vec<Channel> {
         let mut first = Vec::new();
         let Ok(mut table) = self.table.write() else {
             return first;
         };
         let mut added = 0;
-        for sym in symbols {
-            let entry = table.entry(sym.clone()).or_default();
+        for ch in channels {
+            let entry = table.entry(ch.clone()).or_default();
             let was_empty = entry.queues.is_empty();
             if entry.insert(client, tx) {
                 added += 1;
                 if was_empty {
-                    first.push(sym.clone());
+                    first.push(ch.clone());
                 }
             }
         }
-        self.metrics.active_symbols.set(table.len() as i64);
+        self.set_active(&table);
         drop(table);
         let total = self.subscriptions.fetch_add(added, Ordering::Relaxed) + added;
         self.metrics.subscriptions.set(total);
         first
     }
 
-    /// Removes `client` from each symbol; returns the symbols nobody local wants any more.
+    /// Removes `client` from each channel; returns the channels nobody local wants any more.
     pub fn unsubscribe<'a>(
         &self,
         client: ClientId,
-        symbols: impl IntoIterator<Item = &'a Symbol>,
-    ) -> Vec<Symbol> {
+        channels: impl IntoIterator<Item = &'a Channel>,
+    ) -> Vec<Channel> {
         let mut emptied = Vec::new();
         let Ok(mut table) = self.table.write() else {
             return emptied;
         };
         let mut removed = 0;
-        for sym in symbols {
-            if let Some(entry) = table.get_mut(sym.as_str()) {
+        for ch in channels {
+            if let Some(entry) = table.get_mut(ch.as_str()) {
                 if entry.remove(client) {
                     removed += 1;
                 }
                 if entry.queues.is_empty() {
-                    table.remove(sym.as_str());
-                    emptied.push(sym.clone());
+                    table.remove(ch.as_str());
+                    emptied.push(ch.clone());
                 }
             }
         }
-        self.metrics.active_symbols.set(table.len() as i64);
+        self.set_active(&table);
         drop(table);
         let total = self.subscriptions.fetch_sub(removed, Ordering::Relaxed) - removed;
         self.metrics.subscriptions.set(total);
         emptied
     }
 
-    /// Client-symbol pairs currently held.
+    /// Updates the active channel and symbol gauges after a table change.
+    fn set_active(&self, table: &HashMap<Channel, Subscribers>) {
+        self.metrics.active_channels.set(table.len() as i64);
+        let ticks = table.keys().filter(|c| c.is_ticks()).count();
+        self.metrics.active_symbols.set(ticks as i64);
+    }
+
+    /// Client-channel pairs currently held.
     pub fn total_subscriptions(&self) -> i64 {
         self.subscriptions.load(Ordering::Relaxed)
     }
 
-    /// Each active symbol with its local subscriber count, sorted by symbol.
-    pub fn subscriptions_by_symbol(&self) -> Vec<(Symbol, usize)> {
-        let mut out: Vec<(Symbol, usize)> = match self.table.read() {
+    /// Each active channel with its local subscriber count, sorted by channel.
+    pub fn subscriptions_by_channel(&self) -> Vec<(Channel, usize)> {
+        let mut out: Vec<(Channel, usize)> = match self.table.read() {
             Ok(t) => t
                 .iter()
-                .map(|(s, subs)| (s.clone(), subs.queues.len()))
+                .map(|(c, subs)| (c.clone(), subs.queues.len()))
                 .collect(),
             Err(_) => Vec::new(),
         };
@@ -213,33 +314,15 @@ impl Hub {
         out
     }
 
-    /// Builds the shared frame for a validated tick.
-    pub fn encode(tick: &Tick) -> TickFrame {
-        let json = tick.to_json();
-        let mut native = String::with_capacity(json.len() + 36);
-        native.push_str(NATIVE_PREFIX);
-        native.push_str(&json);
-        native.push('}');
-        let ws = crate::wsout::encode(actix_http::ws::OpCode::Text, native.as_bytes());
-        TickFrame {
-            symbol: tick.symbol.clone(),
-            seq: tick.seq,
-            ws,
-            native: ByteString::from(native),
-            socketio: OnceLock::new(),
-            socketio_ws: OnceLock::new(),
-        }
-    }
-
-    /// Offers one frame to every subscriber of its symbol without waiting for anyone.
+    /// Offers one publication to every subscriber of its channel without waiting for anyone.
     pub fn dispatch(&self, frame: Outbound) {
         let (mut sent, mut conflated, mut full) = (0u64, 0u64, 0u64);
         if let Ok(table) = self.table.read() {
-            if let Some(subs) = table.get(frame.symbol.as_str()) {
+            if let Some(subs) = table.get(frame.channel.as_str()) {
                 for (_, outlet) in &subs.queues {
                     match outlet.offer(&frame) {
                         Offer::Delivered => sent += 1,
-                        // Queue full: kept as this client's newest pending tick, an older one superseded.
+                        // Queue full: kept as this client's newest pending item of the channel, an older one superseded.
                         Offer::Conflated => {
                             sent += 1;
                             conflated += 1;
@@ -262,48 +345,46 @@ impl Hub {
             self.metrics.dropped_queue_full.inc_by(full);
         }
     }
+
+    /// The channel of a Redis message, if some local client holds it (the table's own key, so no allocation).
+    fn held(&self, channel: &str) -> Option<Channel> {
+        let table = self.table.read().ok()?;
+        table.get_key_value(channel).map(|(c, _)| c.clone())
+    }
 }
 
 impl ChannelHandler for Hub {
     fn on_message(&self, channel: &str, payload: &[u8]) {
-        let Some(symbol) = channel.strip_prefix("ticks:") else {
+        // Messages for channels nobody here holds any more (an unsubscribe in flight) cost no parsing.
+        let Some(channel) = self.held(channel) else {
             return;
         };
-        let tick = match Tick::from_json(payload) {
-            Ok(t) if t.symbol.as_str() == symbol => t,
-            Ok(t) => {
-                self.metrics.ticks_invalid.inc();
-                tracing::debug!(channel = symbol, symbol = %t.symbol, "Tick symbol does not match its channel; skipped.");
-                return;
-            }
+        let (publication, timestamp) = match Publication::decode_timed(&channel, payload) {
+            Ok(p) => p,
             Err(e) => {
-                self.metrics.ticks_invalid.inc();
-                tracing::debug!(channel = symbol, error = %e, "Invalid tick skipped.");
+                self.metrics.invalid(&channel).inc();
+                tracing::debug!(channel = %channel, error = %e, "Invalid message skipped.");
                 return;
             }
         };
-        self.metrics.ticks_received.inc();
-        let age = chrono::Utc::now() - tick.timestamp;
-        if let Ok(age) = age.to_std() {
+        self.metrics.received(&channel).inc();
+        if let Some(Ok(age)) = timestamp.map(|t| (chrono::Utc::now() - t).to_std()) {
             self.metrics.tick_latency.observe(age.as_secs_f64());
         }
-        self.dispatch(std::sync::Arc::new(Self::encode(&tick)));
+        self.dispatch(Arc::new(publication));
     }
 
     fn wants(&self, channel: &str) -> bool {
-        let Some(symbol) = channel.strip_prefix("ticks:") else {
-            return false;
-        };
         self.table
             .read()
-            .map(|t| t.contains_key(symbol))
+            .map(|t| t.contains_key(channel))
             .unwrap_or(false)
     }
 
     fn wanted(&self) -> Vec<String> {
         self.table
             .read()
-            .map(|t| t.keys().map(|s| format!("ticks:{s}")).collect())
+            .map(|t| t.keys().map(|c| c.as_str().to_owned()).collect())
             .unwrap_or_default()
     }
 }
@@ -312,8 +393,9 @@ impl ChannelHandler for Hub {
 mod tests {
     use super::*;
 
-    fn sym(s: &str) -> Symbol {
-        Symbol::parse(s).unwrap()
+    /// The `ticks:` channel of a symbol.
+    fn sym(s: &str) -> Channel {
+        Channel::parse(&format!("ticks:{s}")).unwrap()
     }
 
     fn tick(s: &str, seq: u64) -> Vec<u8> {
@@ -329,15 +411,15 @@ mod tests {
             hub.subscribe(1, &tx1, &[sym("A"), sym("B")]),
             vec![sym("A"), sym("B")]
         );
-        assert_eq!(hub.subscribe(2, &tx2, &[sym("A")]), Vec::<Symbol>::new());
+        assert_eq!(hub.subscribe(2, &tx2, &[sym("A")]), Vec::<Channel>::new());
         assert_eq!(
             hub.subscribe(2, &tx2, &[sym("A")]),
-            Vec::<Symbol>::new(),
+            Vec::<Channel>::new(),
             "idempotent"
         );
         assert_eq!(hub.total_subscriptions(), 3);
         assert!(hub.wants("ticks:A") && hub.wants("ticks:B") && !hub.wants("ticks:C"));
-        assert_eq!(hub.unsubscribe(1, &[sym("A")]), Vec::<Symbol>::new());
+        assert_eq!(hub.unsubscribe(1, &[sym("A")]), Vec::<Channel>::new());
         assert_eq!(hub.unsubscribe(2, &[sym("A")]), vec![sym("A")]);
         assert_eq!(hub.unsubscribe(1, &[sym("B"), sym("Z")]), vec![sym("B")]);
         assert_eq!(hub.total_subscriptions(), 0);
@@ -363,7 +445,7 @@ mod tests {
             "one encoding shared by receivers"
         );
         assert!(a
-            .native
+            .native()
             .starts_with(r#"{"event":"price_update","data":{"symbol":"BTCUSDT""#));
         assert!(
             std::ptr::eq(a.socketio(), b.socketio()),
@@ -388,7 +470,7 @@ mod tests {
             "{sio}"
         );
         let v: serde_json::Value = serde_json::from_str(&sio[2..]).unwrap();
-        let native: serde_json::Value = serde_json::from_str(&a.native).unwrap();
+        let native: serde_json::Value = serde_json::from_str(a.native()).unwrap();
         assert_eq!(v[1], native["data"], "same tick in both protocols");
         assert_eq!(rx1.try_recv().unwrap().seq, 2);
         assert!(
@@ -403,6 +485,106 @@ mod tests {
         assert_eq!(metrics.messages_sent.get(), 4);
         assert_eq!(metrics.dropped.with_label_values(&["queue_full"]).get(), 0);
         assert_eq!(metrics.dropped.with_label_values(&["conflated"]).get(), 0);
+    }
+
+    #[test]
+    fn every_kind_fans_out_with_its_event_in_both_protocols() {
+        let metrics = GatewayMetrics::new();
+        let hub = Hub::new(metrics.clone());
+        let (tx, mut rx) = Outlet::new(16);
+        let cases = [
+            (
+                "trades:BTCUSDT",
+                "trade",
+                r#"{"symbol":"BTCUSDT","price":1.5,"size":2,"seq":7}"#,
+                7,
+            ),
+            (
+                "candles:1m:BTCUSDT",
+                "candle",
+                r#"{"symbol":"BTCUSDT","interval":"1m","close":1.5}"#,
+                0,
+            ),
+            (
+                "signals:BTCUSDT",
+                "trading_signal",
+                r#"{"symbol":"BTCUSDT","signal":"BUY"}"#,
+                0,
+            ),
+            (
+                "sentiment",
+                "sentiment_update",
+                r#"{"market_fear_greed":55}"#,
+                0,
+            ),
+            (
+                "feeds",
+                "feed_status",
+                r#"{"name":"sim","status":"healthy"}"#,
+                0,
+            ),
+        ];
+        let channels: Vec<Channel> = cases.iter().map(|c| Channel::parse(c.0).unwrap()).collect();
+        hub.subscribe(1, &tx, &channels);
+        assert_eq!(
+            hub.wanted().len(),
+            cases.len(),
+            "the subscriber is asked for every channel by name"
+        );
+        for (channel, event, payload, seq) in cases {
+            hub.on_message(channel, payload.as_bytes());
+            let got = rx
+                .try_recv()
+                .unwrap_or_else(|| panic!("{channel} not delivered"));
+            assert_eq!(got.channel.as_str(), channel);
+            assert_eq!(got.seq, seq);
+            let native: serde_json::Value = serde_json::from_str(got.native()).unwrap();
+            let data: serde_json::Value = serde_json::from_str(payload).unwrap();
+            assert_eq!(native, serde_json::json!({"event": event, "data": data}));
+            let sio: &str = got.socketio();
+            let sio: serde_json::Value =
+                serde_json::from_str(sio.strip_prefix("42").unwrap()).unwrap();
+            assert_eq!(sio, serde_json::json!([event, data]));
+        }
+        hub.on_message("trades:ETHUSDT", br#"{"symbol":"ETHUSDT"}"#);
+        assert!(
+            rx.try_recv().is_none(),
+            "a channel nobody holds is not parsed or delivered"
+        );
+        assert_eq!(
+            metrics
+                .messages_received
+                .with_label_values(&["trades"])
+                .get(),
+            1
+        );
+    }
+
+    #[test]
+    fn invalid_messages_of_other_kinds_are_counted_and_skipped() {
+        let metrics = GatewayMetrics::new();
+        let hub = Hub::new(metrics.clone());
+        let (tx, mut rx) = Outlet::new(8);
+        hub.subscribe(1, &tx, &[Channel::parse("sentiment").unwrap()]);
+        for bad in [
+            &b"garbage"[..],
+            b"[1,2]",
+            b"\"text\"",
+            b"{\"seq\":\"x\"}",
+            b"{\"a\":",
+            b"\xff\xfe",
+        ] {
+            hub.on_message("sentiment", bad);
+        }
+        assert!(rx.try_recv().is_none());
+        assert_eq!(
+            metrics
+                .messages_invalid
+                .with_label_values(&["sentiment"])
+                .get(),
+            6
+        );
+        assert_eq!(metrics.ticks_invalid.get(), 0);
     }
 
     #[test]

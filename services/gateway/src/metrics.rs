@@ -3,6 +3,7 @@
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+use tickstream_model::{Channel, KINDS};
 use tickstream_runtime::metrics::register;
 
 /// Error codes a client can receive; bounded, so they are safe as a label.
@@ -10,6 +11,7 @@ pub const ERROR_CODES: &[&str] = &[
     "bad_json",
     "unknown_event",
     "invalid_symbol",
+    "invalid_channel",
     "too_many_symbols",
     "rate_limited",
     "unauthorized",
@@ -46,15 +48,25 @@ pub struct GatewayMetrics {
     pub connections_opened: IntCounterVec,
     /// Client-symbol subscriptions currently held.
     pub subscriptions: IntGauge,
-    /// Symbols with at least one local subscriber (= Redis channels subscribed).
+    /// `ticks:` channels with at least one local subscriber.
     pub active_symbols: IntGauge,
+    /// Channels with at least one local subscriber (= Redis channels subscribed).
+    pub active_channels: IntGauge,
     /// Valid ticks received from Redis.
     pub ticks_received: IntCounter,
+    /// Valid messages of every other kind received from Redis, by kind (ticks count in `ticks_received`).
+    pub messages_received: IntCounterVec,
+    /// Messages of every other kind that were skipped as invalid, by kind.
+    pub messages_invalid: IntCounterVec,
+    /// [`Self::messages_received`] per kind, resolved once (index: [`Channel::kind_index`]); ticks map to `ticks_received`.
+    received_by_kind: Vec<IntCounter>,
+    /// [`Self::messages_invalid`] per kind, resolved once; ticks map to `ticks_invalid`.
+    invalid_by_kind: Vec<IntCounter>,
     /// Messages on `ticks:*` that were not valid ticks (skipped).
     pub ticks_invalid: IntCounter,
-    /// Tick frames queued to clients (deliveries).
+    /// Frames of every channel queued to clients (deliveries).
     pub messages_sent: IntCounter,
-    /// Tick frames not delivered, by reason (`conflated`: superseded by a newer pending tick; `queue_full`: client being cut as a slow consumer).
+    /// Frames not delivered, by reason (`conflated`: superseded by a newer pending item of its channel; `queue_full`: client being cut as a slow consumer).
     pub dropped: IntCounterVec,
     /// `dropped{reason="conflated"}`, resolved once so fan-out does not hash labels per tick.
     pub dropped_conflated: IntCounter,
@@ -100,10 +112,47 @@ impl GatewayMetrics {
         ];
         let dropped = counter_vec(
             "tickstream_gateway_ticks_dropped_total",
-            "Tick frames not delivered to a client.",
+            "Frames (of any channel) not delivered to a client.",
             &["reason"],
         );
+        let messages_received = counter_vec(
+            "tickstream_gateway_messages_received_total",
+            "Valid messages received from Redis on channels other than ticks, by kind.",
+            &["kind"],
+        );
+        let messages_invalid = counter_vec(
+            "tickstream_gateway_messages_invalid_total",
+            "Messages on channels other than ticks that were skipped as invalid, by kind.",
+            &["kind"],
+        );
+        let ticks_received = counter(
+            "tickstream_gateway_ticks_received_total",
+            "Valid ticks received from Redis.",
+        );
+        let ticks_invalid = counter(
+            "tickstream_gateway_ticks_invalid_total",
+            "Messages on ticks:* channels that were not valid ticks.",
+        );
+        let per_kind = |vec: &IntCounterVec, ticks: &IntCounter| -> Vec<IntCounter> {
+            KINDS
+                .iter()
+                .map(|k| match k.name {
+                    "ticks" => ticks.clone(),
+                    name => vec.with_label_values(&[name]),
+                })
+                .collect()
+        };
         let m = Self {
+            received_by_kind: per_kind(&messages_received, &ticks_received),
+            invalid_by_kind: per_kind(&messages_invalid, &ticks_invalid),
+            messages_received,
+            messages_invalid,
+            ticks_received,
+            ticks_invalid,
+            active_channels: gauge(
+                "tickstream_gateway_active_channels",
+                "Channels with at least one local subscriber (= Redis channels subscribed).",
+            ),
             dropped_conflated: dropped.with_label_values(&["conflated"]),
             dropped_queue_full: dropped.with_label_values(&["queue_full"]),
             dropped,
@@ -132,23 +181,15 @@ impl GatewayMetrics {
             ),
             subscriptions: gauge(
                 "tickstream_gateway_subscriptions",
-                "Client-symbol subscriptions currently held.",
+                "Client-channel subscriptions currently held.",
             ),
             active_symbols: gauge(
                 "tickstream_gateway_active_symbols",
-                "Symbols with at least one local subscriber.",
-            ),
-            ticks_received: counter(
-                "tickstream_gateway_ticks_received_total",
-                "Valid ticks received from Redis.",
-            ),
-            ticks_invalid: counter(
-                "tickstream_gateway_ticks_invalid_total",
-                "Messages on ticks:* channels that were not valid ticks.",
+                "ticks: channels with at least one local subscriber.",
             ),
             messages_sent: counter(
                 "tickstream_gateway_messages_sent_total",
-                "Tick frames queued to clients.",
+                "Frames (of any channel) queued to clients.",
             ),
             tick_latency: register(
                 r,
@@ -207,6 +248,18 @@ impl GatewayMetrics {
             m.disconnects.with_label_values(&[reason]);
         }
         m
+    }
+}
+
+impl GatewayMetrics {
+    /// The counter of valid messages received on `channel`'s kind.
+    pub fn received(&self, channel: &Channel) -> &IntCounter {
+        &self.received_by_kind[channel.kind_index()]
+    }
+
+    /// The counter of invalid messages skipped on `channel`'s kind.
+    pub fn invalid(&self, channel: &Channel) -> &IntCounter {
+        &self.invalid_by_kind[channel.kind_index()]
     }
 }
 

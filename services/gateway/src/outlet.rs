@@ -1,13 +1,14 @@
-//! A connection's outbound path: a bounded tick queue that conflates when full.
+//! A connection's outbound path: a bounded queue of publications that conflates when full.
 //!
-//! The hub offers every tick to a client's [`Outlet`] without waiting. While
-//! the bounded queue has room the tick is queued as-is; when it is full the
+//! The hub offers every publication to a client's [`Outlet`] without waiting.
+//! While the bounded queue has room it is queued as-is; when it is full the
 //! outlet switches to *conflation* (the Lightstreamer "merge" model): it keeps
-//! only the newest pending tick per symbol in a small slot map, replacing an
-//! older one (counted as `conflated`). Memory per client is therefore bounded
-//! by `queue_capacity` frames plus one frame per subscribed symbol.
+//! only the newest pending item per **channel** in a small slot map, replacing
+//! an older item of the same channel, never another channel's (counted as
+//! `conflated`). Memory per client is therefore bounded by `queue_capacity`
+//! frames plus one frame per subscribed channel.
 //!
-//! Order per symbol is preserved: while conflating, every new tick goes to the
+//! Order per channel is preserved: while conflating, every new item goes to the
 //! slot map (never to the queue), and the connection task takes the slot map
 //! only after it has emptied the queue, writing those frames before it reads
 //! the queue again.
@@ -26,7 +27,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
-use tickstream_model::Symbol;
+use tickstream_model::Channel;
 use tokio::sync::Notify;
 
 use crate::hub::Outbound;
@@ -35,7 +36,7 @@ use crate::metrics::GatewayMetrics;
 /// What [`Outlet::offer`] did with a tick, for the hub's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
-    /// Queued (or kept as the newest pending tick of its symbol).
+    /// Queued (or kept as the newest pending item of its channel).
     Delivered,
     /// Kept as the newest pending tick, replacing an older one (`conflated`).
     Conflated,
@@ -168,8 +169,8 @@ pub struct Outlet {
     ring: Arc<Ring>,
     /// Set while ticks go to `pending` instead of the queue; read lock-free on every tick.
     conflating: AtomicBool,
-    /// Newest pending tick per symbol while conflating; locked only on the slow path.
-    pending: Mutex<HashMap<Symbol, Outbound>>,
+    /// Newest pending item per channel while conflating; locked only on the slow path.
+    pending: Mutex<HashMap<Channel, Outbound>>,
     /// When conflation started, in ms since `epoch` (0: not behind); the slow-consumer clock.
     behind_since_ms: AtomicU64,
     /// Set once the connection is being closed as a slow consumer: further ticks are dropped.
@@ -242,13 +243,13 @@ impl Outlet {
                     .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
             self.behind.notify_one();
         }
-        match pending.get_mut(frame.symbol.as_str()) {
+        match pending.get_mut(frame.channel.as_str()) {
             Some(slot) => {
                 *slot = frame.clone();
                 Offer::Conflated
             }
             None => {
-                pending.insert(frame.symbol.clone(), frame.clone());
+                pending.insert(frame.channel.clone(), frame.clone());
                 Offer::Delivered
             }
         }
@@ -257,7 +258,7 @@ impl Outlet {
     /// Connection side: if its `queue` is empty, moves the pending ticks into `out` and leaves conflation.
     ///
     /// Returns whether anything was taken. The caller writes `out` before
-    /// reading the queue again, which keeps ticks of one symbol in order.
+    /// reading the queue again, which keeps the items of one channel in order.
     /// The queue is checked under the lock: while conflating the hub adds
     /// nothing to it, so "empty" cannot change before conflation ends here
     /// (checked earlier, the queue might have filled and conflation started
@@ -290,14 +291,14 @@ impl Outlet {
         self.ring.len.load(Ordering::Acquire)
     }
 
-    /// Drops pending (conflated) ticks of symbols the client no longer wants.
-    pub fn forget<'a>(&self, symbols: impl IntoIterator<Item = &'a Symbol>) {
+    /// Drops pending (conflated) items of channels the client no longer wants.
+    pub fn forget<'a>(&self, channels: impl IntoIterator<Item = &'a Channel>) {
         if !self.conflating.load(Ordering::Acquire) {
             return;
         }
         if let Ok(mut pending) = self.pending.lock() {
-            for s in symbols {
-                pending.remove(s.as_str());
+            for c in channels {
+                pending.remove(c.as_str());
             }
         }
     }
@@ -426,14 +427,14 @@ pub fn slow_consumer(outlet: &Outlet, metrics: &GatewayMetrics) -> SlowConsumer 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::Hub;
+    use crate::hub::Publication;
     use tickstream_model::Tick;
 
     fn frame(sym: &str, seq: u64) -> Outbound {
         let raw = format!(
             r#"{{"symbol":"{sym}","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#
         );
-        Arc::new(Hub::encode(&Tick::from_json(raw.as_bytes()).unwrap()))
+        Arc::new(Publication::tick(&Tick::from_json(raw.as_bytes()).unwrap()))
     }
 
     #[test]
@@ -449,13 +450,13 @@ mod tests {
         // Room in the queue again, but still conflating: order per symbol wins.
         assert_eq!(rx.try_recv().unwrap().seq, 1);
         assert_eq!(outlet.offer(&frame("A", 4)), Offer::Conflated);
-        assert_eq!(rx.try_recv().unwrap().symbol.as_str(), "B");
+        assert_eq!(rx.try_recv().unwrap().channel.as_str(), "ticks:B");
         assert!(rx.try_recv().is_none());
         let mut out = Vec::new();
         assert!(outlet.take_pending(&rx, &mut out));
-        out.sort_by(|a, b| a.symbol.cmp(&b.symbol));
-        let got: Vec<(&str, u64)> = out.iter().map(|f| (f.symbol.as_str(), f.seq)).collect();
-        assert_eq!(got, vec![("A", 4), ("B", 2)]);
+        out.sort_by(|a, b| a.channel.cmp(&b.channel));
+        let got: Vec<(&str, u64)> = out.iter().map(|f| (f.channel.as_str(), f.seq)).collect();
+        assert_eq!(got, vec![("ticks:A", 4), ("ticks:B", 2)]);
         outlet.caught_up();
         assert!(outlet.behind_since().is_none() && !outlet.is_conflating());
         assert_eq!(outlet.offer(&frame("A", 5)), Offer::Delivered);
@@ -465,19 +466,65 @@ mod tests {
         outlet.offer(&frame("A", 7));
         assert_eq!(outlet.offer(&frame("A", 8)), Offer::Dropped);
     }
+
+    fn item(channel: &str, seq: u64) -> Outbound {
+        let channel = tickstream_model::Channel::parse(channel).unwrap();
+        let data = bytestring::ByteString::from(format!(r#"{{"seq":{seq}}}"#));
+        Arc::new(Publication::new(channel, seq, data))
+    }
+
+    #[test]
+    fn conflation_never_replaces_one_channels_item_with_anothers() {
+        let (outlet, rx) = Outlet::new(1);
+        assert_eq!(outlet.offer(&frame("A", 1)), Offer::Delivered);
+        // Queue full from here on: one slot per channel, all about symbol A.
+        let channels = [
+            "ticks:A",
+            "trades:A",
+            "candles:1m:A",
+            "candles:5m:A",
+            "signals:A",
+            "sentiment",
+        ];
+        for seq in 2..=4 {
+            for ch in channels {
+                let offered = if ch == "ticks:A" {
+                    frame("A", seq)
+                } else {
+                    item(ch, seq)
+                };
+                outlet.offer(&offered);
+            }
+        }
+        let mut rx = rx;
+        assert_eq!(rx.try_recv().unwrap().seq, 1);
+        let mut out = Vec::new();
+        assert!(outlet.take_pending(&rx, &mut out));
+        let mut got: Vec<(String, u64)> = out
+            .iter()
+            .map(|f| (f.channel.as_str().to_owned(), f.seq))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, u64)> = channels.iter().map(|c| ((*c).to_owned(), 4)).collect();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "the newest item of every channel, none lost to another"
+        );
+    }
 }
 
 #[cfg(test)]
 mod queue {
     use super::*;
-    use crate::hub::Hub;
+    use crate::hub::Publication;
     use tickstream_model::Tick;
 
     fn frame(seq: u64) -> Outbound {
         let raw = format!(
             r#"{{"symbol":"A","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#
         );
-        Arc::new(Hub::encode(&Tick::from_json(raw.as_bytes()).unwrap()))
+        Arc::new(Publication::tick(&Tick::from_json(raw.as_bytes()).unwrap()))
     }
 
     #[tokio::test]
@@ -544,14 +591,14 @@ mod queue {
 #[cfg(test)]
 mod stress {
     use super::*;
-    use crate::hub::Hub;
+    use crate::hub::Publication;
     use tickstream_model::Tick;
 
     fn frame(sym: &str, seq: u64) -> Outbound {
         let raw = format!(
             r#"{{"symbol":"{sym}","price":1.5,"timestamp":"2025-11-01T10:30:00.000Z","source":"sim","seq":{seq}}}"#
         );
-        Arc::new(Hub::encode(&Tick::from_json(raw.as_bytes()).unwrap()))
+        Arc::new(Publication::tick(&Tick::from_json(raw.as_bytes()).unwrap()))
     }
 
     /// A producer thread against a consumer that drains like the connection tasks do: per-symbol order holds and the last tick arrives.
@@ -575,14 +622,14 @@ mod stress {
         let mut buf = Vec::new();
         let mut log: Vec<String> = Vec::new();
         let mut check = |f: &Outbound, last: &mut HashMap<String, u64>, src: &str| {
-            log.push(format!("{src}{}{}", f.symbol.as_str(), f.seq));
+            log.push(format!("{src}{}{}", f.channel.as_str(), f.seq));
             let prev = last
-                .insert(f.symbol.as_str().to_owned(), f.seq)
+                .insert(f.channel.symbol().unwrap_or_default().to_owned(), f.seq)
                 .unwrap_or(0);
             assert!(
                 f.seq > prev,
                 "{}: {} after {prev}; {:?}",
-                f.symbol.as_str(),
+                f.channel.as_str(),
                 f.seq,
                 &log[log.len().saturating_sub(30)..]
             );

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tickstream_model::Symbol;
+use tickstream_model::{Channel, Symbol};
 
 /// Machine-readable error codes of the `error` event (DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +18,8 @@ pub enum ErrorCode {
     UnknownEvent,
     /// A symbol fails validation (charset, length, empty).
     InvalidSymbol,
+    /// A channel name fails validation (unknown kind, wrong shape, bad interval or symbol).
+    InvalidChannel,
     /// The request would exceed the per-connection symbol limit.
     TooManySymbols,
     /// More subscribe/unsubscribe requests per second than allowed.
@@ -35,6 +37,7 @@ impl ErrorCode {
             ErrorCode::BadJson => "bad_json",
             ErrorCode::UnknownEvent => "unknown_event",
             ErrorCode::InvalidSymbol => "invalid_symbol",
+            ErrorCode::InvalidChannel => "invalid_channel",
             ErrorCode::TooManySymbols => "too_many_symbols",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
@@ -65,20 +68,45 @@ impl ClientError {
     }
 }
 
+/// What a subscribe or unsubscribe names: symbols (the `ticks:` shorthand) and channels.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Targets {
+    /// `data.symbols`, as given (normalized, deduplicated); each stands for its `ticks:` channel.
+    pub symbols: Vec<Symbol>,
+    /// `data.channels`, as given (canonical, deduplicated).
+    pub channels: Vec<Channel>,
+}
+
+impl Targets {
+    /// Every channel named, the symbols' `ticks:` channels first, without duplicates.
+    pub fn all(&self) -> Vec<Channel> {
+        let mut out: Vec<Channel> = self.symbols.iter().map(Channel::ticks).collect();
+        for c in &self.channels {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether the request named only symbols (the original vocabulary, whose replies keep their wording).
+    pub fn symbols_only(&self) -> bool {
+        self.channels.is_empty()
+    }
+}
+
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Start receiving these symbols (cached tick first).
-    Subscribe(Vec<Symbol>),
-    /// Start receiving these symbols, at most `max_hz` updates per second each, always the newest (`"max_hz": N`).
-    SubscribeAtMost {
-        /// The symbols.
-        symbols: Vec<Symbol>,
-        /// Updates per second per symbol, in (0, [`MAX_HZ_LIMIT`]].
-        max_hz: f64,
+    /// Start receiving these channels (cached value first where the kind has one).
+    Subscribe {
+        /// The symbols and channels.
+        targets: Targets,
+        /// At most this many updates per second per channel, always the newest (`"max_hz": N`), in (0, [`MAX_HZ_LIMIT`]].
+        max_hz: Option<f64>,
     },
-    /// Stop receiving these symbols.
-    Unsubscribe(Vec<Symbol>),
+    /// Stop receiving these channels.
+    Unsubscribe(Targets),
     /// Tell me what I am subscribed to.
     List,
     /// Application-level liveness check (answered with `pong`).
@@ -141,14 +169,11 @@ pub fn parse(text: &str, max_symbols: usize) -> Result<Request, ClientError> {
 /// Turns an event name and its data into an [`Action`]; shared by every protocol (Socket.IO passes its first event argument).
 pub fn parse_action(event: &str, data: &Value, max_symbols: usize) -> Result<Action, ClientError> {
     Ok(match event {
-        "subscribe" => {
-            let symbols = symbols_of(data, max_symbols)?;
-            match max_hz_of(data)? {
-                Some(max_hz) => Action::SubscribeAtMost { symbols, max_hz },
-                None => Action::Subscribe(symbols),
-            }
-        }
-        "unsubscribe" => Action::Unsubscribe(symbols_of(data, max_symbols)?),
+        "subscribe" => Action::Subscribe {
+            targets: targets_of(data, max_symbols)?,
+            max_hz: max_hz_of(data)?,
+        },
+        "unsubscribe" => Action::Unsubscribe(targets_of(data, max_symbols)?),
         "list" => Action::List,
         "ping" => Action::Ping,
         other => {
@@ -182,17 +207,69 @@ fn max_hz_of(data: &Value) -> Result<Option<f64>, ClientError> {
     }
 }
 
-/// Reads `data.symbols` as an array of strings (or one comma-separated string).
-fn symbols_of(data: &Value, max_symbols: usize) -> Result<Vec<Symbol>, ClientError> {
-    let raw = match data.get("symbols") {
+/// Reads `data.symbols` and `data.channels`; at least one must be present, together at most `max` names.
+fn targets_of(data: &Value, max: usize) -> Result<Targets, ClientError> {
+    let symbols = names_of(data, "symbols", max)?;
+    let channels = names_of(data, "channels", max)?;
+    let (symbols, channels) = match (symbols, channels) {
+        (None, None) => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "missing `data.symbols` or `data.channels`, e.g. {\"symbols\":[\"BTCUSDT\"]} or {\"channels\":[\"trades:BTCUSDT\"]}",
+            ))
+        }
+        pair => pair,
+    };
+    let total = symbols.as_ref().map_or(0, Vec::len) + channels.as_ref().map_or(0, Vec::len);
+    if total > max {
+        return Err(ClientError::new(
+            ErrorCode::TooManySymbols,
+            format!("{total} symbols and channels in one request; the limit is {max}"),
+        ));
+    }
+    let mut targets = Targets::default();
+    for raw in symbols.iter().flatten() {
+        let sym = Symbol::parse(raw).map_err(|e| {
+            let shown: String = raw.chars().take(40).collect();
+            ClientError::new(ErrorCode::InvalidSymbol, format!("{shown:?}: {e}"))
+        })?;
+        if !targets.symbols.contains(&sym) {
+            targets.symbols.push(sym);
+        }
+    }
+    for raw in channels.iter().flatten() {
+        let ch = Channel::parse(raw).map_err(|e| {
+            let shown: String = raw.chars().take(40).collect();
+            ClientError::new(ErrorCode::InvalidChannel, format!("{shown:?}: {e}"))
+        })?;
+        if !targets.channels.contains(&ch) {
+            targets.channels.push(ch);
+        }
+    }
+    if targets.symbols.is_empty() && targets.channels.is_empty() {
+        return Err(match channels {
+            Some(_) if symbols.is_none() => {
+                ClientError::new(ErrorCode::InvalidChannel, "no channels given")
+            }
+            _ => ClientError::new(ErrorCode::InvalidSymbol, "no symbols given"),
+        });
+    }
+    Ok(targets)
+}
+
+/// Reads `data.{field}` as an array of strings (or one comma-separated string); `None` when absent.
+fn names_of<'a>(
+    data: &'a Value,
+    field: &str,
+    max: usize,
+) -> Result<Option<Vec<&'a str>>, ClientError> {
+    let raw: Vec<&str> = match data.get(field) {
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => {
-            if items.len() > max_symbols {
+            if items.len() > max {
                 return Err(ClientError::new(
                     ErrorCode::TooManySymbols,
-                    format!(
-                        "{} symbols in one request; the limit is {max_symbols}",
-                        items.len()
-                    ),
+                    format!("{} {field} in one request; the limit is {max}", items.len()),
                 ));
             }
             let mut out = Vec::with_capacity(items.len());
@@ -202,7 +279,7 @@ fn symbols_of(data: &Value, max_symbols: usize) -> Result<Vec<Symbol>, ClientErr
                     _ => {
                         return Err(ClientError::new(
                             ErrorCode::BadJson,
-                            "`data.symbols` must contain only strings",
+                            format!("`data.{field}` must contain only strings"),
                         ))
                     }
                 }
@@ -213,42 +290,17 @@ fn symbols_of(data: &Value, max_symbols: usize) -> Result<Vec<Symbol>, ClientErr
         Some(_) => {
             return Err(ClientError::new(
                 ErrorCode::BadJson,
-                "`data.symbols` must be an array of strings",
-            ))
-        }
-        None => {
-            return Err(ClientError::new(
-                ErrorCode::BadJson,
-                "missing `data.symbols`, e.g. {\"symbols\":[\"BTCUSDT\"]}",
+                format!("`data.{field}` must be an array of strings"),
             ))
         }
     };
-    if raw.len() > max_symbols {
+    if raw.len() > max {
         return Err(ClientError::new(
             ErrorCode::TooManySymbols,
-            format!(
-                "{} symbols in one request; the limit is {max_symbols}",
-                raw.len()
-            ),
+            format!("{} {field} in one request; the limit is {max}", raw.len()),
         ));
     }
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(raw.len());
-    for r in raw {
-        let sym = Symbol::parse(r).map_err(|e| {
-            let shown: String = r.chars().take(40).collect();
-            ClientError::new(ErrorCode::InvalidSymbol, format!("{shown:?}: {e}"))
-        })?;
-        if !symbols.contains(&sym) {
-            symbols.push(sym);
-        }
-    }
-    if symbols.is_empty() {
-        return Err(ClientError::new(
-            ErrorCode::InvalidSymbol,
-            "no symbols given",
-        ));
-    }
-    Ok(symbols)
+    Ok(Some(raw))
 }
 
 /// Serializes a native frame `{"event", "data", "id"?}`.
@@ -265,19 +317,43 @@ pub fn connected_data(client_id: &str) -> Value {
     json!({"client_id": client_id, "message": "Connected to WebSocket Streaming Service"})
 }
 
-/// Payload of `subscribed` (seed 004's wording).
-pub fn subscribed_data(symbols: &[Symbol]) -> Value {
-    json!({"symbols": symbols, "message": format!("Subscribed to {} symbols", symbols.len())})
+/// Payload of `subscribed`: what was asked for, and which of those channels no producer serves now.
+///
+/// A request naming only symbols keeps the original wording ("Subscribed to
+/// 2 symbols"); `channels` and `pending` are always present so a client can
+/// rely on them.
+pub fn subscribed_data(targets: &Targets, pending: &[Channel]) -> Value {
+    let message = if targets.symbols_only() {
+        format!("Subscribed to {} symbols", targets.symbols.len())
+    } else {
+        format!("Subscribed to {} channels", targets.all().len())
+    };
+    json!({
+        "symbols": targets.symbols,
+        "channels": targets.channels,
+        "pending": pending,
+        "message": message,
+    })
 }
 
-/// Payload of `unsubscribed` (seed 004's wording).
-pub fn unsubscribed_data(symbols: &[Symbol]) -> Value {
-    json!({"symbols": symbols, "message": format!("Unsubscribed from {} symbols", symbols.len())})
+/// Payload of `unsubscribed`, in the same shape as `subscribed`.
+pub fn unsubscribed_data(targets: &Targets) -> Value {
+    let message = if targets.symbols_only() {
+        format!("Unsubscribed from {} symbols", targets.symbols.len())
+    } else {
+        format!("Unsubscribed from {} channels", targets.all().len())
+    };
+    json!({"symbols": targets.symbols, "channels": targets.channels, "message": message})
 }
 
-/// Payload of `subscriptions`, the reply to `list`.
-pub fn subscriptions_data(symbols: &[Symbol]) -> Value {
-    json!({ "symbols": symbols })
+/// Payload of `subscriptions`, the reply to `list`: the `ticks:` symbols, and every channel held.
+pub fn subscriptions_data(channels: &[Channel]) -> Value {
+    let symbols: Vec<&str> = channels
+        .iter()
+        .filter(|c| c.is_ticks())
+        .filter_map(Channel::symbol)
+        .collect();
+    json!({ "symbols": symbols, "channels": channels })
 }
 
 /// Payload of `pong`, the reply to `ping`.
@@ -294,11 +370,6 @@ pub fn error_data(e: &ClientError) -> Value {
 /// The first native frame of every connection.
 pub fn connected(client_id: &str) -> String {
     frame("connected", connected_data(client_id), None)
-}
-
-/// Native reply to `subscribe`.
-pub fn subscribed(symbols: &[Symbol], id: Option<&Value>) -> String {
-    frame("subscribed", subscribed_data(symbols), id)
 }
 
 /// A native `error` frame.
@@ -324,17 +395,23 @@ mod tests {
         assert_eq!(r.id, Some(json!(7)));
         assert_eq!(
             r.action,
-            Action::Subscribe(vec![
-                Symbol::parse("BTCUSDT").unwrap(),
-                Symbol::parse("ETHUSDT").unwrap()
-            ])
+            Action::Subscribe {
+                targets: Targets {
+                    symbols: vec![
+                        Symbol::parse("BTCUSDT").unwrap(),
+                        Symbol::parse("ETHUSDT").unwrap()
+                    ],
+                    channels: vec![],
+                },
+                max_hz: None,
+            }
         );
         let r = parse(
             r#"{"event":"unsubscribe","data":{"symbols":"AAPL,MSFT"},"id":"x"}"#,
             5,
         )
         .unwrap();
-        assert!(matches!(r.action, Action::Unsubscribe(ref s) if s.len() == 2));
+        assert!(matches!(r.action, Action::Unsubscribe(ref t) if t.symbols.len() == 2));
         assert_eq!(
             parse(r#"{"event":"list"}"#, 5).unwrap().action,
             Action::List
@@ -346,10 +423,37 @@ mod tests {
             )
             .unwrap()
             .action,
-            Action::SubscribeAtMost {
-                symbols: vec![Symbol::parse("A").unwrap()],
-                max_hz: 2.5
+            Action::Subscribe {
+                targets: Targets {
+                    symbols: vec![Symbol::parse("A").unwrap()],
+                    channels: vec![],
+                },
+                max_hz: Some(2.5)
             }
+        );
+        let r = parse(
+            r#"{"event":"subscribe","data":{"symbols":["A"],"channels":["Trades:a","sentiment","ticks:A","sentiment"]}}"#,
+            5,
+        )
+        .unwrap();
+        let Action::Subscribe { targets, .. } = r.action else {
+            panic!("not a subscribe: {:?}", r.action)
+        };
+        let names: Vec<&str> = targets.channels.iter().map(Channel::as_str).collect();
+        assert_eq!(names, ["trades:A", "sentiment", "ticks:A"]);
+        let all: Vec<String> = targets.all().iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            all,
+            ["ticks:A", "trades:A", "sentiment"],
+            "deduplicated across both lists"
+        );
+        let r = parse(
+            r#"{"event":"unsubscribe","data":{"channels":"candles:1m:A,feeds"}}"#,
+            5,
+        )
+        .unwrap();
+        assert!(
+            matches!(r.action, Action::Unsubscribe(ref t) if t.channels.len() == 2 && t.symbols.is_empty())
         );
         assert_eq!(
             parse(r#"{"event":"ping","data":null}"#, 5).unwrap().action,
@@ -375,6 +479,13 @@ mod tests {
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"BAD SYM\"]}}", ErrorCode::InvalidSymbol),
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[]}}", ErrorCode::InvalidSymbol),
             ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\",\"B\",\"C\",\"D\",\"E\",\"F\"]}}", ErrorCode::TooManySymbols),
+            ("{\"event\":\"subscribe\",\"data\":{\"symbols\":[\"A\",\"B\",\"C\"],\"channels\":[\"feeds\",\"sentiment\",\"trades:A\"]}}", ErrorCode::TooManySymbols),
+            ("{\"event\":\"subscribe\",\"data\":{\"channels\":[\"news:A\"]}}", ErrorCode::InvalidChannel),
+            ("{\"event\":\"subscribe\",\"data\":{\"channels\":[\"candles:2m:A\"]}}", ErrorCode::InvalidChannel),
+            ("{\"event\":\"subscribe\",\"data\":{\"channels\":[\"trades:BAD SYM\"]}}", ErrorCode::InvalidChannel),
+            ("{\"event\":\"subscribe\",\"data\":{\"channels\":[]}}", ErrorCode::InvalidChannel),
+            ("{\"event\":\"subscribe\",\"data\":{\"channels\":[7]}}", ErrorCode::BadJson),
+            ("{\"event\":\"unsubscribe\",\"data\":{\"channels\":\"sentiment:X\"}}", ErrorCode::InvalidChannel),
         ];
         for (text, want) in cases {
             assert_eq!(code(text), want, "{text}");
@@ -390,10 +501,28 @@ mod tests {
         assert_eq!(v["event"], "error");
         assert_eq!(v["id"], "abc");
         assert_eq!(v["data"]["code"], "unknown_event");
-        let v: Value =
-            serde_json::from_str(&subscribed(&[Symbol::parse("A").unwrap()], Some(&json!(3))))
-                .unwrap();
+        let targets = Targets {
+            symbols: vec![Symbol::parse("A").unwrap()],
+            channels: vec![],
+        };
+        let v: Value = serde_json::from_str(&frame(
+            "subscribed",
+            subscribed_data(&targets, &[]),
+            Some(&json!(3)),
+        ))
+        .unwrap();
         assert_eq!(v["id"], 3);
         assert_eq!(v["data"]["message"], "Subscribed to 1 symbols");
+        assert_eq!(v["data"]["channels"], json!([]));
+        assert_eq!(v["data"]["pending"], json!([]));
+        let targets = Targets {
+            symbols: vec![Symbol::parse("A").unwrap()],
+            channels: vec![Channel::parse("sentiment").unwrap()],
+        };
+        let data = subscribed_data(&targets, &[Channel::parse("sentiment").unwrap()]);
+        assert_eq!(
+            data,
+            json!({"symbols":["A"],"channels":["sentiment"],"pending":["sentiment"],"message":"Subscribed to 2 channels"})
+        );
     }
 }

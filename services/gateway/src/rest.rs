@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
+use tickstream_bus::keys::TICK_CHANNEL_PREFIX;
 use tickstream_bus::{Heartbeat, IngestorStatus};
 use tickstream_model::{Symbol, Tick};
 use tickstream_runtime::health::HealthStatus;
@@ -56,12 +57,14 @@ fn now() -> String {
     tickstream_model::time::format(&tickstream_model::time::now_millis())
 }
 
+/// The symbols of the `ticks:` channels some local client holds.
 fn active_symbols(state: &AppState) -> Vec<String> {
     state
         .hub
-        .subscriptions_by_symbol()
+        .subscriptions_by_channel()
         .into_iter()
-        .map(|(s, _)| s.as_str().to_owned())
+        .filter(|(c, _)| c.is_ticks())
+        .filter_map(|(c, _)| c.symbol().map(str::to_owned))
         .collect()
 }
 
@@ -148,11 +151,15 @@ fn ingestor_json(hb: &Heartbeat) -> Value {
 
 /// `GET /stats`: connections, subscriptions and rates.
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
-    let by_symbol: BTreeMap<String, usize> = state
+    let by_channel: BTreeMap<String, usize> = state
         .hub
-        .subscriptions_by_symbol()
+        .subscriptions_by_channel()
         .into_iter()
-        .map(|(s, n)| (s.as_str().to_owned(), n))
+        .map(|(c, n)| (c.as_str().to_owned(), n))
+        .collect();
+    let by_symbol: BTreeMap<&str, usize> = by_channel
+        .iter()
+        .filter_map(|(c, n)| Some((c.strip_prefix(TICK_CHANNEL_PREFIX)?, *n)))
         .collect();
     let m = &state.metrics;
     HttpResponse::Ok().json(json!({
@@ -164,6 +171,8 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
             "active_symbols": by_symbol.keys().collect::<Vec<_>>(),
             "total_subscriptions": state.hub.total_subscriptions(),
             "subscriptions_by_symbol": by_symbol,
+            "active_channels": by_channel.keys().collect::<Vec<_>>(),
+            "subscriptions_by_channel": by_channel,
             "uptime": human_duration(state.started.elapsed()),
             "ticks_received_total": m.ticks_received.get(),
             "messages_sent_total": m.messages_sent.get(),

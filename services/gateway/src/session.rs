@@ -3,23 +3,24 @@
 //! Both transports (`/ws` native JSON in [`crate::ws`], Socket.IO in
 //! [`crate::socketio`]) hold one [`ClientSession`] per client and feed it
 //! parsed [`Action`]s; it talks to the [`Hub`] and Redis and answers with a
-//! protocol-neutral [`Response`] (event name + data + cached ticks) that the
-//! transport encodes in its own framing. Limits (symbols per connection,
-//! request rate, bad requests in a row, symbols a token grants), per-symbol
-//! rate caps (`max_hz`) and the snapshot seq-guard live here once, so both
-//! protocols behave the same.
+//! protocol-neutral [`Response`] (event name + data + cached values) that the
+//! transport encodes in its own framing. Subscriptions are channels
+//! (`symbols` in a request stand for their `ticks:` channels). Limits
+//! (channels per connection, request rate, bad requests in a row, symbols a
+//! token grants), per-channel rate caps (`max_hz`) and the snapshot seq-guard
+//! live here once, so both protocols behave the same.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tickstream_model::{Symbol, Tick};
+use tickstream_model::{Channel, Symbol};
 
-use crate::hub::{ClientId, Hub, Outbound, TickFrame};
+use crate::hub::{ClientId, Outbound, Publication};
 use crate::limits::ConnPermit;
 use crate::outlet::{self, Outlet, SlowConsumer, TickQueue, WriteFailed};
-use crate::protocol::{self, Action, ClientError, ErrorCode};
+use crate::protocol::{self, Action, ClientError, ErrorCode, Targets};
 use crate::state::AppState;
 
 /// How long a snapshot's seq guards against duplicate live frames queued before it.
@@ -54,8 +55,8 @@ pub struct Response {
     pub event: &'static str,
     /// Its payload, identical for every protocol.
     pub data: Value,
-    /// Cached ticks to send right after the reply and before any live frame.
-    pub snapshots: Vec<TickFrame>,
+    /// Cached values to send right after the reply and before any live frame.
+    pub snapshots: Vec<Publication>,
     /// Too many bad requests in a row: the transport must now close the connection.
     pub abuse: bool,
 }
@@ -113,24 +114,24 @@ pub struct ClientSession {
     client_id: String,
     /// The bounded, conflating tick queue; shared with the hub per subscription.
     outlet: Arc<Outlet>,
-    /// Symbols subscribed with `max_hz`: at most that many updates per second, always the newest.
-    throttles: HashMap<Symbol, Throttle>,
-    /// How many throttled symbols hold a tick waiting for its slot (0: no timer needed).
+    /// Channels subscribed with `max_hz`: at most that many updates per second, always the newest.
+    throttles: HashMap<Channel, Throttle>,
+    /// How many throttled channels hold an item waiting for its slot (0: no timer needed).
     held: usize,
     /// Symbols the client's token grants (`None`: no restriction).
     grant: Option<HashSet<Symbol>>,
     /// This connection's slot in the connection limits, released on drop.
     _permit: Option<ConnPermit>,
-    /// Symbols this client holds; frames for others (queued before an unsubscribe) are skipped.
-    subscribed: HashSet<Symbol>,
+    /// Channels this client holds; frames for others (queued before an unsubscribe) are skipped.
+    subscribed: HashSet<Channel>,
     /// How many of the next frames were queued before the last unsubscribe and must be checked against `subscribed`.
     ///
-    /// The hub offers a client only its subscribed symbols, so only frames
+    /// The hub offers a client only its subscribed channels, so only frames
     /// already queued when an unsubscribe took effect can be unwanted; every
     /// other frame skips the set lookup (a measurable share of fan-out CPU).
     recheck: usize,
-    /// Seq of the snapshot sent per symbol, to skip older live frames queued meanwhile.
-    snapshot_seq: HashMap<Symbol, (u64, Instant)>,
+    /// Seq of the snapshot sent per channel, to skip older live frames queued meanwhile.
+    snapshot_seq: HashMap<Channel, (u64, Instant)>,
     /// Limit breaches in a row; past the configured maximum the transport closes the connection.
     violations: u32,
     /// subscribe/unsubscribe rate limit.
@@ -220,26 +221,20 @@ impl ClientSession {
     /// Executes one request and says what to answer.
     pub async fn handle(&mut self, action: Action) -> Response {
         match action {
-            Action::Subscribe(symbols) => {
+            Action::Subscribe { targets, max_hz } => {
                 if !self.bucket.take() {
                     return self.reject(rate_limited());
                 }
-                self.subscribe(symbols, None).await
+                self.subscribe(targets, max_hz).await
             }
-            Action::SubscribeAtMost { symbols, max_hz } => {
+            Action::Unsubscribe(targets) => {
                 if !self.bucket.take() {
                     return self.reject(rate_limited());
                 }
-                self.subscribe(symbols, Some(max_hz)).await
-            }
-            Action::Unsubscribe(symbols) => {
-                if !self.bucket.take() {
-                    return self.reject(rate_limited());
-                }
-                self.unsubscribe(symbols).await
+                self.unsubscribe(targets).await
             }
             Action::List => {
-                let mut list: Vec<Symbol> = self.subscribed.iter().cloned().collect();
+                let mut list: Vec<Channel> = self.subscribed.iter().cloned().collect();
                 list.sort();
                 Response::event("subscriptions", protocol::subscriptions_data(&list))
             }
@@ -247,29 +242,41 @@ impl ClientSession {
         }
     }
 
-    /// Subscribes to a `?symbols=A,B`-style list given at connect (no rate limit, no violation on error).
-    pub async fn subscribe_initial(&mut self, raw: &str) -> Option<Response> {
+    /// Subscribes to `?symbols=A,B` / `?channels=X,Y` lists given at connect (no rate limit, no violation on error).
+    pub async fn subscribe_initial(
+        &mut self,
+        symbols: Option<&str>,
+        channels: Option<&str>,
+    ) -> Option<Response> {
+        let data = serde_json::json!({ "symbols": symbols, "channels": channels });
+        if symbols.is_none_or(|s| s.trim().is_empty())
+            && channels.is_none_or(|c| c.trim().is_empty())
+        {
+            return None;
+        }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
-        match Symbol::parse_list(raw) {
-            Ok(list) if list.len() > max => Some(self.error(ClientError::new(
-                ErrorCode::TooManySymbols,
-                format!("the limit is {max}"),
-            ))),
-            Ok(list) if !list.is_empty() => Some(self.subscribe(list, None).await),
+        match protocol::parse_action("subscribe", &data, max) {
+            Ok(Action::Subscribe { targets, max_hz }) => {
+                Some(self.subscribe(targets, max_hz).await)
+            }
             Ok(_) => None,
-            Err((bad, e)) => Some(self.error(ClientError::new(
-                ErrorCode::InvalidSymbol,
-                format!("{bad:?}: {e}"),
-            ))),
+            Err(e) => Some(self.error(e)),
         }
     }
 
-    async fn subscribe(&mut self, symbols: Vec<Symbol>, max_hz: Option<f64>) -> Response {
+    async fn subscribe(&mut self, targets: Targets, max_hz: Option<f64>) -> Response {
+        let channels = targets.all();
         if let Some(grant) = &self.grant {
-            if let Some(denied) = symbols.iter().find(|s| !grant.contains(*s)) {
+            // Symbol-keyed channels need their symbol granted; `sentiment` and `feeds` carry no one symbol's data.
+            let denied = channels.iter().find_map(|c| {
+                let sym = c.symbol()?;
+                let granted = Symbol::parse(sym).is_ok_and(|s| grant.contains(&s));
+                (!granted).then(|| sym.to_owned())
+            });
+            if let Some(denied) = denied {
                 let e = ClientError::new(
                     ErrorCode::Unauthorized,
-                    format!("your token does not grant {}", denied.as_str()),
+                    format!("your token does not grant {denied}"),
                 );
                 self.state
                     .metrics
@@ -280,16 +287,16 @@ impl ClientSession {
             }
         }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
-        let new: Vec<Symbol> = symbols
+        let new: Vec<Channel> = channels
             .iter()
-            .filter(|s| !self.subscribed.contains(*s))
+            .filter(|c| !self.subscribed.contains(*c))
             .cloned()
             .collect();
         if self.subscribed.len() + new.len() > max {
             return self.reject(ClientError::new(
                 ErrorCode::TooManySymbols,
                 format!(
-                    "holding {} symbols, {} more would exceed the limit of {max}",
+                    "holding {} channels, {} more would exceed the limit of {max}",
                     self.subscribed.len(),
                     new.len()
                 ),
@@ -297,104 +304,125 @@ impl ClientSession {
         }
         self.violations = 0;
         let first = self.state.hub.subscribe(self.client, &self.outlet, &new);
-        for sym in &first {
-            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
+        for ch in &first {
+            self.state.subscriber.sync(ch.as_str()).await;
         }
         self.subscribed.extend(new.iter().cloned());
-        // Each subscribe sets the rate of the symbols it names (no max_hz: unlimited).
-        for sym in &symbols {
+        // Each subscribe sets the rate of the channels it names (no max_hz: unlimited).
+        for ch in &channels {
             let old = match max_hz {
-                Some(hz) => self.throttles.insert(sym.clone(), Throttle::new(hz)),
-                None => self.throttles.remove(sym),
+                Some(hz) => self.throttles.insert(ch.clone(), Throttle::new(hz)),
+                None => self.throttles.remove(ch),
             };
             if old.is_some_and(|t| t.held.is_some()) {
                 self.held -= 1;
             }
         }
-        let mut data = protocol::subscribed_data(&symbols);
+        let (snapshots, pending) = self.snapshots(&channels, &new).await;
+        let mut data = protocol::subscribed_data(&targets, &pending);
         if let (Some(hz), Value::Object(obj)) = (max_hz, &mut data) {
             obj.insert("max_hz".to_owned(), serde_json::json!(hz));
         }
         let mut response = Response::event("subscribed", data);
-        response.snapshots = self.snapshots(&new).await;
+        response.snapshots = snapshots;
         let now = Instant::now();
         for frame in &response.snapshots {
-            if let Some(t) = self.throttles.get_mut(&frame.symbol) {
+            if let Some(t) = self.throttles.get_mut(&frame.channel) {
                 t.last_sent = Some(now);
             }
         }
         response
     }
 
-    /// The cached latest tick of each symbol (skipping missing or invalid ones), recording their seqs.
-    async fn snapshots(&mut self, symbols: &[Symbol]) -> Vec<TickFrame> {
-        if symbols.is_empty() {
-            return Vec::new();
+    /// Reads the cache of every named channel in one round trip: the snapshots
+    /// to send for the newly subscribed ones (where their kind has one, skipping
+    /// invalid values, recording their seqs), and the channels nobody has
+    /// published on within the cache's TTL (`pending`).
+    ///
+    /// When Redis cannot be read, nothing is reported pending (the gateway does
+    /// not know) and the subscription goes on without snapshots.
+    async fn snapshots(
+        &mut self,
+        named: &[Channel],
+        new: &[Channel],
+    ) -> (Vec<Publication>, Vec<Channel>) {
+        if named.is_empty() {
+            return (Vec::new(), Vec::new());
         }
-        let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
-        let cached = match self.state.redis.latest_many(&names).await {
+        let cached = match self.state.redis.latest_channels(named).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "Price cache unavailable; subscribing without snapshots.");
-                return Vec::new();
+                tracing::warn!(error = %e, "Cache unavailable; subscribing without snapshots.");
+                return (Vec::new(), Vec::new());
             }
         };
         let mut frames = Vec::new();
-        for (sym, raw) in symbols.iter().zip(cached) {
-            let Some(raw) = raw else { continue };
-            match Tick::from_json(&raw) {
-                Ok(tick) if tick.symbol == *sym => {
-                    self.snapshot_seq
-                        .insert(sym.clone(), (tick.seq, Instant::now()));
-                    frames.push(Hub::encode(&tick));
+        let mut pending = Vec::new();
+        for (ch, raw) in named.iter().zip(cached) {
+            let Some(raw) = raw else {
+                pending.push(ch.clone());
+                continue;
+            };
+            if !ch.spec().snapshot || !new.contains(ch) {
+                continue;
+            }
+            match Publication::decode(ch, &raw) {
+                Ok(frame) => {
+                    if frame.seq > 0 {
+                        self.snapshot_seq
+                            .insert(ch.clone(), (frame.seq, Instant::now()));
+                    }
+                    frames.push(frame);
                 }
-                _ => tracing::debug!(symbol = %sym, "Skipping invalid cached tick."),
+                Err(e) => {
+                    tracing::debug!(channel = %ch, error = %e, "Skipping invalid cached value.")
+                }
             }
         }
-        frames
+        (frames, pending)
     }
 
-    async fn unsubscribe(&mut self, symbols: Vec<Symbol>) -> Response {
+    async fn unsubscribe(&mut self, targets: Targets) -> Response {
         self.violations = 0;
-        let held: Vec<Symbol> = symbols
-            .iter()
-            .filter(|s| self.subscribed.remove(*s))
-            .cloned()
+        let held: Vec<Channel> = targets
+            .all()
+            .into_iter()
+            .filter(|c| self.subscribed.remove(c))
             .collect();
-        for sym in &held {
-            self.snapshot_seq.remove(sym);
-            if self.throttles.remove(sym).is_some_and(|t| t.held.is_some()) {
+        for ch in &held {
+            self.snapshot_seq.remove(ch);
+            if self.throttles.remove(ch).is_some_and(|t| t.held.is_some()) {
                 self.held -= 1;
             }
         }
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         self.after_unsubscribe(&held);
-        for sym in &emptied {
-            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
+        for ch in &emptied {
+            self.state.subscriber.sync(ch.as_str()).await;
         }
-        Response::event("unsubscribed", protocol::unsubscribed_data(&symbols))
+        Response::event("unsubscribed", protocol::unsubscribed_data(&targets))
     }
 
     /// Drops every subscription (Socket.IO DISCONNECT keeps the transport but ends the client).
     pub async fn unsubscribe_all(&mut self) {
-        let held: Vec<Symbol> = self.subscribed.drain().collect();
+        let held: Vec<Channel> = self.subscribed.drain().collect();
         self.snapshot_seq.clear();
         self.throttles.clear();
         self.held = 0;
         let emptied = self.state.hub.unsubscribe(self.client, held.iter());
         self.after_unsubscribe(&held);
-        for sym in &emptied {
-            self.state.subscriber.sync(&format!("ticks:{sym}")).await;
+        for ch in &emptied {
+            self.state.subscriber.sync(ch.as_str()).await;
         }
     }
 
     /// Marks what is queued now as possibly stale; the hub sends no newer frame for `held`.
-    fn after_unsubscribe(&mut self, held: &[Symbol]) {
+    fn after_unsubscribe(&mut self, held: &[Channel]) {
         self.recheck = self.outlet.queued();
         self.outlet.forget(held);
     }
 
-    /// Whether a queued frame should go out now: subscribed, newer than the snapshot sent, and within its `max_hz`.
+    /// Whether a queued frame should go out now: subscribed, newer than the snapshot sent, and within its channel's `max_hz`.
     ///
     /// A frame over its symbol's rate is held (replacing an older held one)
     /// and goes out when its slot comes ([`Self::release_due`]), so the
@@ -402,17 +430,17 @@ impl ClientSession {
     pub fn wants(&mut self, frame: &Outbound) -> bool {
         if self.recheck > 0 {
             self.recheck -= 1;
-            if !self.subscribed.contains(&frame.symbol) {
+            if !self.subscribed.contains(&frame.channel) {
                 return false;
             }
         }
         if !self.snapshot_seq.is_empty() {
-            match self.snapshot_seq.get(&frame.symbol) {
+            match self.snapshot_seq.get(&frame.channel) {
                 Some(&(seq, at)) if frame.seq <= seq && at.elapsed() < SNAPSHOT_GUARD => {
                     return false
                 }
                 Some(_) => {
-                    self.snapshot_seq.remove(&frame.symbol);
+                    self.snapshot_seq.remove(&frame.channel);
                 }
                 None => {}
             }
@@ -420,7 +448,7 @@ impl ClientSession {
         if self.throttles.is_empty() {
             return true;
         }
-        let Some(t) = self.throttles.get_mut(&frame.symbol) else {
+        let Some(t) = self.throttles.get_mut(&frame.channel) else {
             return true;
         };
         let now = Instant::now();
@@ -507,11 +535,11 @@ impl ClientSession {
     }
 }
 
-/// Per-symbol rate cap state of a `max_hz` subscription.
+/// Per-channel rate cap state of a `max_hz` subscription.
 struct Throttle {
     /// 1 / max_hz.
     interval: Duration,
-    /// When a tick of this symbol last went out.
+    /// When an item of this channel last went out.
     last_sent: Option<Instant>,
     /// The newest tick that arrived too soon; sent when the interval has passed.
     held: Option<Outbound>,

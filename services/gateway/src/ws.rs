@@ -35,10 +35,11 @@ const WRITE_BATCH: usize = 64;
 /// How long a close frame may wait for a client that does not read before the socket is just dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `?symbols=A,B` subscribes at connect.
-#[derive(Debug, serde::Deserialize)]
+/// `?symbols=A,B` and/or `?channels=trades:A,sentiment` subscribe at connect.
+#[derive(Debug, Default, serde::Deserialize)]
 struct WsQuery {
     symbols: Option<String>,
+    channels: Option<String>,
 }
 
 /// Checks origin, token and connection limits (403/401/429 before any upgrade), upgrades, and spawns the connection task.
@@ -48,8 +49,8 @@ pub async fn route(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let initial = web::Query::<WsQuery>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.into_inner().symbols);
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
     let admission = match limits::admit(&req, &state, TokenPolicy::Required) {
         Ok(a) => a,
         Err(refusal) => return Ok(refusal.response()),
@@ -103,7 +104,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, mut stream: WsIn, mut rx: TickQueue, initial: Option<String>) {
+    async fn run(mut self, mut stream: WsIn, mut rx: TickQueue, initial: WsQuery) {
         let exit = self.serve(&mut stream, &mut rx, initial).await;
         let Connection { out, client, .. } = self;
         Box::pin(client.close()).await;
@@ -112,21 +113,17 @@ impl Connection {
         }
     }
 
-    async fn serve(
-        &mut self,
-        stream: &mut WsIn,
-        rx: &mut TickQueue,
-        initial: Option<String>,
-    ) -> Exit {
+    async fn serve(&mut self, stream: &mut WsIn, rx: &mut TickQueue, initial: WsQuery) -> Exit {
         let hello = protocol::connected(self.client.client_id());
         if let Err(exit) = self.write(hello.into()).await {
             return exit;
         }
-        if let Some(raw) = initial {
-            if let Some(response) = Box::pin(self.client.subscribe_initial(&raw)).await {
-                if let Err(exit) = Box::pin(self.respond(response, None)).await {
-                    return exit;
-                }
+        let initial = self
+            .client
+            .subscribe_initial(initial.symbols.as_deref(), initial.channels.as_deref());
+        if let Some(response) = Box::pin(initial).await {
+            if let Err(exit) = Box::pin(self.respond(response, None)).await {
+                return exit;
             }
         }
 
@@ -196,7 +193,7 @@ impl Connection {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
                     for frame in due.drain(..) {
-                        if let Err(exit) = self.write_frame(frame.ws.clone()).await {
+                        if let Err(exit) = self.write_frame(frame.ws().clone()).await {
                             return exit;
                         }
                     }
@@ -256,7 +253,7 @@ impl Connection {
         let reply = protocol::frame(response.event, response.data, id.as_ref());
         self.write(reply.into()).await?;
         for frame in response.snapshots {
-            self.write_frame(frame.ws).await?;
+            self.write_frame(frame.ws().clone()).await?;
         }
         if response.abuse {
             return Err(Some(CloseReason {
@@ -328,7 +325,7 @@ impl TickSink for Connection {
     }
 
     fn queue(&mut self, frame: &Outbound) -> bool {
-        self.batch.push(frame.ws.clone());
+        self.batch.push(frame.ws().clone());
         // The batch never outgrows MAX_TAKEN: written once the drain stops taking.
         false
     }

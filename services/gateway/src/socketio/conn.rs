@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::packet::{self, EioPacket, PacketError, SioKind};
 use super::{EioConfig, EioError, Entry, COMMAND_QUEUE};
 use crate::config::Config;
-use crate::hub::{Outbound, TickFrame};
+use crate::hub::{Outbound, Publication};
 use crate::limits::Admission;
 use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
 use crate::protocol::{self, ClientError, ErrorCode};
@@ -818,7 +818,7 @@ impl EngineSession {
     }
 
     /// Queues one tick as its shared packet: into the batch of encoded frames (WebSocket) or the outbox (polling).
-    fn queue_frame(&mut self, frame: &TickFrame) {
+    fn queue_frame(&mut self, frame: &Publication) {
         if self.ws.is_some() {
             self.batch.push(frame.socketio_ws().clone());
         } else {

@@ -34,7 +34,8 @@ socket.io.on('reconnect', (attempt) => out({ ev: 'reconnect', attempt }));
 socket.on('connect', () => out({ ev: 'connect', id: socket.id }));
 socket.on('connect_error', (err) => out({ ev: 'connect_error', message: String(err && err.message) }));
 socket.on('disconnect', (reason) => out({ ev: 'disconnect', reason }));
-for (const name of ['connected', 'subscribed', 'unsubscribed', 'subscriptions', 'pong', 'error', 'price_update']) {
+for (const name of ['connected', 'subscribed', 'unsubscribed', 'subscriptions', 'pong', 'error', 'price_update',
+  'trade', 'candle', 'trading_signal', 'sentiment_update', 'feed_status']) {
   socket.on(name, (data) => out({ ev: name, data }));
 }
 

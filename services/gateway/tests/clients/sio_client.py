@@ -49,7 +49,8 @@ def forward(name):
     sio.on(name, lambda data=None: out({"ev": name, "data": data}))
 
 
-for event in ["connected", "subscribed", "unsubscribed", "subscriptions", "pong", "error", "price_update"]:
+for event in ["connected", "subscribed", "unsubscribed", "subscriptions", "pong", "error", "price_update",
+              "trade", "candle", "trading_signal", "sentiment_update", "feed_status"]:
     forward(event)
 
 
