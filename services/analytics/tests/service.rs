@@ -71,24 +71,84 @@ fn counter(metrics: &str, name: &str) -> u64 {
         .map_or(0, |v| v as u64)
 }
 
+/// Garbage messages `svc` has counted so far.
+async fn invalid_count(svc: &Service) -> u64 {
+    let Ok((_, metrics)) = http_get_text(&svc.http_url("/metrics")).await else {
+        return 0;
+    };
+    counter(
+        &metrics,
+        r#"tickstream_analytics_skipped_total{reason="invalid"}"#,
+    )
+}
+
 /// Waits until `svc` (this process, not a killed predecessor whose connection
 /// Redis may not have dropped yet) reads `trades:BTCUSDT`: publishes garbage
-/// until the process counts it as invalid.
+/// until the process counts more than it had.
 async fn subscribed(server: &RedisServer, svc: &Service) {
+    let before = invalid_count(svc).await;
     wait_until(
         WAIT,
         "the service to count garbage on trades:BTCUSDT",
         || async {
-            publish(server, "trades:BTCUSDT", "{not json").await;
-            let Ok((_, metrics)) = http_get_text(&svc.http_url("/metrics")).await else {
-                return false;
-            };
-            counter(
-                &metrics,
-                r#"tickstream_analytics_skipped_total{reason="invalid"}"#,
-            ) >= 1
+            let _ = publish_maybe(server, "trades:BTCUSDT", "{not json").await;
+            invalid_count(svc).await > before
         },
     )
+    .await
+    .unwrap();
+}
+
+/// PUBLISH that reports failure instead of panicking (Redis may be restarting).
+async fn publish_maybe(server: &RedisServer, channel: &str, payload: &str) -> Option<i64> {
+    let mut con = server.client().await.ok()?;
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query_async(&mut con)
+        .await
+        .ok()
+}
+
+async fn health_is(svc: &Service, code: u16, status: &str) -> bool {
+    matches!(http_get_json(&svc.http_url("/health")).await, Ok((c, b)) if c == code && b["status"] == status)
+}
+
+#[tokio::test]
+async fn a_redis_outage_degrades_health_and_bars_resume_after_it() {
+    let mut server = RedisServer::start().await.unwrap();
+    let redis = bus(&server).await;
+    let svc = spawn_analytics(
+        &server.url(),
+        &[
+            ("SYMBOLS", "BTCUSDT"),
+            ("TICKSTREAM_ANALYTICS__HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await;
+    wait_until(WAIT, "/health healthy", || health_is(&svc, 200, "healthy"))
+        .await
+        .unwrap();
+    server.kill();
+    wait_until(WAIT, "/health degraded while Redis is down", || {
+        health_is(&svc, 503, "degraded")
+    })
+    .await
+    .unwrap();
+    server.restart().await.unwrap();
+    wait_until(WAIT, "/health healthy again", || {
+        health_is(&svc, 200, "healthy")
+    })
+    .await
+    .unwrap();
+    // The subscription came back by itself; a trade after the outage is stored again.
+    subscribed(&server, &svc).await;
+    publish(&server, "trades:BTCUSDT", &trade(now_ms(), 101.0, 1.0)).await;
+    let d1 = Channel::parse("candles:1d:BTCUSDT").unwrap();
+    wait_until(WAIT, "a stored 1d bar after the outage", || {
+        let (r, c) = (&redis, &d1);
+        async move { newest(r, c).await.is_some_and(|b| b["close"] == 101.0) }
+    })
     .await
     .unwrap();
 }
