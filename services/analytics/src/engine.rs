@@ -222,7 +222,8 @@ impl Engine {
         );
     }
 
-    /// Takes one pub/sub message (`ticks:{SYMBOL}` or `trades:{SYMBOL}`); garbage is counted and skipped.
+    /// Takes one pub/sub message (`ticks:{SYMBOL}` or `trades:{SYMBOL}`); garbage
+    /// (including a payload whose symbol is not its channel's) is counted and skipped.
     pub fn on_message(
         &mut self,
         channel: &str,
@@ -230,15 +231,15 @@ impl Engine {
         now_ms: i64,
         out: &mut Vec<Output>,
     ) {
-        if channel.starts_with("trades:") {
+        if let Some(symbol) = channel.strip_prefix("trades:") {
             match Trade::from_json(payload) {
-                Some(t) => self.on_trade(&t, now_ms, out),
-                None => self.skipped.invalid += 1,
+                Some(t) if t.symbol.as_str() == symbol => self.on_trade(&t, now_ms, out),
+                _ => self.skipped.invalid += 1,
             }
-        } else if channel.starts_with("ticks:") {
+        } else if let Some(symbol) = channel.strip_prefix("ticks:") {
             match Tick::from_json(payload) {
-                Ok(t) => self.on_tick(&t, now_ms, out),
-                Err(_) => self.skipped.invalid += 1,
+                Ok(t) if t.symbol.as_str() == symbol => self.on_tick(&t, now_ms, out),
+                _ => self.skipped.invalid += 1,
             }
         } else {
             self.skipped.invalid += 1;
@@ -528,6 +529,18 @@ mod tests {
         e.on_message("ticks:BTCUSDT", b"null", T0, &mut out);
         e.on_message("news:BTCUSDT", b"{}", T0, &mut out);
         e.on_message(
+            "ticks:ETHUSDT",
+            &trade("BTCUSDT", T0, 1.0, 1.0),
+            T0,
+            &mut out,
+        );
+        e.on_message(
+            "trades:ETHUSDT",
+            &trade("BTCUSDT", T0, 1.0, 1.0),
+            T0,
+            &mut out,
+        );
+        e.on_message(
             "trades:ETHUSDT",
             &trade("ETHUSDT", T0, 1.0, 1.0),
             T0,
@@ -542,7 +555,7 @@ mod tests {
         assert_eq!(
             e.skipped(),
             Skipped {
-                invalid: 4,
+                invalid: 6,
                 unknown_symbol: 1,
                 late: 0,
                 future: 1
