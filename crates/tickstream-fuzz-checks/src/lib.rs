@@ -20,7 +20,8 @@
 #![forbid(unsafe_code)]
 
 use base64::Engine as _;
-use gateway::protocol::{self, Action, ClientError};
+use gateway::client::request::{Action, ClientError, Targets};
+use gateway::native::frame as protocol;
 use gateway::socketio::packet::{self, EioPacket, SioKind, SioPacket};
 use serde_json::Value;
 use tickstream_model::{Symbol, Tick};
@@ -118,7 +119,7 @@ fn assert_error_frame(e: &ClientError) {
 }
 
 /// The targets of an accepted subscribe/unsubscribe: non-empty, within the limit, unique, normalized.
-fn assert_targets(targets: &gateway::protocol::Targets, max: usize) {
+fn assert_targets(targets: &Targets, max: usize) {
     let (symbols, channels) = (&targets.symbols, &targets.channels);
     assert!(
         !symbols.is_empty() || !channels.is_empty(),
@@ -293,7 +294,7 @@ fn socketio_text(text: &str) -> Outcome {
             // What the gateway does with an event: the native action parser on its first argument.
             let arg = items.get(1).unwrap_or(&Value::Null);
             for max in SYMBOL_LIMITS {
-                match protocol::parse_action(name, arg, max) {
+                match gateway::client::request::parse_action(name, arg, max) {
                     Ok(action) => assert_action(&action, max),
                     Err(e) => assert_error_frame(&e),
                 }
@@ -593,7 +594,7 @@ mod tests {
     #[should_panic(expected = "duplicate symbol")]
     fn symbol_list_property_can_fail() {
         let a = Symbol::parse("A").unwrap_or_else(|e| panic!("{e}"));
-        let targets = gateway::protocol::Targets {
+        let targets = Targets {
             symbols: vec![a.clone(), a],
             channels: vec![],
         };

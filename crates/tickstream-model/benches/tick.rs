@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 use tickstream_model::Tick;
 
-/// The normalized tick from DESIGN.md, as an ingestor publishes it.
+/// The normalized tick as documented in `docs/redis.md`, as an ingestor publishes it.
 const DESIGN_EXAMPLE: &str = r#"{"symbol":"BTCUSDT","price":43250.5,"volume":1234567.89,"high":43500.0,"low":42800.0,"change":450.5,"changePercent":1.05,"bid":43250.4,"ask":43250.6,"timestamp":"2025-11-01T10:30:00.123Z","source":"binance","seq":1842}"#;
 
 /// The same tick with only the required fields (what a quote-less upstream gives).

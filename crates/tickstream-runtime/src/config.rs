@@ -20,7 +20,7 @@ pub const ENV_PREFIX: &str = "TICKSTREAM";
 pub const CONFIG_PATH_ENV: &str = "TICKSTREAM_CONFIG";
 /// Default bind address (`HOST`) of a service: every interface, as a container needs.
 pub const DEFAULT_HOST: &str = "0.0.0.0";
-/// Default `REDIS_URL` (DESIGN.md: common env).
+/// Default `REDIS_URL` (`docs/configuration.md`: common env).
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A plain-named environment variable and the config key it sets.
@@ -53,7 +53,7 @@ impl EnvAlias {
     }
 }
 
-/// The aliases every service honours (DESIGN.md: common env).
+/// The aliases every service honours (`docs/configuration.md`: common env).
 pub const COMMON_ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("HOST", "host"),
     EnvAlias::scalar("PORT", "port"),

@@ -28,7 +28,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 
-/// Formats a duration as seed 004 shows uptime (`2h 15m 30s`).
+/// Formats a duration as `/health` and `/stats` show uptime (`2h 15m 30s`), the form existing dashboards parse.
 pub fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
     let (days, h, m, s) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);

@@ -39,7 +39,7 @@ pub struct LogLevelError(String);
 
 /// Installs the global subscriber; call once, first thing in `main`.
 pub fn init(cfg: &LogConfig) -> Result<(), LogLevelError> {
-    // Accept the uppercase spellings seed 004 uses (LOG_LEVEL=INFO).
+    // Accept the uppercase spellings existing deployments use (LOG_LEVEL=INFO).
     let directive = cfg.level.to_ascii_lowercase();
     let filter = EnvFilter::builder()
         .parse(&directive)

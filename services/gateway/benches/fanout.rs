@@ -1,9 +1,8 @@
 //! Fan-out hot path: one tick from Redis to 100 subscribers' queues, and the per-tick encode.
 
 use criterion::{black_box, criterion_main, BenchmarkId, Criterion, Throughput};
-use gateway::hub::{Hub, Publication};
+use gateway::fanout::{Hub, Outlet, Publication};
 use gateway::metrics::GatewayMetrics;
-use gateway::outlet::Outlet;
 use tickstream_bus::ChannelHandler;
 use tickstream_model::{Channel, Tick};
 

@@ -1,4 +1,7 @@
-//! The gateway's Prometheus metrics (names per DESIGN.md: `tickstream_` prefix, unit suffixes).
+//! The gateway's Prometheus metrics (`tickstream_` prefix, unit suffixes; listed in `docs/metrics.md`).
+//!
+//! Label values come from bounded tables ([`crate::vocabulary`], the channel
+//! kinds), never from client input.
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -6,17 +9,7 @@ use prometheus::{
 use tickstream_model::{Channel, KINDS};
 use tickstream_runtime::metrics::register;
 
-/// Error codes a client can receive; bounded, so they are safe as a label.
-pub const ERROR_CODES: &[&str] = &[
-    "bad_json",
-    "unknown_event",
-    "invalid_symbol",
-    "invalid_channel",
-    "too_many_symbols",
-    "rate_limited",
-    "unauthorized",
-    "too_large",
-];
+use crate::vocabulary::{Disconnect, ErrorCode, Protocol};
 
 /// Why a connection was refused before the upgrade (`connections_rejected_total{reason}`).
 pub const REJECT_REASONS: &[&str] = &[
@@ -224,7 +217,7 @@ impl GatewayMetrics {
             registry,
         };
         // Pre-create label values so dashboards and alerts see zeros, not gaps.
-        for protocol in crate::session::Protocol::ALL {
+        for protocol in Protocol::ALL {
             m.connections.with_label_values(&[protocol.label()]);
             m.connections_opened.with_label_values(&[protocol.label()]);
         }
@@ -234,18 +227,11 @@ impl GatewayMetrics {
         for reason in AUTH_FAILURE_REASONS {
             m.auth_failures.with_label_values(&[reason]);
         }
-        for code in ERROR_CODES {
-            m.client_errors.with_label_values(&[code]);
+        for code in ErrorCode::ALL {
+            m.client_errors.with_label_values(&[code.as_str()]);
         }
-        for reason in [
-            "abuse",
-            "frame_too_large",
-            "idle",
-            "shutdown",
-            "protocol_error",
-            "slow_consumer",
-        ] {
-            m.disconnects.with_label_values(&[reason]);
+        for reason in Disconnect::ALL {
+            m.disconnects.with_label_values(&[reason.label()]);
         }
         m
     }

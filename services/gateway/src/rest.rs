@@ -1,6 +1,6 @@
 //! REST endpoints: `/health`, `/stats`, `/symbols`, `/price/{symbol}`, `/prices`, `/metrics`.
 //!
-//! Shapes follow seed 004 and DESIGN.md. Errors map to status codes in one
+//! Shapes are documented in `docs/rest.md`. Errors map to status codes in one
 //! place, [`ApiError`], always as `{"success":false,"error":...}`.
 
 use std::collections::BTreeMap;

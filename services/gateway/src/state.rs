@@ -9,7 +9,7 @@ use tickstream_model::Symbol;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::hub::Hub;
+use crate::fanout::Hub;
 use crate::metrics::GatewayMetrics;
 
 /// Shared by all workers and connections; cheap to clone behind `web::Data`.
@@ -35,17 +35,15 @@ pub struct AppState {
     /// Throughput over the last second, written by the sampler task.
     pub rates: Rates,
     /// Live Socket.IO (Engine.IO) sessions by sid, so polling requests find their session task.
-    pub socketio: crate::socketio::Sessions,
-    /// JWT verifier when `gateway.auth` is on.
-    pub auth: Option<crate::auth::Verifier>,
-    /// Connection limits (total and per IP), checked before every upgrade and handshake.
-    pub limiter: Arc<crate::limits::ConnLimiter>,
+    pub socketio: crate::socketio::registry::Sessions,
+    /// Admission: origin rules, JWT verifier (when `gateway.auth` is on) and connection limits.
+    pub gate: crate::client::limits::Gate,
 }
 
 impl AppState {
     /// Open client connections over every protocol (`active_streams`, the shutdown drain).
     pub fn connections(&self) -> i64 {
-        crate::session::Protocol::ALL
+        crate::vocabulary::Protocol::ALL
             .iter()
             .map(|p| {
                 self.metrics

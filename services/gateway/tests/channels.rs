@@ -177,6 +177,7 @@ async fn symbols_and_channels_together_and_unsubscribe_releases_redis() {
     produce(&stack, "trades:BTCUSDT", &trade).await;
     assert_eq!(expect_event(&mut b, "trade").await["data"], trade);
     // `a` still holds the ticks: a tick after the trade proves the trade never reached it.
+    wait_channel_numsub(&stack, "ticks:BTCUSDT", 1).await;
     let tick = stack.publish("BTCUSDT", 2, 43001.0).await;
     assert_eq!(expect_event(&mut a, "price_update").await["data"], tick);
 
@@ -244,7 +245,7 @@ async fn socketio_receives_every_kind(stack: &Stack, client: &mut ClientProc) {
     let mut pending = names.clone();
     pending.insert(0, "ticks:ETHUSDT");
     assert_eq!(sub["data"]["pending"], json!(pending));
-    for name in &names {
+    for name in names.iter().chain(&["ticks:ETHUSDT"]) {
         wait_channel_numsub(stack, name, 1).await;
     }
     for (channel, event, payload) in kinds() {

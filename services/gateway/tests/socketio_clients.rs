@@ -22,6 +22,11 @@ async fn witness(stack: &Stack) -> Ws {
     let mut ws = stack.ws("/ws").await;
     expect_event(&mut ws, "connected").await;
     subscribe(&mut ws, &["BTCUSDT", "ETHUSDT", "SOLUSDT"]).await;
+    // The reply comes before Redis has confirmed every SUBSCRIBE: a tick published
+    // earlier would be lost upstream of the gateway, not by it.
+    for symbol in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+        stack.wait_numsub(symbol, 1).await;
+    }
     ws
 }
 
@@ -223,16 +228,16 @@ async fn python_socketio_client_default_options() {
     scenario(stack, client, &client_id, true, Restart::Graceful).await;
 }
 
-/// Seed 004's snippet with only host and port changed.
+/// The original service's client snippet with only host and port changed.
 fn seed_snippet(file: &str, stack: &Stack) -> std::path::PathBuf {
     let text = std::fs::read_to_string(common::sio::clients_dir().join(file)).unwrap();
     assert!(
         text.contains("http://localhost:5021"),
-        "{file} is seed 004's text"
+        "{file} is the original snippet's text"
     );
     let text = text.replace("http://localhost:5021", &stack.gateway.http_url(""));
     let dir = std::env::temp_dir().join(format!(
-        "tickstream-seed004-{}-{}",
+        "tickstream-snippet-{}-{}",
         std::process::id(),
         stack.gateway.addr().port()
     ));
@@ -286,7 +291,7 @@ async fn seed_004_node_snippet_runs_unchanged() {
     let path = seed_snippet("seed004_test_websocket.js", &stack);
     let mut cmd = node();
     cmd.arg(&path);
-    run_seed_snippet(stack, "seed 004 test-websocket.js", cmd).await;
+    run_seed_snippet(stack, "the original test-websocket.js", cmd).await;
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
@@ -296,6 +301,6 @@ async fn seed_004_python_snippet_runs_unchanged() {
     let path = seed_snippet("seed004_client.py", &stack);
     let mut cmd = python();
     cmd.arg(&path);
-    run_seed_snippet(stack, "seed 004 python snippet", cmd).await;
+    run_seed_snippet(stack, "the original Python snippet", cmd).await;
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }

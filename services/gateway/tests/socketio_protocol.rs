@@ -542,7 +542,7 @@ async fn server_pings_and_silent_sessions_are_reaped() {
     send_text(&mut ws, "3").await;
     assert_eq!(next_text(&mut ws).await, "2");
     let (code, reason) = expect_close(&mut ws).await;
-    assert_eq!((code, reason.as_str()), (CloseCode::Policy, "ping timeout"));
+    assert_eq!((code, reason.as_str()), (CloseCode::Policy, "idle timeout"));
     wait_no_sessions(&stack).await;
 }
 

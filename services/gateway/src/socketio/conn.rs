@@ -9,7 +9,7 @@
 //!
 //! Backpressure: while polling, ticks are taken from the bounded hub queue
 //! only while a GET is waiting, so for a client that polls slowly the
-//! [`Outlet`](crate::outlet::Outlet) conflates to the newest tick per symbol
+//! [`Outlet`](crate::fanout::Outlet) conflates to the newest tick per symbol
 //! rather than growing memory here; one behind for
 //! `slow_consumer_timeout_ms` is closed (WebSocket: 1008 `slow consumer`;
 //! polling: the session ends and a pending GET gets a close packet).
@@ -28,16 +28,20 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::packet::{self, EioPacket, PacketError, SioKind};
-use super::{EioConfig, EioError, Entry, COMMAND_QUEUE};
+use super::registry::{Command, EioError, Entry, WsConn, WsInbound};
+use super::{EioConfig, COMMAND_QUEUE};
+use crate::client::limits::Admission;
+use crate::client::request::{self, ClientError, ErrorCode};
+use crate::client::session::{drain_ticks, TickSink};
+use crate::client::session::{ClientSession, Protocol, Response};
+use crate::client::slow::{self, WriteFailed};
 use crate::config::Config;
-use crate::hub::{Outbound, Publication};
-use crate::limits::Admission;
-use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
-use crate::protocol::{self, ClientError, ErrorCode};
-use crate::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
+use crate::fanout::TickQueue;
+use crate::fanout::{Outbound, Publication};
 use crate::state::AppState;
-use crate::wsin::WsIn;
-use crate::wsout::WsOut;
+use crate::vocabulary::Disconnect;
+use crate::websocket::read::WsIn;
+use crate::websocket::write::WsOut;
 
 /// Control packets a polling client may leave unread before it is closed.
 pub const OUTBOX_LIMIT: usize = 1024;
@@ -45,19 +49,6 @@ pub const OUTBOX_LIMIT: usize = 1024;
 const TICK_BATCH: usize = 256;
 /// Tick frames handed to a WebSocket together (one lock, one wake-up of its writer); as `/ws`.
 const WS_WRITE_BATCH: usize = 64;
-
-/// What an HTTP handler asks of a session.
-pub enum Command {
-    /// A long-polling GET waiting for packets.
-    Poll(oneshot::Sender<Result<Vec<ByteString>, EioError>>),
-    /// A POST body (`None`: not UTF-8 or binary content, which v4 never sends).
-    Post(Option<String>, oneshot::Sender<Result<(), EioError>>),
-    /// A WebSocket opened with this sid to probe and upgrade.
-    Upgrade(WsConn),
-}
-
-/// Frames a WebSocket's reader task forwards (the read half of an actix WebSocket is bound to its worker thread).
-type WsInbound = Result<AggregatedMessage, ProtocolError>;
 
 /// Frames buffered between a WebSocket's reader task and its session; a full buffer stops reading (TCP backpressure).
 const WS_INBOUND_QUEUE: usize = 16;
@@ -118,14 +109,6 @@ pub fn refuse_upgrade(out: &WsOut) {
     let _ = out.close(Some(End::Protocol.close_reason()));
 }
 
-/// A WebSocket that upgrades a polling session: write half and the frames its reader task forwards.
-pub struct WsConn {
-    /// Write half: pre-encoded frames straight to the socket (usable from any thread).
-    out: WsOut,
-    /// Read half, fed by the reader task; closed when the socket ends.
-    rx: mpsc::Receiver<WsInbound>,
-}
-
 /// A session's WebSocket transport.
 struct Ws {
     /// Write half: ticks go out as the hub's shared pre-encoded frames.
@@ -166,32 +149,35 @@ enum End {
 }
 
 impl End {
-    fn metric(self) -> Option<&'static str> {
+    /// The row of the disconnect table this end is, if the gateway closed the session.
+    fn disconnect(self) -> Option<Disconnect> {
         match self {
             End::Gone | End::ClientClose => None,
-            End::PingTimeout => Some("idle"),
-            End::Shutdown => Some("shutdown"),
-            End::Protocol | End::InvalidUtf8 => Some("protocol_error"),
-            End::Abuse => Some("abuse"),
-            End::TooLarge => Some("frame_too_large"),
+            End::PingTimeout => Some(Disconnect::Idle),
+            End::Shutdown => Some(Disconnect::Shutdown),
+            End::Protocol => Some(Disconnect::ProtocolError),
+            End::InvalidUtf8 => Some(Disconnect::InvalidUtf8),
+            End::Abuse => Some(Disconnect::Abuse),
+            End::TooLarge => Some(Disconnect::FrameTooLarge),
+            End::SlowConsumer => Some(Disconnect::SlowConsumer),
+        }
+    }
+
+    /// The disconnect metric label, unless already counted where it was decided (slow consumers).
+    fn metric(self) -> Option<&'static str> {
+        match self {
             End::SlowConsumer => None,
+            other => other.disconnect().map(Disconnect::label),
         }
     }
 
     fn close_reason(self) -> CloseReason {
-        let (code, text) = match self {
-            End::Gone | End::ClientClose => (CloseCode::Normal, ""),
-            End::PingTimeout => (CloseCode::Policy, "ping timeout"),
-            End::Shutdown => (CloseCode::Away, "server shutting down"),
-            End::Protocol => (CloseCode::Protocol, "protocol error"),
-            End::InvalidUtf8 => (CloseCode::Invalid, "invalid UTF-8"),
-            End::Abuse => (CloseCode::Policy, "too many invalid requests"),
-            End::TooLarge => (CloseCode::Size, "message too large"),
-            End::SlowConsumer => (CloseCode::Policy, SLOW_CONSUMER_REASON),
-        };
-        CloseReason {
-            code,
-            description: (!text.is_empty()).then(|| text.to_owned()),
+        match self.disconnect() {
+            Some(d) => d.close_reason(),
+            None => CloseReason {
+                code: CloseCode::Normal,
+                description: None,
+            },
         }
     }
 }
@@ -431,8 +417,8 @@ impl EngineSession {
                     self.flush_ticks().await
                 }
                 Wake::SlowCheck => {
-                    if outlet::is_overdue(&outlet, self.client.slow_timeout()) {
-                        outlet::slow_consumer(&outlet, &self.client.state().metrics);
+                    if slow::is_overdue(&outlet, self.client.slow_timeout()) {
+                        slow::slow_consumer(&outlet, &self.client.state().metrics);
                         Err(End::SlowConsumer)
                     } else {
                         Ok(())
@@ -656,9 +642,9 @@ impl EngineSession {
                 Err(End::InvalidUtf8)
             }
             // Its socket took no data for the stall limit: a slow consumer.
-            Some(Err(e)) if crate::upgrade::is_stall(&e) => {
+            Some(Err(e)) if crate::websocket::upgrade::is_stall(&e) => {
                 let metrics = &self.client.state().metrics;
-                outlet::slow_consumer(self.client.outlet(), metrics);
+                slow::slow_consumer(self.client.outlet(), metrics);
                 Err(End::SlowConsumer)
             }
             // A reset or EOF mid-frame is a client that went away, not a protocol violation.
@@ -725,7 +711,7 @@ impl EngineSession {
                 self.send(refusal.into()).await
             }
             SioKind::Connect => {
-                if let Some(verifier) = &self.client.state().auth {
+                if let Some(verifier) = &self.client.state().gate.auth {
                     // The CONNECT `auth` payload `{"token": ...}` wins over the handshake's `?token=`/header.
                     let token = p
                         .data
@@ -779,7 +765,7 @@ impl EngineSession {
                 };
                 let g = &self.client.state().cfg.gateway;
                 let response =
-                    match protocol::parse_action(&event, &data, g.max_symbols_per_connection) {
+                    match request::parse_action(&event, &data, g.max_symbols_per_connection) {
                         Ok(action) => self.client.handle(action).await,
                         Err(e) => self.client.reject(e),
                     };

@@ -2,7 +2,7 @@
 //!
 //! Stock `socket.io-client` 4.x and `python-socketio` clients work unchanged.
 //! Events and payloads are the native protocol's ([`crate::protocol`]): the
-//! same [`ClientSession`](crate::session::ClientSession) does the work, this
+//! same [`ClientSession`](crate::client::session::ClientSession) does the work, this
 //! module only speaks the framing.
 //!
 //! # Why hand-written
@@ -13,7 +13,7 @@
 //!   (the contract is one gateway on :5021, same paths) or a tower↔actix
 //!   bridge that does not exist for WebSocket upgrades. They also own the
 //!   per-socket emit path, so a tick could not be shared as one pre-encoded
-//!   buffer across receivers the way the hub shares [`TickFrame`](crate::hub::TickFrame)s.
+//!   buffer across receivers the way the hub shares [`TickFrame`](crate::fanout::TickFrame)s.
 //!   Their parser crates (`socketioxide-parser-common`) are bound to
 //!   socketioxide-core's value types and release train.
 //! - `actix-web-socket-io` (0.1.x, March 2025, ~460 lines): actix but built
@@ -29,13 +29,13 @@
 //! # Layout
 //! - [`packet`]: Engine.IO/Socket.IO packet parsing and encoding.
 //! - [`conn`]: one task per Engine.IO session (polling, upgrade, WebSocket, pings).
-//! - this file: the HTTP entry point, request validation and the session table.
+//! - [`registry`]: the session table, Engine.IO errors, and the commands handlers send a session.
+//! - this file: the HTTP entry point and request validation.
 
 pub mod conn;
 pub mod packet;
+pub mod registry;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -45,9 +45,10 @@ use futures_util::StreamExt as _;
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::limits::{self, Admission, TokenPolicy};
+use crate::client::limits::{self, Admission, TokenPolicy};
 use crate::state::AppState;
-use conn::Command;
+use registry::Entry;
+pub use registry::{Command, EioError, Sessions};
 
 /// Protocol timings and limits for Engine.IO sessions.
 #[derive(Debug, Clone, Copy)]
@@ -60,112 +61,6 @@ pub struct EioConfig {
     pub max_payload: usize,
     /// How long a probed WebSocket may take to send `5` (reference `upgradeTimeout` 10 000 ms).
     pub upgrade_timeout: Duration,
-}
-
-/// Engine.IO error codes and messages, as the reference server (`engine.io` `Server.errors`) sends them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EioError {
-    /// 0: `transport` is not `polling` or `websocket`.
-    UnknownTransport,
-    /// 1: no such `sid` (never existed, closed or reaped).
-    UnknownSid,
-    /// 2: a handshake (no `sid`) that is not a GET.
-    BadHandshakeMethod,
-    /// 3: anything else malformed (transport mismatch, overlapping GET, bad packet).
-    BadRequest,
-    /// 4: refused by policy.
-    Forbidden,
-    /// 5: `EIO` is not 4.
-    UnsupportedProtocolVersion,
-}
-
-impl EioError {
-    /// The numeric code of the error JSON.
-    pub fn code(self) -> u8 {
-        match self {
-            EioError::UnknownTransport => 0,
-            EioError::UnknownSid => 1,
-            EioError::BadHandshakeMethod => 2,
-            EioError::BadRequest => 3,
-            EioError::Forbidden => 4,
-            EioError::UnsupportedProtocolVersion => 5,
-        }
-    }
-
-    /// The reference server's message for the code.
-    pub fn message(self) -> &'static str {
-        match self {
-            EioError::UnknownTransport => "Transport unknown",
-            EioError::UnknownSid => "Session ID unknown",
-            EioError::BadHandshakeMethod => "Bad handshake method",
-            EioError::BadRequest => "Bad request",
-            EioError::Forbidden => "Forbidden",
-            EioError::UnsupportedProtocolVersion => "Unsupported protocol version",
-        }
-    }
-
-    /// The HTTP status the reference uses (403 for Forbidden, else 400).
-    fn status(self) -> StatusCode {
-        match self {
-            EioError::Forbidden => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-/// How HTTP requests reach one live session.
-#[derive(Clone)]
-enum Entry {
-    /// On long-polling (or upgrading from it): handlers hand its task commands.
-    Polling(mpsc::Sender<Command>),
-    /// On WebSocket for good: every HTTP request with its sid is the wrong
-    /// transport, answered by the handler alone, so a WebSocket session keeps
-    /// no command queue (tokio allocates a 32-slot block per channel).
-    WebSocket,
-}
-
-/// Live Engine.IO sessions by `sid`.
-#[derive(Default)]
-pub struct Sessions {
-    /// Removed by the session task itself when it ends, so no entry outlives its task.
-    map: Mutex<HashMap<String, Entry>>,
-}
-
-impl Sessions {
-    fn insert(&self, sid: String, entry: Entry) {
-        if let Ok(mut map) = self.map.lock() {
-            map.insert(sid, entry);
-        }
-    }
-
-    fn get(&self, sid: &str) -> Option<Entry> {
-        self.map.lock().ok()?.get(sid).cloned()
-    }
-
-    /// The session has switched to WebSocket for good: requests stop reaching its task.
-    fn set_websocket(&self, sid: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            if let Some(entry) = map.get_mut(sid) {
-                *entry = Entry::WebSocket;
-            }
-        }
-    }
-
-    fn remove(&self, sid: &str) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(sid);
-        }
-    }
-
-    /// Number of live sessions (for tests and the shutdown drain).
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// Whether no session is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Commands queued per session before a handler waits (requests of one client are sequential anyway).
@@ -221,7 +116,7 @@ pub async fn route(
         return error(&req, EioError::UnsupportedProtocolVersion);
     }
     let is_upgrade = is_websocket_upgrade(&req);
-    let admit = || limits::admit(&req, &state, TokenPolicy::AtConnect);
+    let admit = || state.gate.admit(&req, TokenPolicy::AtConnect);
     match (query.sid, transport) {
         (None, _) if req.method() != Method::GET => error(&req, EioError::BadHandshakeMethod),
         (None, Transport::Polling) => match admit() {
@@ -234,7 +129,7 @@ pub async fn route(
                 Err(refusal) => return with_cors(&req, refusal.response()),
             };
             let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-            match crate::wsout::handle(&req, body, max_payload) {
+            match crate::websocket::write::handle(&req, body, max_payload) {
                 Ok((response, out, inbound)) => {
                     conn::spawn_websocket(state.into_inner(), out, inbound, admission);
                     response
@@ -256,7 +151,7 @@ pub async fn route(
                 (Transport::Polling, &Method::POST) => post(&req, tx, body, &state).await,
                 (Transport::WebSocket, &Method::GET) if is_upgrade => {
                     let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-                    match crate::wsout::handle(&req, body, max_payload) {
+                    match crate::websocket::write::handle(&req, body, max_payload) {
                         Ok((response, out, inbound)) => {
                             let ws = conn::websocket(out, inbound);
                             if tx.send(Command::Upgrade(ws)).await.is_err() {
@@ -285,7 +180,9 @@ fn on_websocket_session(
 ) -> HttpResponse {
     if transport == Transport::WebSocket && req.method() == Method::GET && is_upgrade {
         let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
-        if let Ok((response, out, _inbound)) = crate::wsout::handle(req, body, max_payload) {
+        if let Ok((response, out, _inbound)) =
+            crate::websocket::write::handle(req, body, max_payload)
+        {
             conn::refuse_upgrade(&out);
             return response;
         }
@@ -413,7 +310,7 @@ fn text(req: &HttpRequest, status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// Browsers poll cross-origin (a dashboard on another port): echo the caller's origin, like seed 004's server did (only allowed origins get this far).
+/// Browsers poll cross-origin (a dashboard on another port): echo the caller's origin, like the original Node.js Socket.IO service did (only allowed origins get this far).
 fn cors(req: &HttpRequest, mut builder: HttpResponseBuilder) -> HttpResponseBuilder {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         builder.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));

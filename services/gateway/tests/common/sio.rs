@@ -191,7 +191,7 @@ impl ClientProc {
         );
     }
 
-    /// Kills a client that never exits by itself (seed 004's snippets run forever).
+    /// Kills a client that never exits by itself (the original service's snippets run forever).
     pub async fn kill(mut self) {
         let _ = self.child.kill().await;
     }

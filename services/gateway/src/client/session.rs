@@ -1,7 +1,7 @@
 //! One client's subscriptions and limits, independent of the wire protocol.
 //!
 //! Both transports (`/ws` native JSON in [`crate::ws`], Socket.IO in
-//! [`crate::socketio`]) hold one [`ClientSession`] per client and feed it
+//! the Socket.IO module) hold one [`ClientSession`] per client and feed it
 //! parsed [`Action`]s; it talks to the [`Hub`] and Redis and answers with a
 //! protocol-neutral [`Response`] (event name + data + cached values) that the
 //! transport encodes in its own framing. Subscriptions are channels
@@ -17,36 +17,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tickstream_model::{Channel, Symbol};
 
-use crate::hub::{ClientId, Outbound, Publication};
-use crate::limits::ConnPermit;
-use crate::outlet::{self, Outlet, SlowConsumer, TickQueue, WriteFailed};
-use crate::protocol::{self, Action, ClientError, ErrorCode, Targets};
+use super::limits::ConnPermit;
+use super::request::{self, Action, ClientError, ErrorCode, Targets};
+use super::slow::{self, SlowConsumer, WriteFailed};
+use crate::fanout::{ClientId, Outbound, Outlet, Publication, TickQueue};
 use crate::state::AppState;
+pub use crate::vocabulary::Protocol;
 
 /// How long a snapshot's seq guards against duplicate live frames queued before it.
 const SNAPSHOT_GUARD: Duration = Duration::from_secs(5);
-
-/// The protocol a session speaks, used as the `protocol` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// `/ws`, the native JSON protocol.
-    Native,
-    /// `/socket.io/`, Engine.IO v4 / Socket.IO v5.
-    SocketIo,
-}
-
-impl Protocol {
-    /// Every protocol, so metrics and the shutdown drain can cover them all.
-    pub const ALL: [Protocol; 2] = [Protocol::Native, Protocol::SocketIo];
-
-    /// The metric label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::Native => "native",
-            Protocol::SocketIo => "socketio",
-        }
-    }
-}
 
 /// A protocol-neutral answer to one request, encoded by the transport.
 #[derive(Debug)]
@@ -196,7 +175,7 @@ impl ClientSession {
         write: impl std::future::Future<Output = Result<(), E>>,
     ) -> Result<(), WriteFailed> {
         let metrics = &self.state.metrics;
-        match outlet::write_or_slow(&self.outlet, self.slow_timeout(), metrics, write).await {
+        match slow::write_or_slow(&self.outlet, self.slow_timeout(), metrics, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriteFailed::Closed),
             Err(SlowConsumer) => Err(WriteFailed::SlowConsumer),
@@ -215,7 +194,7 @@ impl ClientSession {
 
     /// The payload of the `connected` event every client gets first.
     pub fn connected(&self) -> Value {
-        protocol::connected_data(&self.client_id)
+        request::connected_data(&self.client_id)
     }
 
     /// Executes one request and says what to answer.
@@ -236,9 +215,9 @@ impl ClientSession {
             Action::List => {
                 let mut list: Vec<Channel> = self.subscribed.iter().cloned().collect();
                 list.sort();
-                Response::event("subscriptions", protocol::subscriptions_data(&list))
+                Response::event("subscriptions", request::subscriptions_data(&list))
             }
-            Action::Ping => Response::event("pong", protocol::pong_data()),
+            Action::Ping => Response::event("pong", request::pong_data()),
         }
     }
 
@@ -255,7 +234,7 @@ impl ClientSession {
             return None;
         }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
-        match protocol::parse_action("subscribe", &data, max) {
+        match request::parse_action("subscribe", &data, max) {
             Ok(Action::Subscribe { targets, max_hz }) => {
                 Some(self.subscribe(targets, max_hz).await)
             }
@@ -319,7 +298,7 @@ impl ClientSession {
             }
         }
         let (snapshots, pending) = self.snapshots(&channels, &new).await;
-        let mut data = protocol::subscribed_data(&targets, &pending);
+        let mut data = request::subscribed_data(&targets, &pending);
         if let (Some(hz), Value::Object(obj)) = (max_hz, &mut data) {
             obj.insert("max_hz".to_owned(), serde_json::json!(hz));
         }
@@ -400,7 +379,7 @@ impl ClientSession {
         for ch in &emptied {
             self.state.subscriber.sync(ch.as_str()).await;
         }
-        Response::event("unsubscribed", protocol::unsubscribed_data(&targets))
+        Response::event("unsubscribed", request::unsubscribed_data(&targets))
     }
 
     /// Drops every subscription (Socket.IO DISCONNECT keeps the transport but ends the client).
@@ -506,7 +485,7 @@ impl ClientSession {
             .client_errors
             .with_label_values(&[e.code.as_str()])
             .inc();
-        Response::event("error", protocol::error_data(&e))
+        Response::event("error", request::error_data(&e))
     }
 
     /// An `error` answer to a bad request; flags abuse after too many in a row.
@@ -517,7 +496,7 @@ impl ClientSession {
             self.state
                 .metrics
                 .disconnects
-                .with_label_values(&["abuse"])
+                .with_label_values(&[crate::vocabulary::Disconnect::Abuse.label()])
                 .inc();
             response.abuse = true;
         }
@@ -609,8 +588,8 @@ pub(crate) async fn drain_ticks<S: TickSink>(
         }
         sink.flush().await?;
         // Queue empty: behind for too long is a slow consumer even if it reads a little.
-        if outlet::is_overdue(&outlet, timeout) {
-            outlet::slow_consumer(&outlet, &sink.session().state().metrics);
+        if slow::is_overdue(&outlet, timeout) {
+            slow::slow_consumer(&outlet, &sink.session().state().metrics);
             return Err(S::slow_consumer());
         }
         let mut pending = std::mem::take(sink.pending());

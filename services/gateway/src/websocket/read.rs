@@ -2,7 +2,7 @@
 //!
 //! actix-ws's `MessageStream` only comes with its `Session`, whose channel
 //! (32 slots, allocated up front) costs 1.8 KB per connection that our
-//! connections never use: they write through [`WsOut`](crate::wsout::WsOut).
+//! connections never use: they write through the write half, `websocket::write::WsOut`.
 //! [`WsIn`] is the part of it they need: actix-http's frame [`Codec`] (masking,
 //! frame size limit, control frames) plus the aggregation of continuation
 //! frames into one message, with the same item type as actix-ws so the
@@ -245,12 +245,12 @@ mod tests {
         use actix_http::error::PayloadError;
         let stream: actix_http::BoxedPayloadStream =
             Box::pin(futures_util::stream::iter(vec![Err(PayloadError::Io(
-                io::Error::new(crate::upgrade::STALLED, "stalled"),
+                io::Error::new(crate::websocket::upgrade::STALLED, "stalled"),
             ))]));
         let mut rx = WsIn::new(actix_web::dev::Payload::from(stream), 32);
         let Some(Err(e)) = rx.recv().await else {
             panic!("payload error lost");
         };
-        assert!(crate::upgrade::is_stall(&e));
+        assert!(crate::websocket::upgrade::is_stall(&e));
     }
 }

@@ -1,33 +1,36 @@
 //! The native WebSocket endpoint `/ws`: one task per connection.
 //!
-//! Each connection owns a bounded queue fed by the [`Hub`](crate::hub::Hub); its task
+//! Each connection owns a bounded queue fed by the [`Hub`](crate::fanout::Hub); its task
 //! multiplexes that queue, the client's frames, server pings and the shutdown
 //! signal. Everything it writes goes through one [`WsOut`] and everything it
 //! reads comes from one [`WsIn`], so frames of one connection never
 //! interleave. Subscriptions, limits and snapshots are the
 //! protocol-independent [`ClientSession`]; this file is only the native framing.
 //!
-//! Flow control: the queue is an [`Outlet`](crate::outlet::Outlet) that
+//! Flow control: the queue is an [`Outlet`](crate::fanout::Outlet) that
 //! conflates when full; once the queue is empty the task writes the pending
 //! newest-per-symbol ticks. A client behind for `slow_consumer_timeout_ms`
 //! (or whose socket write blocks that long) is closed with 1008 `slow consumer`.
 
 use std::time::{Duration, Instant};
 
-use crate::limits::{self, TokenPolicy};
-use crate::outlet::{self, TickQueue, WriteFailed, SLOW_CONSUMER_REASON};
+use crate::client::limits::TokenPolicy;
+use crate::client::slow::{self, WriteFailed};
+use crate::fanout::TickQueue;
+use crate::vocabulary::Disconnect;
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use serde_json::Value;
 
-use crate::hub::Outbound;
-use crate::protocol::{self, ClientError, ErrorCode};
-use crate::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
+use super::frame;
+use crate::client::request::{ClientError, ErrorCode};
+use crate::client::session::{drain_ticks, ClientSession, Protocol, Response, TickSink};
+use crate::fanout::Outbound;
 use crate::state::AppState;
-use crate::wsin::WsIn;
-use crate::wsout::{self, WsOut};
+use crate::websocket::read::WsIn;
+use crate::websocket::write::{self, WsOut};
 
 /// Ticks written per wake-up before the task checks other events again.
 const WRITE_BATCH: usize = 64;
@@ -51,11 +54,11 @@ pub async fn route(
     let initial = web::Query::<WsQuery>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .unwrap_or_default();
-    let admission = match limits::admit(&req, &state, TokenPolicy::Required) {
+    let admission = match state.gate.admit(&req, TokenPolicy::Required) {
         Ok(a) => a,
         Err(refusal) => return Ok(refusal.response()),
     };
-    let (response, out, stream) = wsout::handle(&req, body, state.cfg.gateway.max_frame_bytes)?;
+    let (response, out, stream) = write::handle(&req, body, state.cfg.gateway.max_frame_bytes)?;
     let state = state.into_inner();
     let fut = async move {
         let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
@@ -74,10 +77,17 @@ pub async fn route(
 
 /// The close frame of a slow consumer (1008 `slow consumer`).
 fn slow_close() -> CloseReason {
-    CloseReason {
-        code: CloseCode::Policy,
-        description: Some(SLOW_CONSUMER_REASON.to_owned()),
-    }
+    Disconnect::SlowConsumer.close_reason()
+}
+
+/// Counts a disconnect decided here and returns its close frame.
+fn closing(state: &AppState, d: Disconnect) -> CloseReason {
+    state
+        .metrics
+        .disconnects
+        .with_label_values(&[d.label()])
+        .inc();
+    d.close_reason()
 }
 
 /// Why the loop ended: a close frame to send, or nothing (client already gone).
@@ -114,7 +124,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, stream: &mut WsIn, rx: &mut TickQueue, initial: WsQuery) -> Exit {
-        let hello = protocol::connected(self.client.client_id());
+        let hello = frame::connected(self.client.client_id());
         if let Err(exit) = self.write(hello.into()).await {
             return exit;
         }
@@ -146,8 +156,7 @@ impl Connection {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    state.metrics.disconnects.with_label_values(&["shutdown"]).inc();
-                    return Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".to_owned()) });
+                    return Some(closing(&state, Disconnect::Shutdown));
                 }
                 msg = stream.recv() => {
                     last_seen = Instant::now();
@@ -201,8 +210,7 @@ impl Connection {
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > idle_timeout {
-                        state.metrics.disconnects.with_label_values(&["idle"]).inc();
-                        return Some(CloseReason { code: CloseCode::Policy, description: Some("idle timeout".to_owned()) });
+                        return Some(closing(&state, Disconnect::Idle));
                     }
                     if let Err(e) = self.client.write(self.out.ping(b"")).await {
                         return exit(e);
@@ -214,7 +222,7 @@ impl Connection {
 
     /// Writes one text frame (a reply); see [`Connection::write_frame`].
     async fn write(&mut self, text: bytestring::ByteString) -> Result<(), Exit> {
-        self.write_frame(wsout::encode(actix_http::ws::OpCode::Text, text.as_bytes()))
+        self.write_frame(write::encode(actix_http::ws::OpCode::Text, text.as_bytes()))
             .await
     }
 
@@ -238,7 +246,7 @@ impl Connection {
             let response = self.client.reject(e);
             return self.respond(response, None).await;
         }
-        let (response, id) = match protocol::parse(text, g.max_symbols_per_connection) {
+        let (response, id) = match frame::parse(text, g.max_symbols_per_connection) {
             Ok(request) => (self.client.handle(request.action).await, request.id),
             Err(mut e) => {
                 let id = e.id.take();
@@ -250,16 +258,14 @@ impl Connection {
 
     /// Writes a response (reply, then snapshots) in native framing; closes with 1008 on abuse.
     async fn respond(&mut self, response: Response, id: Option<Value>) -> Result<(), Exit> {
-        let reply = protocol::frame(response.event, response.data, id.as_ref());
+        let reply = frame::frame(response.event, response.data, id.as_ref());
         self.write(reply.into()).await?;
         for frame in response.snapshots {
             self.write_frame(frame.ws().clone()).await?;
         }
         if response.abuse {
-            return Err(Some(CloseReason {
-                code: CloseCode::Policy,
-                description: Some("too many invalid requests".to_owned()),
-            }));
+            // Already counted by the session when it flagged the abuse.
+            return Err(Some(Disconnect::Abuse.close_reason()));
         }
         Ok(())
     }
@@ -269,43 +275,27 @@ impl Connection {
         use actix_ws::ProtocolError as P;
         match e {
             P::Overflow => {
-                let state = self.client.state();
-                state
-                    .metrics
-                    .disconnects
-                    .with_label_values(&["frame_too_large"])
-                    .inc();
+                let state = self.client.state().clone();
+                let close = closing(&state, Disconnect::FrameTooLarge);
                 let limit = state.cfg.gateway.max_frame_bytes;
                 let err =
                     ClientError::new(ErrorCode::TooLarge, format!("frame exceeds {limit} bytes"));
                 let response = self.client.error(err);
                 let _ = self.respond(response, None).await;
-                CloseReason {
-                    code: CloseCode::Size,
-                    description: Some("frame too large".to_owned()),
-                }
+                close
             }
-            other if crate::upgrade::is_stall(&other) => {
-                outlet::slow_consumer(self.client.outlet(), &self.client.state().metrics);
+            other if crate::websocket::upgrade::is_stall(&other) => {
+                slow::slow_consumer(self.client.outlet(), &self.client.state().metrics);
                 slow_close()
             }
             other => {
-                self.client
-                    .state()
-                    .metrics
-                    .disconnects
-                    .with_label_values(&["protocol_error"])
-                    .inc();
                 tracing::debug!(error = %other, "WebSocket protocol error.");
-                let code = if other.to_string().to_ascii_lowercase().contains("utf") {
-                    CloseCode::Invalid
+                let d = if other.to_string().to_ascii_lowercase().contains("utf") {
+                    Disconnect::InvalidUtf8
                 } else {
-                    CloseCode::Protocol
+                    Disconnect::ProtocolError
                 };
-                CloseReason {
-                    code,
-                    description: Some("protocol error".to_owned()),
-                }
+                closing(self.client.state(), d)
             }
         }
     }

@@ -4,7 +4,7 @@
 //! body, which encodes it into the frame format and copies it into a buffer
 //! before the dispatcher copies it again into its write buffer. For ticks that
 //! is wasted work: the hub already encodes each tick's complete WebSocket
-//! frame once ([`TickFrame::ws`](crate::hub::TickFrame::ws)), so every
+//! frame once ([`TickFrame::ws`](crate::fanout::TickFrame::ws)), so every
 //! receiver can hand the same bytes over. [`WsOut`] is a byte-bounded queue of
 //! such frames shared by the connection task (producer) and [`OutBody`], the
 //! response body the dispatcher polls (consumer): queuing a frame is a
@@ -24,7 +24,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use tokio::sync::Notify;
 
-use crate::wsin::WsIn;
+use crate::websocket::read::WsIn;
 
 /// Queued bytes above which a write waits for the socket: bounds memory per
 /// connection and turns a client that does not read into a blocked write
@@ -155,7 +155,7 @@ impl WsOut {
     ///
     /// A client that reads again gets every queued frame and then the close;
     /// one that never reads again loses the socket once it has taken no
-    /// bytes for the stall limit ([`crate::upgrade::serve`]).
+    /// bytes for the stall limit ([`crate::websocket::upgrade::serve`]).
     pub fn close(&self, reason: Option<CloseReason>) -> Result<(), Closed> {
         let reason = reason.map(|mut r| {
             if let Some(d) = r.description.as_mut() {

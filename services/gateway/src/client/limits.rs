@@ -1,6 +1,6 @@
 //! Admission of new connections, before any upgrade or handshake: origin, auth, connection limits.
 //!
-//! One function, [`admit`], serves `/ws` and the Engine.IO handshake, so
+//! One function, [`Gate::admit`], serves `/ws` and the Engine.IO handshake, so
 //! both protocols refuse the same way: 403 for a browser origin not in
 //! `gateway.allowed_origins`, 401 for a bad token (when auth is on and the
 //! token came with the request), 429 past `gateway.max_connections` or
@@ -20,8 +20,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::auth::Grant;
-use crate::state::AppState;
+use super::auth::{Grant, Verifier};
+use crate::metrics::GatewayMetrics;
 
 /// Open connections, in total and per peer IP.
 #[derive(Debug)]
@@ -134,13 +134,27 @@ pub enum TokenPolicy {
     AtConnect,
 }
 
-/// Checks origin, token and limits for a new connection; `Err` is the HTTP refusal to send.
-pub fn admit(
-    req: &HttpRequest,
-    state: &AppState,
-    policy: TokenPolicy,
-) -> Result<Admission, Refusal> {
-    if !origin_allowed(req, &state.cfg.gateway.allowed_origins) {
+/// Everything admission needs, and nothing else (so this module depends on no handler state).
+pub struct Gate {
+    /// `gateway.allowed_origins` (empty: any origin).
+    pub allowed_origins: Vec<String>,
+    /// JWT verifier when `gateway.auth` is on.
+    pub auth: Option<Verifier>,
+    /// Connection limits (total and per IP).
+    pub limiter: Arc<ConnLimiter>,
+    /// Where refusals and auth failures are counted.
+    pub metrics: GatewayMetrics,
+}
+
+impl Gate {
+    /// Checks origin, token and limits for a new connection; `Err` is the HTTP refusal to send.
+    pub fn admit(&self, req: &HttpRequest, policy: TokenPolicy) -> Result<Admission, Refusal> {
+        admit(req, self, policy)
+    }
+}
+
+fn admit(req: &HttpRequest, state: &Gate, policy: TokenPolicy) -> Result<Admission, Refusal> {
+    if !origin_allowed(req, &state.allowed_origins) {
         return Err(refuse(
             state,
             StatusCode::FORBIDDEN,
@@ -150,7 +164,7 @@ pub fn admit(
     }
     let (mut grant, mut request_token) = (None, None);
     if let Some(verifier) = &state.auth {
-        let token = crate::auth::token_of(req);
+        let token = crate::client::auth::token_of(req);
         match policy {
             TokenPolicy::AtConnect => request_token = token,
             TokenPolicy::Required => match verifier.verify(token.as_deref()) {
@@ -233,7 +247,7 @@ impl Refusal {
 }
 
 /// A refusal, counted by reason.
-fn refuse(state: &AppState, status: StatusCode, reason: &'static str, message: &str) -> Refusal {
+fn refuse(state: &Gate, status: StatusCode, reason: &'static str, message: &str) -> Refusal {
     state
         .metrics
         .connections_rejected
