@@ -4,10 +4,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use analytics::candle::{Interval, Rules};
-use analytics::engine::{Engine, EngineConfig, Trade};
+use analytics::engine::{Engine, EngineConfig};
 use analytics::indicators::Periods;
 use criterion::{black_box, criterion_group, Criterion};
-use tickstream_model::Symbol;
+use tickstream_model::{Symbol, Trade};
 
 const T0: i64 = 1_764_892_800_000;
 
@@ -31,7 +31,11 @@ fn trade(ms: i64, price: f64) -> Trade {
         symbol: Symbol::parse("BTCUSDT").unwrap(),
         price,
         size: 0.01,
+        side: None,
+        trade_id: None,
         timestamp: chrono::DateTime::from_timestamp_millis(ms).unwrap(),
+        source: "bench".to_owned(),
+        seq: 1,
     }
 }
 
@@ -52,7 +56,7 @@ fn per_trade(c: &mut Criterion) {
         })
     });
     // The parse of a trade payload, which the service does first.
-    let raw = br#"{"symbol":"BTCUSDT","price":50123.5,"size":0.01,"side":"buy","trade_id":1,"timestamp":"2025-12-05T00:00:00.010Z","source":"binance","seq":1}"#;
+    let raw = br#"{"symbol":"BTCUSDT","price":50123.5,"size":0.01,"side":"buy","trade_id":"1","timestamp":"2025-12-05T00:00:00.010Z","source":"binance","seq":1}"#;
     c.bench_function("trade_parse", |b| {
         b.iter(|| Trade::from_json(black_box(raw)))
     });
@@ -95,7 +99,11 @@ fn memory_per_symbol() {
                 symbol: s.clone(),
                 price: 100.0 + (minute as f64) + i as f64 * 1e-3,
                 size: 1.0,
+                side: None,
+                trade_id: None,
                 timestamp: chrono::DateTime::from_timestamp_millis(ms).unwrap(),
+                source: "bench".to_owned(),
+                seq: 1,
             };
             e.on_trade(&t, ms, &mut out);
         }

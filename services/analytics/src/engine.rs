@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
 use serde_json::json;
-use tickstream_model::{Channel, Symbol, Tick};
+use tickstream_model::{Channel, Symbol, Tick, Trade};
 
 use crate::candle::{Bar, BarEvent, Input, Interval, Rules, Series, Source};
 use crate::indicators::{Indicators, Periods, Snapshot};
@@ -63,28 +62,6 @@ pub struct Skipped {
     pub late: u64,
     /// Stamped more than [`MAX_FUTURE_MS`] ahead of our clock.
     pub future: u64,
-}
-
-/// A trade from `trades:{SYMBOL}`; fields beyond these are ignored.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Trade {
-    /// Instrument.
-    pub symbol: Symbol,
-    /// Price, positive.
-    pub price: f64,
-    /// Size, non-negative.
-    pub size: f64,
-    /// Exchange time.
-    #[serde(with = "tickstream_model::time::serde_rfc3339")]
-    pub timestamp: chrono::DateTime<chrono::Utc>,
-}
-
-impl Trade {
-    /// Parses and checks a `trades:` payload.
-    pub fn from_json(raw: &[u8]) -> Option<Trade> {
-        let t: Trade = serde_json::from_slice(raw).ok()?;
-        (t.price.is_finite() && t.price > 0.0 && t.size.is_finite() && t.size >= 0.0).then_some(t)
-    }
 }
 
 /// One symbol's state.
@@ -233,7 +210,7 @@ impl Engine {
     ) {
         if let Some(symbol) = channel.strip_prefix("trades:") {
             match Trade::from_json(payload) {
-                Some(t) if t.symbol.as_str() == symbol => self.on_trade(&t, now_ms, out),
+                Ok(t) if t.symbol.as_str() == symbol => self.on_trade(&t, now_ms, out),
                 _ => self.skipped.invalid += 1,
             }
         } else if let Some(symbol) = channel.strip_prefix("ticks:") {
@@ -497,7 +474,7 @@ mod tests {
     }
 
     fn trade(sym: &str, ms: i64, price: f64, size: f64) -> Vec<u8> {
-        json!({"symbol": sym, "price": price, "size": size, "side": "buy", "trade_id": 7,
+        json!({"symbol": sym, "price": price, "size": size, "side": "buy", "trade_id": "7",
                "timestamp": rfc3339(ms), "source": "binance", "seq": 1})
         .to_string()
         .into_bytes()

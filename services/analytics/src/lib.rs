@@ -164,10 +164,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let a = &config.analytics;
     let configured = a.parsed_symbols()?;
     let engine_cfg = a.engine()?;
+    // History streams are for ticks and trades, which this service never publishes.
     let redis = Redis::connect_lazy(RedisOptions {
-        url: config.redis_url.clone(),
         price_ttl: Duration::from_secs(a.cache_ttl_secs),
         op_timeout: OP_TIMEOUT,
+        ..RedisOptions::new(config.redis_url.clone())
     })?;
     let registry = tickstream_runtime::metrics::registry();
     let metrics = Metrics::register(&registry);
