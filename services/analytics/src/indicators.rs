@@ -27,7 +27,7 @@ pub const VOLATILITY_WINDOW: usize = 60;
 /// Returns averaged for "volatility now" in the market mood.
 pub const VOLATILITY_RECENT: usize = 5;
 
-/// Exponential moving average seeded with the simple mean of its first `period` values.
+/// Exponential moving average that starts from the simple mean of its first `period` values.
 #[derive(Debug, Clone)]
 pub struct Ema {
     period: usize,
@@ -351,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn ema_seeds_with_the_mean_then_smooths() {
+    fn ema_starts_from_the_mean_then_smooths() {
         let mut e = Ema::new(3);
         assert_eq!(e.update(1.0), None);
         assert_eq!(e.update(2.0), None);

@@ -257,7 +257,7 @@ async fn subscribe(
 }
 
 /// 40 closed 1m bars from ticks of a gentle climb, the newest starting 3 minutes ago.
-async fn seed_history(redis: &Redis, channel: &Channel) {
+async fn store_history(redis: &Redis, channel: &Channel) {
     let newest_start = Interval::M1.floor(now_ms()) - 3 * 60_000;
     let bars: Vec<(i64, String)> = (0..40)
         .map(|i| {
@@ -286,7 +286,7 @@ async fn ingest_sim_to_analytics_end_to_end() {
     let server = RedisServer::start().await.unwrap();
     let redis = bus(&server).await;
     let m1 = Channel::parse("candles:1m:BTCUSDT").unwrap();
-    seed_history(&redis, &m1).await;
+    store_history(&redis, &m1).await;
     let mut stream = subscribe(
         &server,
         &["candles:1m:BTCUSDT", "signals:BTCUSDT", "sentiment"],
@@ -330,7 +330,7 @@ async fn ingest_sim_to_analytics_end_to_end() {
         }
     }
 
-    // The seeded history ended 2 minutes ago: the empty minutes since close flat, volume 0.
+    // The stored history ended 2 minutes ago: the empty minutes since close flat, volume 0.
     let first = &closed[0];
     assert_eq!(first["volume"], 0.0, "{first}");
     assert_eq!(first["open"], first["close"], "{first}");
