@@ -1,0 +1,177 @@
+// The dashboard at `/` and the served client module, in headless Chromium
+// (Debian's /usr/bin/chromium driven by playwright-core), against the real
+// gateway and ingest-sim.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { startGateway, startSim } from '../harness.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+const RESULTS = process.env.TICKSTREAM_RESULTS_DIR ?? join(tmpdir(), 'tickstream-js-results');
+/** Every wait for the page; a price moves within 3 s (ingest-sim ticks each symbol ~10 times a second here). */
+const WAIT = 10_000;
+
+/** @type {import('../harness.js').Proc} */
+let gw;
+/** @type {import('../harness.js').Proc} */
+let sim;
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  mkdirSync(RESULTS, { recursive: true });
+  gw = await startGateway({ DEFAULT_SYMBOLS: 'BTCUSDT,ETHUSDT,SOLUSDT' });
+  sim = await startSim('BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+});
+after(async () => {
+  await browser?.close();
+  await sim?.kill();
+  await gw?.kill();
+});
+
+/**
+ * Console errors and page errors, except the 404s of optional endpoints
+ * (`/feeds`, `/candles/...`) the page probes: Chromium logs every failed
+ * resource load, and the page handles those answers without an error.
+ * @param {import('playwright-core').Page} page
+ */
+function watchErrors(page) {
+  /** @type {string[]} */
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = msg.location()?.url ?? '';
+    if (/404/.test(msg.text()) && /\/(feeds|candles)(\/|$|\?)/.test(url)) return;
+    errors.push(`${msg.text()} @ ${url}`);
+  });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  return errors;
+}
+
+/** @param {import('playwright-core').Page} page @param {string} symbol */
+const priceCell = (page, symbol) => page.locator(`#prices tr[data-symbol="${symbol}"] td.c-price`);
+
+/** Waits until the symbol's price text differs from `from` and the cell flashed. @param {import('playwright-core').Page} page @param {string} symbol @param {string} from */
+async function priceMoves(page, symbol, from, ms = 3000) {
+  await page.waitForFunction(
+    ([sym, old]) => {
+      const td = document.querySelector(`#prices tr[data-symbol="${sym}"] td.c-price`);
+      return !!td && td.textContent !== old && td.textContent !== '–' && /flash-(up|down)/.test(td.className);
+    },
+    [symbol, from],
+    { timeout: ms },
+  );
+}
+
+describe('dashboard', () => {
+  test('live prices, symbols, chart, panels, log, screenshots, and a gateway restart', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = watchErrors(page);
+    const res = await page.goto(`http://${gw.addr}/`);
+    assert.equal(res?.status(), 200);
+    assert.match(res?.headers()['content-type'] ?? '', /^text\/html/);
+    assert.match(res?.headers()['content-security-policy'] ?? '', /connect-src 'self'/);
+
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: WAIT });
+    // Default symbols from /symbols.
+    for (const s of ['BTCUSDT', 'ETHUSDT', 'SOLUSDT']) await page.locator(`#prices tr[data-symbol="${s}"]`).waitFor({ timeout: WAIT });
+    await page.waitForFunction(() => (document.querySelector('#prices tr[data-symbol="BTCUSDT"] td.c-price')?.textContent ?? '–') !== '–', null, { timeout: WAIT });
+    const first = (await priceCell(page, 'BTCUSDT').textContent()) ?? '';
+    await priceMoves(page, 'BTCUSDT', first);
+    const moved = (await priceCell(page, 'BTCUSDT').textContent()) ?? '';
+    assert.match(moved, /^[▲▼] /, 'direction shown by an arrow, not only colour');
+    for (const col of ['bid', 'ask', 'volume', 'source', 'age']) {
+      assert.notEqual(await page.locator(`#prices tr[data-symbol="BTCUSDT"] td.c-${col}`).textContent(), '–', col);
+    }
+
+    // Add a symbol with the keyboard, then remove it.
+    await page.locator('#add-symbol').fill('xrpusdt');
+    await page.locator('#add-symbol').press('Enter');
+    await page.waitForFunction(() => (document.querySelector('#prices tr[data-symbol="XRPUSDT"] td.c-price')?.textContent ?? '–') !== '–', null, { timeout: WAIT });
+    await page.getByRole('button', { name: 'Remove XRPUSDT' }).click();
+    await page.locator('#prices tr[data-symbol="XRPUSDT"]').waitFor({ state: 'detached', timeout: WAIT });
+
+    // The chart of the selected symbol: candles when the analytics service runs, else the tick line.
+    await page.locator('#chart path.line, #chart rect.candle').first().waitFor({ timeout: WAIT });
+    assert.match((await page.locator('#chart-symbol').textContent()) ?? '', /BTCUSDT/);
+    await page.getByRole('button', { name: 'Chart ETHUSDT' }).click();
+    await page.locator('#chart-symbol', { hasText: 'ETHUSDT' }).waitFor({ timeout: WAIT });
+    await page.locator('#chart path.line, #chart rect.candle').first().waitFor({ timeout: WAIT });
+
+    // Panels without a producer say so; feed control is absent on this gateway.
+    assert.equal(await page.locator('#signals-empty').textContent(), 'waiting for data');
+    assert.equal(await page.locator('#sentiment-empty').textContent(), 'waiting for data');
+    const feeds = await page.request.get(`http://${gw.addr}/feeds`);
+    if (feeds.status() === 404) {
+      await page.locator('#feeds-note', { hasText: 'feed control not available on this gateway' }).waitFor({ timeout: WAIT });
+    }
+
+    // Activity log and statistics.
+    await page.locator('#log li', { hasText: 'connected' }).first().waitFor({ timeout: WAIT });
+    await page.locator('#log li', { hasText: 'XRPUSDT' }).first().waitFor({ timeout: WAIT });
+    await page.waitForFunction(() => Number(document.getElementById('stat-rate')?.textContent) > 0, null, { timeout: WAIT });
+    await page.locator('#stat-ticks li', { hasText: /BTCUSDT: [1-9]/ }).waitFor({ timeout: WAIT });
+    assert.notEqual(await page.locator('#stat-p50').textContent(), '–');
+
+    await page.screenshot({ path: join(RESULTS, 'dashboard-1280x800.png') });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator('#status').waitFor({ timeout: WAIT });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-390x844.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    // The gateway killed and restarted: reconnecting, then connected, prices move again, no reload.
+    await page.evaluate(() => {
+      /** @type {any} */ (window).__sameDocument = true;
+    });
+    await gw.kill();
+    await page.locator('#status', { hasText: /^reconnecting \(attempt \d+\)$/ }).waitFor({ timeout: WAIT });
+    await gw.restart();
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: 30_000 });
+    const before = (await priceCell(page, 'BTCUSDT').textContent()) ?? '';
+    await priceMoves(page, 'BTCUSDT', before, WAIT);
+    assert.equal(await page.evaluate(() => /** @type {any} */ (window).__sameDocument), true, 'no reload');
+    await page.locator('#log li', { hasText: 'reconnecting' }).first().waitFor({ timeout: WAIT });
+
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('the served client module shows live prices in a 10-line page', async () => {
+    const page = await browser.newPage();
+    const errors = watchErrors(page);
+    const mod = await page.request.get(`http://${gw.addr}/client/tickstream.js`);
+    assert.equal(mod.status(), 200);
+    assert.match(mod.headers()['content-type'] ?? '', /^text\/javascript/);
+    assert.ok(mod.headers().etag, 'ETag');
+    assert.match(mod.headers()['cache-control'] ?? '', /no-cache/);
+    // A page that uses only the module.
+    const html = `<!doctype html><meta charset="utf-8"><title>mini</title>
+<ul id="out"></ul>
+<script type="module">
+  import { connect } from '/client/tickstream.js';
+  const ts = connect('ws://' + location.host + '/ws');
+  const out = document.getElementById('out');
+  ts.subscribe(['BTCUSDT', 'ETHUSDT'], (t) => {
+    const li = document.getElementById(t.symbol) ?? out.appendChild(Object.assign(document.createElement('li'), { id: t.symbol }));
+    li.textContent = t.symbol + ' ' + t.price + ' #' + t.seq;
+  });
+</script>`;
+    // Written into a document of the gateway's origin (its /health answer), so
+    // the module and the WebSocket are same-origin, as on a page the gateway serves.
+    await page.goto(`http://${gw.addr}/health`);
+    await page.setContent(html);
+    await page.locator('#BTCUSDT').waitFor({ timeout: WAIT }).catch((e) => {
+      throw new Error(`${e}; errors: ${errors.join('; ')}`);
+    });
+    await page.locator('#ETHUSDT').waitFor({ timeout: WAIT });
+    const a = (await page.locator('#BTCUSDT').textContent()) ?? '';
+    await page.waitForFunction((old) => document.getElementById('BTCUSDT')?.textContent !== old, a, { timeout: 3000 });
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+});
