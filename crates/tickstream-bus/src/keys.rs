@@ -10,6 +10,14 @@ pub const PRICE_KEY_PREFIX: &str = "price:";
 pub const HEARTBEAT_KEY_PREFIX: &str = "tickstream:ingestor:";
 /// Hash of the last published `seq` per symbol, so restarts continue the sequence.
 pub const SEQ_HASH_KEY: &str = "tickstream:seq";
+/// Hash of the last published trade `seq` per symbol (trades count separately from ticks).
+pub const TRADE_SEQ_HASH_KEY: &str = "tickstream:seq:trades";
+/// Prefix of the trade pub/sub channel.
+pub const TRADE_CHANNEL_PREFIX: &str = "trades:";
+/// Prefix of a channel's capped history stream (`history:ticks:BTCUSDT`), entry ids `{seq}-0`.
+pub const HISTORY_KEY_PREFIX: &str = "history:";
+/// The epoch of this Redis data set: created once, gone (and so renewed) when Redis loses its data.
+pub const EPOCH_KEY: &str = "tickstream:epoch";
 
 /// The channel a symbol's ticks are published on.
 pub fn tick_channel(symbol: &str) -> String {
@@ -19,6 +27,11 @@ pub fn tick_channel(symbol: &str) -> String {
 /// The cache key holding a symbol's latest tick.
 pub fn price_key(symbol: &str) -> String {
     format!("{PRICE_KEY_PREFIX}{symbol}")
+}
+
+/// The history stream of a channel.
+pub fn history_key(channel: &str) -> String {
+    format!("{HISTORY_KEY_PREFIX}{channel}")
 }
 
 /// The heartbeat key of one ingestor.
@@ -34,5 +47,6 @@ mod tests {
     fn names() {
         assert_eq!(tick_channel("EUR/USD"), "ticks:EUR/USD");
         assert_eq!(price_key("BTCUSDT"), "price:BTCUSDT");
+        assert_eq!(history_key("trades:AAPL"), "history:trades:AAPL");
     }
 }

@@ -13,6 +13,7 @@
 //! - [`keys`]: the Redis key and channel names of the contract.
 //! - [`backoff`]: capped exponential backoff with jitter, shared by every reconnect loop.
 //! - [`health`]: [`RedisHealth`], what `/health` reports about Redis.
+//! - [`history`]: [`HistoryPage`], range reads of a channel's history stream, and the epoch.
 //! - [`store`]: [`Redis`], commands: publish, cache reads, heartbeats, seq counters.
 //! - [`subscriber`]: [`Subscriber`], the per-channel pub/sub reader.
 
@@ -20,11 +21,13 @@
 
 pub mod backoff;
 pub mod health;
+pub mod history;
 pub mod keys;
 pub mod store;
 pub mod subscriber;
 
 pub use backoff::Backoff;
 pub use health::RedisHealth;
+pub use history::HistoryPage;
 pub use store::{BusError, Heartbeat, IngestorStatus, Redis, RedisOptions};
 pub use subscriber::{ChannelHandler, Subscriber};

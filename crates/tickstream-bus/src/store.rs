@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use tickstream_model::{Channel, Symbol, Tick};
+use tickstream_model::{Channel, Symbol, Tick, Trade};
 
 use crate::health::RedisHealth;
 use crate::keys;
@@ -51,7 +51,12 @@ pub struct RedisOptions {
     pub price_ttl: Duration,
     /// Upper bound on any one command, so a stalled Redis cannot stall a caller.
     pub op_timeout: Duration,
+    /// Entries kept per `history:` stream (approximately: Redis trims whole nodes); 0 keeps no history.
+    pub history_len: usize,
 }
+
+/// Default [`RedisOptions::history_len`]: ten minutes of a symbol at 16 ticks/s, the busiest simulator rate.
+pub const DEFAULT_HISTORY_LEN: usize = 10_000;
 
 impl RedisOptions {
     /// Defaults for everything but the URL.
@@ -60,6 +65,7 @@ impl RedisOptions {
             url: url.into(),
             price_ttl: Duration::from_secs(24 * 3600),
             op_timeout: Duration::from_secs(2),
+            history_len: DEFAULT_HISTORY_LEN,
         }
     }
 }
@@ -112,35 +118,76 @@ pub struct Redis {
     stale_skipped: Arc<AtomicU64>,
 }
 
-/// Accept-if-newer publish: ARGV = ttl, then (symbol, seq, json) per tick.
+/// Accept-if-newer publish of seq-numbered items (ticks, trades).
 ///
-/// Runs atomically in Redis, so two publishers of one symbol cannot interleave
-/// between the seq check and the writes. Key names are built in the script
-/// because they follow from the symbol (single Redis; for Redis Cluster the
-/// keys would have to be passed as KEYS and hash-tagged per symbol).
+/// ARGV = ttl, history length, epoch candidate, seq hash, cache key prefix,
+/// channel prefix, then (symbol, seq, json) per item. Runs atomically in
+/// Redis, so two publishers of one symbol cannot interleave between the seq
+/// check and the writes. Per accepted item, in this order: the history
+/// append (`XADD history:{channel} MAXLEN ~ N {seq}-0 d json`; `pcall`, so a
+/// stream someone else wrote ahead of our seq can only cost that entry, never
+/// the publish), the cache `SET` (before the `PUBLISH`, so a subscriber that
+/// receives item N and then reads the cache never sees an older one), the
+/// `PUBLISH`, and the seq. The epoch is created if missing. Key names are
+/// built in the script because they follow from the symbol (single Redis;
+/// for Redis Cluster they would be passed as KEYS and hash-tagged per symbol).
 static PUBLISH_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     let code = format!(
         r#"
-local ttl = ARGV[1]
+local ttl, cap = ARGV[1], tonumber(ARGV[2])
+redis.call('SET', '{epoch}', ARGV[3], 'NX')
+local seqhash, cache, chan = ARGV[4], ARGV[5], ARGV[6]
 local accepted = 0
-for i = 2, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local sym, seq, json = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local last = tonumber(redis.call('HGET', '{seq}', sym) or '-1')
+  local last = tonumber(redis.call('HGET', seqhash, sym) or '-1')
   if seq > last then
-    redis.call('SET', '{price}' .. sym, json, 'EX', ttl)
-    redis.call('PUBLISH', '{ticks}' .. sym, json)
-    redis.call('HSET', '{seq}', sym, ARGV[i + 1])
+    local channel = chan .. sym
+    if cap > 0 then
+      redis.pcall('XADD', '{history}' .. channel, 'MAXLEN', '~', cap, ARGV[i + 1] .. '-0', 'd', json)
+    end
+    redis.call('SET', cache .. sym, json, 'EX', ttl)
+    redis.call('PUBLISH', channel, json)
+    redis.call('HSET', seqhash, sym, ARGV[i + 1])
     accepted = accepted + 1
   end
 end
 return accepted
 "#,
-        seq = keys::SEQ_HASH_KEY,
-        price = keys::PRICE_KEY_PREFIX,
-        ticks = keys::TICK_CHANNEL_PREFIX,
+        epoch = keys::EPOCH_KEY,
+        history = keys::HISTORY_KEY_PREFIX,
     );
     redis::Script::new(&code)
 });
+
+/// What one kind of seq-numbered item needs from [`PUBLISH_SCRIPT`].
+struct SeqKind {
+    /// Hash of the last seq per symbol.
+    seq_hash: &'static str,
+    /// Prefix of the latest-value key.
+    cache_prefix: &'static str,
+    /// Prefix of the pub/sub channel (and, after `history:`, of the stream).
+    channel_prefix: &'static str,
+}
+
+/// Ticks: `tickstream:seq`, `price:`, `ticks:`.
+const TICKS: SeqKind = SeqKind {
+    seq_hash: keys::SEQ_HASH_KEY,
+    cache_prefix: keys::PRICE_KEY_PREFIX,
+    channel_prefix: keys::TICK_CHANNEL_PREFIX,
+};
+
+/// Trades: `tickstream:seq:trades`, `last:trades:`, `trades:`.
+const TRADES: SeqKind = SeqKind {
+    seq_hash: keys::TRADE_SEQ_HASH_KEY,
+    cache_prefix: "last:trades:",
+    channel_prefix: keys::TRADE_CHANNEL_PREFIX,
+};
+
+/// A fresh epoch value: random, so a Redis that lost its data gets one no client has seen.
+pub(crate) fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,6 +232,19 @@ impl Redis {
         &self.opts
     }
 
+    /// A clone of the shared connection, for commands defined in sibling modules.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// [`Redis::run`] for sibling modules: one command under the timeout, outcome recorded in health.
+    pub(crate) async fn run_op<T, F>(&self, fut: F) -> Result<T, BusError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        self.run(fut).await
+    }
+
     /// Runs one command under the timeout and records the outcome in health.
     async fn run<T, F>(&self, fut: F) -> Result<T, BusError>
     where
@@ -224,7 +284,7 @@ impl Redis {
             .map(|_| ())
     }
 
-    /// Caches, publishes and records the seq of every tick in one round trip, atomically per tick.
+    /// Caches, appends to history, publishes and records the seq of every tick in one round trip, atomically per tick.
     ///
     /// A tick is accepted only if its `seq` is above the last one recorded for
     /// its symbol, so the price cache is never rolled back to an older tick
@@ -234,26 +294,54 @@ impl Redis {
     /// never sees a tick older than N. Rejected ticks are counted in
     /// [`Redis::stale_ticks_skipped`].
     pub async fn publish(&self, ticks: &[Tick]) -> Result<(), BusError> {
-        if ticks.is_empty() {
+        let items = ticks
+            .iter()
+            .map(|t| (t.symbol.as_str(), t.seq, t.to_json()));
+        self.publish_seq(&TICKS, ticks.len(), items).await
+    }
+
+    /// Caches, appends to history, publishes and records the seq of every trade, atomically per trade.
+    ///
+    /// The same rules as [`Redis::publish`], with the trades' own seq per
+    /// symbol (`tickstream:seq:trades`), cache `last:trades:{SYMBOL}`,
+    /// channel `trades:{SYMBOL}` and stream `history:trades:{SYMBOL}`.
+    pub async fn publish_trades(&self, trades: &[Trade]) -> Result<(), BusError> {
+        let items = trades
+            .iter()
+            .map(|t| (t.symbol.as_str(), t.seq, t.to_json()));
+        self.publish_seq(&TRADES, trades.len(), items).await
+    }
+
+    /// Runs [`PUBLISH_SCRIPT`] for one kind; counts what it refused as stale.
+    async fn publish_seq<'a>(
+        &self,
+        kind: &SeqKind,
+        count: usize,
+        items: impl Iterator<Item = (&'a str, u64, String)>,
+    ) -> Result<(), BusError> {
+        if count == 0 {
             return Ok(());
         }
         let ttl = self.opts.price_ttl.as_secs().max(1);
         let mut invocation = PUBLISH_SCRIPT.prepare_invoke();
-        invocation.arg(ttl);
-        for tick in ticks {
-            invocation
-                .arg(tick.symbol.as_str())
-                .arg(tick.seq)
-                .arg(tick.to_json());
+        invocation
+            .arg(ttl)
+            .arg(self.opts.history_len)
+            .arg(new_epoch())
+            .arg(kind.seq_hash)
+            .arg(kind.cache_prefix)
+            .arg(kind.channel_prefix);
+        for (symbol, seq, json) in items {
+            invocation.arg(symbol).arg(seq).arg(json);
         }
         let mut c = self.conn.clone();
         let accepted: u64 = self
             .run(async move { invocation.invoke_async(&mut c).await })
             .await?;
-        let skipped = (ticks.len() as u64).saturating_sub(accepted);
+        let skipped = (count as u64).saturating_sub(accepted);
         if skipped > 0 {
             self.stale_skipped.fetch_add(skipped, Ordering::Relaxed);
-            tracing::debug!(skipped, "Skipped ticks not newer than the recorded seq.");
+            tracing::debug!(skipped, "Skipped items not newer than the recorded seq.");
         }
         Ok(())
     }

@@ -414,3 +414,88 @@ async fn any_channel_is_published_cached_and_subscribed_by_its_name() {
     sub.sync(candles.as_str()).await;
     wait_numsub(&server, "candles:1m:BTCUSDT", 0).await;
 }
+
+fn trade(symbol: &str, seq: u64) -> tickstream_model::Trade {
+    tickstream_model::Trade {
+        symbol: Symbol::parse(symbol).unwrap(),
+        price: 50.0 + seq as f64,
+        size: 0.5,
+        side: Some(tickstream_model::Side::Sell),
+        trade_id: Some(format!("t{seq}")),
+        timestamp: chrono::Utc::now(),
+        source: "test".to_owned(),
+        seq,
+    }
+}
+
+#[tokio::test]
+async fn history_keeps_ticks_and_trades_by_seq_and_the_epoch_marks_lost_data() {
+    let mut server = RedisServer::start().await.unwrap();
+    let mut opts = RedisOptions::new(server.url());
+    opts.history_len = 50;
+    let bus = Redis::connect_lazy(opts).unwrap();
+    let ticks_ch = tickstream_model::Channel::parse("ticks:BTCUSDT").unwrap();
+    let trades_ch = tickstream_model::Channel::parse("trades:BTCUSDT").unwrap();
+
+    let epoch = bus.epoch().await.unwrap();
+    assert_eq!(bus.epoch().await.unwrap(), epoch, "created once");
+    let ticks: Vec<Tick> = (1..=30).map(|s| tick("BTCUSDT", s)).collect();
+    bus.publish(&ticks).await.unwrap();
+    // A stale seq is refused everywhere, history included.
+    bus.publish(&[tick("BTCUSDT", 12)]).await.unwrap();
+    bus.publish_trades(&[trade("BTCUSDT", 1), trade("BTCUSDT", 2)])
+        .await
+        .unwrap();
+
+    let page = bus.history(&ticks_ch, 10, 5).await.unwrap();
+    assert_eq!(page.epoch, epoch, "the producer kept the existing epoch");
+    let seqs: Vec<u64> = page.items.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, [11, 12, 13, 14, 15], "in seq order, after `since`");
+    let t = Tick::from_json(&page.items[1].1).unwrap();
+    assert_eq!(
+        (t.seq, t.price),
+        (12, 112.0),
+        "the original tick 12, not the stale one"
+    );
+    assert_eq!((page.oldest, page.newest), (Some(1), Some(30)));
+    assert!(page.reaches(0) && page.reaches(30));
+
+    let page = bus.history(&trades_ch, 0, 100).await.unwrap();
+    let got: Vec<tickstream_model::Trade> = page
+        .items
+        .iter()
+        .map(|(_, d)| tickstream_model::Trade::from_json(d).unwrap())
+        .collect();
+    let ids: Vec<(u64, Option<&str>)> =
+        got.iter().map(|t| (t.seq, t.trade_id.as_deref())).collect();
+    assert_eq!(ids, [(1, Some("t1")), (2, Some("t2"))]);
+    let cached = bus
+        .latest_channels(std::slice::from_ref(&trades_ch))
+        .await
+        .unwrap();
+    let last = tickstream_model::Trade::from_json(cached[0].as_deref().unwrap()).unwrap();
+    assert_eq!(last.seq, 2, "trades are cached under last:trades:");
+
+    // Past the cap the oldest entries go (approximately: Redis trims whole nodes).
+    let more: Vec<Tick> = (31..=600).map(|s| tick("BTCUSDT", s)).collect();
+    bus.publish(&more).await.unwrap();
+    let page = bus.history(&ticks_ch, 0, 10).await.unwrap();
+    let oldest = page.oldest.unwrap();
+    assert!(oldest > 1 && oldest < 600 - 49, "oldest kept {oldest}");
+    assert!(
+        !page.reaches(0),
+        "seq 1 is gone: a client behind it cannot recover"
+    );
+    assert_eq!(page.items.first().map(|(s, _)| *s), Some(oldest));
+
+    // Redis loses its data: the epoch changes.
+    server.restart().await.unwrap();
+    let renewed = tickstream_testkit::wait_for(STEP, "the epoch after the restart", || async {
+        bus.epoch().await.ok()
+    })
+    .await
+    .unwrap();
+    assert_ne!(renewed, epoch, "a Redis restarted empty has a new epoch");
+    let page = bus.history(&ticks_ch, 0, 10).await.unwrap();
+    assert!(page.items.is_empty() && page.oldest.is_none());
+}

@@ -1,7 +1,9 @@
-//! What every ingestor suite needs: the ingestor started on a private Redis
-//! and mock upstreams ([`Ingestor`], [`Upstreams`], [`Setup`]), and
-//! assertions on the cached tick in Redis, ticks on the pub/sub channel, and
-//! values on `/metrics` and `/health` — each awaited, never slept for.
+//! What every venue ingestor's suite needs: the ingestor started on a private
+//! Redis and mock upstreams ([`Ingestor`], [`Upstreams`], [`Setup`]), and
+//! assertions on the cached tick in Redis and ticks on the pub/sub channel
+//! (`tickstream-testkit`'s, which the simulator's suite uses too, re-exported
+//! here) and on values of `/metrics` and `/health` — each awaited, never
+//! slept for.
 //!
 //! A suite says only what is its venue's:
 //!
@@ -15,7 +17,13 @@
 //!
 //! let s = BINANCE.start(&[("TICKSTREAM_UPSTREAM__STALL_TIMEOUT_MS", "500")]).await;
 //! s.ws.wait_connections(1, STEP).await;
+//! s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
+//! s.wait_metric("tickstream_upstream_messages_total", STEP, |v| v == 1.0).await;
 //! ```
+//!
+//! The ingestor's name comes from its binary (`ingest-<name>`), and with it
+//! its fixtures (`services/ingest-<name>/test_data/`) and its metric series
+//! (`{source="<name>"}`), so a suite never spells them out.
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +31,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tickstream_testkit::{http_get_text, wait_for, RedisServer, Service};
+
+/// What an ingestor wrote to Redis, and the environment helper: from the testkit, where the simulator's suite uses them too.
+pub use tickstream_testkit::{cached_tick, env_with, wait_tick, TickChannel};
 
 use crate::{MockRest, MockWs};
 
@@ -70,6 +81,56 @@ impl Ingestor {
     /// The same, connecting to `path` on the mock WebSocket.
     pub const fn with_ws_path(self, ws_path: &'static str) -> Self {
         Self { ws_path, ..self }
+    }
+
+    /// The ingestor's name, from its binary (`binance` for `ingest-binance`):
+    /// its ticks' `source` and its metrics' `source` label.
+    pub fn source(&self) -> &'static str {
+        let file = self.bin.rsplit(['/', '\\']).next().unwrap_or(self.bin);
+        let file = file.strip_suffix(".exe").unwrap_or(file);
+        file.strip_prefix("ingest-").unwrap_or(file)
+    }
+
+    /// `services/ingest-<source>`: every upstream is one folder with its `test_data/` there.
+    fn service_dir(&self) -> String {
+        format!(
+            "{}/../../services/ingest-{}",
+            env!("CARGO_MANIFEST_DIR"),
+            self.source()
+        )
+    }
+
+    /// The venue's documented payload `test_data/<name>`, as written.
+    pub fn fixture(&self, name: &str) -> String {
+        crate::fixture(&self.service_dir(), name)
+    }
+
+    /// The venue's documented payload `test_data/<name>` on one line, as the venue sends frames.
+    pub fn frame(&self, name: &str) -> String {
+        crate::fixture_frame(&self.service_dir(), name)
+    }
+
+    /// The metric series `name{source="<source>"}`, as `/metrics` exports it.
+    pub fn series(&self, name: &str) -> String {
+        format!("{name}{{source=\"{}\"}}", self.source())
+    }
+
+    /// The whole path upstream → ingestor → Redis → gateway → client: starts
+    /// the ingestor and a gateway client subscribed to `symbol`, and once the
+    /// ingestor has subscribed upstream, sends the frame `test_data/<frame>`;
+    /// returns the tick the client receives.
+    pub async fn tick_through_gateway(
+        &self,
+        symbol: &str,
+        frame: &str,
+        timeout: Duration,
+    ) -> Value {
+        let s = self.start(&[]).await;
+        s.ws.wait_connections(1, timeout).await;
+        s.ws.wait_received(0, "subscribe", timeout).await;
+        let mut client = GatewayClient::start(&s.redis, symbol).await;
+        s.ws.send(0, &self.frame(frame)).await;
+        client.next_tick(symbol, timeout, |_| true).await
     }
 
     /// Starts a private Redis and mock upstreams, then the ingestor on them
@@ -162,6 +223,7 @@ impl Upstreams {
             ws: self.ws,
             rest: self.rest,
             svc,
+            ingestor: *ingestor,
         }
     }
 }
@@ -176,6 +238,81 @@ pub struct Setup {
     pub rest: MockRest,
     /// The ingestor process (killed on drop).
     pub svc: Service,
+    /// How it was started: its name, fixtures and metric series.
+    pub ingestor: Ingestor,
+}
+
+impl Setup {
+    /// The venue's documented payload `test_data/<name>` on one line.
+    pub fn frame(&self, name: &str) -> String {
+        self.ingestor.frame(name)
+    }
+
+    /// The venue's documented payload `test_data/<name>`, as written.
+    pub fn fixture(&self, name: &str) -> String {
+        self.ingestor.fixture(name)
+    }
+
+    /// The ingestor's value of the metric `name` (its own `source` series).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric(&self.svc, &self.ingestor.series(name)).await
+    }
+
+    /// Waits until the ingestor's metric `name` satisfies `pred`, and returns the value.
+    pub async fn wait_metric(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(f64) -> bool,
+    ) -> f64 {
+        wait_metric(&self.svc, &self.ingestor.series(name), timeout, pred).await
+    }
+
+    /// Waits until `price:{symbol}` holds a tick for which `pred` holds, and returns it.
+    pub async fn wait_tick(
+        &self,
+        symbol: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_tick(&self.redis, symbol, timeout, pred).await
+    }
+
+    /// Waits until `price:{symbol}` holds a tick from the REST fallback (`<source>-rest`).
+    pub async fn wait_rest_tick(&self, symbol: &str, timeout: Duration) -> Value {
+        let rest = format!("{}-rest", self.ingestor.source());
+        wait_tick(&self.redis, symbol, timeout, |t| {
+            t["source"] == rest.as_str()
+        })
+        .await
+    }
+
+    /// Cuts the stream for good: the mock refuses new connections and drops connection 0.
+    pub async fn cut_stream(&self) {
+        self.ws.refuse(true);
+        self.ws.drop_conn(0).await;
+    }
+
+    /// Lets the stream come back: the mock accepts again, the ingestor has
+    /// made `connections` in all, and its REST fallback has stopped.
+    pub async fn restore_stream(&self, connections: usize, timeout: Duration) {
+        self.ws.refuse(false);
+        self.ws.wait_connections(connections, timeout).await;
+        self.wait_metric("tickstream_upstream_fallback_active", timeout, |v| v == 0.0)
+            .await;
+    }
+
+    /// Asserts the fallback honoured a `Retry-After: 1` on `path`: its second
+    /// request came at least about a second after the first.
+    pub fn assert_retry_after_honoured(&self, path: &str) {
+        let times = self.rest.request_times(path);
+        assert!(times.len() >= 2, "fewer than two requests to {path}");
+        let gap = times[1] - times[0];
+        assert!(
+            gap >= Duration::from_millis(950),
+            "Retry-After: 1 not honoured on {path}: {gap:?}"
+        );
+    }
 }
 
 /// The test's own `redis-server`; a test cannot go on without it.
@@ -188,70 +325,6 @@ async fn start_redis() -> RedisServer {
 /// An HTTP URL nothing listens on: a REST upstream that is down.
 pub fn unused_http_url() -> String {
     format!("http://127.0.0.1:{}", tickstream_testkit::free_port())
-}
-
-/// The cached tick `price:{symbol}`, if any.
-pub async fn cached_tick(redis: &RedisServer, symbol: &str) -> Option<Value> {
-    let mut c = redis.client().await.ok()?;
-    let raw: Option<String> = redis::cmd("GET")
-        .arg(format!("price:{symbol}"))
-        .query_async(&mut c)
-        .await
-        .ok()?;
-    raw.and_then(|r| serde_json::from_str(&r).ok())
-}
-
-/// Waits until `price:{symbol}` holds a tick for which `pred` holds, and returns it.
-pub async fn wait_tick(
-    redis: &RedisServer,
-    symbol: &str,
-    timeout: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let what = format!("a matching tick under price:{symbol}");
-    let pred = &pred;
-    wait_for(timeout, &what, || async move {
-        cached_tick(redis, symbol).await.filter(|t| pred(t))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A subscription to `ticks:{symbol}`, to assert what subscribers receive.
-pub struct TickChannel {
-    /// The pub/sub connection's message stream.
-    stream: std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>,
-}
-
-impl TickChannel {
-    /// Subscribes before the test makes the upstream send, so nothing is missed.
-    pub async fn subscribe(redis: &RedisServer, symbol: &str) -> TickChannel {
-        let subscribed = async {
-            let client = redis::Client::open(redis.url())?;
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(format!("ticks:{symbol}")).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        let pubsub = subscribed.await.unwrap_or_else(|e| {
-            panic!("cannot subscribe to ticks:{symbol} on the test's Redis: {e}")
-        });
-        TickChannel {
-            stream: Box::pin(pubsub.into_on_message()),
-        }
-    }
-
-    /// The next tick published, within `timeout`.
-    pub async fn next(&mut self, timeout: Duration) -> Value {
-        let msg = tokio::time::timeout(timeout, self.stream.next())
-            .await
-            .expect("no tick on the channel in time")
-            .expect("pub/sub stream ended");
-        let payload: String = msg
-            .get_payload()
-            .unwrap_or_else(|e| panic!("a non-text payload on {}: {e}", msg.get_channel_name()));
-        serde_json::from_str(&payload)
-            .unwrap_or_else(|e| panic!("the ingestor published a non-JSON tick {payload:?}: {e}"))
-    }
 }
 
 /// The value of the sample whose line starts with `series` (name and labels exactly as exported).
@@ -369,28 +442,5 @@ impl GatewayClient {
                 return v;
             }
         }
-    }
-}
-
-/// `base` with each of `extra`'s keys replaced or added: one test's tweaks over a suite's default environment.
-pub fn env_with<'a>(
-    mut base: Vec<(&'a str, &'a str)>,
-    extra: &[(&'a str, &'a str)],
-) -> Vec<(&'a str, &'a str)> {
-    for (k, v) in extra {
-        base.retain(|(key, _)| key != k);
-        base.push((k, v));
-    }
-    base
-}
-
-#[cfg(test)]
-mod tests {
-    use super::env_with;
-
-    #[test]
-    fn env_with_replaces_and_adds() {
-        let env = env_with(vec![("A", "1"), ("B", "2")], &[("B", "3"), ("C", "4")]);
-        assert_eq!(env, vec![("A", "1"), ("B", "3"), ("C", "4")]);
     }
 }

@@ -16,8 +16,9 @@
 //! - [`ws`]: [`MockWs`], the WebSocket upstream.
 //! - [`rest`]: [`MockRest`], the HTTP upstream.
 //! - [`harness`]: an ingestor started on a private Redis and these mocks
-//!   ([`harness::Ingestor`]), and awaited assertions on Redis, the tick
-//!   channel, `/metrics` and `/health`.
+//!   ([`harness::Ingestor`], [`harness::Setup`]), and awaited assertions on
+//!   `/metrics` and `/health`, plus `tickstream-testkit`'s on Redis and the
+//!   tick channel, re-exported.
 
 // Test support: a panic with a message is an acceptable failure mode here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

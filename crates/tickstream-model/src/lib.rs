@@ -9,6 +9,7 @@
 //! - [`symbol`]: [`Symbol`], the validated, uppercase instrument name.
 //! - [`tick`]: [`Tick`], its JSON form and validation.
 //! - [`time`]: RFC 3339 timestamps with at least millisecond precision.
+//! - [`trade`]: [`Trade`], one execution on a venue, and its JSON.
 
 #![forbid(unsafe_code)]
 
@@ -16,7 +17,9 @@ pub mod channel;
 pub mod symbol;
 pub mod tick;
 pub mod time;
+pub mod trade;
 
 pub use channel::{Channel, ChannelError, KindSpec, KINDS};
 pub use symbol::{Symbol, SymbolError};
 pub use tick::{Tick, TickError};
+pub use trade::{Side, Trade};

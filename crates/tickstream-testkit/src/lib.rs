@@ -16,20 +16,27 @@
 //!   can be killed (a crash) and restarted on the same port.
 //! - [`service`]: [`Service`], one of the workspace's binaries run as a child
 //!   process, with its logs captured and its bound address parsed from them.
+//!   [`env_with`] layers one test's variables over a suite's.
+//! - [`exit`]: [`run_to_exit`] and [`assert_rejected`], a binary that must stop before it starts.
+//! - [`ticks`]: [`cached_tick`], [`wait_tick`] and [`TickChannel`], what an ingestor wrote to Redis.
 //! - [`http`]: [`http_get_json`] and [`http_get_text`] for REST assertions.
 
 // Test support: a panic with a message is an acceptable failure mode here,
 // though the API returns `anyhow::Result` wherever a caller could use it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod exit;
 pub mod http;
 pub mod port;
 pub mod redis_server;
 pub mod service;
+pub mod ticks;
 pub mod wait;
 
+pub use exit::{assert_rejected, run_to_exit};
 pub use http::{http_get_json, http_get_text};
 pub use port::free_port;
 pub use redis_server::RedisServer;
-pub use service::{bin_path, target_dir, Service};
+pub use service::{bin_path, env_with, target_dir, Service};
+pub use ticks::{cached_tick, wait_tick, TickChannel};
 pub use wait::{wait_for, wait_until};

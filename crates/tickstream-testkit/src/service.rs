@@ -437,6 +437,18 @@ fn parse_listening(line: &str) -> Option<Result<SocketAddr, String>> {
     Some(addr.ok_or_else(|| line.to_string()))
 }
 
+/// `base` with each of `extra`'s keys replaced or added: one test's tweaks over a suite's default environment.
+pub fn env_with<'a>(
+    mut base: Vec<(&'a str, &'a str)>,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    for (k, v) in extra {
+        base.retain(|(key, _)| key != k);
+        base.push((k, v));
+    }
+    base
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +501,12 @@ mod tests {
         assert_eq!(buf.lines.front().map(String::as_str), Some("line 0"));
         assert_eq!(buf.listening, Some(Ok("127.0.0.1:1".parse().unwrap())));
         assert!(buf.tail().ends_with(&format!("line {}", LOG_CAPACITY - 1)));
+    }
+
+    #[test]
+    fn env_with_replaces_and_adds() {
+        let env = env_with(vec![("A", "1"), ("B", "2")], &[("B", "3"), ("C", "4")]);
+        assert_eq!(env, vec![("A", "1"), ("B", "3"), ("C", "4")]);
     }
 
     #[test]

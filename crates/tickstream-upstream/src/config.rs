@@ -24,23 +24,56 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tickstream_ingest_shell::ShellOptions;
 use tickstream_runtime::config::{
     ConfigError, EnvAlias, ServiceConfig, DEFAULT_HOST, DEFAULT_REDIS_URL,
 };
 use tickstream_runtime::telemetry::LogConfig;
 
-use crate::{ServiceOptions, UpstreamSettings, Venue};
+use crate::settings::UpstreamSettings;
+use crate::venue::Venue;
+
+/// Upper bound on one Redis command of a venue ingestor.
+pub const REDIS_OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the service listens and which Redis it uses (the common config keys).
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Bind address (`HOST`).
+    pub host: String,
+    /// Ops port (`PORT`; 0 picks a free one).
+    pub port: u16,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// The `[upstream]` section.
+    pub settings: UpstreamSettings,
+}
+
+impl ServiceOptions {
+    /// What the shared shell opens: the ops port and Redis, with the `[upstream]` price TTL.
+    pub fn shell(&self) -> ShellOptions {
+        ShellOptions {
+            host: self.host.clone(),
+            port: self.port,
+            redis_url: self.redis_url.clone(),
+            price_ttl: Duration::from_secs(self.settings.price_ttl_secs),
+            op_timeout: REDIS_OP_TIMEOUT,
+            history_len: self.settings.history_len,
+        }
+    }
+}
 
 /// A venue's own config section (`[binance]`), the only part of the
 /// configuration a new upstream writes.
 pub trait VenueConfig: Default + Serialize + DeserializeOwned {
     /// The section's name: `[binance]` in TOML, `TICKSTREAM_BINANCE__<KEY>` in the environment.
     const NAME: &'static str;
-    /// The ops port the ingestor listens on by default (DESIGN.md suggests one per ingestor).
+    /// The ops port the ingestor listens on by default; each ingestor has its own (see the README).
     const DEFAULT_PORT: u16;
     /// The venue's plain-named variables (`SYMBOLS`, `BINANCE_WS_URL`), on top of the common ones.
     const ALIASES: &'static [EnvAlias];
@@ -177,7 +210,7 @@ mod tests {
     use tickstream_runtime::config::{env_table, load};
 
     use super::*;
-    use crate::{ParseError, WsConnection, WsEvent};
+    use crate::venue::{ParseError, WsConnection, WsEvent};
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct DemoSection {

@@ -1,9 +1,13 @@
-//! The upstream ingestors' Prometheus metrics, named per DESIGN.md: `tickstream_`
-//! prefix, unit suffixes, `_total` counters, labels only from bounded sets
-//! (`source` is the venue name or `<venue>-rest`; `outcome` is one of three words).
+//! The upstream ingestors' Prometheus metrics, named as every tickstream metric
+//! is (the README lists them): `tickstream_` prefix, unit suffixes, `_total`
+//! counters, labels only from bounded sets (`source` is the venue name or
+//! `<venue>-rest`; `outcome` is one of a few words). The gauges every ingestor
+//! has (`tickstream_redis_up`, `tickstream_ingest_symbols`) are the shell's
+//! [`CommonMetrics`].
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
-use tickstream_runtime::metrics::{counter_vec, gauge, gauge_vec, histogram_vec, register};
+use tickstream_ingest_shell::CommonMetrics;
+use tickstream_runtime::metrics::{counter_vec, gauge_vec, histogram_vec, register};
 
 /// Upstream event → publish latency buckets: a live feed lands within a few
 /// ms of the exchange's clock; REST fallback quotes can be seconds to minutes old.
@@ -107,14 +111,7 @@ impl Metrics {
                 LATENCY_BUCKETS,
             ),
         );
-        let redis_up = register(
-            registry,
-            gauge(
-                "tickstream_redis_up",
-                "Whether the last Redis operation succeeded (1) or not (0).",
-            ),
-        );
-        let symbols = gauge_vec("tickstream_ingest_symbols", "Symbols this ingestor serves.");
+        let common = CommonMetrics::register(registry, source);
         let control_messages = counter(
             "tickstream_upstream_control_messages_total",
             "Control messages sent to change an open connection's subscriptions.",
@@ -153,8 +150,8 @@ impl Metrics {
                 latency.with_label_values(&[source]);
                 latency
             },
-            redis_up,
-            symbols: symbols.with_label_values(&[source]),
+            redis_up: common.redis_up,
+            symbols: common.symbols,
             control_messages: control_messages.with_label_values(&[source]),
             reloads,
             source,

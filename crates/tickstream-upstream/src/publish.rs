@@ -57,7 +57,7 @@ impl Publisher {
     /// Loads `symbols`' last published seqs from Redis and merges them, so a symbol
     /// added at run time continues its seq like one known at start; returns how many Redis had.
     pub async fn load_more_seqs(&self, symbols: &[Symbol]) -> Result<usize, BusError> {
-        let loaded = load_seqs(&self.redis, symbols).await?;
+        let loaded = tickstream_ingest_shell::seqs::load_seqs(&self.redis, symbols).await?;
         let restored = loaded.len();
         self.merge_seqs(loaded);
         Ok(restored)
@@ -113,34 +113,17 @@ impl Publisher {
                     newest = newest.max(t.timestamp);
                 }
                 self.metrics.published(source, ticks.len() as u64);
-                self.status.published(ticks.len(), newest);
+                self.status.common().published(ticks.len(), newest);
                 Ok(())
             }
             Err(e) => {
                 self.metrics.publish_errors.inc();
-                self.status.publish_failed();
+                self.status.common().publish_failed();
                 tracing::warn!(error = %e, ticks = ticks.len(), "Publishing to Redis failed; ticks dropped.");
                 Err(e)
             }
         }
     }
-}
-
-/// The last published seq per symbol: the larger of the seq hash and the cached tick.
-pub async fn load_seqs(
-    redis: &Redis,
-    symbols: &[Symbol],
-) -> Result<HashMap<Symbol, u64>, BusError> {
-    let mut seqs = redis.load_seqs(symbols).await?;
-    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
-    let cached = redis.latest_many(&names).await?;
-    for (symbol, raw) in symbols.iter().zip(cached) {
-        if let Some(t) = raw.and_then(|b| Tick::from_json(&b).ok()) {
-            let seq = seqs.entry(symbol.clone()).or_insert(0);
-            *seq = (*seq).max(t.seq);
-        }
-    }
-    Ok(seqs)
 }
 
 #[cfg(test)]

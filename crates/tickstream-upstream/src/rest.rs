@@ -10,10 +10,10 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use tokio::sync::watch;
 
+use crate::context::Context;
 use crate::metrics::rest_source;
+use crate::venue::redact;
 use crate::venue::{RestRequest, Venue};
-use crate::ws::redact;
-use crate::Context;
 
 /// Bound on one REST request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,12 +90,12 @@ pub(crate) async fn run_fallback<V: Venue>(
     let mut up = ctx.status.watch_stream();
     loop {
         tokio::select! {
-            _ = crate::wait_flag(&mut shutdown, true) => return,
-            _ = crate::wait_flag(&mut up, false) => {}
+            _ = crate::context::wait_flag(&mut shutdown, true) => return,
+            _ = crate::context::wait_flag(&mut up, false) => {}
         }
         tokio::select! {
-            _ = crate::wait_flag(&mut shutdown, true) => return,
-            _ = crate::wait_flag(&mut up, true) => continue,
+            _ = crate::context::wait_flag(&mut shutdown, true) => return,
+            _ = crate::context::wait_flag(&mut up, true) => continue,
             _ = tokio::time::sleep(after) => {}
         }
         ctx.status.set_fallback(true);
@@ -111,11 +111,11 @@ pub(crate) async fn run_fallback<V: Venue>(
                 Round::RateLimited(d) => d.max(ctx.settings.rest_interval()),
             };
             let back = tokio::select! {
-                _ = crate::wait_flag(&mut shutdown, true) => {
+                _ = crate::context::wait_flag(&mut shutdown, true) => {
                     ctx.metrics.fallback_active.set(0);
                     return;
                 }
-                _ = crate::wait_flag(&mut up, true) => true,
+                _ = crate::context::wait_flag(&mut up, true) => true,
                 _ = tokio::time::sleep(delay) => false,
             };
             if back {

@@ -50,6 +50,8 @@ pub struct UpstreamSettings {
     pub heartbeat_secs: u64,
     /// TTL of the price cache, s.
     pub price_ttl_secs: u64,
+    /// Entries kept per `history:` stream of a ticks or trades channel (0: no history).
+    pub history_len: usize,
 }
 
 impl Default for UpstreamSettings {
@@ -64,6 +66,7 @@ impl Default for UpstreamSettings {
             max_connection_age_secs: DEFAULT_MAX_CONNECTION_AGE_SECS,
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             price_ttl_secs: DEFAULT_PRICE_TTL_SECS,
+            history_len: tickstream_bus::store::DEFAULT_HISTORY_LEN,
         }
     }
 }

@@ -181,6 +181,11 @@ pub fn append_query(url: &str, pair: &str) -> String {
     out
 }
 
+/// The URL without its query, which may hold an API key: what logs may show.
+pub fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
 /// Change and percent change from a price and an opening price, when the open is usable.
 pub fn change_from_open(price: f64, open: Option<f64>) -> (Option<f64>, Option<f64>) {
     match open {
@@ -349,6 +354,15 @@ mod tests {
     }
 
     #[test]
+    fn redacts_query() {
+        assert_eq!(
+            redact("wss://ws.finnhub.io?token=secret"),
+            "wss://ws.finnhub.io"
+        );
+        assert_eq!(redact("ws://a/b"), "ws://a/b");
+    }
+
+    #[test]
     fn numbers_and_change() {
         assert_eq!(parse_num("c", "0.0025").unwrap(), 0.0025);
         assert!(parse_num("c", "abc").is_err());
@@ -363,7 +377,7 @@ mod tests {
 
     #[test]
     fn quote_into_tick_keeps_absent_fields_absent() {
-        let t = crate::venue::Quote::new(
+        let t = Quote::new(
             Symbol::parse("AAPL").unwrap(),
             190.5,
             tickstream_model::time::from_millis(1_700_000_000_000).unwrap(),

@@ -7,6 +7,10 @@
 //! sends paced control frames (unsubscribes first), matches the replies to
 //! their ids, rebuilds its URL from the current set on every (re)connect, and
 //! closes itself when its set becomes empty.
+//!
+//! Dependencies run one way: this module uses [`crate::subscriptions`] (the
+//! pure set arithmetic) and the shared context; [`crate::live`] opens these
+//! tasks and feeds them new sets, and nothing here calls back into it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,9 +28,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use tickstream_model::Symbol;
 
-use crate::live::{apply_change, next_control, Pacer};
-use crate::venue::{SubscriptionChange, Venue, WsConnection, WsEvent};
-use crate::Context;
+use crate::context::Context;
+use crate::subscriptions::{apply_change, next_control, Pacer};
+use crate::venue::{redact, SubscriptionChange, Venue, WsConnection, WsEvent};
 
 /// An open upstream socket.
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -86,7 +90,7 @@ enum End {
 pub(crate) enum Streams {
     /// A URL and subscribe frames fixed for the life of the service.
     Fixed(WsConnection),
-    /// A stream set that changes at run time (a venue with [`crate::LiveSubscriptions`]).
+    /// A stream set that changes at run time (a venue with [`crate::venue::LiveSubscriptions`]).
     Live(LiveConn),
 }
 
@@ -175,11 +179,6 @@ async fn desired_changed(streams: &mut Streams) -> bool {
     }
 }
 
-/// The URL without its query, which may hold an API key.
-pub fn redact(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 /// Keeps connection `index` open until shutdown (or, for a live venue, until its set is empty).
 pub(crate) async fn run_connection<V: Venue>(
     ctx: Arc<Context<V>>,
@@ -202,7 +201,7 @@ pub(crate) async fn run_connection<V: Venue>(
         };
         let url = redact(&conn.url).to_owned();
         let attempt = tokio::select! {
-            _ = crate::wait_flag(&mut shutdown, true) => return,
+            _ = crate::context::wait_flag(&mut shutdown, true) => return,
             _ = retired(&mut streams) => continue,
             r = connect_and_subscribe(&ctx, &conn) => r,
         };
@@ -248,7 +247,7 @@ pub(crate) async fn run_connection<V: Venue>(
         }
         let delay = backoff.next_delay();
         tokio::select! {
-            _ = crate::wait_flag(&mut shutdown, true) => return,
+            _ = crate::context::wait_flag(&mut shutdown, true) => return,
             _ = retired(&mut streams) => {}
             _ = tokio::time::sleep(delay) => {}
         }
@@ -321,7 +320,7 @@ async fn read_loop<V: Venue>(
         let send_at = pacer.ready_at(Instant::now());
         let mut rotate = false;
         tokio::select! {
-            _ = crate::wait_flag(&mut *shutdown, true) => {
+            _ = crate::context::wait_flag(&mut *shutdown, true) => {
                 close(&mut ws, CloseCode::Away, "shutting down").await;
                 return End::Shutdown;
             }
@@ -589,16 +588,4 @@ async fn close(ws: &mut Ws, code: CloseCode, reason: &'static str) {
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_query() {
-        assert_eq!(
-            super::redact("wss://ws.finnhub.io?token=secret"),
-            "wss://ws.finnhub.io"
-        );
-        assert_eq!(super::redact("ws://a/b"), "ws://a/b");
-    }
 }

@@ -36,7 +36,7 @@ pub const ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("BINANCE_REST_URL", "binance.rest_url"),
 ];
 
-/// The suggested ops port of ingest-binance (DESIGN.md).
+/// The default ops port of ingest-binance: each ingestor has its own (the README's table of upstreams).
 pub const DEFAULT_PORT: u16 = 9101;
 /// Binance's public market-data WebSocket endpoint.
 pub const DEFAULT_WS_URL: &str = "wss://stream.binance.com:9443";

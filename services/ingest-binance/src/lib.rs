@@ -6,7 +6,8 @@
 //! `v` volume, `p` change, `P` changePercent, `b`/`a` bid/ask, `E` timestamp.
 //! Everything else — reconnecting, answering Binance's pings, the stall
 //! watchdog, rotating before the 24 h cut or on `serverShutdown`, the REST
-//! fallback, seq, `/health` and `/metrics` — is `tickstream-upstream`.
+//! fallback, seq, `/health` and `/metrics` — is `tickstream-upstream` and
+//! the shell it runs in, `tickstream-ingest-shell`.
 //!
 //! On SIGHUP the configuration is loaded again (defaults < `--config` file <
 //! environment) and the difference in `binance.symbols` is applied live with

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use tickstream_mock_upstream::harness::{
-    cached_tick, metric, wait_health, wait_metric, wait_tick, Ingestor, TickChannel, Upstreams,
+    cached_tick, metric, wait_health, Ingestor, TickChannel, Upstreams,
 };
-use tickstream_mock_upstream::{fixture_frame, ConnEvent, MockResponse};
+use tickstream_mock_upstream::{ConnEvent, MockResponse};
+use tickstream_testkit::assert_rejected;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Bound on any single awaited condition.
@@ -24,21 +25,13 @@ const BINANCE: Ingestor = Ingestor::new(
     ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
 ]);
 
-fn frame(name: &str) -> String {
-    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"binance\"}}")
-}
-
 #[tokio::test]
 async fn subscribes_by_url_and_publishes_the_documented_ticker() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     assert_eq!(s.ws.path(0), "/stream?streams=bnbbtc@ticker");
     let mut channel = TickChannel::subscribe(&s.redis, "BNBBTC").await;
-    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+    s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
 
     let tick = channel.next(STEP).await;
     let want = serde_json::json!({
@@ -61,19 +54,16 @@ async fn subscribes_by_url_and_publishes_the_documented_ticker() {
             < 10.0
     );
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_messages_total")).await,
+        s.metric("tickstream_upstream_messages_total").await,
         Some(1.0)
     );
     assert_eq!(
-        metric(&s.svc, &series("tickstream_ingest_ticks_published_total")).await,
+        s.metric("tickstream_ingest_ticks_published_total").await,
         Some(1.0)
     );
+    assert_eq!(s.metric("tickstream_upstream_connected").await, Some(1.0));
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_connected")).await,
-        Some(1.0)
-    );
-    assert_eq!(
-        metric(&s.svc, &series("tickstream_ingest_latency_seconds_count")).await,
+        s.metric("tickstream_ingest_latency_seconds_count").await,
         Some(1.0)
     );
     assert_eq!(metric(&s.svc, "tickstream_redis_up").await, Some(1.0));
@@ -92,7 +82,7 @@ async fn answers_server_pings() {
 async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    let good = frame("ws_ticker_combined.json");
+    let good = BINANCE.frame("ws_ticker_combined.json");
     let bad = [
         "this is not json".to_owned(),
         good[..good.len() / 2].to_owned(),
@@ -110,16 +100,12 @@ async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
         "\"e\":\"24hrTicker\",\"z\":\"new\",",
     );
     s.ws.send(0, &extra).await;
-    let tick = wait_tick(&s.redis, "BNBBTC", STEP, |_| true).await;
+    let tick = s.wait_tick("BNBBTC", STEP, |_| true).await;
     assert!(tick.get("bid").is_none(), "bid invented: {tick}");
     assert_eq!(tick["ask"], 0.0026);
-    let errors = wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_parse_errors_total"),
-        STEP,
-        |v| v >= 4.0,
-    )
-    .await;
+    let errors = s
+        .wait_metric("tickstream_upstream_parse_errors_total", STEP, |v| v >= 4.0)
+        .await;
     assert_eq!(errors, 4.0);
     assert_eq!(
         s.ws.connections(),
@@ -133,23 +119,24 @@ async fn garbage_truncated_and_drifted_frames_are_counted_and_skipped() {
 async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+    s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 1).await;
 
     // Binance's 24 h cut looks like this from the client: a close by the server.
     s.ws.close(0, CloseCode::Normal, "24h").await;
     s.ws.wait_connections(2, STEP).await;
     assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker");
-    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 2).await;
+    s.ws.send(1, &s.frame("ws_ticker_combined.json")).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 2).await;
 
     // A network failure: no close frame at all.
     s.ws.drop_conn(1).await;
     s.ws.wait_connections(3, STEP).await;
     assert_eq!(s.ws.path(2), "/stream?streams=bnbbtc@ticker");
-    s.ws.send(2, &frame("ws_ticker_combined.json")).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 3).await;
-    let reconnects = metric(&s.svc, &series("tickstream_upstream_reconnects_total"))
+    s.ws.send(2, &s.frame("ws_ticker_combined.json")).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 3).await;
+    let reconnects = s
+        .metric("tickstream_upstream_reconnects_total")
         .await
         .unwrap();
     assert_eq!(reconnects, 2.0);
@@ -161,7 +148,7 @@ async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
 async fn server_shutdown_event_rotates_without_a_gap() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    s.ws.send(0, &frame("ws_server_shutdown.json")).await;
+    s.ws.send(0, &s.frame("ws_server_shutdown.json")).await;
     s.ws.wait_connections(2, STEP).await;
     s.ws.wait_closed(0, STEP).await;
     let events = s.ws.events();
@@ -171,8 +158,8 @@ async fn server_shutdown_event_rotates_without_a_gap() {
         opened_new < closed_old,
         "the replacement must open before the old connection closes: {events:?}"
     );
-    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+    s.ws.send(1, &s.frame("ws_ticker_combined.json")).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 1).await;
 }
 
 #[tokio::test]
@@ -208,10 +195,7 @@ async fn rest_fallback_engages_honours_retry_after_and_releases() {
         .push("/api/v3/ticker/24hr", MockResponse::rate_limited(429, 1));
     u.rest.set(
         "/api/v3/ticker/24hr",
-        MockResponse::ok(tickstream_mock_upstream::fixture(
-            env!("CARGO_MANIFEST_DIR"),
-            "rest_ticker_24hr.json",
-        )),
+        MockResponse::ok(BINANCE.fixture("rest_ticker_24hr.json")),
     );
     let s = u
         .spawn(
@@ -223,7 +207,7 @@ async fn rest_fallback_engages_honours_retry_after_and_releases() {
         )
         .await;
 
-    let tick = wait_tick(&s.redis, "BNBBTC", STEP, |t| t["source"] == "binance-rest").await;
+    let tick = s.wait_rest_tick("BNBBTC", STEP).await;
     assert_eq!(tick["price"], 4.000002);
     assert_eq!(tick["timestamp"], "2017-07-12T14:31:39.040Z");
     let r = s.rest.requests();
@@ -231,14 +215,9 @@ async fn rest_fallback_engages_honours_retry_after_and_releases() {
         r[0], "/api/v3/ticker/24hr?symbols=%5B%22BNBBTC%22%5D",
         "{r:?}"
     );
-    let times = s.rest.request_times("/api/v3/ticker/24hr");
-    assert!(
-        times[1] - times[0] >= Duration::from_millis(950),
-        "Retry-After: 1 not honoured: {:?}",
-        times[1] - times[0]
-    );
+    s.assert_retry_after_honoured("/api/v3/ticker/24hr");
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_fallback_active")).await,
+        s.metric("tickstream_upstream_fallback_active").await,
         Some(1.0)
     );
     assert_eq!(
@@ -257,18 +236,12 @@ async fn rest_fallback_engages_honours_retry_after_and_releases() {
     assert_eq!(health["status"], "degraded");
 
     // The stream comes back: the fallback stops and live ticks resume.
-    s.ws.refuse(false);
-    s.ws.wait_connections(1, STEP).await;
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_fallback_active"),
-        STEP,
-        |v| v == 0.0,
-    )
-    .await;
+    s.restore_stream(1, STEP).await;
     let polls = s.rest.count("/api/v3/ticker/24hr");
-    s.ws.send(0, &frame("ws_ticker_combined.json")).await;
-    let live = wait_tick(&s.redis, "BNBBTC", STEP, |t| t["source"] == "binance").await;
+    s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
+    let live = s
+        .wait_tick("BNBBTC", STEP, |t| t["source"] == "binance")
+        .await;
     assert!(live["seq"].as_u64().unwrap() > tick["seq"].as_u64().unwrap());
     wait_health(&s.svc, STEP, |code, h| {
         code == 200 && h["status"] == "healthy"
@@ -283,18 +256,17 @@ async fn seq_continues_across_a_restart() {
     let mut s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
     for _ in 0..3 {
-        s.ws.send(0, &frame("ws_ticker_combined.json")).await;
+        s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
     }
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 3).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 3).await;
     s.svc.restart().await.unwrap();
     s.ws.wait_connections(2, STEP).await;
-    s.ws.send(1, &frame("ws_ticker_combined.json")).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 4).await;
+    s.ws.send(1, &s.frame("ws_ticker_combined.json")).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 4).await;
 }
 
 #[tokio::test]
 async fn bad_configuration_exits_naming_the_key() {
-    let bin = BINANCE.bin;
     for (key, value, needle) in [
         ("SYMBOLS", "btc-usdt", "binance.symbols"),
         ("BINANCE_WS_URL", "http://x", "binance.ws_url"),
@@ -309,23 +281,8 @@ async fn bad_configuration_exits_naming_the_key() {
             "stall_timeout_ms",
         ),
     ] {
-        let out = tokio::process::Command::new(bin)
-            .env_clear()
-            .env("PORT", "0")
-            .env(key, value)
-            .output()
-            .await
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "{key}={value} started:\n{text}");
-        assert!(
-            text.contains(needle),
-            "{key}={value}: {needle} not in:\n{text}"
-        );
+        let bin = std::path::Path::new(BINANCE.bin);
+        assert_rejected(bin, &[(key, value)], &[], &[needle], STEP).await;
     }
 }
 

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::fixture_frame;
-use tickstream_mock_upstream::harness::{wait_tick, GatewayClient, Ingestor};
+use tickstream_mock_upstream::harness::{GatewayClient, Ingestor};
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -21,9 +20,9 @@ const BINANCE: Ingestor = Ingestor::new(
 async fn binance_ticker_reaches_a_gateway_websocket_client() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    let frame = fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker_combined.json");
+    let frame = BINANCE.frame("ws_ticker_combined.json");
     s.ws.send(0, &frame).await;
-    wait_tick(&s.redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
+    s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 1).await;
 
     let mut client = GatewayClient::start(&s.redis, "BNBBTC").await;
     // First the cached tick, then a live one from the upstream.

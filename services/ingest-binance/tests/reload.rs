@@ -12,7 +12,7 @@ use tickstream_mock_upstream::harness::{
     metric, unused_http_url, wait_health, wait_tick, Ingestor, TickChannel,
 };
 use tickstream_mock_upstream::ws::url_streams;
-use tickstream_mock_upstream::{fixture_frame, BinanceOptions, ControlRecord, MockWs};
+use tickstream_mock_upstream::{BinanceOptions, ControlRecord, MockWs};
 use tickstream_testkit::{wait_until, RedisServer, Service};
 
 /// Bound on any single awaited condition.
@@ -25,10 +25,6 @@ const BINANCE: Ingestor = Ingestor::new(
     "BINANCE_REST_URL",
 )
 .with_env(&[("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1")]);
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"binance\"}}")
-}
 
 /// A config file private to one test.
 struct ConfigFile(PathBuf);
@@ -92,7 +88,7 @@ fn hangup(svc: &Service) {
 
 async fn binance_mock(tick_interval: Option<Duration>) -> MockWs {
     MockWs::start_binance(BinanceOptions {
-        ticker_template: fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker_raw.json"),
+        ticker_template: BINANCE.frame("ws_ticker_raw.json"),
         tick_interval,
     })
     .await
@@ -219,11 +215,15 @@ async fn sighup_subscribes_added_and_unsubscribes_removed_symbols_live() {
     .await;
     assert_eq!(health["upstream"]["expected_connections"], 1);
     assert_eq!(
-        metric(&svc, &series("tickstream_ingest_symbols")).await,
+        metric(&svc, &BINANCE.series("tickstream_ingest_symbols")).await,
         Some(3.0)
     );
     assert_eq!(
-        metric(&svc, &series("tickstream_upstream_control_messages_total")).await,
+        metric(
+            &svc,
+            &BINANCE.series("tickstream_upstream_control_messages_total")
+        )
+        .await,
         Some(2.0)
     );
     assert_eq!(
@@ -368,10 +368,6 @@ async fn a_bad_file_on_reload_keeps_the_running_symbols() {
         open_set(open) == want
     })
     .await;
-    ws.send(
-        0,
-        &fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_ticker_combined.json"),
-    )
-    .await;
+    ws.send(0, &BINANCE.frame("ws_ticker_combined.json")).await;
     wait_tick(&redis, "BNBBTC", STEP, |t| t["seq"] == 1).await;
 }

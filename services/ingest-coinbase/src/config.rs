@@ -34,7 +34,7 @@ pub const ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("COINBASE_REST_URL", "coinbase.rest_url"),
 ];
 
-/// The suggested ops port of ingest-coinbase (DESIGN.md).
+/// The default ops port of ingest-coinbase: each ingestor has its own (the README's table of upstreams).
 pub const DEFAULT_PORT: u16 = 9102;
 /// Coinbase Exchange's public WebSocket feed.
 pub const DEFAULT_WS_URL: &str = "wss://ws-feed.exchange.coinbase.com";

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{
-    metric, wait_health, wait_metric, wait_tick, Ingestor, Setup, TickChannel, Upstreams,
-};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
+use tickstream_mock_upstream::harness::{wait_health, Ingestor, Setup, TickChannel, Upstreams};
+use tickstream_mock_upstream::MockResponse;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -22,23 +20,20 @@ const COINBASE: Ingestor = Ingestor::new(
 )
 .with_env(&[("SYMBOLS", "eth-usd")]);
 
-fn frame(name: &str) -> String {
-    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"coinbase\"}}")
-}
-
 /// The documented ticker with another sequence number, so it is not dropped as stale.
 fn ticker(sequence: u64) -> String {
-    frame("ws_ticker.json").replace("37475248783", &sequence.to_string())
+    COINBASE
+        .frame("ws_ticker.json")
+        .replace("37475248783", &sequence.to_string())
 }
 
 /// Coinbase acknowledges a subscribe with the resulting subscriptions.
 async fn start(extra: &[(&str, &str)]) -> Setup {
     let u = Upstreams::start().await;
-    u.ws.reply_to("\"subscribe\"", vec![frame("ws_subscriptions.json")]);
+    u.ws.reply_to(
+        "\"subscribe\"",
+        vec![COINBASE.frame("ws_subscriptions.json")],
+    );
     u.spawn(&COINBASE, extra).await
 }
 
@@ -53,8 +48,8 @@ async fn subscribes_as_documented_and_publishes_tickers() {
     let sub = s.ws.wait_received(0, "subscribe", STEP).await;
     assert_eq!(json(&sub), json(SUBSCRIBE));
     let mut channel = TickChannel::subscribe(&s.redis, "ETH-USD").await;
-    s.ws.send(0, &frame("ws_heartbeat.json")).await;
-    s.ws.send(0, &frame("ws_ticker.json")).await;
+    s.ws.send(0, &s.frame("ws_heartbeat.json")).await;
+    s.ws.send(0, &s.frame("ws_ticker.json")).await;
     let tick = channel.next(STEP).await;
     assert_eq!(tick["symbol"], "ETH-USD");
     assert_eq!(tick["source"], "coinbase");
@@ -72,13 +67,8 @@ async fn subscribes_as_documented_and_publishes_tickers() {
     assert_eq!(tick["timestamp"], "2022-10-19T23:28:22.061769Z");
     assert_eq!(tick["seq"], 1);
     // subscriptions + heartbeat + ticker.
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_messages_total"),
-        STEP,
-        |v| v == 3.0,
-    )
-    .await;
+    s.wait_metric("tickstream_upstream_messages_total", STEP, |v| v == 3.0)
+        .await;
     let (code, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "healthy").await;
     assert_eq!(code, 200);
     assert_eq!(health["symbols"], serde_json::json!(["ETH-USD"]));
@@ -88,13 +78,10 @@ async fn subscribes_as_documented_and_publishes_tickers() {
 async fn errors_garbage_and_stale_sequences_are_counted_or_dropped() {
     let s = start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    s.ws.send(0, &frame("ws_error.json")).await;
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_error_messages_total"),
-        STEP,
-        |v| v == 1.0,
-    )
+    s.ws.send(0, &s.frame("ws_error.json")).await;
+    s.wait_metric("tickstream_upstream_error_messages_total", STEP, |v| {
+        v == 1.0
+    })
     .await;
     let good = ticker(100);
     for bad in [
@@ -106,16 +93,16 @@ async fn errors_garbage_and_stale_sequences_are_counted_or_dropped() {
         s.ws.send(0, &bad).await;
     }
     s.ws.send(0, &good).await;
-    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 1).await;
+    s.wait_tick("ETH-USD", STEP, |t| t["seq"] == 1).await;
     // An older sequence is stale and dropped; a newer one goes through.
     s.ws.send(0, &ticker(99).replace("1285.22", "1.5")).await;
     s.ws.send(0, &ticker(101).replace("\"best_bid\":\"1285.04\",", ""))
         .await;
-    let t = wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 2).await;
+    let t = s.wait_tick("ETH-USD", STEP, |t| t["seq"] == 2).await;
     assert_eq!(t["price"], 1285.22, "stale ticker published: {t}");
     assert!(t.get("bid").is_none(), "bid invented: {t}");
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_parse_errors_total")).await,
+        s.metric("tickstream_upstream_parse_errors_total").await,
         Some(4.0)
     );
     assert_eq!(s.ws.connections(), 1);
@@ -131,9 +118,9 @@ async fn resubscribes_after_the_server_closes() {
     let sub = s.ws.wait_received(1, "subscribe", STEP).await;
     assert_eq!(json(&sub), json(SUBSCRIBE));
     s.ws.send(1, &ticker(5)).await;
-    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["seq"] == 1).await;
+    s.wait_tick("ETH-USD", STEP, |t| t["seq"] == 1).await;
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_reconnects_total")).await,
+        s.metric("tickstream_upstream_reconnects_total").await,
         Some(1.0)
     );
 }
@@ -156,7 +143,7 @@ async fn rest_fallback_engages_and_releases() {
     );
     u.rest.set(
         "/products/ETH-USD/ticker",
-        MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_ticker.json")),
+        MockResponse::ok(COINBASE.fixture("rest_ticker.json")),
     );
     let s = u
         .spawn(
@@ -168,29 +155,15 @@ async fn rest_fallback_engages_and_releases() {
             ],
         )
         .await;
-    let t = wait_tick(&s.redis, "ETH-USD", STEP, |t| {
-        t["source"] == "coinbase-rest"
-    })
-    .await;
+    let t = s.wait_rest_tick("ETH-USD", STEP).await;
     assert_eq!(t["price"], 6268.48);
     assert_eq!(t["bid"], 6265.15);
     assert!(t.get("high").is_none(), "high invented: {t}");
-    let times = s.rest.request_times("/products/ETH-USD/ticker");
-    assert!(
-        times[1] - times[0] >= Duration::from_millis(950),
-        "Retry-After ignored"
-    );
-    s.ws.refuse(false);
-    s.ws.wait_connections(1, STEP).await;
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_fallback_active"),
-        STEP,
-        |v| v == 0.0,
-    )
-    .await;
+    s.assert_retry_after_honoured("/products/ETH-USD/ticker");
+    s.restore_stream(1, STEP).await;
     s.ws.send(0, &ticker(7)).await;
-    wait_tick(&s.redis, "ETH-USD", STEP, |t| t["source"] == "coinbase").await;
+    s.wait_tick("ETH-USD", STEP, |t| t["source"] == "coinbase")
+        .await;
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! An upstream that floods: ingest-coinbase, the real binary, against a mock
 //! Coinbase feed that answers the subscribe and then writes real-shaped
 //! `ticker` messages (mixed with garbage frames) as fast as the socket takes
-//! them. Issue 7: an upstream that floods never takes the ingestor down.
+//! them: an upstream that floods never takes the ingestor down.
 //!
 //! The mock is written here rather than with `tickstream-mock-upstream`'s
 //! `MockWs`, whose frames go one by one through a command queue with a flush
@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tickstream_mock_upstream::fixture_frame;
 use tickstream_mock_upstream::harness::{
     cached_tick, metric, unused_http_url, wait_health, wait_tick, Ingestor,
 };
@@ -52,20 +51,12 @@ const COINBASE: Ingestor = Ingestor::new(
 )
 .with_env(&[("SYMBOLS", "eth-usd,btc-usd,sol-usd")]);
 
-fn frame(name: &str) -> String {
-    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"coinbase\"}}")
-}
-
 /// The documented ticker (test_data/ws_ticker.json) for `product` with `sequence` and `price`.
 struct TickerTemplate(String);
 
 impl TickerTemplate {
     fn new() -> Self {
-        let raw = frame("ws_ticker.json");
+        let raw = COINBASE.frame("ws_ticker.json");
         for needle in ["37475248783", "\"price\":\"1285.22\"", "ETH-USD"] {
             assert_eq!(raw.matches(needle).count(), 1, "{needle} in {raw}");
         }
@@ -177,7 +168,7 @@ async fn serve(
     };
     // Coinbase acknowledges a subscribe with the resulting subscriptions.
     if ws
-        .send(Message::text(frame("ws_subscriptions.json")))
+        .send(Message::text(COINBASE.frame("ws_subscriptions.json")))
         .await
         .is_err()
     {
@@ -363,11 +354,15 @@ async fn a_flooding_upstream_never_takes_the_ingestor_down() {
 
     // Every frame was read and every garbage frame counted, on the one connection.
     assert_eq!(
-        metric(&svc, &series("tickstream_upstream_parse_errors_total")).await,
+        metric(
+            &svc,
+            &COINBASE.series("tickstream_upstream_parse_errors_total")
+        )
+        .await,
         Some(flood.garbage as f64)
     );
     assert_eq!(
-        metric(&svc, &series("tickstream_upstream_messages_total")).await,
+        metric(&svc, &COINBASE.series("tickstream_upstream_messages_total")).await,
         // + the subscriptions acknowledgement.
         Some((flood.frames + 1) as f64)
     );

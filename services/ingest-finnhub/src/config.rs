@@ -42,7 +42,7 @@ pub const ALIASES: &[EnvAlias] = &[
 
 /// The env variable holding the key, named in `/health` when it is missing.
 pub const API_KEY_ENV: &str = "FINNHUB_API_KEY";
-/// The suggested ops port of ingest-finnhub (DESIGN.md).
+/// The default ops port of ingest-finnhub: each ingestor has its own (the README's table of upstreams).
 pub const DEFAULT_PORT: u16 = 9103;
 /// Finnhub's WebSocket endpoint.
 pub const DEFAULT_WS_URL: &str = "wss://ws.finnhub.io";

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::fixture_frame;
-use tickstream_mock_upstream::harness::{GatewayClient, Ingestor};
+use tickstream_mock_upstream::harness::Ingestor;
 
 const STEP: Duration = Duration::from_secs(15);
 
@@ -19,16 +18,9 @@ const FINNHUB: Ingestor = Ingestor::new(
 
 #[tokio::test]
 async fn finnhub_trade_reaches_a_gateway_websocket_client() {
-    let s = FINNHUB.start(&[]).await;
-    s.ws.wait_connections(1, STEP).await;
-    s.ws.wait_received(0, "subscribe", STEP).await;
-    let mut client = GatewayClient::start(&s.redis, "BTCUSDT").await;
-    s.ws.send(
-        0,
-        &fixture_frame(env!("CARGO_MANIFEST_DIR"), "ws_trade.json"),
-    )
-    .await;
-    let tick = client.next_tick("BTCUSDT", STEP, |_| true).await;
+    let tick = FINNHUB
+        .tick_through_gateway("BTCUSDT", "ws_trade.json", STEP)
+        .await;
     assert_eq!(tick["source"], "finnhub");
     assert_eq!(tick["price"], 7296.89);
     assert_eq!(tick["timestamp"], "2019-12-05T06:18:11.134Z");

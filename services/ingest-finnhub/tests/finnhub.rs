@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{
-    metric, wait_health, wait_metric, wait_tick, Ingestor, TickChannel, Upstreams,
-};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
+use tickstream_mock_upstream::harness::{wait_health, Ingestor, TickChannel, Upstreams};
+use tickstream_mock_upstream::MockResponse;
 use tickstream_testkit::wait_until;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -24,14 +22,6 @@ const FINNHUB: Ingestor = Ingestor::new(
     ("TICKSTREAM_UPSTREAM__HEARTBEAT_SECS", "1"),
 ]);
 
-fn frame(name: &str) -> String {
-    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"finnhub\"}}")
-}
-
 #[tokio::test]
 async fn subscribes_per_symbol_with_the_token_and_publishes_trades() {
     let s = FINNHUB.start(&[]).await;
@@ -46,8 +36,8 @@ async fn subscribes_per_symbol_with_the_token_and_publishes_trades() {
         ]
     );
     let mut channel = TickChannel::subscribe(&s.redis, "BTCUSDT").await;
-    s.ws.send(0, &frame("ws_ping.json")).await;
-    s.ws.send(0, &frame("ws_trade.json")).await;
+    s.ws.send(0, &s.frame("ws_ping.json")).await;
+    s.ws.send(0, &s.frame("ws_trade.json")).await;
     let tick = channel.next(STEP).await;
     assert_eq!(
         tick,
@@ -55,15 +45,10 @@ async fn subscribes_per_symbol_with_the_token_and_publishes_trades() {
             "timestamp":"2019-12-05T06:18:11.134Z","source":"finnhub","seq":1})
     );
     // The ping was received and ignored.
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_messages_total"),
-        STEP,
-        |v| v == 2.0,
-    )
-    .await;
+    s.wait_metric("tickstream_upstream_messages_total", STEP, |v| v == 2.0)
+        .await;
     assert_eq!(
-        metric(&s.svc, &series("tickstream_ingest_ticks_published_total")).await,
+        s.metric("tickstream_ingest_ticks_published_total").await,
         Some(1.0)
     );
     let (_, health) = wait_health(&s.svc, STEP, |_, h| h["status"] == "healthy").await;
@@ -132,10 +117,10 @@ async fn garbage_and_schema_drift_are_counted_and_skipped() {
     ] {
         s.ws.send(0, bad).await;
     }
-    s.ws.send(0, &frame("ws_trade.json")).await;
-    wait_tick(&s.redis, "BTCUSDT", STEP, |t| t["seq"] == 1).await;
+    s.ws.send(0, &s.frame("ws_trade.json")).await;
+    s.wait_tick("BTCUSDT", STEP, |t| t["seq"] == 1).await;
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_parse_errors_total")).await,
+        s.metric("tickstream_upstream_parse_errors_total").await,
         Some(4.0)
     );
     assert!(s.ws.is_open(0));
@@ -163,11 +148,10 @@ async fn rest_fallback_polls_quotes_then_releases() {
     s.ws.wait_connections(1, STEP).await;
     s.rest.set(
         "/api/v1/quote",
-        MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_quote.json")),
+        MockResponse::ok(FINNHUB.fixture("rest_quote.json")),
     );
-    s.ws.refuse(true);
-    s.ws.drop_conn(0).await;
-    let t = wait_tick(&s.redis, "AAPL", STEP, |t| t["source"] == "finnhub-rest").await;
+    s.cut_stream().await;
+    let t = s.wait_rest_tick("AAPL", STEP).await;
     assert_eq!(t["price"], 261.74);
     assert_eq!(t["changePercent"], 0.8826);
     assert_eq!(t["timestamp"], "2020-02-25T14:30:00.000Z");
@@ -175,15 +159,7 @@ async fn rest_fallback_polls_quotes_then_releases() {
         s.rest.requests()[0],
         "/api/v1/quote?symbol=AAPL&token=test-key"
     );
-    s.ws.refuse(false);
-    s.ws.wait_connections(2, STEP).await;
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_fallback_active"),
-        STEP,
-        |v| v == 0.0,
-    )
-    .await;
+    s.restore_stream(2, STEP).await;
 }
 
 #[tokio::test]
@@ -191,10 +167,7 @@ async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
     let u = Upstreams::start().await;
     u.rest.set(
         "/query",
-        MockResponse::ok(fixture(
-            env!("CARGO_MANIFEST_DIR"),
-            "rest_global_quote.json",
-        )),
+        MockResponse::ok(FINNHUB.fixture("rest_global_quote.json")),
     );
     let av = u.rest.url();
     let s = u
@@ -210,7 +183,7 @@ async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
             ],
         )
         .await;
-    let t = wait_tick(&s.redis, "IBM", STEP, |t| t["source"] == "finnhub-rest").await;
+    let t = s.wait_rest_tick("IBM", STEP).await;
     assert_eq!(t["price"], 134.24);
     assert_eq!(t["changePercent"], 0.7808);
     assert_eq!(

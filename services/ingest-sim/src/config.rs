@@ -13,6 +13,7 @@
 //! symbols = ["BTCUSDT", "AAPL", "EUR/USD"]  # SYMBOLS=BTCUSDT,AAPL,EUR/USD
 //! rate = 36.0            # TICKSTREAM_SIM__RATE: ticks/s over all symbols; unset = 4 per symbol
 //! price_ttl_secs = 86400 # TICKSTREAM_SIM__PRICE_TTL_SECS: lifetime of price:{SYMBOL}
+//! history_len = 10000    # TICKSTREAM_SIM__HISTORY_LEN: entries kept per history stream (0: none)
 //! heartbeat_secs = 2     # TICKSTREAM_SIM__HEARTBEAT_SECS: heartbeat period (TTL = 5x)
 //! seed = 42              # TICKSTREAM_SIM__SEED: reproducible price paths; unset = random
 //! ```
@@ -82,6 +83,8 @@ pub struct SimConfig {
     pub rate: Option<f64>,
     /// TTL of `price:{SYMBOL}`, so prices of a stopped simulator eventually vanish.
     pub price_ttl_secs: u64,
+    /// Entries kept per `history:` stream (ticks and trades of each symbol); 0 keeps no history.
+    pub history_len: usize,
     /// How often the heartbeat record is rewritten; its TTL is five periods.
     pub heartbeat_secs: u64,
     /// Seed of the random price paths, for reproducible runs; `None` draws one.
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
             rate: None,
             price_ttl_secs: 86_400,
+            history_len: tickstream_bus::store::DEFAULT_HISTORY_LEN,
             heartbeat_secs: 2,
             seed: None,
         }

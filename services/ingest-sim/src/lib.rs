@@ -11,13 +11,17 @@
 //! never stops the process: `/health` turns `degraded` and publishing resumes
 //! with capped, jittered backoff.
 //!
+//! The service lifecycle around the generator (ops server, heartbeat, seq
+//! restore, status, shutdown) is the shell every ingestor shares,
+//! `tickstream-ingest-shell`; the simulator has no upstream and depends on no
+//! venue code.
+//!
 //! # Layout
 //! - [`config`]: the config struct, its defaults and validation.
 //! - [`model`]: the pure GBM price model that turns time into [`Tick`]s.
 //! - [`pacer`]: how many ticks are due now, so the rate is exact.
 //! - [`metrics`]: the Prometheus metrics.
-//! - [`status`]: live state behind `/health` and the heartbeat.
-//! - [`run`]: wires them together until shutdown.
+//! - [`run`]: the generator inside the shell until shutdown.
 
 #![forbid(unsafe_code)]
 
@@ -25,27 +29,27 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod pacer;
-pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
-use tickstream_bus::{Backoff, BusError, Redis, RedisOptions};
-use tickstream_model::{Symbol, Tick};
-use tickstream_runtime::ops::{self, HealthFn};
+use serde_json::json;
+use tickstream_bus::{Backoff, BusError, Redis};
+use tickstream_ingest_shell::{seqs, CommonStatus, Shell, ShellOptions};
+use tickstream_model::Tick;
+use tickstream_runtime::ops::HealthFn;
 use tokio::time::MissedTickBehavior;
 
 pub use config::Config;
 /// Why the service could not run (a bad config value, the ops port, the Redis
-/// URL): the same start-up failures as every upstream ingestor's.
-pub use tickstream_upstream::Error;
+/// URL): the same start-up failures as every ingestor's.
+pub use tickstream_ingest_shell::Error;
 
 use crate::metrics::Metrics;
-use crate::model::Market;
+use crate::model::{Market, SOURCE};
 use crate::pacer::Pacer;
-use crate::status::Status;
 
 /// First wait after a failed Redis operation.
 pub const RETRY_INITIAL: Duration = Duration::from_millis(100);
@@ -68,155 +72,58 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let symbols = config.sim.parsed_symbols()?;
     let rate = config.sim.effective_rate(symbols.len())?;
-    let redis = Redis::connect_lazy(RedisOptions {
-        url: config.redis_url.clone(),
+    let shell = Shell::open(&ShellOptions {
+        host: config.host.clone(),
+        port: config.port,
+        redis_url: config.redis_url.clone(),
         price_ttl: Duration::from_secs(config.sim.price_ttl_secs),
         op_timeout: OP_TIMEOUT,
+        history_len: config.sim.history_len,
     })?;
-
-    let registry = tickstream_runtime::metrics::registry();
-    let metrics = Metrics::register(&registry);
+    let redis = shell.redis.clone();
+    let metrics = Metrics::register(&shell.registry);
     metrics.symbols.set(symbols.len() as i64);
 
-    let bind_err = |source| Error::Bind {
-        addr: format!("{}:{}", config.host, config.port),
-        source,
-    };
-    let (listener, addr) = ops::bind(&config.host, config.port).map_err(bind_err)?;
     let names: Vec<String> = symbols.iter().map(ToString::to_string).collect();
-    let status = Arc::new(Status::new(
-        addr.port(),
+    // Starts as "loading seq counters"; healthy once they are loaded and Redis answers.
+    let status = Arc::new(CommonStatus::new(
+        SOURCE,
+        shell.port,
         names,
-        rate,
         redis.health().clone(),
     ));
     let health: HealthFn = {
         let status = status.clone();
-        Arc::new(move || status.health())
+        Arc::new(move || status.health(status.assess(|| None), json!({ "rate": rate })))
     };
-    let server = ops::serve(listener, registry, health).map_err(bind_err)?;
-    let server_handle = server.handle();
-    let server_task = tokio::spawn(server);
-
-    // The record lives `tickstream_upstream::HEARTBEAT_TTL_PERIODS` periods: a
-    // dead simulator vanishes from the gateway's view within seconds.
-    let heartbeat = tokio::spawn(tickstream_upstream::heartbeat_loop(
-        redis.clone(),
+    let running = shell.serve(
+        health,
         Duration::from_secs(config.sim.heartbeat_secs),
         metrics.redis_up.clone(),
         {
             let status = status.clone();
-            move || status.heartbeat()
+            move || status.heartbeat(status.assess(|| None))
         },
-    ));
+    )?;
 
-    let resumed = resume(
-        &redis,
-        &symbols,
-        rate,
-        config.sim.seed,
-        &status,
-        &metrics,
-        &mut shutdown,
-    )
-    .await;
-    if let Some(market) = resumed {
+    let backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
+    let resumed = tokio::select! {
+        _ = &mut shutdown => None,
+        last = seqs::load_retrying(&redis, &symbols, &status, &metrics.redis_up, backoff) => Some(last),
+    };
+    if let Some(last) = resumed {
+        let mut market = Market::new(&symbols, rate, config.sim.seed);
+        for (symbol, (seq, cached)) in symbols.iter().zip(&last) {
+            market.resume(symbol, *seq, cached.as_ref());
+        }
+        status.set_problem(None);
         tracing::info!(symbols = symbols.len(), rate, "Generating ticks.");
         generate(market, rate, &redis, &status, &metrics, &mut shutdown).await;
     }
 
     tracing::info!(ticks_published = status.ticks_published(), "Shutting down.");
-    heartbeat.abort();
-    let stopped = async {
-        server_handle.stop(true).await;
-        let _ = server_task.await;
-    };
-    if tokio::time::timeout(OPS_STOP_TIMEOUT, stopped)
-        .await
-        .is_err()
-    {
-        tracing::debug!("Ops server did not stop in time; exiting anyway.");
-    }
+    running.stop(OPS_STOP_TIMEOUT).await;
     Ok(())
-}
-
-/// Loads each symbol's last seq and cached tick, retrying until Redis answers,
-/// so the first published seq follows the last one ever published. `None` if
-/// shutdown came first.
-async fn resume<S: Future<Output = ()> + Unpin>(
-    redis: &Redis,
-    symbols: &[Symbol],
-    rate: f64,
-    seed: Option<u64>,
-    status: &Status,
-    metrics: &Metrics,
-    shutdown: &mut S,
-) -> Option<Market> {
-    let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
-    loop {
-        match load_resume_state(redis, symbols).await {
-            Ok(state) => {
-                let mut market = Market::new(symbols, rate, seed);
-                let restored = state.iter().filter(|(_, t)| t.is_some()).count();
-                for (symbol, (seq, cached)) in symbols.iter().zip(&state) {
-                    market.resume(symbol, *seq, cached.as_ref());
-                }
-                metrics.redis_up.set(1);
-                status.set_ready();
-                tracing::info!(
-                    symbols = symbols.len(),
-                    restored_prices = restored,
-                    "Seq counters loaded from Redis."
-                );
-                return Some(market);
-            }
-            Err(e) => {
-                metrics.redis_up.set(i64::from(redis.health().is_up()));
-                status.set_problem(Some(format!("waiting for Redis to load seq counters: {e}")));
-                let delay = backoff.next_delay();
-                let retry_in_ms = delay.as_millis() as u64;
-                if !e.is_retryable() {
-                    tracing::error!(error = %e, retry_in_ms, "Cannot load seq counters; fix the record in Redis. Retrying.");
-                } else if backoff.attempts() == 1 {
-                    tracing::warn!(error = %e, retry_in_ms, "Cannot load seq counters from Redis; nothing is published until it answers.");
-                } else {
-                    tracing::debug!(error = %e, retry_in_ms, "Still cannot load seq counters from Redis.");
-                }
-                tokio::select! {
-                    _ = &mut *shutdown => return None,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
-}
-
-/// Per symbol: the last published seq (the larger of the seq hash and the
-/// cached tick, which is written first) and the cached tick to continue from.
-async fn load_resume_state(
-    redis: &Redis,
-    symbols: &[Symbol],
-) -> Result<Vec<(u64, Option<Tick>)>, BusError> {
-    let seqs = redis.load_seqs(symbols).await?;
-    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
-    let cached = redis.latest_many(&names).await?;
-    Ok(symbols
-        .iter()
-        .zip(cached)
-        .map(|(symbol, raw)| {
-            let tick = raw.and_then(|bytes| match Tick::from_json(&bytes) {
-                Ok(t) if &t.symbol == symbol => Some(t),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::warn!(symbol = %symbol, error = %e, "Ignoring an undecodable cached price.");
-                    None
-                }
-            });
-            let seq = seqs.get(symbol).copied().unwrap_or(0);
-            let seq = tick.as_ref().map_or(seq, |t| seq.max(t.seq));
-            (seq, tick)
-        })
-        .collect())
 }
 
 /// The generator: every interval, make the ticks that are due and publish
@@ -225,7 +132,7 @@ async fn generate<S: Future<Output = ()> + Unpin>(
     mut market: Market,
     rate: f64,
     redis: &Redis,
-    status: &Status,
+    status: &CommonStatus,
     metrics: &Metrics,
     shutdown: &mut S,
 ) {
@@ -290,7 +197,7 @@ async fn publish_batch(
     market: &mut Market,
     n: usize,
     redis: &Redis,
-    status: &Status,
+    status: &CommonStatus,
     metrics: &Metrics,
     batch: &mut Vec<Tick>,
 ) -> Result<(), BusError> {

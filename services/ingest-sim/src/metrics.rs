@@ -1,8 +1,11 @@
-//! ingest-sim's Prometheus metrics, named per DESIGN.md (`tickstream_` prefix,
-//! unit suffixes, `_total` counters, only the bounded `source` label).
+//! ingest-sim's Prometheus metrics, named as every tickstream metric is
+//! (`tickstream_` prefix, unit suffixes, `_total` counters, only the bounded
+//! `source` label; the README lists them). The gauges every ingestor has are
+//! the shell's [`CommonMetrics`].
 
 use prometheus::{Histogram, IntCounter, IntGauge, Registry};
-use tickstream_runtime::metrics::{counter_vec, gauge, gauge_vec, histogram_vec, register};
+use tickstream_ingest_shell::CommonMetrics;
+use tickstream_runtime::metrics::{counter_vec, histogram_vec, register};
 
 use crate::model::SOURCE;
 
@@ -56,27 +59,13 @@ impl Metrics {
                 BATCH_BUCKETS,
             ),
         );
-        let redis_up = register(
-            registry,
-            gauge(
-                "tickstream_redis_up",
-                "Whether the last Redis operation succeeded (1) or not (0).",
-            ),
-        );
-        let symbols = register(
-            registry,
-            gauge_vec(
-                "tickstream_ingest_symbols",
-                "Symbols this ingestor serves.",
-                labels,
-            ),
-        );
+        let common = CommonMetrics::register(registry, SOURCE);
         Self {
             ticks_published: ticks_published.with_label_values(&[SOURCE]),
             publish_errors: publish_errors.with_label_values(&[SOURCE]),
             publish_batch_seconds: publish_batch_seconds.with_label_values(&[SOURCE]),
-            redis_up,
-            symbols: symbols.with_label_values(&[SOURCE]),
+            redis_up: common.redis_up,
+            symbols: common.symbols,
         }
     }
 }

@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tickstream_testkit::{free_port, http_get_json, wait_until, Service};
+use tickstream_testkit::{
+    assert_rejected, env_with, free_port, http_get_json, wait_until, Service,
+};
 
 /// A config error must stop the process long before this.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -28,31 +29,14 @@ fn write_toml(name: &str, body: &str) -> PathBuf {
     path
 }
 
-/// Runs the binary with only `envs` and `args`, and returns whether it
-/// succeeded and everything it printed.
+/// Runs the binary with only `envs` and `args` (Redis unreachable), and
+/// returns whether it succeeded and everything it printed.
 async fn run_to_exit(envs: &[(&str, &str)], args: &[&str]) -> (std::process::ExitStatus, String) {
     let redis = dead_redis();
-    let mut cmd = tokio::process::Command::new(bin());
-    cmd.env_clear()
-        .envs([
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("REDIS_URL", redis.as_str()),
-        ])
-        .envs(envs.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(EXIT_TIMEOUT, cmd.output())
+    let envs = env_with(vec![("HOST", "127.0.0.1"), ("REDIS_URL", &redis)], envs);
+    tickstream_testkit::run_to_exit(bin(), &envs, args, EXIT_TIMEOUT)
         .await
-        .unwrap_or_else(|_| panic!("{envs:?} {args:?}: still running after {EXIT_TIMEOUT:?}"))
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status, text)
+        .unwrap_or_else(|e| panic!("{envs:?} {args:?}: {e:#}"))
 }
 
 /// Environment, CLI arguments, and what the output must mention.
@@ -113,22 +97,10 @@ async fn bad_values_exit_nonzero_naming_the_key() {
         (&[], &["--config", bad_file], &["`sim.rate`"]),
         (&[("TICKSTREAM_CONFIG", bad_file)], &[], &["`sim.rate`"]),
     ];
+    let redis = dead_redis();
     for (envs, args, needles) in cases {
-        let (status, output) = run_to_exit(envs, args).await;
-        assert!(
-            !status.success(),
-            "{envs:?} {args:?} exited {status}:\n{output}"
-        );
-        for needle in *needles {
-            assert!(
-                output.contains(needle),
-                "{envs:?} {args:?}: {needle:?} not in:\n{output}"
-            );
-        }
-        assert!(
-            !output.contains("Listening."),
-            "{envs:?} started anyway:\n{output}"
-        );
+        let envs = env_with(vec![("HOST", "127.0.0.1"), ("REDIS_URL", &redis)], envs);
+        assert_rejected(bin(), &envs, args, needles, EXIT_TIMEOUT).await;
     }
     std::fs::remove_file(bad_file).ok();
 }

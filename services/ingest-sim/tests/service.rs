@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
 use tickstream_model::Tick;
-use tickstream_testkit::{http_get_json, http_get_text, wait_until, RedisServer, Service};
+use tickstream_testkit::{
+    env_with, http_get_json, http_get_text, wait_until, RedisServer, Service, TickChannel,
+};
 
 /// Generous bound for anything that should take well under a second, on a
 /// busy 2-core machine running debug builds.
@@ -21,42 +22,25 @@ fn bin() -> &'static Path {
 
 /// Runs the simulator on `redis` with two symbols, a fast rate and a 1 s heartbeat; `extra` overrides.
 async fn spawn_sim(redis_url: &str, extra: &[(&str, &str)]) -> Service {
-    let mut envs = vec![
+    let base = vec![
         ("REDIS_URL", redis_url),
         ("SYMBOLS", "BTCUSDT,EUR/USD"),
         ("TICKSTREAM_SIM__RATE", "1000"),
         ("TICKSTREAM_SIM__HEARTBEAT_SECS", "1"),
     ];
-    envs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-    envs.extend_from_slice(extra);
-    Service::spawn_path(bin(), &envs).await.unwrap()
-}
-
-/// A pub/sub stream of the given channels, subscribed before it is returned.
-async fn subscribe(
-    redis: &RedisServer,
-    channels: &[&str],
-) -> impl Stream<Item = redis::Msg> + Unpin {
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    for channel in channels {
-        pubsub.subscribe(*channel).await.unwrap();
-    }
-    pubsub.into_on_message()
-}
-
-/// The next tick on the stream, validated.
-async fn next_tick(stream: &mut (impl Stream<Item = redis::Msg> + Unpin)) -> Tick {
-    let msg = tokio::time::timeout(WAIT, stream.next())
+    Service::spawn_path(bin(), &env_with(base, extra))
         .await
-        .expect("a tick within the timeout")
-        .expect("pub/sub stream open");
-    Tick::from_json(msg.get_payload_bytes()).unwrap_or_else(|e| {
-        panic!(
-            "invalid tick {:?}: {e}",
-            String::from_utf8_lossy(msg.get_payload_bytes())
-        )
-    })
+        .unwrap()
+}
+
+/// A published or cached tick, validated against the tick contract.
+fn tick(v: serde_json::Value) -> Tick {
+    Tick::from_json(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("invalid tick {v}: {e}"))
+}
+
+/// The next tick on the channel, validated.
+async fn next_tick(channel: &mut TickChannel) -> Tick {
+    tick(channel.next(WAIT).await)
 }
 
 async fn get(redis: &RedisServer, key: &str) -> Option<Vec<u8>> {
@@ -69,8 +53,9 @@ async fn get(redis: &RedisServer, key: &str) -> Option<Vec<u8>> {
 }
 
 async fn cached_tick(redis: &RedisServer, symbol: &str) -> Option<Tick> {
-    let raw = get(redis, &format!("price:{symbol}")).await?;
-    Some(Tick::from_json(&raw).unwrap())
+    tickstream_testkit::cached_tick(redis, symbol)
+        .await
+        .map(tick)
 }
 
 async fn health_is(svc: &Service, code: u16, status: &str) -> bool {
@@ -99,7 +84,7 @@ fn assert_sane(t: &Tick) {
 #[tokio::test]
 async fn publishes_ticks_cache_and_heartbeat() {
     let redis = RedisServer::start().await.unwrap();
-    let mut ticks = subscribe(&redis, &["ticks:BTCUSDT"]).await;
+    let mut ticks = TickChannel::subscribe(&redis, "BTCUSDT").await;
     let mut svc = spawn_sim(&redis.url(), &[]).await;
 
     let mut seen = Vec::new();
@@ -218,8 +203,8 @@ async fn continues_seq_and_price_from_redis() {
         .query_async(&mut con)
         .await
         .unwrap();
-    let mut btc = subscribe(&redis, &["ticks:BTCUSDT"]).await;
-    let mut eur = subscribe(&redis, &["ticks:EUR/USD"]).await;
+    let mut btc = TickChannel::subscribe(&redis, "BTCUSDT").await;
+    let mut eur = TickChannel::subscribe(&redis, "EUR/USD").await;
     let _svc = spawn_sim(&redis.url(), &[("TICKSTREAM_SIM__RATE", "20")]).await;
 
     assert_eq!(next_tick(&mut btc).await.seq, 1001);
@@ -246,7 +231,7 @@ async fn continues_seq_and_price_from_redis() {
 #[tokio::test]
 async fn seq_keeps_increasing_across_a_crash_and_restart() {
     let redis = RedisServer::start().await.unwrap();
-    let mut ticks = subscribe(&redis, &["ticks:BTCUSDT"]).await;
+    let mut ticks = TickChannel::subscribe(&redis, "BTCUSDT").await;
     let mut svc = spawn_sim(&redis.url(), &[]).await;
     let mut before = Vec::new();
     for _ in 0..20 {
@@ -327,9 +312,9 @@ async fn survives_a_redis_outage() {
     // The restarted Redis is empty: ticks, cache and heartbeat must come back by themselves.
     redis.restart().await.unwrap();
     // restart() returns once the new redis-server answers: Redis is back from here.
-    // Issue 7: ticks flow again within 2 s (the simulator publishes every 10 ms per symbol).
+    // Ticks flow again within 2 s (the simulator publishes every 10 ms per symbol).
     let back = std::time::Instant::now();
-    let mut ticks = subscribe(&redis, &["ticks:BTCUSDT"]).await;
+    let mut ticks = TickChannel::subscribe(&redis, "BTCUSDT").await;
     let first = next_tick(&mut ticks).await;
     let flowing_in = back.elapsed();
     eprintln!("ticks flowing again {flowing_in:?} after Redis was back");
@@ -356,7 +341,7 @@ async fn survives_a_redis_outage() {
     })
     .await
     .unwrap();
-    let mut ticks = subscribe(&redis, &["ticks:EUR/USD"]).await;
+    let mut ticks = TickChannel::subscribe(&redis, "EUR/USD").await;
     let t = next_tick(&mut ticks).await;
     assert!(t.seq > 1, "in-memory seqs continue after the outage: {t:?}");
     assert_eq!(svc.wait_exit(Duration::ZERO).await, None);

@@ -39,7 +39,7 @@ pub const ALIASES: &[EnvAlias] = &[
 
 /// The env variable holding the key, named in `/health` when it is missing.
 pub const API_KEY_ENV: &str = "TWELVE_DATA_API_KEY";
-/// The suggested ops port of ingest-twelvedata (DESIGN.md).
+/// The default ops port of ingest-twelvedata: each ingestor has its own (the README's table of upstreams).
 pub const DEFAULT_PORT: u16 = 9104;
 /// Twelve Data's price WebSocket.
 pub const DEFAULT_WS_URL: &str = "wss://ws.twelvedata.com/v1/quotes/price";

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{
-    metric, wait_health, wait_metric, wait_tick, Ingestor, Setup, TickChannel, Upstreams,
-};
-use tickstream_mock_upstream::{fixture, fixture_frame, MockResponse};
+use tickstream_mock_upstream::harness::{wait_health, Ingestor, Setup, TickChannel, Upstreams};
+use tickstream_mock_upstream::MockResponse;
 
 const STEP: Duration = Duration::from_secs(10);
 
@@ -25,19 +23,17 @@ const TWELVE_DATA: Ingestor = Ingestor::new(
     ("TICKSTREAM_TWELVEDATA__HEARTBEAT_SECS", "1"),
 ]);
 
-fn frame(name: &str) -> String {
-    fixture_frame(env!("CARGO_MANIFEST_DIR"), name)
-}
-
-fn series(name: &str) -> String {
-    format!("{name}{{source=\"twelvedata\"}}")
-}
-
 /// The mock answers the subscribe and each heartbeat as Twelve Data does.
 async fn start(extra: &[(&str, &str)]) -> Setup {
     let u = Upstreams::start().await;
-    u.ws.reply_to("\"subscribe\"", vec![frame("ws_subscribe_status.json")]);
-    u.ws.reply_to("\"heartbeat\"", vec![frame("ws_heartbeat.json")]);
+    u.ws.reply_to(
+        "\"subscribe\"",
+        vec![TWELVE_DATA.frame("ws_subscribe_status.json")],
+    );
+    u.ws.reply_to(
+        "\"heartbeat\"",
+        vec![TWELVE_DATA.frame("ws_heartbeat.json")],
+    );
     u.spawn(&TWELVE_DATA, extra).await
 }
 
@@ -52,12 +48,9 @@ async fn subscribes_heartbeats_and_publishes_prices() {
         r#"{"action":"subscribe","params":{"symbols":"AAPL,BTC/USD,INVALID"}}"#
     );
     // The documented subscribe-status lists INVALID under `fails`: logged and counted.
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_error_messages_total"),
-        STEP,
-        |v| v == 1.0,
-    )
+    s.wait_metric("tickstream_upstream_error_messages_total", STEP, |v| {
+        v == 1.0
+    })
     .await;
     s.svc.wait_for_log(STEP, "INVALID").await.unwrap();
     // The application heartbeat goes out on its period and is answered.
@@ -65,15 +58,15 @@ async fn subscribes_heartbeats_and_publishes_prices() {
     assert_eq!(hb, r#"{"action":"heartbeat"}"#);
 
     let mut channel = TickChannel::subscribe(&s.redis, "BTC/USD").await;
-    s.ws.send(0, &frame("ws_price_crypto.json")).await;
+    s.ws.send(0, &s.frame("ws_price_crypto.json")).await;
     let tick = channel.next(STEP).await;
     assert_eq!(
         tick,
         serde_json::json!({"symbol":"BTC/USD","price":30202.1,"volume":45647.0,"bid":30202.1,
             "ask":30202.1,"timestamp":"2022-05-13T10:48:13.000Z","source":"twelvedata","seq":1})
     );
-    s.ws.send(0, &frame("ws_price_stock.json")).await;
-    let aapl = wait_tick(&s.redis, "AAPL", STEP, |_| true).await;
+    s.ws.send(0, &s.frame("ws_price_stock.json")).await;
+    let aapl = s.wait_tick("AAPL", STEP, |_| true).await;
     assert!(aapl.get("bid").is_none(), "bid invented: {aapl}");
     assert_eq!(aapl["volume"], 27631112.0);
     wait_health(&s.svc, STEP, |c, h| c == 200 && h["status"] == "healthy").await;
@@ -117,10 +110,10 @@ async fn garbage_is_counted_and_the_connection_stays() {
     ] {
         s.ws.send(0, bad).await;
     }
-    s.ws.send(0, &frame("ws_price_stock.json")).await;
-    wait_tick(&s.redis, "AAPL", STEP, |t| t["seq"] == 1).await;
+    s.ws.send(0, &s.frame("ws_price_stock.json")).await;
+    s.wait_tick("AAPL", STEP, |t| t["seq"] == 1).await;
     assert_eq!(
-        metric(&s.svc, &series("tickstream_upstream_parse_errors_total")).await,
+        s.metric("tickstream_upstream_parse_errors_total").await,
         Some(3.0)
     );
     assert!(s.ws.is_open(0));
@@ -156,27 +149,14 @@ async fn rest_fallback_polls_price_then_releases() {
     );
     s.rest.set(
         "/price",
-        MockResponse::ok(fixture(env!("CARGO_MANIFEST_DIR"), "rest_price.json")),
+        MockResponse::ok(TWELVE_DATA.fixture("rest_price.json")),
     );
-    s.ws.refuse(true);
-    s.ws.drop_conn(0).await;
-    let t = wait_tick(&s.redis, "AAPL", STEP, |t| t["source"] == "twelvedata-rest").await;
+    s.cut_stream().await;
+    let t = s.wait_rest_tick("AAPL", STEP).await;
     assert_eq!(t["price"], 200.99001);
     assert_eq!(s.rest.requests()[0], "/price?symbol=AAPL&apikey=td-key");
-    let times = s.rest.request_times("/price");
-    assert!(
-        times[1] - times[0] >= Duration::from_millis(950),
-        "Retry-After ignored"
-    );
-    s.ws.refuse(false);
-    s.ws.wait_connections(2, STEP).await;
-    wait_metric(
-        &s.svc,
-        &series("tickstream_upstream_fallback_active"),
-        STEP,
-        |v| v == 0.0,
-    )
-    .await;
+    s.assert_retry_after_honoured("/price");
+    s.restore_stream(2, STEP).await;
 }
 
 #[tokio::test]
