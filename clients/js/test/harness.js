@@ -162,6 +162,15 @@ export async function publishTick(symbol, seq, price) {
   return tick;
 }
 
+/**
+ * Publishes any payload on a channel, as a producer (analytics service, ingestor) would.
+ * @param {string} channel @param {any} payload
+ */
+export async function publish(channel, payload) {
+  await redis(['PUBLISH', channel, JSON.stringify(payload)]);
+  return payload;
+}
+
 /** How many Redis subscribers a channel has (the gateway subscribes on a client's first interest). @param {string} channel */
 export async function numsub(channel) {
   const reply = /** @type {string} */ (await redis(['PUBSUB', 'NUMSUB', channel]));

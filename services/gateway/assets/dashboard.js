@@ -9,7 +9,9 @@ const LOG_MAX = 100;
 const LINE_POINTS = 300;
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
-const client = connect(wsUrl, { channels: ['sentiment', 'feeds'] });
+// With JWT auth on, open the page as `/#token=<JWT>`: the fragment never reaches a server or its logs.
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+const client = connect(wsUrl, { channels: ['sentiment', 'feeds'], token });
 window.tickstream = client;
 
 /**
@@ -280,8 +282,9 @@ function drawChart() {
     $('chart-range').textContent = `${fmtPrice(lo)} – ${fmtPrice(hi)}`;
     const y = (/** @type {number} */ v) => pad + (H - 2 * pad) * (hi === lo ? 0.5 : (hi - v) / (hi - lo));
     const step = W / Math.max(candles.length, 20);
+    const x0 = W - candles.length * step; // the newest bar on the right
     candles.forEach((c, i) => {
-      const x = i * step + step / 2;
+      const x = x0 + i * step + step / 2;
       const cls = c.close >= c.open ? 'candle up' : 'candle down';
       chart.append(svgEl('line', { x1: x, x2: x, y1: y(c.high), y2: y(c.low), class: cls }));
       const top = y(Math.max(c.open, c.close));

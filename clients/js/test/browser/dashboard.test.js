@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { startGateway, startSim } from '../harness.js';
+import { numsub, publish, startGateway, startSim, waitFor } from '../harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -137,6 +137,51 @@ describe('dashboard', () => {
     assert.equal(await page.evaluate(() => /** @type {any} */ (window).__sameDocument), true, 'no reload');
     await page.locator('#log li', { hasText: 'reconnecting' }).first().waitFor({ timeout: WAIT });
 
+    assert.deepEqual(errors, [], 'console errors');
+    await page.close();
+  });
+
+  test('signals, fear & greed, candles and feed status render from their channels', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = watchErrors(page);
+    await page.goto(`http://${gw.addr}/`);
+    await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: WAIT });
+    await page.locator('#chart-symbol', { hasText: 'BTCUSDT' }).waitFor({ timeout: WAIT });
+    // The page holds these channels; wait until the gateway listens on each in Redis.
+    for (const ch of ['signals:BTCUSDT', 'sentiment', 'feeds', 'candles:1m:BTCUSDT']) {
+      await waitFor(async () => (await numsub(ch)) >= 1, `the gateway subscribed to ${ch}`);
+    }
+    const now = new Date();
+    await publish('signals:BTCUSDT', {
+      symbol: 'BTCUSDT', signal: 'BUY', strength: 0.72, reason: 'RSI recovered above 30',
+      timestamp: now.toISOString(), interval: '1h', indicators: { rsi: 34.2 },
+    });
+    await publish('sentiment', {
+      overall_sentiment: 'bullish', market_fear_greed: 63, market_mood: 'greed', confidence: 0.74,
+      trending_topics: ['BTCUSDT'], timestamp: now.toISOString(), breadth: { advancing: 6, declining: 2, unchanged: 1 },
+    });
+    await publish('feeds', {
+      name: 'sim', status: 'healthy', mode: 'stream', connected: true, symbols: ['BTCUSDT'],
+      last_message_age_ms: 120, timestamp: now.toISOString(),
+    });
+    const minute = Math.floor(now.getTime() / 60_000) * 60_000;
+    for (let i = 3; i >= 0; i--) {
+      const start = minute - i * 60_000;
+      await publish('candles:1m:BTCUSDT', {
+        symbol: 'BTCUSDT', interval: '1m', start: new Date(start).toISOString(), end: new Date(start + 60_000).toISOString(),
+        open: 95000 + i, high: 95010 + i, low: 94990 - i, close: 95005 - i * 2, volume: 12.4, trades: 318, closed: i > 0, source: 'trades',
+      });
+    }
+
+    await page.locator('#signals li', { hasText: /BTCUSDT.*▲ BUY.*0\.72/ }).waitFor({ timeout: WAIT });
+    assert.equal(await page.locator('#signals-empty').isHidden(), true);
+    await page.locator('#gauge-value', { hasText: '63' }).waitFor({ timeout: WAIT });
+    assert.match((await page.locator('#sentiment-breadth').textContent()) ?? '', /6 advancing.*2 declining.*1 unchanged/);
+    await page.locator('#feeds li', { hasText: /sim.*healthy/ }).waitFor({ timeout: WAIT });
+    await page.locator('#chart-mode', { hasText: '1m candles' }).waitFor({ timeout: WAIT });
+    await page.waitForFunction(() => document.querySelectorAll('#chart rect.candle').length === 4, null, { timeout: WAIT });
+    await page.locator('#log li', { hasText: 'fear & greed 63' }).first().waitFor({ timeout: WAIT });
+    await page.screenshot({ path: join(RESULTS, 'dashboard-panels-1280x800.png'), fullPage: true });
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
   });
