@@ -351,10 +351,11 @@ export class TickstreamClient {
       }
       this.#onFrame(frame);
     };
+    /** Why opening failed, when the implementation says (Node's `ws` does; browsers never do). */
+    let why = '';
     ws.onerror = (/** @type {any} */ e) => {
-      // Node's `ws` says why an upgrade failed; browsers never do.
-      const msg = String(e?.message ?? e?.error?.message ?? '');
-      if (/\b401\b/.test(msg)) failure = 'unauthorized';
+      why = String(e?.message ?? e?.error?.message ?? '');
+      if (/\b401\b/.test(why)) failure = 'unauthorized';
     };
     ws.onclose = (/** @type {any} */ e) => {
       if (this.ws !== ws) return;
@@ -364,8 +365,10 @@ export class TickstreamClient {
       this.#failPending(new Error('connection lost'));
       if (this.state === 'closed') return;
       if (!opened && this.options.getToken) {
-        // A refused upgrade (HTTP 401) only shows as a failed open in browsers.
-        this.tokenReason = failure === 'unauthorized' ? 'unauthorized' : 'refused';
+        // A refused upgrade (HTTP 401) shows in browsers only as a failed
+        // opening with no reason; where the reason is known, only a 401 asks.
+        if (failure === 'unauthorized') this.tokenReason = 'unauthorized';
+        else if (!why) this.tokenReason = 'refused';
       }
       this.#scheduleReconnect(failure ?? (opened ? `closed ${e?.code ?? ''}`.trim() : 'connect_failed'));
     };

@@ -222,6 +222,32 @@ describe('token refresh', () => {
     }
   });
 
+  test('getToken gives the first token, and is not asked again when the gateway is unreachable', async () => {
+    /** @type {any[]} */
+    const asked = [];
+    const c = connect(wsUrl(gw), {
+      ...FAST,
+      getToken: (req) => {
+        asked.push(req);
+        return jwt(secret, { sub: 'test', exp: now() + 3600 });
+      },
+      symbols: ['SOLUSDT'],
+    });
+    const log = record(c);
+    try {
+      await waitFor(() => c.latest('SOLUSDT'), 'a tick');
+      assert.deepEqual(asked.map((a) => a.reason), ['initial']);
+      await sim.kill();
+      await gw.kill();
+      await waitFor(() => log.states.filter((s) => s.state === 'reconnecting').length >= 3, 'three failed attempts');
+      assert.deepEqual(asked.map((a) => a.reason), ['initial'], 'a refused TCP connection is not a refused token');
+    } finally {
+      c.close();
+      await gw.restart();
+      await sim.start();
+    }
+  });
+
   test('an `unauthorized` error frame calls getToken and reconnects with the new grant', async () => {
     /** @type {any[]} */
     const asked = [];

@@ -44,6 +44,11 @@ client.on('state', (/** @type {any} */ s) => {
     setStatus('connecting', 'connecting…');
   }
 });
+window.addEventListener('offline', () => setStatus('offline', 'offline'));
+window.addEventListener('online', () => {
+  if (client.state === 'open') setStatus('connected', 'connected');
+  else setStatus('reconnecting', `reconnecting (attempt ${client.attempt})`);
+});
 client.on('error', (/** @type {any} */ e) => log('error', `${e?.code}: ${e?.message}`));
 client.on('recovery', (/** @type {any} */ r) => {
   if (!r.recovered) log('gap', `${r.channel}: updates since #${r.sinceSeq} may be missing (${r.reason})`);
@@ -121,7 +126,10 @@ function addSymbol(symbol) {
   rm.className = 'remove';
   rm.textContent = '×';
   rm.setAttribute('aria-label', `Remove ${symbol}`);
-  rm.addEventListener('click', () => removeSymbol(symbol));
+  rm.addEventListener('click', () => {
+    removeSymbol(symbol);
+    $('add-symbol').focus(); // keep keyboard users in the table's controls
+  });
   tdRemove.append(rm);
   row.append(tdRemove);
   tbody.append(row);
