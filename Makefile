@@ -16,13 +16,14 @@ build: ## Debug build of every binary
 release: ## Optimized build into target/release/ (or $CARGO_TARGET_DIR/release/)
 	$(CARGO) build --release --bins
 
-run: ## Build and run redis + ingest-sim + gateway on :5021 (Ctrl-C stops)
+run: ## Build and run redis + ingest-sim + analytics + gateway on :5021 (Ctrl-C stops)
 	scripts/run.sh
 
 test: ## What CI runs: deps, format check, clippy, build, tests
 	scripts/ensure-deps.sh
 	scripts/ensure-sio-clients.sh
 	scripts/ensure-js-clients.sh
+	scripts/ensure-analytics-ref.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins

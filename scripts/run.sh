@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: build the release binaries and run a local tickstream
-# (redis + ingest-sim + gateway) in the foreground. Ctrl-C stops everything.
+# (redis + ingest-sim + analytics + gateway) in the foreground. Ctrl-C stops everything.
 #
 # Environment (all optional):
 #   REDIS_URL        use this Redis if it answers; otherwise a private, throw-away
@@ -8,6 +8,8 @@
 #   PORT, HOST       gateway address            (default 5021, 0.0.0.0)
 #   SIM_PORT         ingest-sim HTTP port       (default 9100)
 #   SIM_HOST         ingest-sim bind address    (default 127.0.0.1)
+#   ANALYTICS_PORT   analytics HTTP port        (default 9105)
+#   ANALYTICS_HOST   analytics bind address     (default 127.0.0.1)
 #   LOG_LEVEL, LOG_FORMAT, SYMBOLS, TICKSTREAM_CONFIG, TICKSTREAM_*  passed through
 #   CARGO_TARGET_DIR where the binaries are     (default target)
 #   NO_BUILD=1       skip `cargo build` and use the binaries already built
@@ -22,6 +24,8 @@ PORT="${PORT:-5021}"
 HOST="${HOST:-0.0.0.0}"
 SIM_PORT="${SIM_PORT:-9100}"
 SIM_HOST="${SIM_HOST:-127.0.0.1}"
+ANALYTICS_PORT="${ANALYTICS_PORT:-9105}"
+ANALYTICS_HOST="${ANALYTICS_HOST:-127.0.0.1}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"
 RUN_DIR="${RUN_DIR:-$ROOT/.run}"
 BIN_DIR="${CARGO_TARGET_DIR:-target}/release"
@@ -206,7 +210,7 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
     log "cargo build --release --bins"
     cargo build --release --bins
 fi
-for bin in gateway ingest-sim; do
+for bin in gateway ingest-sim analytics; do
     [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin not found (build it with: cargo build --release --bins)"
 done
 
@@ -216,6 +220,9 @@ if tcp_open "$GW_HOST" "$PORT"; then
 fi
 if tcp_open "$(connect_host "$SIM_HOST")" "$SIM_PORT"; then
     die "port $SIM_PORT is already in use (set SIM_PORT=... to use another)"
+fi
+if tcp_open "$(connect_host "$ANALYTICS_HOST")" "$ANALYTICS_PORT"; then
+    die "port $ANALYTICS_PORT is already in use (set ANALYTICS_PORT=... to use another)"
 fi
 
 REDIS_NOTE="yours"
@@ -230,6 +237,7 @@ else
 fi
 
 start ingest-sim env HOST="$SIM_HOST" PORT="$SIM_PORT" "$BIN_DIR/ingest-sim"
+start analytics env HOST="$ANALYTICS_HOST" PORT="$ANALYTICS_PORT" "$BIN_DIR/analytics"
 start gateway env HOST="$HOST" PORT="$PORT" "$BIN_DIR/gateway"
 
 HEALTH_URL="http://$GW_HOST:$PORT/health"
@@ -261,6 +269,7 @@ cat >&2 <<EOF
              curl '$GW_HOST:$PORT/prices?symbols=BTCUSDT,ETHUSDT'
              curl $GW_HOST:$PORT/symbols    curl $GW_HOST:$PORT/stats
   Metrics    http://$GW_HOST:$PORT/metrics    ingest-sim: http://$(connect_host "$SIM_HOST"):$SIM_PORT/metrics
+  Analytics  http://$(connect_host "$ANALYTICS_HOST"):$ANALYTICS_PORT/health  (candles:1m:BTCUSDT, signals:BTCUSDT, sentiment on Redis)
   Socket.IO  http://$GW_HOST:$PORT  (io("http://$GW_HOST:$PORT") in socket.io-client)
   Redis      $REDIS_URL ($REDIS_NOTE)
   Logs       $RUN_DIR/

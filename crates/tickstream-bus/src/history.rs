@@ -122,7 +122,7 @@ impl Redis {
 }
 
 /// Decodes an XRANGE reply `[[id, [field, value, ...]], ...]` into `(seq, d)` pairs.
-fn entries(reply: Value) -> Result<Vec<(u64, Vec<u8>)>, String> {
+pub(crate) fn entries(reply: Value) -> Result<Vec<(u64, Vec<u8>)>, String> {
     let list = match reply {
         Value::Array(list) => list,
         Value::Nil => return Ok(Vec::new()),

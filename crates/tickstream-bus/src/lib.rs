@@ -10,6 +10,7 @@
 //! jittered backoff, restoring every subscription.
 //!
 //! # Layout
+//! - [`analytics`]: stored candles and the read side of candles, signals and sentiment.
 //! - [`keys`]: the Redis key and channel names of the contract.
 //! - [`backoff`]: capped exponential backoff with jitter, shared by every reconnect loop.
 //! - [`health`]: [`RedisHealth`], what `/health` reports about Redis.
@@ -19,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod backoff;
 pub mod health;
 pub mod history;
@@ -26,6 +28,7 @@ pub mod keys;
 pub mod store;
 pub mod subscriber;
 
+pub use analytics::{CandleRange, StoredCandle};
 pub use backoff::Backoff;
 pub use health::RedisHealth;
 pub use history::HistoryPage;

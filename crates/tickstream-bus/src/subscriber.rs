@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backoff::Backoff;
 use crate::health::RedisHealth;
@@ -37,13 +37,24 @@ pub trait ChannelHandler: Send + Sync + 'static {
     fn wants(&self, channel: &str) -> bool;
     /// Every wanted channel; subscribed again after each reconnect.
     fn wanted(&self) -> Vec<String>;
+    /// The newest seq delivered on `channel`, so a reconnect can backfill what
+    /// was published while the connection was down (`None`: nothing to backfill).
+    fn last_seq(&self, _channel: &str) -> Option<u64> {
+        None
+    }
 }
+
+/// Most items backfilled per channel after a reconnect; older gaps are left to clients' own recovery.
+pub const BACKFILL_MAX: usize = 10_000;
+
+/// One interest change, with an optional acknowledgement once Redis has confirmed it.
+type Change = (String, Option<oneshot::Sender<()>>);
 
 /// Handle to the reader task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Subscriber {
     /// Channels whose wanted-ness may have changed.
-    changes: mpsc::Sender<String>,
+    changes: mpsc::Sender<Change>,
 }
 
 impl Subscriber {
@@ -61,7 +72,25 @@ impl Subscriber {
     /// Tells the reader that clients' interest in `channel` changed; it reconciles with [`ChannelHandler::wants`].
     pub async fn sync(&self, channel: &str) {
         // Only fails when the reader task is gone, i.e. at shutdown.
-        let _ = self.changes.send(channel.to_owned()).await;
+        let _ = self.changes.send((channel.to_owned(), None)).await;
+    }
+
+    /// Like [`Subscriber::sync`], then waits (at most `timeout`) until the
+    /// connection has applied it: once this returns `true`, every message
+    /// published on `channel` from now on reaches the handler. Recovery needs
+    /// that before it reads history, or an item published in between would
+    /// be in neither the history read nor the live stream.
+    pub async fn sync_confirmed(&self, channel: &str, timeout: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .changes
+            .send((channel.to_owned(), Some(tx)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(())))
     }
 }
 
@@ -77,7 +106,7 @@ async fn run<H: ChannelHandler>(
     client: redis::Client,
     handler: Arc<H>,
     health: Arc<RedisHealth>,
-    mut changes: mpsc::Receiver<String>,
+    mut changes: mpsc::Receiver<Change>,
 ) {
     let mut backoff = Backoff::new(RECONNECT_INITIAL, RECONNECT_MAX);
     let mut ever_connected = false;
@@ -97,7 +126,8 @@ async fn run<H: ChannelHandler>(
                 health.mark_down(&reason);
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "Redis pub/sub connection lost.");
-                // Keep draining interest changes while waiting; they are re-read on reconnect anyway.
+                // Keep draining interest changes while waiting; they are re-read on reconnect
+                // anyway. Their acknowledgements are dropped: nothing is confirmed while down.
                 let sleep = tokio::time::sleep(delay);
                 tokio::pin!(sleep);
                 loop {
@@ -115,7 +145,7 @@ async fn session<H: ChannelHandler>(
     client: &redis::Client,
     handler: &H,
     health: &RedisHealth,
-    changes: &mut mpsc::Receiver<String>,
+    changes: &mut mpsc::Receiver<Change>,
     backoff: &mut Backoff,
     ever_connected: &mut bool,
 ) -> End {
@@ -139,8 +169,12 @@ async fn session<H: ChannelHandler>(
     backoff.reset();
     if *ever_connected {
         health.note_reconnect();
+        // Subscribed again: whatever is published from here on arrives live.
+        // What was published while we were away is in the history streams.
+        let backfilled = backfill(client, handler, &subscribed).await;
         tracing::info!(
             channels = subscribed.len(),
+            backfilled,
             "Redis pub/sub reconnected; subscriptions restored."
         );
     }
@@ -156,7 +190,7 @@ async fn session<H: ChannelHandler>(
                 handler.on_message(msg.get_channel_name(), msg.get_payload_bytes());
             }
             change = changes.recv() => {
-                let Some(channel) = change else { return End::Shutdown };
+                let Some((channel, ack)) = change else { return End::Shutdown };
                 let want = handler.wants(&channel);
                 let have = subscribed.contains(&channel);
                 let result = if want && !have {
@@ -164,11 +198,13 @@ async fn session<H: ChannelHandler>(
                 } else if !want && have {
                     tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(&channel)).await
                 } else {
+                    if let Some(ack) = ack { let _ = ack.send(()); }
                     continue;
                 };
                 match result {
                     Ok(Ok(())) => {
                         if want { subscribed.insert(channel); } else { subscribed.remove(&channel); }
+                        if let Some(ack) = ack { let _ = ack.send(()); }
                     }
                     Ok(Err(e)) => return End::Lost(e.to_string()),
                     Err(_) => return End::Lost("(un)subscribe timed out".to_owned()),
@@ -185,4 +221,59 @@ async fn session<H: ChannelHandler>(
             }
         }
     }
+}
+
+/// Replays, through the handler, what each subscribed channel with history
+/// published after the last seq it delivered; returns how many items.
+///
+/// Runs on the reader task before it reads live messages again, so items come
+/// in seq order per channel; the handler drops any it already has (its seq
+/// guard), so the overlap with the live stream costs nothing.
+async fn backfill<H: ChannelHandler>(
+    client: &redis::Client,
+    handler: &H,
+    subscribed: &HashSet<String>,
+) -> usize {
+    let with_history: Vec<(String, u64)> = subscribed
+        .iter()
+        .filter(|c| tickstream_model::Channel::parse(c).is_ok_and(|c| c.spec().history))
+        .filter_map(|c| handler.last_seq(c).map(|seq| (c.clone(), seq)))
+        .collect();
+    if with_history.is_empty() {
+        return 0;
+    }
+    let conn =
+        tokio::time::timeout(COMMAND_TIMEOUT, client.get_multiplexed_async_connection()).await;
+    let Ok(Ok(mut conn)) = conn else {
+        tracing::warn!(
+            "No connection for the backfill after a reconnect; clients recover by themselves."
+        );
+        return 0;
+    };
+    let mut total = 0;
+    for (channel, since) in with_history {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(crate::keys::history_key(&channel))
+            .arg(format!("{}-0", since.saturating_add(1)))
+            .arg("+")
+            .arg("COUNT")
+            .arg(BACKFILL_MAX);
+        let range = cmd.query_async::<redis::Value>(&mut conn);
+        match tokio::time::timeout(COMMAND_TIMEOUT, range).await {
+            Ok(Ok(reply)) => match crate::history::entries(reply) {
+                Ok(items) => {
+                    total += items.len();
+                    for (_, payload) in items {
+                        handler.on_message(&channel, &payload);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %channel, error = %e, "Undecodable history; not backfilled.")
+                }
+            },
+            Ok(Err(e)) => tracing::warn!(channel = %channel, error = %e, "Backfill read failed."),
+            Err(_) => tracing::warn!(channel = %channel, "Backfill read timed out."),
+        }
+    }
+    total
 }

@@ -149,8 +149,27 @@ fn assert_targets(targets: &Targets, max: usize) {
 
 fn assert_action(action: &Action, max: usize) {
     match action {
-        Action::Subscribe { targets, .. } | Action::Unsubscribe(targets) => {
+        Action::Subscribe {
+            targets, recovery, ..
+        } => {
             assert_targets(targets, max);
+            for (channel, _) in recovery.iter().flat_map(|r| &r.since) {
+                assert!(
+                    channel.spec().history,
+                    "recovery of {channel}, which keeps no history"
+                );
+                assert!(
+                    targets.all().contains(channel),
+                    "{channel} recovered but not subscribed"
+                );
+            }
+        }
+        Action::Unsubscribe(targets) => assert_targets(targets, max),
+        Action::History { channel, .. } => {
+            assert!(
+                channel.spec().history,
+                "history of {channel}, which keeps none"
+            );
         }
         Action::List | Action::Ping => {}
     }

@@ -46,6 +46,8 @@ pub struct KindSpec {
     pub cache: Cache,
     /// Whether the cached value is sent on subscribe (a feed's last status alone would mislead).
     pub snapshot: bool,
+    /// Whether publications carry a `seq` and are kept in a `history:{channel}` stream (replay, recovery).
+    pub history: bool,
 }
 
 /// Every stream kind tickstream carries; the one place a new kind is added.
@@ -56,6 +58,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::Symbol,
         cache: Cache::Price,
         snapshot: true,
+        history: true,
     },
     KindSpec {
         name: "trades",
@@ -63,6 +66,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::Symbol,
         cache: Cache::Last,
         snapshot: true,
+        history: true,
     },
     KindSpec {
         name: "candles",
@@ -70,6 +74,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::IntervalSymbol,
         cache: Cache::Last,
         snapshot: true,
+        history: false,
     },
     KindSpec {
         name: "signals",
@@ -77,6 +82,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::Symbol,
         cache: Cache::Last,
         snapshot: true,
+        history: false,
     },
     KindSpec {
         name: "sentiment",
@@ -84,6 +90,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::None,
         cache: Cache::Last,
         snapshot: true,
+        history: false,
     },
     KindSpec {
         name: "feeds",
@@ -91,6 +98,7 @@ pub const KINDS: &[KindSpec] = &[
         key: KeyShape::None,
         cache: Cache::Last,
         snapshot: false,
+        history: false,
     },
 ];
 

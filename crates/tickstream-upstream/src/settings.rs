@@ -51,7 +51,13 @@ pub struct UpstreamSettings {
     /// TTL of the price cache, s.
     pub price_ttl_secs: u64,
     /// Entries kept per `history:` stream of a ticks or trades channel (0: no history).
+    #[serde(default = "default_history_len")]
     pub history_len: usize,
+}
+
+/// Default `upstream.history_len`.
+fn default_history_len() -> usize {
+    tickstream_bus::store::DEFAULT_HISTORY_LEN
 }
 
 impl Default for UpstreamSettings {

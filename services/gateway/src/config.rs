@@ -35,7 +35,8 @@ pub struct Config {
 /// Limits and tuning of the gateway, each with a production default.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewaySection {
-    /// Symbols advertised by `/symbols` as the suggested set.
+    /// Symbols advertised by `/symbols` as the suggested set (a TOML list or a comma separated string).
+    #[serde(deserialize_with = "tickstream_runtime::config::string_or_list")]
     pub default_symbols: Vec<String>,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
@@ -48,7 +49,10 @@ pub struct GatewaySection {
     /// Most open connections from one peer IP; 0 = unlimited (the default: behind a load balancer every client shares its IP). Beyond: HTTP 429.
     pub max_connections_per_ip: usize,
     /// Browser origins allowed for REST (CORS), WebSocket upgrades and Engine.IO (403 otherwise); empty = any.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
     pub allowed_origins: Vec<String>,
     /// Optional JWT authentication of clients (off by default).
     #[serde(default)]
@@ -82,6 +86,23 @@ pub struct GatewaySection {
     /// on the port must set it. Off (the default): a second process on the port fails to start.
     #[serde(default)]
     pub reuse_port: bool,
+    /// Most items one `history` request or REST history page returns.
+    #[serde(default = "default_history_max_items")]
+    pub history_max_items: usize,
+    /// Most items one recovery (`subscribe` with `since`) replays per channel; further behind is
+    /// refused with `recovered:false` (`too_far_behind`) and answered with the latest snapshot.
+    #[serde(default = "default_recovery_max_items")]
+    pub recovery_max_items: usize,
+}
+
+/// Default `gateway.history_max_items`.
+fn default_history_max_items() -> usize {
+    1000
+}
+
+/// Default `gateway.recovery_max_items`: a 10-second gap of a symbol at 500 updates/s.
+fn default_recovery_max_items() -> usize {
+    5000
 }
 
 /// JWT settings (`[gateway.auth]`, `TICKSTREAM_GATEWAY__AUTH__*`).
@@ -188,6 +209,8 @@ impl Default for Config {
                 socketio_max_payload_bytes: 1_000_000,
                 socketio_upgrade_timeout_ms: 10_000,
                 reuse_port: false,
+                history_max_items: default_history_max_items(),
+                recovery_max_items: default_recovery_max_items(),
             },
         }
     }
@@ -207,6 +230,8 @@ impl Config {
         }
         let positive = [
             ("gateway.queue_capacity", g.queue_capacity as u64),
+            ("gateway.history_max_items", g.history_max_items as u64),
+            ("gateway.recovery_max_items", g.recovery_max_items as u64),
             (
                 "gateway.slow_consumer_timeout_ms",
                 g.slow_consumer_timeout_ms,

@@ -57,6 +57,8 @@ pub struct GatewayMetrics {
     invalid_by_kind: Vec<IntCounter>,
     /// Messages on `ticks:*` that were not valid ticks (skipped).
     pub ticks_invalid: IntCounter,
+    /// Publications skipped because their seq was not newer than the last one dispatched on their channel.
+    pub messages_stale: IntCounter,
     /// Frames of every channel queued to clients (deliveries).
     pub messages_sent: IntCounter,
     /// Frames not delivered, by reason (`conflated`: superseded by a newer pending item of its channel; `queue_full`: client being cut as a slow consumer).
@@ -140,6 +142,10 @@ impl GatewayMetrics {
             invalid_by_kind: per_kind(&messages_invalid, &ticks_invalid),
             messages_received,
             messages_invalid,
+            messages_stale: counter(
+                "tickstream_gateway_messages_stale_total",
+                "Publications skipped because their seq was not newer than the last one dispatched on their channel.",
+            ),
             ticks_received,
             ticks_invalid,
             active_channels: gauge(

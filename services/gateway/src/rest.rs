@@ -275,6 +275,96 @@ pub async fn prices(
         .json(json!({"success": true, "data": data, "missing": missing, "source": "cache"})))
 }
 
+/// `?since_seq=N&limit=M` of the history endpoints, read as text so a bad value is a JSON 400 naming it.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct HistoryQuery {
+    since_seq: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /history/{symbol}?since_seq=&limit=`: ticks after a seq, oldest first.
+pub async fn history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    history_of(&req, &state, "ticks").await
+}
+
+/// `GET /trades/{symbol}?since_seq=&limit=`: trades after a seq, oldest first.
+pub async fn trades(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    history_of(&req, &state, "trades").await
+}
+
+/// One page of a symbol's `kind` history: `{"success":true,"data":{"symbol","channel","epoch","items"}}`.
+///
+/// 400 for a bad symbol or parameter; 404 when the symbol has neither history
+/// nor a cached value (nothing serves it); `limit` defaults to and is capped by
+/// `gateway.history_max_items`.
+async fn history_of(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: &str,
+) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_from_path(req)?;
+    let query = web::Query::<HistoryQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let number = |name: &str, raw: &Option<String>| -> Result<Option<u64>, ApiError> {
+        raw.as_deref()
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "{name} must be a non-negative integer, got {v:?}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let since = number("since_seq", &query.since_seq)?.unwrap_or(0);
+    let cap = state.cfg.gateway.history_max_items;
+    let limit = match number("limit", &query.limit)? {
+        Some(0) => return Err(ApiError::BadRequest("limit must be at least 1".to_owned())),
+        Some(l) => usize::try_from(l).unwrap_or(usize::MAX).min(cap),
+        None => cap,
+    };
+    let channel = tickstream_model::Channel::for_symbol(kind, &symbol)
+        .ok_or_else(|| ApiError::BadRequest(format!("{kind} keep no history")))?;
+    let page = state
+        .redis
+        .history(&channel, since, limit)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("history unavailable: {e}")))?;
+    if page.newest.is_none() {
+        let cached = state
+            .redis
+            .latest_channels(std::slice::from_ref(&channel))
+            .await
+            .map_err(unavailable)?;
+        if cached.first().is_none_or(Option::is_none) {
+            return Err(ApiError::NotFound(format!("no {kind} for {symbol}")));
+        }
+    }
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .filter_map(|(_, raw)| serde_json::from_slice(raw).ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": {
+            "symbol": symbol,
+            "channel": channel,
+            "epoch": page.epoch,
+            "oldest_seq": page.oldest,
+            "newest_seq": page.newest,
+            "items": items,
+        }
+    })))
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     tickstream_runtime::ops::metrics_response(&state.metrics.registry)

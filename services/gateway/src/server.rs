@@ -70,6 +70,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
                 .route("/symbols", web::get().to(rest::symbols))
                 .route("/prices", web::get().to(rest::prices))
                 .route("/price/{symbol:.+}", web::get().to(rest::price))
+                .route("/history/{symbol:.+}", web::get().to(rest::history))
+                .route("/trades/{symbol:.+}", web::get().to(rest::trades))
                 .route("/metrics", web::get().to(rest::metrics)),
         );
 }

@@ -69,11 +69,13 @@ pub enum ErrorCode {
     Unauthorized,
     /// The frame exceeds the maximum message size.
     TooLarge,
+    /// The request needs Redis, which does not answer right now; retrying later can succeed.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for the metric's pre-created labels.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownEvent,
         ErrorCode::InvalidSymbol,
@@ -82,6 +84,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unauthorized,
         ErrorCode::TooLarge,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire name, also the metric label.
@@ -95,6 +98,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

@@ -84,12 +84,18 @@ pub struct SimConfig {
     /// TTL of `price:{SYMBOL}`, so prices of a stopped simulator eventually vanish.
     pub price_ttl_secs: u64,
     /// Entries kept per `history:` stream (ticks and trades of each symbol); 0 keeps no history.
+    #[serde(default = "default_history_len")]
     pub history_len: usize,
     /// How often the heartbeat record is rewritten; its TTL is five periods.
     pub heartbeat_secs: u64,
     /// Seed of the random price paths, for reproducible runs; `None` draws one.
     #[serde(default)]
     pub seed: Option<u64>,
+}
+
+/// Default `sim.history_len`.
+fn default_history_len() -> usize {
+    tickstream_bus::store::DEFAULT_HISTORY_LEN
 }
 
 impl Default for Config {

@@ -59,15 +59,35 @@ impl Targets {
     }
 }
 
+/// A subscribe's request to recover what the client missed (`"since"`, `"epoch"`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recovery {
+    /// The last seq the client saw, per channel with history (ticks, trades).
+    pub since: Vec<(Channel, u64)>,
+    /// The epoch the client's seqs belong to, when it kept it; a different one means its seqs mean nothing now.
+    pub epoch: Option<String>,
+}
+
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Start receiving these channels (cached value first where the kind has one).
+    /// Start receiving these channels (cached value first where the kind has one, or the missed items on recovery).
     Subscribe {
-        /// The symbols and channels.
+        /// The symbols and channels (channels named only in `since` included).
         targets: Targets,
         /// At most this many updates per second per channel, always the newest (`"max_hz": N`), in (0, [`MAX_HZ_LIMIT`]].
         max_hz: Option<f64>,
+        /// Replay after these seqs instead of a snapshot, where history still has them.
+        recovery: Option<Recovery>,
+    },
+    /// Items of a channel's history after a seq (`history {"channel","since_seq","limit"}`).
+    History {
+        /// A channel whose kind keeps history.
+        channel: Channel,
+        /// Items after this seq (0: from the oldest kept).
+        since_seq: u64,
+        /// At most this many (capped by `gateway.history_max_items`; `None`: the cap).
+        limit: Option<usize>,
     },
     /// Stop receiving these channels.
     Unsubscribe(Targets),
@@ -80,18 +100,29 @@ pub enum Action {
 /// Turns an event name and its data into an [`Action`]; shared by every protocol (Socket.IO passes its first event argument).
 pub fn parse_action(event: &str, data: &Value, max_symbols: usize) -> Result<Action, ClientError> {
     Ok(match event {
-        "subscribe" => Action::Subscribe {
-            targets: targets_of(data, max_symbols)?,
-            max_hz: max_hz_of(data)?,
-        },
-        "unsubscribe" => Action::Unsubscribe(targets_of(data, max_symbols)?),
+        "subscribe" => {
+            let recovery = recovery_of(data, max_symbols)?;
+            let mut targets = targets_of(data, max_symbols, recovery.is_some())?;
+            for (channel, _) in recovery.iter().flat_map(|r| &r.since) {
+                if !targets.all().contains(channel) {
+                    targets.channels.push(channel.clone());
+                }
+            }
+            Action::Subscribe {
+                targets,
+                max_hz: max_hz_of(data)?,
+                recovery,
+            }
+        }
+        "history" => history_of(data)?,
+        "unsubscribe" => Action::Unsubscribe(targets_of(data, max_symbols, false)?),
         "list" => Action::List,
         "ping" => Action::Ping,
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(ClientError::new(
                 ErrorCode::UnknownEvent,
-                format!("unknown event {shown:?}; expected subscribe, unsubscribe, list or ping"),
+                format!("unknown event {shown:?}; expected subscribe, unsubscribe, list, history or ping"),
             ));
         }
     })
@@ -118,11 +149,13 @@ fn max_hz_of(data: &Value) -> Result<Option<f64>, ClientError> {
     }
 }
 
-/// Reads `data.symbols` and `data.channels`; at least one must be present, together at most `max` names.
-fn targets_of(data: &Value, max: usize) -> Result<Targets, ClientError> {
+/// Reads `data.symbols` and `data.channels`; at least one must be present (unless
+/// `data.since` names the channels), together at most `max` names.
+fn targets_of(data: &Value, max: usize, has_since: bool) -> Result<Targets, ClientError> {
     let symbols = names_of(data, "symbols", max)?;
     let channels = names_of(data, "channels", max)?;
     let (symbols, channels) = match (symbols, channels) {
+        (None, None) if has_since => return Ok(Targets::default()),
         (None, None) => {
             return Err(ClientError::new(
                 ErrorCode::BadJson,
@@ -166,6 +199,103 @@ fn targets_of(data: &Value, max: usize) -> Result<Targets, ClientError> {
         });
     }
     Ok(targets)
+}
+
+/// Reads `data.since` (`{"ticks:BTCUSDT": 1842, ...}`) and `data.epoch`; `None` without `since`.
+fn recovery_of(data: &Value, max: usize) -> Result<Option<Recovery>, ClientError> {
+    let since = match data.get("since") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "`data.since` must be an object of channel → last seq seen, e.g. {\"ticks:BTCUSDT\":1842}",
+            ))
+        }
+    };
+    if since.len() > max {
+        return Err(ClientError::new(
+            ErrorCode::TooManySymbols,
+            format!("{} channels in `since`; the limit is {max}", since.len()),
+        ));
+    }
+    let mut out = Recovery::default();
+    for (name, seq) in since {
+        let channel = history_channel(name)?;
+        let Some(seq) = seq.as_u64() else {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                format!(
+                    "`data.since[{:?}]` must be a non-negative integer seq",
+                    shown(name)
+                ),
+            ));
+        };
+        if !out.since.iter().any(|(c, _)| *c == channel) {
+            out.since.push((channel, seq));
+        }
+    }
+    out.epoch = match data.get("epoch") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if e.len() <= 64 => Some(e.clone()),
+        Some(_) => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "`data.epoch` must be the string a `subscribed` reply gave",
+            ))
+        }
+    };
+    Ok(Some(out))
+}
+
+/// Reads a `history` request's data.
+fn history_of(data: &Value) -> Result<Action, ClientError> {
+    let channel = match data.get("channel") {
+        Some(Value::String(c)) => history_channel(c)?,
+        _ => {
+            return Err(ClientError::new(
+                ErrorCode::BadJson,
+                "missing `data.channel`, e.g. {\"channel\":\"ticks:BTCUSDT\",\"since_seq\":0,\"limit\":100}",
+            ))
+        }
+    };
+    let number = |field: &str| -> Result<Option<u64>, ClientError> {
+        match data.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                ClientError::new(
+                    ErrorCode::BadJson,
+                    format!("`data.{field}` must be a non-negative integer"),
+                )
+            }),
+        }
+    };
+    Ok(Action::History {
+        channel,
+        since_seq: number("since_seq")?.unwrap_or(0),
+        limit: number("limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+    })
+}
+
+/// A channel that keeps history (ticks, trades); anything else is `invalid_channel`.
+fn history_channel(raw: &str) -> Result<Channel, ClientError> {
+    let channel = Channel::parse(raw).map_err(|e| {
+        ClientError::new(ErrorCode::InvalidChannel, format!("{:?}: {e}", shown(raw)))
+    })?;
+    if !channel.spec().history {
+        return Err(ClientError::new(
+            ErrorCode::InvalidChannel,
+            format!(
+                "{channel} keeps no history (ticks and trades channels do; candles are served by GET /candles)"
+            ),
+        ));
+    }
+    Ok(channel)
+}
+
+/// At most 40 characters of client input, for error messages.
+fn shown(raw: &str) -> String {
+    raw.chars().take(40).collect()
 }
 
 /// Reads `data.{field}` as an array of strings (or one comma-separated string); `None` when absent.
@@ -256,6 +386,11 @@ pub fn subscriptions_data(channels: &[Channel]) -> Value {
         .filter_map(Channel::symbol)
         .collect();
     json!({ "symbols": symbols, "channels": channels })
+}
+
+/// Payload of `history`: the channel, the data set's epoch, and the items (each a JSON object as published).
+pub fn history_data(channel: &Channel, epoch: &str, items: Vec<Value>) -> Value {
+    json!({"channel": channel, "epoch": epoch, "items": items})
 }
 
 /// Payload of `pong`, the reply to `ping`.

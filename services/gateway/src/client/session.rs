@@ -18,7 +18,7 @@ use serde_json::Value;
 use tickstream_model::{Channel, Symbol};
 
 use super::limits::ConnPermit;
-use super::request::{self, Action, ClientError, ErrorCode, Targets};
+use super::request::{self, Action, ClientError, ErrorCode, Recovery, Targets};
 use super::slow::{self, SlowConsumer, WriteFailed};
 use crate::fanout::{ClientId, Outbound, Outlet, Publication, TickQueue};
 use crate::state::AppState;
@@ -200,11 +200,25 @@ impl ClientSession {
     /// Executes one request and says what to answer.
     pub async fn handle(&mut self, action: Action) -> Response {
         match action {
-            Action::Subscribe { targets, max_hz } => {
+            Action::Subscribe {
+                targets,
+                max_hz,
+                recovery,
+            } => {
                 if !self.bucket.take() {
                     return self.reject(rate_limited());
                 }
-                self.subscribe(targets, max_hz).await
+                self.subscribe(targets, max_hz, recovery).await
+            }
+            Action::History {
+                channel,
+                since_seq,
+                limit,
+            } => {
+                if !self.bucket.take() {
+                    return self.reject(rate_limited());
+                }
+                self.history(channel, since_seq, limit).await
             }
             Action::Unsubscribe(targets) => {
                 if !self.bucket.take() {
@@ -235,15 +249,20 @@ impl ClientSession {
         }
         let max = self.state.cfg.gateway.max_symbols_per_connection;
         match request::parse_action("subscribe", &data, max) {
-            Ok(Action::Subscribe { targets, max_hz }) => {
-                Some(self.subscribe(targets, max_hz).await)
-            }
+            Ok(Action::Subscribe {
+                targets, max_hz, ..
+            }) => Some(self.subscribe(targets, max_hz, None).await),
             Ok(_) => None,
             Err(e) => Some(self.error(e)),
         }
     }
 
-    async fn subscribe(&mut self, targets: Targets, max_hz: Option<f64>) -> Response {
+    async fn subscribe(
+        &mut self,
+        targets: Targets,
+        max_hz: Option<f64>,
+        recovery: Option<Recovery>,
+    ) -> Response {
         let channels = targets.all();
         if let Some(grant) = &self.grant {
             // Symbol-keyed channels need their symbol granted; `sentiment` and `feeds` carry no one symbol's data.
@@ -297,12 +316,29 @@ impl ClientSession {
                 self.held -= 1;
             }
         }
-        let (snapshots, pending) = self.snapshots(&channels, &new).await;
+        let (replays, outcome) = match &recovery {
+            Some(r) => self.recover(r).await,
+            None => (Vec::new(), None),
+        };
+        // Recovered channels get their replay instead of a snapshot.
+        let snapshot_for: Vec<Channel> = new
+            .iter()
+            .filter(|c| !outcome.as_ref().is_some_and(|o| o.recovered(c)))
+            .cloned()
+            .collect();
+        let (mut snapshots, pending) = self.snapshots(&channels, &snapshot_for).await;
         let mut data = request::subscribed_data(&targets, &pending);
-        if let (Some(hz), Value::Object(obj)) = (max_hz, &mut data) {
-            obj.insert("max_hz".to_owned(), serde_json::json!(hz));
+        if let Value::Object(obj) = &mut data {
+            if let Some(hz) = max_hz {
+                obj.insert("max_hz".to_owned(), serde_json::json!(hz));
+            }
+            if let Some(o) = &outcome {
+                obj.insert("epoch".to_owned(), Value::String(o.epoch.clone()));
+                obj.insert("recovery".to_owned(), o.to_json());
+            }
         }
         let mut response = Response::event("subscribed", data);
+        snapshots.extend(replays);
         response.snapshots = snapshots;
         let now = Instant::now();
         for frame in &response.snapshots {
@@ -359,6 +395,113 @@ impl ClientSession {
             }
         }
         (frames, pending)
+    }
+
+    /// Replays what the client missed on each channel of `recovery`, where the history still has it.
+    ///
+    /// Called after the channels are in the hub. For each one it first makes
+    /// sure the Redis subscription is live (so every item published from then
+    /// on reaches this client's queue), then reads the history after the
+    /// client's seq: nothing can fall between the read and the live stream.
+    /// The live items queued meanwhile that the replay also holds are skipped
+    /// by the seq guard ([`Self::wants`]), so nothing arrives twice. A channel
+    /// whose history no longer reaches back (trimmed), whose epoch changed, or
+    /// that is more than `gateway.recovery_max_items` behind is not recovered:
+    /// the reply says why and the client gets the latest snapshot instead.
+    async fn recover(
+        &mut self,
+        recovery: &Recovery,
+    ) -> (Vec<Publication>, Option<RecoveryOutcome>) {
+        let cap = self.state.cfg.gateway.recovery_max_items;
+        let mut frames = Vec::new();
+        let mut outcome = RecoveryOutcome::default();
+        for (channel, since) in &recovery.since {
+            if !self
+                .state
+                .subscriber
+                .sync_confirmed(channel.as_str(), RECOVERY_SUBSCRIBE_TIMEOUT)
+                .await
+            {
+                tracing::debug!(channel = %channel, "Redis subscription not confirmed; recovering anyway.");
+            }
+            let page = match self.state.redis.history(channel, *since, cap + 1).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(channel = %channel, error = %e, "History unavailable; no recovery.");
+                    outcome.push(channel, Err("unavailable"));
+                    continue;
+                }
+            };
+            if outcome.epoch.is_empty() {
+                outcome.epoch = page.epoch.clone();
+            }
+            let result = if recovery.epoch.as_ref().is_some_and(|e| *e != page.epoch) {
+                Err("epoch_changed")
+            } else if page.newest.is_none() {
+                Err("no_history")
+            } else if !page.reaches(*since) {
+                Err("trimmed")
+            } else if page.items.len() > cap {
+                Err("too_far_behind")
+            } else {
+                let mut last = *since;
+                for (seq, raw) in &page.items {
+                    match Publication::decode(channel, raw) {
+                        Ok(frame) => {
+                            last = *seq;
+                            frames.push(frame);
+                        }
+                        Err(e) => {
+                            tracing::debug!(channel = %channel, seq, error = %e, "Skipping an invalid history item.")
+                        }
+                    }
+                }
+                // Live items up to what the replay covered are duplicates.
+                self.snapshot_seq
+                    .insert(channel.clone(), (last, Instant::now()));
+                Ok(page.items.len())
+            };
+            outcome.push(channel, result);
+        }
+        (frames, Some(outcome))
+    }
+
+    /// Answers a `history` request from the channel's stream.
+    async fn history(&mut self, channel: Channel, since: u64, limit: Option<usize>) -> Response {
+        if let Some(grant) = &self.grant {
+            let granted = channel
+                .symbol()
+                .and_then(|s| Symbol::parse(s).ok())
+                .is_some_and(|s| grant.contains(&s));
+            if !granted {
+                return self.reject(ClientError::new(
+                    ErrorCode::Unauthorized,
+                    format!("your token does not grant {channel}"),
+                ));
+            }
+        }
+        let cap = self.state.cfg.gateway.history_max_items;
+        let limit = limit.unwrap_or(cap).min(cap);
+        match self.state.redis.history(&channel, since, limit).await {
+            Ok(page) => {
+                let items = page
+                    .items
+                    .iter()
+                    .filter_map(|(_, raw)| serde_json::from_slice::<Value>(raw).ok())
+                    .collect();
+                Response::event(
+                    "history",
+                    request::history_data(&channel, &page.epoch, items),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, "History unavailable.");
+                self.error(ClientError::new(
+                    ErrorCode::Unavailable,
+                    "history is unavailable right now (Redis); try again",
+                ))
+            }
+        }
     }
 
     async fn unsubscribe(&mut self, targets: Targets) -> Response {
@@ -511,6 +654,45 @@ impl ClientSession {
             .connections
             .with_label_values(&[self.protocol.label()])
             .dec();
+    }
+}
+
+/// How long a recovering subscribe waits for Redis to confirm a new subscription before reading history anyway.
+const RECOVERY_SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The per-channel result of a recovery, for the `subscribed` reply.
+#[derive(Debug, Default)]
+struct RecoveryOutcome {
+    /// The data set's epoch the replayed seqs belong to.
+    epoch: String,
+    /// Per channel: items replayed, or why it was not recovered.
+    channels: Vec<(Channel, Result<usize, &'static str>)>,
+}
+
+impl RecoveryOutcome {
+    fn push(&mut self, channel: &Channel, result: Result<usize, &'static str>) {
+        self.channels.push((channel.clone(), result));
+    }
+
+    /// Whether `channel` was recovered (and so needs no snapshot).
+    fn recovered(&self, channel: &Channel) -> bool {
+        self.channels.iter().any(|(c, r)| c == channel && r.is_ok())
+    }
+
+    /// `{"ticks:X":{"recovered":true,"replayed":12},"trades:X":{"recovered":false,"reason":"trimmed"}}`.
+    fn to_json(&self) -> Value {
+        let map = self
+            .channels
+            .iter()
+            .map(|(c, r)| {
+                let v = match r {
+                    Ok(n) => serde_json::json!({"recovered": true, "replayed": n}),
+                    Err(reason) => serde_json::json!({"recovered": false, "reason": reason}),
+                };
+                (c.as_str().to_owned(), v)
+            })
+            .collect::<serde_json::Map<String, Value>>();
+        Value::Object(map)
     }
 }
 

@@ -24,13 +24,36 @@ use crate::metrics::GatewayMetrics;
 /// Process-unique connection number.
 pub type ClientId = u64;
 
-/// Subscribers of one symbol: a dense vector for fast fan-out plus an index for O(1) removal.
+/// Subscribers of one channel: a dense vector for fast fan-out plus an index for O(1) removal.
 #[derive(Default)]
 struct Subscribers {
-    /// Walked on every tick.
+    /// Walked on every publication.
     queues: Vec<(ClientId, Arc<Outlet>)>,
     /// Position of each client in `queues`.
     index: HashMap<ClientId, usize>,
+    /// The newest seq dispatched on this channel (0: none yet, or a kind without seq).
+    last_seq: AtomicU64,
+}
+
+/// How far below the last seq a publication counts as already delivered (a
+/// backfill overlapping the live stream, an out-of-order publisher) rather
+/// than as a producer that started over after Redis lost its data.
+const SEQ_REPLAY_WINDOW: u64 = tickstream_bus::subscriber::BACKFILL_MAX as u64;
+
+impl Subscribers {
+    /// Records `seq` as delivered; false when it was delivered already (or is older than what was).
+    fn advance(&self, seq: u64) -> bool {
+        if seq == 0 {
+            return true;
+        }
+        // Only the Redis reader task dispatches, so load-then-store cannot race with itself.
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if seq <= last && last - seq <= SEQ_REPLAY_WINDOW {
+            return false;
+        }
+        self.last_seq.store(seq, Ordering::Relaxed);
+        true
+    }
 }
 
 impl Subscribers {
@@ -170,11 +193,16 @@ impl Hub {
         out
     }
 
-    /// Offers one publication to every subscriber of its channel without waiting for anyone.
+    /// Offers one publication to every subscriber of its channel without waiting for anyone,
+    /// unless its seq shows the channel's subscribers have it already.
     pub fn dispatch(&self, frame: Outbound) {
         let (mut sent, mut conflated, mut full) = (0u64, 0u64, 0u64);
         if let Ok(table) = self.table.read() {
             if let Some(subs) = table.get(frame.channel.as_str()) {
+                if !subs.advance(frame.seq) {
+                    self.metrics.messages_stale.inc();
+                    return;
+                }
                 for (_, outlet) in &subs.queues {
                     match outlet.offer(&frame) {
                         Offer::Delivered => sent += 1,
@@ -242,6 +270,12 @@ impl ChannelHandler for Hub {
             .read()
             .map(|t| t.keys().map(|c| c.as_str().to_owned()).collect())
             .unwrap_or_default()
+    }
+
+    fn last_seq(&self, channel: &str) -> Option<u64> {
+        let table = self.table.read().ok()?;
+        let seq = table.get(channel)?.last_seq.load(Ordering::Relaxed);
+        (seq > 0).then_some(seq)
     }
 }
 

@@ -112,6 +112,7 @@ mod tests {
                     channels: vec![],
                 },
                 max_hz: None,
+                recovery: None,
             }
         );
         let r = parse(
@@ -136,7 +137,8 @@ mod tests {
                     symbols: vec![Symbol::parse("A").unwrap()],
                     channels: vec![],
                 },
-                max_hz: Some(2.5)
+                max_hz: Some(2.5),
+                recovery: None,
             }
         );
         let r = parse(
