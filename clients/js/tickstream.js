@@ -39,6 +39,9 @@ export const DATA_EVENTS = Object.freeze({
   feed_status: 'feeds',
 });
 
+/** Channels the gateway keeps a history of, so `since` may name them. */
+const HISTORY_KINDS = /^(ticks|trades):/;
+
 const DEFAULTS = {
   initialDelayMs: 500,
   maxDelayMs: 15000,
@@ -458,7 +461,8 @@ export class TickstreamClient {
     if (resume && this.options.recover !== false) {
       for (const ch of channels) {
         const seq = this.seqs.get(ch);
-        if (seq !== undefined) since[ch] = seq;
+        // Only ticks and trades keep a history to recover from.
+        if (seq !== undefined && HISTORY_KINDS.test(ch)) since[ch] = seq;
       }
       if (Object.keys(since).length) {
         data.since = since;

@@ -141,7 +141,7 @@ export function redis(args) {
     let buf = '';
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.endsWith('\r\n')) {
+      if (complete(buf)) {
         sock.end();
         resolve(buf);
       }
@@ -150,6 +150,21 @@ export function redis(args) {
     const enc = args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
     sock.write(`*${args.length}\r\n${enc}`);
   });
+}
+
+/** Whether a buffer holds one whole RESP reply (simple, integer, error, or bulk string). @param {string} buf */
+function complete(buf) {
+  if (!buf.endsWith('\r\n')) return false;
+  if (buf[0] !== '$') return true;
+  const n = Number(buf.slice(1, buf.indexOf('\r\n')));
+  return n < 0 || Buffer.byteLength(buf) >= buf.indexOf('\r\n') + 2 + n + 2;
+}
+
+/** A string value from the private Redis, or null. @param {string} key */
+export async function redisGet(key) {
+  const reply = /** @type {string} */ (await redis(['GET', key]));
+  if (reply.startsWith('$-1')) return null;
+  return reply.slice(reply.indexOf('\r\n') + 2, -2);
 }
 
 /**
