@@ -189,6 +189,25 @@ describe('against the gateway and ingest-sim', () => {
     }
   });
 
+  test('history returns the stored items after a seq, matched by request id', async () => {
+    const c = connect(wsUrl(gw), { ...FAST, symbols: ['ETHUSDT'] });
+    try {
+      await waitFor(() => (c.lastSeq('ETHUSDT') ?? 0) > 10, 'ticks');
+      const last = /** @type {number} */ (c.lastSeq('ETHUSDT'));
+      const [a, b] = await Promise.all([
+        c.history('ethusdt', { sinceSeq: last - 6, limit: 3 }),
+        c.history('ETHUSDT', { sinceSeq: last - 3, limit: 2 }),
+      ]);
+      assert.equal(a.channel, 'ticks:ETHUSDT');
+      assert.equal(typeof a.epoch, 'string');
+      assert.deepEqual(a.items.map((t) => t.seq), [last - 5, last - 4, last - 3]);
+      assert.deepEqual(b.items.map((t) => t.seq), [last - 2, last - 1], 'each reply went to its own request');
+      assert.ok(a.items.every((t) => t.symbol === 'ETHUSDT' && t.price > 0));
+    } finally {
+      c.close();
+    }
+  });
+
   test('a silent (frozen) gateway is detected by the ping timeout and left for a new connection', async () => {
     const c = connect(wsUrl(gw), { ...FAST, symbols: ['ETHUSDT'], pingIntervalMs: 200, deadAfterMs: 1000, connectTimeoutMs: 1000 });
     const log = record(c);
