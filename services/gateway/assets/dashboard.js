@@ -16,7 +16,8 @@ window.tickstream = client;
 
 /**
  * @typedef {{symbol: string, row: HTMLTableRowElement, cells: Record<string, HTMLElement>,
- *   unsubscribe: () => void, last?: any, receivedAt?: number, count: number, line: number[]}} Row
+ *   unsubscribe: () => void, last?: any, receivedAt?: number, count: number,
+ *   line: {seq: number, price: number}[], backfill?: 'asked' | 'done'}} Row
  */
 /** @type {Map<string, Row>} */
 const rows = new Map();
@@ -163,8 +164,9 @@ function onTick(tick) {
   r.last = tick;
   r.receivedAt = Date.now();
   r.count += 1;
-  r.line.push(tick.price);
+  r.line.push({ seq: tick.seq, price: tick.price });
   if (r.line.length > LINE_POINTS) r.line.shift();
+  if (tick.symbol === selected) backfill(r);
   ages.push(Date.now() - Date.parse(tick.timestamp));
   if (ages.length > 2000) ages.splice(0, ages.length - 2000);
   const c = r.cells;
@@ -226,6 +228,8 @@ async function select(symbol) {
   chartMode = 'line';
   scheduleChart();
   if (!symbol) return;
+  const row = rows.get(symbol);
+  if (row) backfill(row);
   const token = ++selectToken;
   unsubCandles = client.subscribe(`candles:1m:${symbol}`, (c) => onCandle(c));
   try {
@@ -240,6 +244,28 @@ async function select(symbol) {
     }
   } catch {
     // no candle history: the tick line stays
+  }
+}
+
+/**
+ * Fills the selected symbol's tick line with the ticks before the first one
+ * seen, from the gateway's history (a gateway without it: the line just grows).
+ * @param {Row} r
+ */
+async function backfill(r) {
+  if (r.backfill || !r.line.length) return;
+  r.backfill = 'asked';
+  const first = r.line[0].seq;
+  try {
+    const reply = await client.history(r.symbol, { sinceSeq: Math.max(0, first - LINE_POINTS), limit: LINE_POINTS });
+    const older = (reply.items ?? []).filter((/** @type {any} */ t) => t.seq < r.line[0].seq).map((/** @type {any} */ t) => ({ seq: t.seq, price: t.price }));
+    r.line = [...older, ...r.line].slice(-LINE_POINTS);
+    r.backfill = 'done';
+    log('history', `${r.symbol}: ${older.length} earlier ticks on the chart`);
+    if (r.symbol === selected) scheduleChart();
+  } catch (e) {
+    r.backfill = 'done';
+    log('history', `${r.symbol}: no history (${/** @type {any} */ (e)?.code ?? e})`);
   }
 }
 
@@ -301,7 +327,7 @@ function drawChart() {
     empty.hidden = true;
     return;
   }
-  const pts = r?.line ?? [];
+  const pts = (r?.line ?? []).map((p) => p.price);
   $('chart-mode').textContent = 'price line from ticks';
   chart.dataset.mode = 'line';
   if (pts.length < 2) {
@@ -314,6 +340,7 @@ function drawChart() {
   const y = (/** @type {number} */ v) => pad + (H - 2 * pad) * (hi === lo ? 0.5 : (hi - v) / (hi - lo));
   const d = pts.map((p, i) => `${i ? 'L' : 'M'}${((i / (pts.length - 1)) * W).toFixed(1)} ${y(p).toFixed(1)}`).join(' ');
   chart.append(svgEl('path', { d, class: 'line' }));
+  chart.dataset.points = String(pts.length);
   $('chart-range').textContent = `${fmtPrice(lo)} – ${fmtPrice(hi)}`;
 }
 
