@@ -381,18 +381,32 @@ impl Redis {
         &self,
         channels: &[Channel],
     ) -> Result<Vec<Option<Vec<u8>>>, BusError> {
-        if channels.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = channels.iter().map(Channel::cache_key).collect();
+        self.latest_channels_and_epoch(channels)
+            .await
+            .map(|(values, _)| values)
+    }
+
+    /// [`Redis::latest_channels`] plus the data set's epoch (`None` until a producer created it), in the same round trip.
+    pub async fn latest_channels_and_epoch(
+        &self,
+        channels: &[Channel],
+    ) -> Result<(Vec<Option<Vec<u8>>>, Option<String>), BusError> {
+        let mut keys: Vec<String> = channels.iter().map(Channel::cache_key).collect();
+        keys.push(keys::EPOCH_KEY.to_owned());
         let mut c = self.conn.clone();
-        self.run(async move {
-            redis::cmd("MGET")
-                .arg(keys)
-                .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
-                .await
-        })
-        .await
+        let mut values: Vec<Option<Vec<u8>>> = self
+            .run(async move {
+                redis::cmd("MGET")
+                    .arg(keys)
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                    .await
+            })
+            .await?;
+        let epoch = values
+            .pop()
+            .flatten()
+            .map(|e| String::from_utf8_lossy(&e).into_owned());
+        Ok((values, epoch))
     }
 
     /// Ticks [`Redis::publish`] refused because their seq was not newer; exported as a metric by services.

@@ -46,10 +46,12 @@ static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
 /// A private `redis-server` on a free loopback port, so each test has its own Redis and can crash and restart it.
 ///
-/// Nothing is persisted (`--save "" --appendonly no`): after
+/// By default nothing is persisted (`--save "" --appendonly no`): after
 /// [`kill`](Self::kill) and [`restart`](Self::restart) the server is empty,
-/// like a cache node that lost its memory. Dropping it kills the process and
-/// removes its directory.
+/// like a cache node that lost its memory. [`start_persistent`](Self::start_persistent)
+/// keeps an append-only file written on every command instead, so a restart
+/// comes back with everything it had acknowledged. Dropping it kills the
+/// process and removes its directory.
 #[derive(Debug)]
 pub struct RedisServer {
     /// Fixed for the server's life, so clients configured with [`url`](Self::url)
@@ -60,11 +62,23 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Owned working directory: redis's `--dir` and its `redis.log`.
     dir: PathBuf,
+    /// Whether the server keeps an append-only file (`appendfsync always`) across restarts.
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts a private server on a free port and returns once it answers, so the test can use it immediately.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Like [`start`](Self::start), but the data survives [`kill`](Self::kill) and
+    /// [`restart`](Self::restart) (AOF, fsync on every write), to test a Redis that crashes and comes back whole.
+    pub async fn start_persistent() -> anyhow::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "tickstream-testkit-redis-{}-{}",
             std::process::id(),
@@ -79,6 +93,7 @@ impl RedisServer {
             port: 0,
             child: None,
             dir,
+            persistent,
         };
         for _ in 0..START_PORT_ATTEMPTS {
             server.port = free_port();
@@ -189,7 +204,11 @@ impl RedisServer {
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(&self.dir)
             .args(["--protected-mode", "no"])

@@ -293,7 +293,7 @@ async fn polling_connect_events_acks_errors_and_close() {
     let (_, subscribed) = event_of(&packets[0]);
     assert_eq!(
         subscribed,
-        json!({"symbols":["BTCUSDT"],"channels":[],"pending":[],"message":"Subscribed to 1 symbols"})
+        json!({"symbols":["BTCUSDT"],"channels":[],"pending":[],"epoch":null,"message":"Subscribed to 1 symbols"})
     );
     let ack: Value = serde_json::from_str(packets[1].strip_prefix("431").expect("ack 1")).unwrap();
     assert_eq!(ack, json!([subscribed]), "reply data as the ack argument");
@@ -559,7 +559,7 @@ async fn native_and_socketio_clients_get_the_same_ticks() {
     assert_eq!(name, "subscribed");
     assert_eq!(
         data,
-        json!({"symbols":["BTCUSDT"],"channels":[],"pending":["ticks:BTCUSDT"],"message":"Subscribed to 1 symbols"})
+        json!({"symbols":["BTCUSDT"],"channels":[],"pending":["ticks:BTCUSDT"],"epoch":null,"message":"Subscribed to 1 symbols"})
     );
     stack.wait_numsub("BTCUSDT", 1).await;
 

@@ -349,12 +349,13 @@ pub fn connected_data(client_id: &str) -> Value {
     json!({"client_id": client_id, "message": "Connected to WebSocket Streaming Service"})
 }
 
-/// Payload of `subscribed`: what was asked for, and which of those channels no producer serves now.
+/// Payload of `subscribed`: what was asked for, which of those channels no producer serves now,
+/// and the epoch of the data set the seqs belong to (`null` before any producer ran).
 ///
 /// A request naming only symbols keeps the original wording ("Subscribed to
-/// 2 symbols"); `channels` and `pending` are always present so a client can
-/// rely on them.
-pub fn subscribed_data(targets: &Targets, pending: &[Channel]) -> Value {
+/// 2 symbols"); `channels`, `pending` and `epoch` are always present so a
+/// client can rely on them.
+pub fn subscribed_data(targets: &Targets, pending: &[Channel], epoch: Option<&str>) -> Value {
     let message = if targets.symbols_only() {
         format!("Subscribed to {} symbols", targets.symbols.len())
     } else {
@@ -364,6 +365,7 @@ pub fn subscribed_data(targets: &Targets, pending: &[Channel]) -> Value {
         "symbols": targets.symbols,
         "channels": targets.channels,
         "pending": pending,
+        "epoch": epoch,
         "message": message,
     })
 }

@@ -326,14 +326,14 @@ impl ClientSession {
             .filter(|c| !outcome.as_ref().is_some_and(|o| o.recovered(c)))
             .cloned()
             .collect();
-        let (mut snapshots, pending) = self.snapshots(&channels, &snapshot_for).await;
-        let mut data = request::subscribed_data(&targets, &pending);
+        let (mut snapshots, pending, epoch) = self.snapshots(&channels, &snapshot_for).await;
+        let epoch = outcome.as_ref().map(|o| o.epoch.clone()).or(epoch);
+        let mut data = request::subscribed_data(&targets, &pending, epoch.as_deref());
         if let Value::Object(obj) = &mut data {
             if let Some(hz) = max_hz {
                 obj.insert("max_hz".to_owned(), serde_json::json!(hz));
             }
             if let Some(o) = &outcome {
-                obj.insert("epoch".to_owned(), Value::String(o.epoch.clone()));
                 obj.insert("recovery".to_owned(), o.to_json());
             }
         }
@@ -351,8 +351,8 @@ impl ClientSession {
 
     /// Reads the cache of every named channel in one round trip: the snapshots
     /// to send for the newly subscribed ones (where their kind has one, skipping
-    /// invalid values, recording their seqs), and the channels nobody has
-    /// published on within the cache's TTL (`pending`).
+    /// invalid values, recording their seqs), the channels nobody has
+    /// published on within the cache's TTL (`pending`), and the data set's epoch.
     ///
     /// When Redis cannot be read, nothing is reported pending (the gateway does
     /// not know) and the subscription goes on without snapshots.
@@ -360,15 +360,15 @@ impl ClientSession {
         &mut self,
         named: &[Channel],
         new: &[Channel],
-    ) -> (Vec<Publication>, Vec<Channel>) {
+    ) -> (Vec<Publication>, Vec<Channel>, Option<String>) {
         if named.is_empty() {
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), Vec::new(), None);
         }
-        let cached = match self.state.redis.latest_channels(named).await {
+        let (cached, epoch) = match self.state.redis.latest_channels_and_epoch(named).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "Cache unavailable; subscribing without snapshots.");
-                return (Vec::new(), Vec::new());
+                return (Vec::new(), Vec::new(), None);
             }
         };
         let mut frames = Vec::new();
@@ -394,7 +394,7 @@ impl ClientSession {
                 }
             }
         }
-        (frames, pending)
+        (frames, pending, epoch)
     }
 
     /// Replays what the client missed on each channel of `recovery`, where the history still has it.

@@ -217,7 +217,7 @@ mod tests {
         };
         let v: Value = serde_json::from_str(&frame(
             "subscribed",
-            subscribed_data(&targets, &[]),
+            subscribed_data(&targets, &[], None),
             Some(&json!(3)),
         ))
         .unwrap();
@@ -229,10 +229,14 @@ mod tests {
             symbols: vec![Symbol::parse("A").unwrap()],
             channels: vec![Channel::parse("sentiment").unwrap()],
         };
-        let data = subscribed_data(&targets, &[Channel::parse("sentiment").unwrap()]);
+        let data = subscribed_data(
+            &targets,
+            &[Channel::parse("sentiment").unwrap()],
+            Some("e1"),
+        );
         assert_eq!(
             data,
-            json!({"symbols":["A"],"channels":["sentiment"],"pending":["sentiment"],"message":"Subscribed to 2 channels"})
+            json!({"symbols":["A"],"channels":["sentiment"],"pending":["sentiment"],"epoch":"e1","message":"Subscribed to 2 channels"})
         );
     }
 }

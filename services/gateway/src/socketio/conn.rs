@@ -793,8 +793,12 @@ impl EngineSession {
         if let Some(id) = ack {
             self.send(packet::ack(id, &response.data).into()).await?;
         }
+        // In batches, as live ticks go: a recovery can replay thousands.
         for frame in &response.snapshots {
             self.queue_frame(frame);
+            if self.batch.len() >= WS_WRITE_BATCH {
+                self.flush_ticks().await?;
+            }
         }
         self.flush_ticks().await?;
         if response.abuse {
