@@ -479,7 +479,11 @@ export class TickstreamClient {
   /** @param {any} reply @param {Record<string, number>} since */
   #onSubscribed(reply, since) {
     this.attempt = 0;
-    if (reply && typeof reply.epoch === 'string') this.epoch = reply.epoch;
+    if (reply && typeof reply.epoch === 'string') {
+      // Another data set (Redis lost its data): its seqs are not comparable with ours.
+      if (this.epoch !== undefined && reply.epoch !== this.epoch) this.seqs.clear();
+      this.epoch = reply.epoch;
+    }
     const recovery = reply?.recovery;
     for (const ch of Object.keys(since)) {
       const r = recovery?.[ch];

@@ -15,5 +15,10 @@ use js::run_node_tests;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn js_client_library_against_the_gateway() {
-    run_node_tests(&["test/client.test.js", "test/react.test.js"]).await;
+    run_node_tests(&[
+        "test/unit.test.js",
+        "test/client.test.js",
+        "test/react.test.js",
+    ])
+    .await;
 }
