@@ -90,4 +90,42 @@ async fn analytics_channels_reach_a_websocket_client_through_the_gateway() {
         mood["market_fear_greed"].as_u64().is_some_and(|f| f <= 100),
         "{mood}"
     );
+
+    // REST agrees with what the socket delivered.
+    let get = |path: &str| {
+        let url = gateway.http_url(path);
+        async move {
+            let (status, body) = tickstream_testkit::http_get_text(&url).await.unwrap();
+            (status, serde_json::from_str::<Value>(&body).unwrap())
+        }
+    };
+    let (status, bars) = get("/candles/btcusdt?interval=1m&limit=1000").await;
+    assert_eq!(status, 200, "{bars}");
+    let stored: Vec<&Value> = bars["data"]["candles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["start"] == candle["start"])
+        .collect();
+    assert_eq!(stored.len(), 1, "the received bar is stored: {bars}");
+    assert_eq!(stored[0]["open"], candle["open"], "same bar: {}", stored[0]);
+    let (status, latest) = get("/signals/BTCUSDT").await;
+    assert_eq!(
+        (status, &latest["data"]["symbol"]),
+        (200, &Value::from("BTCUSDT"))
+    );
+    let (status, latest) = get("/sentiment").await;
+    assert_eq!(status, 200, "{latest}");
+    assert!(latest["data"]["market_fear_greed"].is_number(), "{latest}");
+    for (path, want) in [
+        ("/candles/BTCUSDT?interval=2m", 400),
+        ("/candles/BTCUSDT?limit=zero", 400),
+        ("/candles/BTCUSDT?from=yesterday", 400),
+        ("/candles/NOSUCH?interval=1m", 404),
+        ("/signals/NOSUCH", 404),
+    ] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, want, "{path}: {body}");
+        assert_eq!(body["success"], false, "{path}");
+    }
 }

@@ -365,6 +365,107 @@ async fn history_of(
     })))
 }
 
+/// `?interval=1m&limit=&from=&to=` of `/candles`, read as text so a bad value is a JSON 400 naming it.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CandlesQuery {
+    interval: Option<String>,
+    limit: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Default and cap of `/candles?limit=`.
+pub const MAX_CANDLES_PER_REQUEST: usize = 1000;
+
+/// Reads a bound of `/candles`: epoch milliseconds, or an RFC 3339 time.
+fn time_bound(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(ms) = raw.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| Some(t.timestamp_millis()))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{name} must be epoch milliseconds or an RFC 3339 time, got {raw:?}"
+            ))
+        })
+}
+
+/// `GET /candles/{symbol}?interval=1m&limit=&from=&to=`: stored bars, oldest first (the analytics service's store).
+pub async fn candles(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_from_path(&req)?;
+    let query = web::Query::<CandlesQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let interval = query.interval.as_deref().unwrap_or("1m");
+    let channel = tickstream_model::Channel::parse(&format!("candles:{interval}:{symbol}"))
+        .map_err(|e| ApiError::BadRequest(format!("invalid interval: {e}")))?;
+    let limit = match query.limit.as_deref() {
+        None => MAX_CANDLES_PER_REQUEST,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(0) | Err(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "limit must be a positive integer, got {raw:?}"
+                )))
+            }
+            Ok(n) => n.min(MAX_CANDLES_PER_REQUEST),
+        },
+    };
+    let range = tickstream_bus::CandleRange {
+        from_ms: time_bound("from", query.from.as_deref())?,
+        to_ms: time_bound("to", query.to.as_deref())?,
+        limit,
+    };
+    let bars = state
+        .redis
+        .candles(&channel, range)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("candle store unavailable: {e}")))?;
+    if bars.is_empty() && range.from_ms.is_none() && range.to_ms.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no {interval} candles for {symbol}"
+        )));
+    }
+    let bars: Vec<Value> = bars
+        .iter()
+        .filter_map(|raw| serde_json::from_slice(raw).ok())
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "data": {"symbol": symbol, "interval": interval, "candles": bars}
+    })))
+}
+
+/// `GET /signals/{symbol}`: the latest trading signal.
+pub async fn signal(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let symbol = symbol_from_path(&req)?;
+    let raw = state
+        .redis
+        .latest_signal(&symbol)
+        .await
+        .map_err(unavailable)?;
+    match raw.and_then(|r| serde_json::from_slice::<Value>(&r).ok()) {
+        Some(v) => Ok(HttpResponse::Ok().json(json!({"success": true, "data": v}))),
+        None => Err(ApiError::NotFound(format!("no signal for {symbol}"))),
+    }
+}
+
+/// `GET /sentiment`: the latest market mood.
+pub async fn sentiment(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let raw = state.redis.latest_sentiment().await.map_err(unavailable)?;
+    match raw.and_then(|r| serde_json::from_slice::<Value>(&r).ok()) {
+        Some(v) => Ok(HttpResponse::Ok().json(json!({"success": true, "data": v}))),
+        None => Err(ApiError::NotFound("no sentiment published yet".to_owned())),
+    }
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     tickstream_runtime::ops::metrics_response(&state.metrics.registry)

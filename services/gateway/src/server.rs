@@ -72,6 +72,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
                 .route("/price/{symbol:.+}", web::get().to(rest::price))
                 .route("/history/{symbol:.+}", web::get().to(rest::history))
                 .route("/trades/{symbol:.+}", web::get().to(rest::trades))
+                .route("/candles/{symbol:.+}", web::get().to(rest::candles))
+                .route("/signals/{symbol:.+}", web::get().to(rest::signal))
+                .route("/sentiment", web::get().to(rest::sentiment))
                 .route("/metrics", web::get().to(rest::metrics)),
         );
 }
