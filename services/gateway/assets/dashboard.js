@@ -233,7 +233,7 @@ async function select(symbol) {
   const token = ++selectToken;
   unsubCandles = client.subscribe(`candles:1m:${symbol}`, (c) => onCandle(c));
   try {
-    const res = await fetch(`/candles/${encodeURIComponent(symbol)}?interval=1m`);
+    const res = await fetch(`/candles/${encodeURIComponent(symbol)}?interval=1m&limit=120`);
     if (token !== selectToken || !res.ok) return;
     const body = await res.json();
     const list = Array.isArray(body?.data) ? body.data : Array.isArray(body?.data?.candles) ? body.data.candles : [];

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { numsub, publish, startGateway, startSim, waitFor } from '../harness.js';
+import { numsub, publish, redis, startGateway, startSim, waitFor } from '../harness.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -189,6 +189,24 @@ describe('dashboard', () => {
     await page.locator('#chart-mode', { hasText: '1m candles' }).waitFor({ timeout: WAIT });
     await page.waitForFunction(() => document.querySelectorAll('#chart rect.candle').length === 4, null, { timeout: WAIT });
     await page.locator('#log li', { hasText: 'fear & greed 63' }).first().waitFor({ timeout: WAIT });
+
+    // Stored bars (as the analytics service keeps them) come from GET /candles when a symbol is charted.
+    for (let i = 4; i >= 0; i--) {
+      const start = minute - i * 60_000;
+      const bar = {
+        symbol: 'ETHUSDT', interval: '1m', start: new Date(start).toISOString(), end: new Date(start + 60_000).toISOString(),
+        open: 3500 + i, high: 3510 + i, low: 3490 - i, close: 3505 - i, volume: 3.5, trades: 40, closed: i > 0, source: 'trades',
+      };
+      await redis(['ZADD', 'analytics:candles:1m:ETHUSDT', String(start), JSON.stringify(bar)]);
+    }
+    await page.getByRole('button', { name: 'Chart ETHUSDT' }).click();
+    await page.locator('#chart-symbol', { hasText: 'ETHUSDT' }).waitFor({ timeout: WAIT });
+    await page.locator('#chart-mode', { hasText: '1m candles' }).waitFor({ timeout: WAIT });
+    await page.waitForFunction(() => document.querySelectorAll('#chart rect.candle').length === 5, null, { timeout: WAIT });
+    // BTCUSDT has no stored bars (its candles above were only published): back to its tick line.
+    await page.getByRole('button', { name: 'Chart BTCUSDT' }).click();
+    await page.locator('#chart path.line').waitFor({ timeout: WAIT });
+    assert.equal(await page.locator('#chart-mode').textContent(), 'price line from ticks');
     await page.screenshot({ path: join(RESULTS, 'dashboard-panels-1280x800.png'), fullPage: true });
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
