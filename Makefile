@@ -22,6 +22,7 @@ run: ## Build and run redis + ingest-sim + analytics + gateway on :5021 (Ctrl-C 
 test: ## What CI runs: deps, format check, clippy, build, tests
 	scripts/ensure-deps.sh
 	scripts/ensure-sio-clients.sh
+	scripts/ensure-js-clients.sh
 	scripts/ensure-analytics-ref.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

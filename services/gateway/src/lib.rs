@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod fanout;
 pub mod metrics;
 pub mod native;
