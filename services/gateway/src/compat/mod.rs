@@ -4,12 +4,15 @@
 //! - [`aliases`]: the configurable symbol alias table (`BTC` → `BTCUSDT`), shared by every profile and REST.
 //! - [`dashboard_profile`]: the Socket.IO trading-dashboard profile (`connection_status`,
 //!   `subscription_confirmed`, a periodic `market_update` map, re-shaped signals and sentiment).
+//! - [`streams`]: the Vue plain-WebSocket client's `/ws/market/stream`, `/ws/trading/signals/stream`
+//!   and `/ws/trading/binary/stream`.
 //!
 //! The settings live in `[gateway.compat]` ([`CompatSection`]); `docs/compatibility.md`
 //! documents the profile, the mappings and the alias table.
 
 pub mod aliases;
 pub mod dashboard_profile;
+pub mod streams;
 
 use std::collections::BTreeMap;
 
@@ -58,6 +61,11 @@ pub struct CompatSection {
     pub crypto_bases: Vec<String>,
     /// Explicit aliases (client name → feed symbol); they win over the generated ones.
     pub aliases: BTreeMap<String, String>,
+    /// Symbols (client names, aliases allowed) the plain-WebSocket market and signals streams push.
+    #[serde(deserialize_with = "tickstream_runtime::config::string_or_list")]
+    pub stream_symbols: Vec<String>,
+    /// Period of `/ws/market/stream` in ms (newest tick per symbol each period); 0 = every tick.
+    pub market_stream_interval_ms: u64,
 }
 
 /// The crypto bases of the simulator's and Binance's usual symbols.
@@ -78,6 +86,12 @@ impl Default for CompatSection {
                 .map(|s| (*s).to_owned())
                 .collect(),
             aliases: BTreeMap::new(),
+            stream_symbols: [
+                "BTC", "ETH", "SOL", "BNB", "ADA", "AAPL", "MSFT", "NVDA", "EUR/USD",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            market_stream_interval_ms: 5_000,
         }
     }
 }
@@ -95,6 +109,10 @@ impl CompatSection {
             Symbol::parse(raw).map_err(|e| {
                 invalid("gateway.compat.dashboard_symbols", format!("{raw:?}: {e}"))
             })?;
+        }
+        for raw in &self.stream_symbols {
+            Symbol::parse(raw)
+                .map_err(|e| invalid("gateway.compat.stream_symbols", format!("{raw:?}: {e}")))?;
         }
         for base in &self.crypto_bases {
             let sym = format!("{base}{}", self.usd_suffix);
