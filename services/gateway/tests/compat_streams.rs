@@ -222,3 +222,55 @@ async fn rest_answers_through_the_alias_table() {
         assert_eq!(many["data"][s]["symbol"], s, "{many}");
     }
 }
+
+#[tokio::test]
+async fn dashboard_profile_per_connection_with_aliases_and_pending() {
+    let stack = start(&[]).await;
+    // `?profile=dashboard` on one connection; the gateway's default profile stays the native vocabulary.
+    let url = format!("{}/?profile=dashboard", stack.gateway.http_url(""));
+    let mut cmd = node();
+    cmd.arg("sio-client.js").arg(&url).arg("websocket");
+    let mut dash = ClientProc::spawn("sio-client.js ?profile=dashboard", cmd);
+    let status = dash.wait_event(WAIT, "connection_status", |_| true).await;
+    assert_eq!(status["data"]["status"], "connected", "{status}");
+    assert!(
+        status["data"].get("user_id").is_none(),
+        "no auth, no user: {status}"
+    );
+    dash.cmd(json!({"ack": "subscribe", "data": {"symbols": ["btc/usd", "NOPE"]}}))
+        .await;
+    let ack = dash
+        .wait_event(WAIT, "ack", |v| v["event"] == "subscribe")
+        .await;
+    assert_eq!(ack["data"]["symbols"], json!(["btc/usd", "NOPE"]), "{ack}");
+    assert_eq!(ack["data"]["pending"], json!(["NOPE"]), "{ack}");
+    let confirmed = dash.events("subscription_confirmed");
+    assert_eq!(confirmed.len(), 1, "the reply event comes with the ack");
+    // The alias and the default name both appear, each under its own name, with the same feed's price.
+    let update = dash
+        .wait_event(WAIT, "market_update", |v| {
+            v["data"]["btc/usd"]["price"].is_number() && v["data"]["BTC"]["price"].is_number()
+        })
+        .await;
+    let map = &update["data"];
+    assert_eq!(map["btc/usd"]["symbol"], "btc/usd", "{map}");
+    assert_eq!(map["btc/usd"]["price"], map["BTC"]["price"], "{map}");
+    assert!(
+        map.get("NOPE").is_none() && map.get("BTCUSDT").is_none(),
+        "{map}"
+    );
+    assert!(
+        dash.events("price_update").is_empty(),
+        "ticks are conflated into market_update"
+    );
+
+    let mut cmd = node();
+    cmd.arg("sio-client.js")
+        .arg(stack.gateway.http_url(""))
+        .arg("websocket");
+    let mut plain = ClientProc::spawn("sio-client.js (default profile)", cmd);
+    plain.wait_event(WAIT, "connected", |_| true).await;
+    assert!(plain.events("connection_status").is_empty());
+    plain.exit().await;
+    dash.exit().await;
+}
