@@ -104,6 +104,7 @@ fn route(
 /// Why the loop ended: a close frame to send, or nothing (client already gone).
 type Exit = Option<CloseReason>;
 
+/// The exit for a failed write: nothing to send to a closed socket, 1008 to a slow consumer.
 fn exit(e: WriteFailed) -> Exit {
     match e {
         WriteFailed::Closed => None,
@@ -113,8 +114,11 @@ fn exit(e: WriteFailed) -> Exit {
 
 /// One stream connection.
 struct Conn {
+    /// Write half; every frame goes through it under the slow-consumer rule.
     out: WsOut,
+    /// Subscriptions, limits and the hub registration, shared logic with `/ws`.
     client: ClientSession,
+    /// Which stream, deciding the subscription and the message shape.
     stream: Stream,
     /// Feed symbol → the configured names that stand for it (payloads carry these).
     names: HashMap<Symbol, Vec<String>>,
@@ -334,6 +338,7 @@ impl Conn {
         }
     }
 
+    /// The configured names standing for `sym` (the symbol itself if none).
     fn names_of(&self, sym: &Symbol) -> Vec<String> {
         self.names
             .get(sym)
@@ -341,12 +346,14 @@ impl Conn {
             .unwrap_or_else(|| vec![sym.as_str().to_owned()])
     }
 
+    /// Encodes one message into the batch.
     fn push(&mut self, msg: &Value) {
         let text = msg.to_string();
         self.batch
             .push(write::encode(actix_http::ws::OpCode::Text, text.as_bytes()));
     }
 
+    /// Writes the batch; blocked past the slow-consumer timeout ends the connection with 1008.
     async fn flush_batch(&mut self) -> Result<(), Exit> {
         if self.batch.is_empty() {
             return Ok(());
@@ -412,6 +419,7 @@ fn closing(state: &AppState, d: Disconnect) -> CloseReason {
     d.close_reason()
 }
 
+/// Now as an ISO 8601 UTC timestamp.
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
