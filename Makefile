@@ -22,14 +22,16 @@ run: ## Build and run redis + ingest-sim + analytics + gateway on :5021 (Ctrl-C 
 test: ## What CI runs: deps, format check, clippy, build, tests
 	scripts/ensure-deps.sh
 	scripts/ensure-sio-clients.sh
+	scripts/ensure-js-clients.sh
 	scripts/ensure-analytics-ref.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: ## Benchmarks: gateway vs the Node socket.io reference; BENCH_QUICK=1 for a short smoke (results in bench/results/)
+bench: ## Benchmarks: gateway vs the Node socket.io reference, analytics throughput; BENCH_QUICK=1 for a short smoke (results in bench/results/)
 	scripts/bench.sh
+	scripts/bench-analytics.sh
 
 fuzz: ## Fuzz every parser for FUZZ_SECONDS (default 60) each; works on stable (scripts/fuzz.sh)
 	scripts/fuzz.sh

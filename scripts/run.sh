@@ -263,6 +263,7 @@ cat >&2 <<EOF
 
   tickstream is up (gateway $HEALTH_URL)
 
+  Dashboard  http://$GW_HOST:$PORT/          (client library: http://$GW_HOST:$PORT/client/tickstream.js)
   WebSocket  ws://$GW_HOST:$PORT/ws
              send: {"event":"subscribe","data":{"symbols":["BTCUSDT"]}}
   REST       curl $GW_HOST:$PORT/price/BTCUSDT

@@ -27,6 +27,7 @@
 pub mod client;
 pub mod compat;
 pub mod config;
+pub mod dashboard;
 pub mod fanout;
 pub mod metrics;
 pub mod native;

@@ -58,7 +58,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
             )
             .to(socketio::route)
     };
-    cfg.route("/ws", web::get().to(native::route))
+    cfg.configure(crate::dashboard::configure)
+        .route("/ws", web::get().to(native::route))
         // The Vue plain-WebSocket client's streams (`crate::compat::streams`).
         .route(
             "/ws/market/stream",

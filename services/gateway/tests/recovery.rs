@@ -268,39 +268,11 @@ async fn a_socketio_client_back_after_3_s_with_since_gets_every_tick_exactly_onc
 
 #[tokio::test]
 async fn a_redis_crash_that_keeps_its_data_costs_connected_clients_no_tick() {
-    let mut redis = tickstream_testkit::RedisServer::start_persistent()
-        .await
-        .unwrap();
-    let url = redis.url();
-    let gateway = tickstream_testkit::Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
-        .await
-        .unwrap();
-    let stack_ws = |path: &str| {
-        let url = gateway.ws_url(path);
-        async move { tokio_tungstenite::connect_async(url).await.unwrap().0 }
-    };
-    let mut ws = stack_ws("/ws").await;
+    let mut stack = Stack::start_persistent(&[]).await;
+    let url = stack.redis.url();
+    let mut ws = stack.ws("/ws").await;
     expect_event(&mut ws, "connected").await;
-    subscribe(&mut ws, &SYMBOLS).await;
-    let numsub = |channel: String| {
-        let redis = &redis;
-        async move {
-            let Ok(mut c) = redis.client().await else {
-                return false;
-            };
-            let r: Result<(String, i64), _> = redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(&channel)
-                .query_async(&mut c)
-                .await;
-            matches!(r, Ok((_, 1)))
-        }
-    };
-    for sym in SYMBOLS {
-        tickstream_testkit::wait_until(STEP, "subscribed", || numsub(format!("ticks:{sym}")))
-            .await
-            .unwrap();
-    }
+    subscribe_all(&stack, &mut ws).await;
     let publisher = Publisher::start(&url, &SYMBOLS);
     let mut seen: HashMap<String, Vec<u64>> = HashMap::new();
     read_ticks(&mut ws, &mut seen, |s| {
@@ -309,10 +281,10 @@ async fn a_redis_crash_that_keeps_its_data_costs_connected_clients_no_tick() {
             .all(|sym| s.get(*sym).is_some_and(|v| v.len() >= 30))
     })
     .await;
-    redis.kill();
+    stack.redis.kill();
     // Redis is away for 2 s; the publisher retries, the gateway keeps its clients.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.restart().await.unwrap();
+    stack.redis.restart().await.unwrap();
     let target = seen["RCA"].last().copied().unwrap_or(0) + 300;
     read_ticks(&mut ws, &mut seen, |s| {
         SYMBOLS

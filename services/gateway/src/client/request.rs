@@ -397,7 +397,8 @@ pub fn history_data(channel: &Channel, epoch: &str, items: Vec<Value>) -> Value 
 
 /// Payload of `pong`, the reply to `ping`.
 pub fn pong_data() -> Value {
-    let now = tickstream_model::time::format(&chrono::Utc::now());
+    // Millisecond precision, like every other timestamp of the contract.
+    let now = tickstream_model::time::format(&tickstream_model::time::now_millis());
     json!({ "timestamp": now })
 }
 

@@ -28,7 +28,15 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(extra_env: &[(&str, &str)]) -> Stack {
-        let redis = RedisServer::start().await.unwrap();
+        Self::start_on(RedisServer::start().await.unwrap(), extra_env).await
+    }
+
+    /// A gateway on a Redis whose data survives a crash (append-only file), for crash tests.
+    pub async fn start_persistent(extra_env: &[(&str, &str)]) -> Stack {
+        Self::start_on(RedisServer::start_persistent().await.unwrap(), extra_env).await
+    }
+
+    async fn start_on(redis: RedisServer, extra_env: &[(&str, &str)]) -> Stack {
         let url = redis.url();
         let mut env = vec![("REDIS_URL", url.as_str())];
         env.extend_from_slice(extra_env);
