@@ -93,6 +93,9 @@ pub struct GatewaySection {
     /// refused with `recovered:false` (`too_far_behind`) and answered with the latest snapshot.
     #[serde(default = "default_recovery_max_items")]
     pub recovery_max_items: usize,
+    /// Compatibility profiles for existing clients and the symbol alias table (`[gateway.compat]`).
+    #[serde(default)]
+    pub compat: crate::compat::CompatSection,
 }
 
 /// Default `gateway.history_max_items`.
@@ -211,6 +214,7 @@ impl Default for Config {
                 reuse_port: false,
                 history_max_items: default_history_max_items(),
                 recovery_max_items: default_recovery_max_items(),
+                compat: crate::compat::CompatSection::default(),
             },
         }
     }
@@ -287,6 +291,7 @@ impl Config {
             }
         }
         g.auth.validate()?;
+        g.compat.validate()?;
         if g.reuse_port && !cfg!(unix) {
             return Err(ConfigError::invalid(
                 "gateway.reuse_port",

@@ -14,6 +14,7 @@
 //! - [`socketio`]: `/socket.io/`, Engine.IO v4 / Socket.IO v5.
 //! - [`websocket`]: frame reading, writing and the upgraded connection, shared by both protocols.
 //! - [`rest`]: REST endpoints and their error mapping.
+//! - [`compat`]: profiles for existing clients (the Socket.IO trading dashboard) and the symbol alias table.
 //! - [`vocabulary`]: the tables of events, error codes and disconnect reasons.
 //! - [`config`], [`metrics`], [`state`]: settings, instrumentation, shared handler state.
 //!
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod compat;
 pub mod config;
 pub mod dashboard;
 pub mod fanout;

@@ -221,9 +221,28 @@ fn decode_cached(raw: &[u8]) -> Option<Tick> {
     Tick::from_json(raw).ok()
 }
 
-/// `GET /price/{symbol}`: the cached latest tick.
+/// The tick as a client that asked for `asked` sees it: an alias's tick carries the alias, and `feed_symbol` the feed's name.
+fn as_asked(tick: &Tick, asked: &Symbol) -> serde_json::Value {
+    let mut data = json!(tick);
+    if tick.symbol != *asked {
+        if let serde_json::Value::Object(obj) = &mut data {
+            obj.insert("symbol".to_owned(), json!(asked.as_str()));
+            obj.insert("feed_symbol".to_owned(), json!(tick.symbol.as_str()));
+        }
+    }
+    data
+}
+
+/// The feed symbol behind a requested name (`gateway.compat` alias table; itself when not an alias).
+fn resolved(state: &AppState, asked: &Symbol) -> Symbol {
+    crate::compat::aliases::resolve_symbol(&state.cfg.gateway.compat, asked)
+        .unwrap_or_else(|| asked.clone())
+}
+
+/// `GET /price/{symbol}`: the cached latest tick (aliases such as `BTC` answer with their feed symbol's tick).
 pub async fn price(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let symbol = symbol_from_path(&req)?;
+    let asked = symbol_from_path(&req)?;
+    let symbol = resolved(&state, &asked);
     let raw = state
         .redis
         .latest(symbol.as_str())
@@ -231,7 +250,8 @@ pub async fn price(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .map_err(unavailable)?;
     match raw.as_deref().and_then(decode_cached) {
         Some(tick) => {
-            Ok(HttpResponse::Ok().json(json!({"success": true, "data": tick, "source": "cache"})))
+            let data = as_asked(&tick, &asked);
+            Ok(HttpResponse::Ok().json(json!({"success": true, "data": data, "source": "cache"})))
         }
         None => Err(ApiError::NotFound(format!("no price for {symbol}"))),
     }
@@ -259,14 +279,15 @@ pub async fn prices(
             "at most {MAX_PRICES_PER_REQUEST} symbols per request"
         )));
     }
-    let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
+    let feeds: Vec<Symbol> = symbols.iter().map(|s| resolved(&state, s)).collect();
+    let names: Vec<&str> = feeds.iter().map(Symbol::as_str).collect();
     let cached = state.redis.latest_many(&names).await.map_err(unavailable)?;
     let mut data = serde_json::Map::new();
     let mut missing = Vec::new();
     for (sym, raw) in symbols.iter().zip(cached) {
         match raw.as_deref().and_then(decode_cached) {
             Some(t) => {
-                data.insert(sym.as_str().to_owned(), json!(t));
+                data.insert(sym.as_str().to_owned(), as_asked(&t, sym));
             }
             None => missing.push(sym.as_str().to_owned()),
         }

@@ -60,6 +60,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
     };
     cfg.configure(crate::dashboard::configure)
         .route("/ws", web::get().to(native::route))
+        // The Vue plain-WebSocket client's streams (`crate::compat::streams`).
+        .route(
+            "/ws/market/stream",
+            web::get().to(crate::compat::streams::market),
+        )
+        .route(
+            "/ws/trading/signals/stream",
+            web::get().to(crate::compat::streams::signals),
+        )
+        .route(
+            "/ws/trading/binary/stream",
+            web::get().to(crate::compat::streams::binary),
+        )
         .route("/socket.io/", socketio())
         .route("/socket.io", socketio())
         .service(

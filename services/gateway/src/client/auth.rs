@@ -62,6 +62,8 @@ impl AuthFailure {
 pub struct Grant {
     /// The `symbols` claim, normalized; `None` = every symbol.
     pub symbols: Option<HashSet<Symbol>>,
+    /// The `sub` claim as given (string or number), for clients that show who is connected.
+    pub subject: Option<serde_json::Value>,
 }
 
 /// The claims we read (others are ignored).
@@ -70,6 +72,9 @@ struct Claims {
     /// Optional allow-list of symbols.
     #[serde(default)]
     symbols: Option<Vec<String>>,
+    /// The subject (user id), echoed by profiles that report it.
+    #[serde(default)]
+    sub: Option<serde_json::Value>,
 }
 
 /// Checks tokens against the configured key; built once at start.
@@ -171,7 +176,10 @@ impl Verifier {
                 Some(set)
             }
         };
-        Ok(Grant { symbols })
+        Ok(Grant {
+            symbols,
+            subject: data.claims.sub,
+        })
     }
 }
 

@@ -35,6 +35,8 @@ use crate::client::request::{self, ClientError, ErrorCode};
 use crate::client::session::{drain_ticks, TickSink};
 use crate::client::session::{ClientSession, Protocol, Response};
 use crate::client::slow::{self, WriteFailed};
+use crate::compat::dashboard_profile::{self as dashboard, Absorbed, Dashboard};
+use crate::compat::SocketIoProfile;
 use crate::config::Config;
 use crate::fanout::TickQueue;
 use crate::fanout::{Outbound, Publication};
@@ -85,23 +87,34 @@ pub fn websocket(out: WsOut, mut inbound: WsIn) -> WsConn {
 }
 
 /// Starts a session whose first transport is long-polling (the open packet is the handshake's body).
-pub fn spawn_polling(state: Arc<AppState>, sid: String, admission: Admission) {
+pub fn spawn_polling(
+    state: Arc<AppState>,
+    sid: String,
+    admission: Admission,
+    profile: SocketIoProfile,
+) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     state.socketio.insert(sid.clone(), Entry::Polling(tx));
-    actix_web::rt::spawn(run(state, sid, Some(rx), None, admission));
+    actix_web::rt::spawn(run(state, sid, Some(rx), None, admission, profile));
 }
 
 /// Starts a WebSocket-only session (no sid yet): the open packet is its first frame.
 ///
 /// Called on the worker that owns the socket, so the session task reads it directly.
-pub fn spawn_websocket(state: Arc<AppState>, out: WsOut, inbound: WsIn, admission: Admission) {
+pub fn spawn_websocket(
+    state: Arc<AppState>,
+    out: WsOut,
+    inbound: WsIn,
+    admission: Admission,
+    profile: SocketIoProfile,
+) {
     let sid = super::new_sid();
     state.socketio.insert(sid.clone(), Entry::WebSocket);
     let ws = Ws {
         out,
         read: WsRead::Direct(inbound),
     };
-    actix_web::rt::spawn(run(state, sid, None, Some(ws), admission));
+    actix_web::rt::spawn(run(state, sid, None, Some(ws), admission, profile));
 }
 
 /// Closes a WebSocket opened for a session that cannot take it (already on WebSocket, or probing one).
@@ -146,13 +159,15 @@ enum End {
     InvalidUtf8,
     /// Behind (conflating) or blocked for `slow_consumer_timeout_ms` (already counted).
     SlowConsumer,
+    /// Dashboard profile: the token was refused and `auth_error` + DISCONNECT delivered (counted as an auth failure).
+    AuthRefused,
 }
 
 impl End {
     /// The row of the disconnect table this end is, if the gateway closed the session.
     fn disconnect(self) -> Option<Disconnect> {
         match self {
-            End::Gone | End::ClientClose => None,
+            End::Gone | End::ClientClose | End::AuthRefused => None,
             End::PingTimeout => Some(Disconnect::Idle),
             End::Shutdown => Some(Disconnect::Shutdown),
             End::Protocol => Some(Disconnect::ProtocolError),
@@ -204,6 +219,8 @@ enum Wake {
     PingDue,
     PongOverdue,
     ProbeOverdue,
+    /// The dashboard profile's `market_update` is due.
+    Market,
 }
 
 /// One Engine.IO session's state, owned by its task.
@@ -236,6 +253,10 @@ struct EngineSession {
     pending: Vec<Outbound>,
     /// Reused buffer of encoded tick frames handed to the WebSocket together.
     batch: Vec<Bytes>,
+    /// The trading-dashboard profile's state, when the session speaks it (`crate::compat`).
+    profile: Option<Box<Dashboard>>,
+    /// A refused dashboard CONNECT: end the session once its `auth_error` and DISCONNECT are delivered.
+    closing: bool,
 }
 
 /// Runs one session to its end and cleans up (table entry, hub subscriptions, gauges).
@@ -245,8 +266,11 @@ async fn run(
     mut commands: Option<mpsc::Receiver<Command>>,
     ws: Option<Ws>,
     admission: Admission,
+    profile: SocketIoProfile,
 ) {
     let eio = eio_config(&state.cfg);
+    let profile =
+        (profile == SocketIoProfile::Dashboard).then(|| Dashboard::new(&state.cfg.gateway.compat));
     let (client, mut ticks) =
         ClientSession::open(state.clone(), Protocol::SocketIo, Some(admission.permit));
     let mut session = EngineSession {
@@ -264,6 +288,8 @@ async fn run(
         request_token: admission.request_token,
         pending: Vec::new(),
         batch: Vec::new(),
+        profile,
+        closing: false,
     };
     let end = session.serve(&mut commands, &mut ticks).await;
     if let Some(label) = end.metric() {
@@ -365,6 +391,9 @@ impl EngineSession {
             if self.outbox.len() > OUTBOX_LIMIT {
                 return End::Abuse;
             }
+            if self.closing && self.outbox.is_empty() {
+                return End::AuthRefused;
+            }
             let take_ticks = self.joined
                 && !self.upgrading
                 && (self.ws.is_some() || self.pending_poll.is_some());
@@ -378,6 +407,12 @@ impl EngineSession {
                 self.client.next_release().map(Instant::from_std)
             } else {
                 None
+            };
+            let market_at = match &self.profile {
+                Some(p) if self.joined && !self.upgrading => {
+                    Some(Instant::from_std(p.next_market()))
+                }
+                _ => None,
             };
             let slow_at = outlet
                 .behind_since()
@@ -396,6 +431,7 @@ impl EngineSession {
                 _ = tokio::time::sleep_until(pong_at.unwrap_or(far)), if pong_at.is_some() => Wake::PongOverdue,
                 _ = tokio::time::sleep_until(ping_at), if pong_at.is_none() => Wake::PingDue,
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(far)), if probe_at.is_some() => Wake::ProbeOverdue,
+                () = tokio::time::sleep_until(market_at.unwrap_or(far)), if market_at.is_some() => Wake::Market,
             };
             let step = match wake {
                 Wake::Shutdown => Err(End::Shutdown),
@@ -436,6 +472,7 @@ impl EngineSession {
                     self.upgrading = false;
                     Ok(())
                 }
+                Wake::Market => self.send_market().await,
             };
             if let Err(end) = step {
                 return end;
@@ -711,6 +748,7 @@ impl EngineSession {
                 self.send(refusal.into()).await
             }
             SioKind::Connect => {
+                let mut subject = None;
                 if let Some(verifier) = &self.client.state().gate.auth {
                     // The CONNECT `auth` payload `{"token": ...}` wins over the handshake's `?token=`/header.
                     let token = p
@@ -721,7 +759,10 @@ impl EngineSession {
                         .map(str::to_owned)
                         .or_else(|| self.request_token.clone());
                     match verifier.verify(token.as_deref()) {
-                        Ok(grant) => self.client.set_grant(grant.symbols),
+                        Ok(grant) => {
+                            subject = grant.subject;
+                            self.client.set_grant(grant.symbols);
+                        }
                         Err(e) => {
                             let metrics = &self.client.state().metrics;
                             metrics.auth_failures.with_label_values(&[e.label()]).inc();
@@ -729,6 +770,9 @@ impl EngineSession {
                                 .connections_rejected
                                 .with_label_values(&["unauthorized"])
                                 .inc();
+                            if self.profile.is_some() {
+                                return self.refuse_dashboard(e).await;
+                            }
                             let refusal = packet::connect_error("/", "unauthorized");
                             return self.send(refusal.into()).await;
                         }
@@ -738,6 +782,9 @@ impl EngineSession {
                 self.send(ok.into()).await?;
                 if !self.joined {
                     self.joined = true;
+                    if self.profile.is_some() {
+                        return Box::pin(self.join_dashboard(subject.as_ref())).await;
+                    }
                     let hello = packet::event("connected", &self.client.connected());
                     self.send(hello.into()).await?;
                 }
@@ -763,6 +810,9 @@ impl EngineSession {
                     Some(Value::String(s)) => s.clone(),
                     _ => return Err(End::Protocol),
                 };
+                if self.profile.is_some() && (event == "subscribe" || event == "unsubscribe") {
+                    return Box::pin(self.on_dashboard_request(&event, &data, p.id)).await;
+                }
                 let g = &self.client.state().cfg.gateway;
                 let response =
                     match request::parse_action(&event, &data, g.max_symbols_per_connection) {
@@ -808,7 +858,22 @@ impl EngineSession {
     }
 
     /// Queues one tick as its shared packet: into the batch of encoded frames (WebSocket) or the outbox (polling).
+    ///
+    /// A dashboard-profile session hands it to its profile first, which keeps
+    /// ticks for the next `market_update` and re-shapes signals and sentiment.
     fn queue_frame(&mut self, frame: &Publication) {
+        if let Some(profile) = &mut self.profile {
+            match profile.absorb(frame) {
+                Absorbed::Pass => {}
+                Absorbed::Held => return,
+                Absorbed::Emit(packets) => {
+                    for p in packets {
+                        self.queue_packet(p);
+                    }
+                    return;
+                }
+            }
+        }
         if self.ws.is_some() {
             self.batch.push(frame.socketio_ws().clone());
         } else {
@@ -858,5 +923,115 @@ impl TickSink for EngineSession {
 
     fn slow_consumer() -> End {
         End::SlowConsumer
+    }
+}
+
+/// The trading-dashboard profile's paths (`crate::compat::dashboard_profile`); only sessions with a profile reach them.
+impl EngineSession {
+    /// Queues one packet built by the profile, on the same path as ticks (batch or outbox).
+    fn queue_packet(&mut self, packet: String) {
+        if self.ws.is_some() {
+            let frame =
+                crate::websocket::write::encode(actix_http::ws::OpCode::Text, packet.as_bytes());
+            self.batch.push(frame);
+        } else {
+            self.outbox.push_back(packet.into());
+        }
+    }
+
+    /// Sends the periodic `market_update` map (nothing while no symbol has a tick).
+    async fn send_market(&mut self) -> Result<(), End> {
+        match self.profile.as_mut().and_then(|p| p.market_packet()) {
+            Some(packet) => self.send(packet.into()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A refused token: CONNECT accepted so the client can read `auth_error`, then a server DISCONNECT, then the end.
+    ///
+    /// The server DISCONNECT (`41`) tells stock clients not to reconnect with the same token.
+    async fn refuse_dashboard(
+        &mut self,
+        failure: crate::client::auth::AuthFailure,
+    ) -> Result<(), End> {
+        let ok = packet::connect_ok(self.client.client_id());
+        self.send(ok.into()).await?;
+        let refusal = packet::event("auth_error", &dashboard::auth_error(failure));
+        self.send(refusal.into()).await?;
+        self.send(ByteString::from_static("41")).await?;
+        self.closing = true;
+        Ok(())
+    }
+
+    /// After an accepted CONNECT: `connection_status`, then `sentiment` and the default symbols.
+    async fn join_dashboard(&mut self, subject: Option<&Value>) -> Result<(), End> {
+        let status = packet::event("connection_status", &dashboard::connection_status(subject));
+        self.send(status.into()).await?;
+        let state = self.client.state().clone();
+        let Some(profile) = &self.profile else {
+            return Ok(());
+        };
+        let initial = profile.initial(&state.cfg.gateway.compat);
+        let max = state.cfg.gateway.max_symbols_per_connection;
+        let response = match request::parse_action("subscribe", &initial.request, max) {
+            Ok(action) => self.client.handle(action).await,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "Dashboard default symbols refused.");
+                return Ok(());
+            }
+        };
+        if response.event != "subscribed" {
+            tracing::warn!(reply = %response.data, "Dashboard default subscribe refused.");
+            return Ok(());
+        }
+        if let Some(p) = &mut self.profile {
+            p.record(&initial.names);
+        }
+        for frame in &response.snapshots {
+            self.queue_frame(frame);
+        }
+        self.flush_ticks().await
+    }
+
+    /// `subscribe` / `unsubscribe` in the client's words: names through the alias table, `subscription_confirmed`.
+    async fn on_dashboard_request(
+        &mut self,
+        event: &str,
+        data: &Value,
+        ack: Option<u64>,
+    ) -> Result<(), End> {
+        let state = self.client.state().clone();
+        let Some(profile) = &self.profile else {
+            return Ok(());
+        };
+        let translated = match profile.translate(&state.cfg.gateway.compat, data) {
+            Ok(t) => t,
+            Err(e) => {
+                let response = self.client.reject(e);
+                return self.respond(response, ack).await;
+            }
+        };
+        let max = state.cfg.gateway.max_symbols_per_connection;
+        let mut response = match request::parse_action(event, &translated.request, max) {
+            Ok(action) => self.client.handle(action).await,
+            Err(e) => self.client.reject(e),
+        };
+        if let Some(p) = &mut self.profile {
+            match response.event {
+                "subscribed" => {
+                    p.record(&translated.names);
+                    response.data = Dashboard::confirmed(&translated.names, &response.data);
+                    response.event = "subscription_confirmed";
+                }
+                "unsubscribed" => {
+                    p.forget(&translated.names);
+                    let names: Vec<&str> =
+                        translated.names.iter().map(|(n, _)| n.as_str()).collect();
+                    response.data = serde_json::json!({ "symbols": names });
+                }
+                _ => {}
+            }
+        }
+        self.respond(response, ack).await
     }
 }

@@ -76,6 +76,8 @@ struct EioQuery {
     eio: Option<String>,
     transport: Option<String>,
     sid: Option<String>,
+    /// `?profile=dashboard|default` (socket.io-client's `query` option) overrides `gateway.compat.socketio_profile`.
+    profile: Option<String>,
 }
 
 /// Transports we serve.
@@ -116,11 +118,16 @@ pub async fn route(
         return error(&req, EioError::UnsupportedProtocolVersion);
     }
     let is_upgrade = is_websocket_upgrade(&req);
+    let profile = query
+        .profile
+        .as_deref()
+        .and_then(crate::compat::SocketIoProfile::parse)
+        .unwrap_or(state.cfg.gateway.compat.socketio_profile);
     let admit = || state.gate.admit(&req, TokenPolicy::AtConnect);
     match (query.sid, transport) {
         (None, _) if req.method() != Method::GET => error(&req, EioError::BadHandshakeMethod),
         (None, Transport::Polling) => match admit() {
-            Ok(admission) => handshake_polling(&req, state.into_inner(), admission),
+            Ok(admission) => handshake_polling(&req, state.into_inner(), admission, profile),
             Err(refusal) => with_cors(&req, refusal.response()),
         },
         (None, Transport::WebSocket) if is_upgrade => {
@@ -131,7 +138,7 @@ pub async fn route(
             let max_payload = state.cfg.gateway.socketio_max_payload_bytes;
             match crate::websocket::write::handle(&req, body, max_payload) {
                 Ok((response, out, inbound)) => {
-                    conn::spawn_websocket(state.into_inner(), out, inbound, admission);
+                    conn::spawn_websocket(state.into_inner(), out, inbound, admission, profile);
                     response
                 }
                 Err(_) => error(&req, EioError::BadRequest),
@@ -211,6 +218,7 @@ fn handshake_polling(
     req: &HttpRequest,
     state: std::sync::Arc<AppState>,
     admission: Admission,
+    profile: crate::compat::SocketIoProfile,
 ) -> HttpResponse {
     let eio = conn::eio_config(&state.cfg);
     let sid = new_sid();
@@ -221,7 +229,7 @@ fn handshake_polling(
         millis(eio.ping_timeout),
         eio.max_payload,
     );
-    conn::spawn_polling(state, sid, admission);
+    conn::spawn_polling(state, sid, admission, profile);
     text(req, StatusCode::OK, open)
 }
 

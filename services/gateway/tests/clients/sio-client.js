@@ -35,7 +35,9 @@ socket.on('connect', () => out({ ev: 'connect', id: socket.id }));
 socket.on('connect_error', (err) => out({ ev: 'connect_error', message: String(err && err.message) }));
 socket.on('disconnect', (reason) => out({ ev: 'disconnect', reason }));
 for (const name of ['connected', 'subscribed', 'unsubscribed', 'subscriptions', 'pong', 'error', 'price_update',
-  'trade', 'candle', 'trading_signal', 'sentiment_update', 'feed_status']) {
+  'trade', 'candle', 'trading_signal', 'sentiment_update', 'feed_status',
+  // the trading-dashboard profile's events
+  'connection_status', 'subscription_confirmed', 'market_update', 'auth_error']) {
   socket.on(name, (data) => out({ ev: name, data }));
 }
 

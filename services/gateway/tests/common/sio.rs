@@ -129,6 +129,23 @@ impl ClientProc {
         line
     }
 
+    /// The next output line, or `None` once the process closed its output (exited); panics after `timeout`.
+    pub async fn line_or_exit(&mut self, timeout: Duration) -> Option<String> {
+        match tokio::time::timeout(timeout, self.lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => panic!("{} stdout error {e}; {}", self.name, self.context()),
+            Err(_) => panic!(
+                "{} printed nothing for {timeout:?}; {}",
+                self.name,
+                self.context()
+            ),
+        }
+    }
+
     /// Reads lines until one satisfies `pred` (lines not matching are kept in `seen`).
     pub async fn wait_line(
         &mut self,
