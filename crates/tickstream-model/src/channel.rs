@@ -223,6 +223,20 @@ impl Channel {
         }
     }
 
+    /// The same kind (and interval) for another symbol: `candles:1m:BTC` → `candles:1m:BTCUSDT`.
+    /// `None` for keyless kinds.
+    pub fn with_symbol(&self, symbol: &Symbol) -> Option<Self> {
+        let at = usize::from(self.symbol_at);
+        if at == 0 {
+            return None;
+        }
+        Some(Self {
+            name: format!("{}{}", &self.name[..at], symbol).into(),
+            kind: self.kind,
+            symbol_at: self.symbol_at,
+        })
+    }
+
     /// The canonical name (also the Redis pub/sub channel).
     pub fn as_str(&self) -> &str {
         &self.name
@@ -404,6 +418,16 @@ mod tests {
             "last:candles:1h:BTCUSDT"
         );
         assert!(Channel::ticks(&sym).is_ticks());
+        let target = Symbol::parse("BTCUSDT").unwrap();
+        let alias = Channel::parse("candles:1m:BTC").unwrap();
+        assert_eq!(
+            alias.with_symbol(&target),
+            Channel::parse("candles:1m:BTCUSDT").ok()
+        );
+        assert_eq!(
+            Channel::parse("sentiment").unwrap().with_symbol(&target),
+            None
+        );
         assert!(!Channel::parse("sentiment").unwrap().is_ticks());
     }
 

@@ -282,3 +282,77 @@ async fn python_socketio_client_receives_every_kind() {
     let client = ClientProc::spawn("python", cmd);
     socketio_scenario(stack, client).await;
 }
+
+#[tokio::test]
+async fn an_alias_is_served_from_its_feed_symbol_under_the_name_the_client_used() {
+    let stack = Stack::start(&[]).await;
+    stack.cache("BTCUSDT", 1, 43000.0).await;
+    let mut alias = stack.ws("/ws").await;
+    expect_event(&mut alias, "connected").await;
+    let sub = subscribe(&mut alias, &["btc"]).await;
+    assert_eq!(sub["data"]["symbols"], json!(["BTC"]));
+    assert_eq!(
+        sub["data"]["pending"],
+        json!([]),
+        "served through BTCUSDT's cache"
+    );
+    let snap = expect_event(&mut alias, "price_update").await;
+    assert_eq!(
+        (&snap["data"]["symbol"], &snap["data"]["seq"]),
+        (&json!("BTC"), &json!(1))
+    );
+    let mut direct = stack.ws("/ws").await;
+    expect_event(&mut direct, "connected").await;
+    subscribe(&mut direct, &["BTCUSDT"]).await;
+    expect_event(&mut direct, "price_update").await;
+    // One Redis subscription, to the feed's channel; none to the alias name.
+    wait_channel_numsub(&stack, "ticks:BTCUSDT", 1).await;
+    wait_channel_numsub(&stack, "ticks:BTC", 0).await;
+
+    let tick = stack.publish("BTCUSDT", 2, 43001.5).await;
+    let got = expect_event(&mut alias, "price_update").await;
+    let mut want = tick.clone();
+    want["symbol"] = json!("BTC");
+    assert_eq!(got["data"], want, "the same tick under the client's name");
+    assert_eq!(
+        expect_event(&mut direct, "price_update").await["data"],
+        tick
+    );
+
+    // Over Socket.IO too, with the default vocabulary.
+    let mut cmd = node();
+    cmd.arg("sio-client.js")
+        .arg(stack.gateway.http_url(""))
+        .arg("websocket");
+    let mut client = ClientProc::spawn("node sio-client.js (alias)", cmd);
+    client.wait_event(STEP, "connected", |_| true).await;
+    client
+        .cmd(json!({"emit": "subscribe", "data": {"symbols": ["BTC/USD"]}}))
+        .await;
+    let sub = client.wait_event(STEP, "subscribed", |_| true).await;
+    assert_eq!(sub["data"]["symbols"], json!(["BTC/USD"]));
+    let snap = client.wait_event(STEP, "price_update", |_| true).await;
+    assert_eq!(snap["data"]["symbol"], "BTC/USD", "{snap}");
+    stack.publish("BTCUSDT", 3, 43002.5).await;
+    let live = client
+        .wait_event(STEP, "price_update", |v| v["data"]["seq"] == 3)
+        .await;
+    assert_eq!(live["data"]["symbol"], "BTC/USD");
+    assert_eq!(
+        expect_event(&mut alias, "price_update").await["data"]["seq"],
+        3
+    );
+    client.exit().await;
+
+    // The feed's channel is dropped only when the alias's and the direct client are both gone.
+    drop(direct);
+    send(
+        &mut alias,
+        json!({"event": "history", "data": {"channel": "ticks:BTC", "since_seq": 0}}),
+    )
+    .await;
+    let h = expect_event(&mut alias, "history").await;
+    assert_eq!(h["data"]["channel"], "ticks:BTC");
+    drop(alias);
+    wait_channel_numsub(&stack, "ticks:BTCUSDT", 0).await;
+}

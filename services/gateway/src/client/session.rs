@@ -266,9 +266,12 @@ impl ClientSession {
         let channels = targets.all();
         if let Some(grant) = &self.grant {
             // Symbol-keyed channels need their symbol granted; `sentiment` and `feeds` carry no one symbol's data.
+            // An alias is granted by its feed symbol (a token for BTCUSDT grants BTC).
             let denied = channels.iter().find_map(|c| {
                 let sym = c.symbol()?;
-                let granted = Symbol::parse(sym).is_ok_and(|s| grant.contains(&s));
+                let fed = self.source_of(c);
+                let fed_sym = fed.as_ref().and_then(Channel::symbol).unwrap_or(sym);
+                let granted = Symbol::parse(fed_sym).is_ok_and(|s| grant.contains(&s));
                 (!granted).then(|| sym.to_owned())
             });
             if let Some(denied) = denied {
@@ -301,7 +304,12 @@ impl ClientSession {
             ));
         }
         self.violations = 0;
-        let first = self.state.hub.subscribe(self.client, &self.outlet, &new);
+        let sourced: Vec<(Channel, Option<Channel>)> =
+            new.iter().map(|c| (c.clone(), self.source_of(c))).collect();
+        let first = self
+            .state
+            .hub
+            .subscribe_sourced(self.client, &self.outlet, &sourced);
         for ch in &first {
             self.state.subscriber.sync(ch.as_str()).await;
         }
@@ -364,7 +372,11 @@ impl ClientSession {
         if named.is_empty() {
             return (Vec::new(), Vec::new(), None);
         }
-        let (cached, epoch) = match self.state.redis.latest_channels_and_epoch(named).await {
+        let sources: Vec<Channel> = named
+            .iter()
+            .map(|c| self.source_of(c).unwrap_or_else(|| c.clone()))
+            .collect();
+        let (cached, epoch) = match self.state.redis.latest_channels_and_epoch(&sources).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "Cache unavailable; subscribing without snapshots.");
@@ -381,7 +393,7 @@ impl ClientSession {
             if !ch.spec().snapshot || !new.contains(ch) {
                 continue;
             }
-            match Publication::decode(ch, &raw) {
+            match self.decode_as(ch, &raw) {
                 Ok(frame) => {
                     if frame.seq > 0 {
                         self.snapshot_seq
@@ -424,7 +436,8 @@ impl ClientSession {
             {
                 tracing::debug!(channel = %channel, "Redis subscription not confirmed; recovering anyway.");
             }
-            let page = match self.state.redis.history(channel, *since, cap + 1).await {
+            let source = self.source_of(channel).unwrap_or_else(|| channel.clone());
+            let page = match self.state.redis.history(&source, *since, cap + 1).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(channel = %channel, error = %e, "History unavailable; no recovery.");
@@ -446,7 +459,7 @@ impl ClientSession {
             } else {
                 let mut last = *since;
                 for (seq, raw) in &page.items {
-                    match Publication::decode(channel, raw) {
+                    match self.decode_as(channel, raw) {
                         Ok(frame) => {
                             last = *seq;
                             frames.push(frame);
@@ -482,12 +495,14 @@ impl ClientSession {
         }
         let cap = self.state.cfg.gateway.history_max_items;
         let limit = limit.unwrap_or(cap).min(cap);
-        match self.state.redis.history(&channel, since, limit).await {
+        let source = self.source_of(&channel).unwrap_or_else(|| channel.clone());
+        match self.state.redis.history(&source, since, limit).await {
             Ok(page) => {
                 let items = page
                     .items
                     .iter()
-                    .filter_map(|(_, raw)| serde_json::from_slice::<Value>(raw).ok())
+                    .filter_map(|(_, raw)| self.decode_as(&channel, raw).ok())
+                    .filter_map(|p| serde_json::from_str::<Value>(p.data()).ok())
                     .collect();
                 Response::event(
                     "history",
@@ -501,6 +516,26 @@ impl ClientSession {
                     "history is unavailable right now (Redis); try again",
                 ))
             }
+        }
+    }
+
+    /// The channel an alias channel is fed from (`ticks:BTC` → `ticks:BTCUSDT`, by
+    /// `gateway.compat`'s alias table); `None` when the channel is served under its own name.
+    fn source_of(&self, channel: &Channel) -> Option<Channel> {
+        let symbol = Symbol::parse(channel.symbol()?).ok()?;
+        let target =
+            crate::compat::aliases::resolve_symbol(&self.state.cfg.gateway.compat, &symbol)?;
+        channel.with_symbol(&target)
+    }
+
+    /// Decodes a stored or cached item of `channel`'s source as a publication on `channel`
+    /// (renamed to the alias's symbol when `channel` is an alias).
+    fn decode_as(&self, channel: &Channel, raw: &[u8]) -> Result<Publication, String> {
+        match self.source_of(channel) {
+            Some(source) => Publication::decode(&source, raw)?
+                .renamed(channel)
+                .ok_or_else(|| "no symbol to rename".to_owned()),
+            None => Publication::decode(channel, raw),
         }
     }
 

@@ -33,6 +33,25 @@ struct Subscribers {
     index: HashMap<ClientId, usize>,
     /// The newest seq dispatched on this channel (0: none yet, or a kind without seq).
     last_seq: AtomicU64,
+    /// For an alias channel (`ticks:BTC`): the channel it is fed from (`ticks:BTCUSDT`).
+    source: Option<Channel>,
+}
+
+/// The subscription table: channels as clients named them, and which aliases each Redis channel feeds.
+#[derive(Default)]
+struct Table {
+    /// channel → its local subscribers (alias channels included, under the name clients used).
+    channels: HashMap<Channel, Subscribers>,
+    /// Redis channel → the alias channels it feeds (`ticks:BTCUSDT` → `[ticks:BTC]`).
+    aliases: HashMap<Channel, Vec<Channel>>,
+}
+
+impl Table {
+    /// Whether the gateway needs the Redis channel `name`: held directly, or as an alias's source.
+    fn wants(&self, name: &str) -> bool {
+        self.channels.get(name).is_some_and(|s| s.source.is_none())
+            || self.aliases.contains_key(name)
+    }
 }
 
 /// How far below the last seq a publication counts as already delivered (a
@@ -80,8 +99,8 @@ impl Subscribers {
 
 /// The subscription table plus fan-out.
 pub struct Hub {
-    /// channel → its local subscribers; read-locked per message, write-locked only on (un)subscribe.
-    table: RwLock<HashMap<Channel, Subscribers>>,
+    /// Channels and aliases; read-locked per message, write-locked only on (un)subscribe.
+    table: RwLock<Table>,
     /// Total client-channel pairs, for `/stats` without walking the table.
     subscriptions: AtomicI64,
     /// Source of connection ids.
@@ -96,7 +115,7 @@ impl Hub {
     /// An empty hub reporting into `metrics`.
     pub fn new(metrics: GatewayMetrics) -> Self {
         Self {
-            table: RwLock::new(HashMap::new()),
+            table: RwLock::new(Table::default()),
             subscriptions: AtomicI64::new(0),
             next_client: AtomicU64::new(1),
             id_prefix: rand::random(),
@@ -110,26 +129,55 @@ impl Hub {
         (n, format!("{:08x}-{n}", self.id_prefix))
     }
 
-    /// Adds `client` to each channel; returns the channels that had no local subscriber before.
+    /// Adds `client` to each channel; returns the Redis channels that had no local subscriber before.
     pub fn subscribe(
         &self,
         client: ClientId,
         tx: &Arc<Outlet>,
         channels: &[Channel],
     ) -> Vec<Channel> {
+        let sourced: Vec<(Channel, Option<Channel>)> =
+            channels.iter().map(|c| (c.clone(), None)).collect();
+        self.subscribe_sourced(client, tx, &sourced)
+    }
+
+    /// Like [`Hub::subscribe`], where a channel may be an alias fed from another
+    /// (`(ticks:BTC, Some(ticks:BTCUSDT))`): its subscribers get the source's
+    /// publications with the symbol they asked for, re-encoded once per
+    /// publication and alias, not per client. Returns the Redis channels newly
+    /// needed (sources, never alias names).
+    pub fn subscribe_sourced(
+        &self,
+        client: ClientId,
+        tx: &Arc<Outlet>,
+        channels: &[(Channel, Option<Channel>)],
+    ) -> Vec<Channel> {
         let mut first = Vec::new();
         let Ok(mut table) = self.table.write() else {
             return first;
         };
         let mut added = 0;
-        for ch in channels {
-            let entry = table.entry(ch.clone()).or_default();
-            let was_empty = entry.queues.is_empty();
+        for (ch, source) in channels {
+            let redis = source.as_ref().unwrap_or(ch);
+            let wanted_before = table.wants(redis.as_str());
+            let entry = table
+                .channels
+                .entry(ch.clone())
+                .or_insert_with(|| Subscribers {
+                    source: source.clone(),
+                    ..Subscribers::default()
+                });
             if entry.insert(client, tx) {
                 added += 1;
-                if was_empty {
-                    first.push(ch.clone());
+            }
+            if let Some(source) = source {
+                let fed = table.aliases.entry(source.clone()).or_default();
+                if !fed.contains(ch) {
+                    fed.push(ch.clone());
                 }
+            }
+            if !wanted_before && table.wants(redis.as_str()) && !first.contains(redis) {
+                first.push(redis.clone());
             }
         }
         self.set_active(&table);
@@ -139,7 +187,7 @@ impl Hub {
         first
     }
 
-    /// Removes `client` from each channel; returns the channels nobody local wants any more.
+    /// Removes `client` from each channel; returns the Redis channels nobody local needs any more.
     pub fn unsubscribe<'a>(
         &self,
         client: ClientId,
@@ -151,14 +199,31 @@ impl Hub {
         };
         let mut removed = 0;
         for ch in channels {
-            if let Some(entry) = table.get_mut(ch.as_str()) {
-                if entry.remove(client) {
-                    removed += 1;
+            let Some(entry) = table.channels.get_mut(ch.as_str()) else {
+                continue;
+            };
+            let redis = entry.source.clone().unwrap_or_else(|| ch.clone());
+            let wanted_before = table.wants(redis.as_str());
+            let Some(entry) = table.channels.get_mut(ch.as_str()) else {
+                continue;
+            };
+            if entry.remove(client) {
+                removed += 1;
+            }
+            if entry.queues.is_empty() {
+                let source = entry.source.clone();
+                table.channels.remove(ch.as_str());
+                if let Some(source) = source {
+                    if let Some(fed) = table.aliases.get_mut(source.as_str()) {
+                        fed.retain(|a| a != ch);
+                        if fed.is_empty() {
+                            table.aliases.remove(source.as_str());
+                        }
+                    }
                 }
-                if entry.queues.is_empty() {
-                    table.remove(ch.as_str());
-                    emptied.push(ch.clone());
-                }
+            }
+            if wanted_before && !table.wants(redis.as_str()) && !emptied.contains(&redis) {
+                emptied.push(redis);
             }
         }
         self.set_active(&table);
@@ -169,9 +234,11 @@ impl Hub {
     }
 
     /// Updates the active channel and symbol gauges after a table change.
-    fn set_active(&self, table: &HashMap<Channel, Subscribers>) {
-        self.metrics.active_channels.set(table.len() as i64);
-        let ticks = table.keys().filter(|c| c.is_ticks()).count();
+    fn set_active(&self, table: &Table) {
+        self.metrics
+            .active_channels
+            .set(table.channels.len() as i64);
+        let ticks = table.channels.keys().filter(|c| c.is_ticks()).count();
         self.metrics.active_symbols.set(ticks as i64);
     }
 
@@ -184,6 +251,7 @@ impl Hub {
     pub fn subscriptions_by_channel(&self) -> Vec<(Channel, usize)> {
         let mut out: Vec<(Channel, usize)> = match self.table.read() {
             Ok(t) => t
+                .channels
                 .iter()
                 .map(|(c, subs)| (c.clone(), subs.queues.len()))
                 .collect(),
@@ -198,7 +266,7 @@ impl Hub {
     pub fn dispatch(&self, frame: Outbound) {
         let (mut sent, mut conflated, mut full) = (0u64, 0u64, 0u64);
         if let Ok(table) = self.table.read() {
-            if let Some(subs) = table.get(frame.channel.as_str()) {
+            if let Some(subs) = table.channels.get(frame.channel.as_str()) {
                 if !subs.advance(frame.seq) {
                     self.metrics.messages_stale.inc();
                     return;
@@ -230,52 +298,98 @@ impl Hub {
         }
     }
 
-    /// The channel of a Redis message, if some local client holds it (the table's own key, so no allocation).
-    fn held(&self, channel: &str) -> Option<Channel> {
-        let table = self.table.read().ok()?;
-        table.get_key_value(channel).map(|(c, _)| c.clone())
+    /// Who needs a Redis message on `name`: the channel itself if held directly, and the aliases it feeds.
+    fn receivers(&self, name: &str) -> (Option<Channel>, Vec<Channel>) {
+        let Ok(table) = self.table.read() else {
+            return (None, Vec::new());
+        };
+        let direct = table
+            .channels
+            .get_key_value(name)
+            .filter(|(_, s)| s.source.is_none())
+            .map(|(c, _)| c.clone());
+        let aliases = if table.aliases.is_empty() {
+            Vec::new()
+        } else {
+            table.aliases.get(name).cloned().unwrap_or_default()
+        };
+        (direct, aliases)
     }
 }
 
 impl ChannelHandler for Hub {
     fn on_message(&self, channel: &str, payload: &[u8]) {
         // Messages for channels nobody here holds any more (an unsubscribe in flight) cost no parsing.
-        let Some(channel) = self.held(channel) else {
-            return;
+        let (direct, aliases) = self.receivers(channel);
+        let source = match (&direct, aliases.is_empty()) {
+            (Some(c), _) => c.clone(),
+            (None, false) => match Channel::parse(channel) {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+            (None, true) => return,
         };
-        let (publication, timestamp) = match Publication::decode_timed(&channel, payload) {
+        let (publication, timestamp) = match Publication::decode_timed(&source, payload) {
             Ok(p) => p,
             Err(e) => {
-                self.metrics.invalid(&channel).inc();
-                tracing::debug!(channel = %channel, error = %e, "Invalid message skipped.");
+                self.metrics.invalid(&source).inc();
+                tracing::debug!(channel = %source, error = %e, "Invalid message skipped.");
                 return;
             }
         };
-        self.metrics.received(&channel).inc();
+        self.metrics.received(&source).inc();
         if let Some(Ok(age)) = timestamp.map(|t| (chrono::Utc::now() - t).to_std()) {
             self.metrics.tick_latency.observe(age.as_secs_f64());
         }
-        self.dispatch(Arc::new(publication));
+        for alias in &aliases {
+            if let Some(renamed) = publication.renamed(alias) {
+                self.dispatch(Arc::new(renamed));
+            }
+        }
+        if direct.is_some() {
+            self.dispatch(Arc::new(publication));
+        }
     }
 
     fn wants(&self, channel: &str) -> bool {
-        self.table
-            .read()
-            .map(|t| t.contains_key(channel))
-            .unwrap_or(false)
+        self.table.read().map(|t| t.wants(channel)).unwrap_or(false)
     }
 
     fn wanted(&self) -> Vec<String> {
         self.table
             .read()
-            .map(|t| t.keys().map(|c| c.as_str().to_owned()).collect())
+            .map(|t| {
+                t.channels
+                    .iter()
+                    .filter(|(_, s)| s.source.is_none())
+                    .map(|(c, _)| c)
+                    .chain(t.aliases.keys())
+                    .map(|c| c.as_str().to_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn last_seq(&self, channel: &str) -> Option<u64> {
         let table = self.table.read().ok()?;
-        let seq = table.get(channel)?.last_seq.load(Ordering::Relaxed);
-        (seq > 0).then_some(seq)
+        let direct = table
+            .channels
+            .get(channel)
+            .map(|s| s.last_seq.load(Ordering::Relaxed));
+        // Aliases fed from `channel` track the same seqs; the lowest is where a backfill starts.
+        let aliased = table
+            .aliases
+            .get(channel)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                table
+                    .channels
+                    .get(a.as_str())
+                    .map(|s| s.last_seq.load(Ordering::Relaxed))
+            });
+        let seq = direct.into_iter().chain(aliased).filter(|s| *s > 0).min()?;
+        Some(seq)
     }
 }
 

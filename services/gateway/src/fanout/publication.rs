@@ -92,6 +92,22 @@ impl Publication {
         ))
     }
 
+    /// This publication as seen on an alias channel (`ticks:BTC` fed from `ticks:BTCUSDT`):
+    /// the payload's `symbol` replaced by the alias's, everything else unchanged.
+    /// `None` when the payload has no `symbol` to replace (a keyless kind).
+    pub fn renamed(&self, alias: &Channel) -> Option<Self> {
+        let symbol = alias.symbol()?;
+        let mut value: serde_json::Value = serde_json::from_str(&self.data).ok()?;
+        let obj = value.as_object_mut()?;
+        obj.get("symbol")?;
+        obj.insert(
+            "symbol".to_owned(),
+            serde_json::Value::String(symbol.to_owned()),
+        );
+        let data = ByteString::from(value.to_string());
+        Some(Self::new(alias.clone(), self.seq, data))
+    }
+
     /// The event name clients receive, from the channel's kind.
     pub fn event(&self) -> &'static str {
         self.channel.event()
