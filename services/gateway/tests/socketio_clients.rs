@@ -229,7 +229,7 @@ async fn python_socketio_client_default_options() {
 }
 
 /// The original service's client snippet with only host and port changed.
-fn seed_snippet(file: &str, stack: &Stack) -> std::path::PathBuf {
+fn original_snippet(file: &str, stack: &Stack) -> std::path::PathBuf {
     let text = std::fs::read_to_string(common::sio::clients_dir().join(file)).unwrap();
     assert!(
         text.contains("http://localhost:5021"),
@@ -259,8 +259,8 @@ async fn wait_printed(client: &mut ClientProc, marker: &str, needles: &[&str]) -
     text
 }
 
-/// Runs a seed snippet and asserts on its printed output, then kills it (it never exits).
-async fn run_seed_snippet(stack: Stack, name: &str, cmd: tokio::process::Command) {
+/// Runs one of the original service's snippets and asserts on its printed output, then kills it (it never exits).
+async fn run_original_snippet(stack: Stack, name: &str, cmd: tokio::process::Command) {
     let mut client = ClientProc::spawn(name, cmd);
     wait_printed(
         &mut client,
@@ -286,21 +286,21 @@ async fn run_seed_snippet(stack: Stack, name: &str, cmd: tokio::process::Command
 }
 
 #[tokio::test]
-async fn seed_004_node_snippet_runs_unchanged() {
+async fn the_original_node_snippet_runs_unchanged() {
     let stack = Stack::start(&[]).await;
-    let path = seed_snippet("seed004_test_websocket.js", &stack);
+    let path = original_snippet("original_test_websocket.js", &stack);
     let mut cmd = node();
     cmd.arg(&path);
-    run_seed_snippet(stack, "the original test-websocket.js", cmd).await;
+    run_original_snippet(stack, "the original test-websocket.js", cmd).await;
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
 #[tokio::test]
-async fn seed_004_python_snippet_runs_unchanged() {
+async fn the_original_python_snippet_runs_unchanged() {
     let stack = Stack::start(&[]).await;
-    let path = seed_snippet("seed004_client.py", &stack);
+    let path = original_snippet("original_client.py", &stack);
     let mut cmd = python();
     cmd.arg(&path);
-    run_seed_snippet(stack, "the original Python snippet", cmd).await;
+    run_original_snippet(stack, "the original Python snippet", cmd).await;
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
