@@ -128,7 +128,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         status.set_problem(None);
         tracing::info!(symbols = symbols.len(), rate, "Generating ticks.");
-        generate(market, rate, &redis, &status, &metrics, &mut shutdown).await;
+        let trades = config.sim.trades;
+        generate(
+            market,
+            rate,
+            trades,
+            &redis,
+            &status,
+            &metrics,
+            &mut shutdown,
+        )
+        .await;
     }
 
     tracing::info!(ticks_published = status.ticks_published(), "Shutting down.");
@@ -141,6 +151,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 async fn generate<S: Future<Output = ()> + Unpin>(
     mut market: Market,
     rate: f64,
+    trades: bool,
     redis: &Redis,
     status: &CommonStatus,
     metrics: &Metrics,
@@ -151,7 +162,10 @@ async fn generate<S: Future<Output = ()> + Unpin>(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     // Reused across batches: one allocation at the steady-state batch size.
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        trades,
+        ..Batch::default()
+    };
     loop {
         tokio::select! {
             biased;
@@ -205,8 +219,10 @@ async fn generate<S: Future<Output = ()> + Unpin>(
 struct Batch {
     /// The ticks, published first.
     ticks: Vec<Tick>,
-    /// One trade per tick.
-    trades: Vec<Trade>,
+    /// One trade per tick; empty when trades are off.
+    trade_list: Vec<Trade>,
+    /// Whether trades are made and published (`sim.trades`).
+    trades: bool,
 }
 
 /// Makes `n` ticks and their trades, publishes the ticks in one pipeline and
@@ -222,18 +238,28 @@ async fn publish_batch(
     batch: &mut Batch,
 ) -> Result<(), BusError> {
     batch.ticks.clear();
-    batch.trades.clear();
+    batch.trade_list.clear();
     // Milliseconds, as the contract's examples and the exchanges give them.
     let now = Utc::now().trunc_subsecs(3);
-    market.fill_with_trades(n, now, &mut batch.ticks, &mut batch.trades);
+    if batch.trades {
+        market.fill_with_trades(n, now, &mut batch.ticks, &mut batch.trade_list);
+    } else {
+        market.fill(n, now, &mut batch.ticks);
+    }
     let started = Instant::now();
     let result = match redis.publish(&batch.ticks).await {
         Ok(()) => {
             metrics.ticks_published.inc_by(batch.ticks.len() as u64);
             status.published(batch.ticks.len(), now);
-            redis.publish_trades(&batch.trades).await.map(|()| {
-                metrics.trades_published.inc_by(batch.trades.len() as u64);
-            })
+            if batch.trade_list.is_empty() {
+                Ok(())
+            } else {
+                redis.publish_trades(&batch.trade_list).await.map(|()| {
+                    metrics
+                        .trades_published
+                        .inc_by(batch.trade_list.len() as u64);
+                })
+            }
         }
         Err(e) => Err(e),
     };

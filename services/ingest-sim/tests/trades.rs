@@ -72,3 +72,38 @@ async fn sim_trades_reach_a_trades_subscriber_at_the_tick_prices_and_continue_ac
         }
     }
 }
+
+#[tokio::test]
+async fn with_trades_off_only_ticks_are_published() {
+    let redis = RedisServer::start().await.unwrap();
+    let mut ticks = TickChannel::subscribe(&redis, "BTCUSDT").await;
+    let url = redis.url();
+    let svc = Service::spawn_path(
+        Path::new(env!("CARGO_BIN_EXE_ingest-sim")),
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("SYMBOLS", "BTCUSDT"),
+            ("TICKSTREAM_SIM__RATE", "50"),
+            ("TICKSTREAM_SIM__TRADES", "false"),
+        ],
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        ticks.next(WAIT).await;
+    }
+    let (_, metrics) = tickstream_testkit::http_get_text(&svc.http_url("/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tickstream_ingest_trades_published_total{source="sim"} 0"#),
+        "{metrics}"
+    );
+    let mut c = redis.client().await.unwrap();
+    let last: Option<String> = redis::cmd("GET")
+        .arg("last:trades:BTCUSDT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(last, None);
+}
