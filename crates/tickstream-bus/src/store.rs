@@ -516,6 +516,24 @@ impl Redis {
 
     /// The last published `seq` of each symbol, so an ingestor restart continues it.
     pub async fn load_seqs(&self, symbols: &[Symbol]) -> Result<HashMap<Symbol, u64>, BusError> {
+        self.load_seq_hash(keys::SEQ_HASH_KEY, symbols).await
+    }
+
+    /// The last published trade `seq` of each symbol (`tickstream:seq:trades`), so an
+    /// ingestor restart continues its trades' seq as it does its ticks'.
+    pub async fn load_trade_seqs(
+        &self,
+        symbols: &[Symbol],
+    ) -> Result<HashMap<Symbol, u64>, BusError> {
+        self.load_seq_hash(keys::TRADE_SEQ_HASH_KEY, symbols).await
+    }
+
+    /// `HMGET` of `symbols` in the seq hash `hash`; a symbol the hash lacks is left out.
+    async fn load_seq_hash(
+        &self,
+        hash: &'static str,
+        symbols: &[Symbol],
+    ) -> Result<HashMap<Symbol, u64>, BusError> {
         if symbols.is_empty() {
             return Ok(HashMap::new());
         }
@@ -524,7 +542,7 @@ impl Redis {
         let values: Vec<Option<String>> = self
             .run(async move {
                 redis::cmd("HMGET")
-                    .arg(keys::SEQ_HASH_KEY)
+                    .arg(hash)
                     .arg(fields)
                     .query_async(&mut c)
                     .await
@@ -534,7 +552,7 @@ impl Redis {
         for (sym, v) in symbols.iter().zip(values) {
             if let Some(raw) = v {
                 let seq = raw.parse::<u64>().map_err(|e| BusError::Corrupt {
-                    key: format!("{} {}", keys::SEQ_HASH_KEY, sym),
+                    key: format!("{hash} {sym}"),
                     reason: e.to_string(),
                 })?;
                 out.insert(sym.clone(), seq);

@@ -475,6 +475,20 @@ async fn history_keeps_ticks_and_trades_by_seq_and_the_epoch_marks_lost_data() {
         .unwrap();
     let last = tickstream_model::Trade::from_json(cached[0].as_deref().unwrap()).unwrap();
     assert_eq!(last.seq, 2, "trades are cached under last:trades:");
+    let btc = Symbol::parse("BTCUSDT").unwrap();
+    let trade_seqs = bus
+        .load_trade_seqs(&[btc.clone(), Symbol::parse("ETHUSDT").unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(
+        trade_seqs,
+        std::collections::HashMap::from([(btc.clone(), 2)]),
+        "trade seqs are their own, apart from the ticks' (30 for BTCUSDT)"
+    );
+    assert_eq!(
+        bus.load_seqs(&[btc]).await.unwrap().values().next(),
+        Some(&30)
+    );
 
     // Past the cap the oldest entries go (approximately: Redis trims whole nodes).
     let more: Vec<Tick> = (31..=600).map(|s| tick("BTCUSDT", s)).collect();

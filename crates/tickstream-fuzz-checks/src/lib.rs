@@ -24,8 +24,8 @@ use gateway::client::request::{Action, ClientError, Targets};
 use gateway::native::frame as protocol;
 use gateway::socketio::packet::{self, EioPacket, SioKind, SioPacket};
 use serde_json::Value;
-use tickstream_model::{Symbol, Tick};
-use tickstream_upstream::{Quote, WsEvent};
+use tickstream_model::{Symbol, Tick, Trade};
+use tickstream_upstream::{Quote, TradePrint, WsEvent};
 
 /// What a check saw, so the corpus test can insist a corpus exercises the accepting path too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,9 +433,46 @@ fn assert_quotes(quotes: &[Quote], source: &str) {
     }
 }
 
+/// A trade as an ingestor publishes it: the publisher skips any print
+/// [`TradePrint::validated`] refuses; the rest have a positive price and a
+/// non-negative size and become valid trades that round-trip. A refusal must
+/// agree with the trade contract.
+fn assert_trades(prints: &[TradePrint], source: &str) {
+    for p in prints {
+        let trade = p.clone().into_trade(source, 1);
+        match p.clone().validated() {
+            Ok(p) => {
+                assert!(p.price.is_finite() && p.price > 0.0, "price {}", p.price);
+                assert!(p.size.is_finite() && p.size >= 0.0, "size {}", p.size);
+                let json = trade.to_json();
+                let back = Trade::from_json(json.as_bytes())
+                    .unwrap_or_else(|e| panic!("trade {json} does not re-parse: {e}"));
+                assert_eq!(back.to_json(), json, "trade does not round-trip");
+            }
+            Err(e) => assert!(
+                trade.validate().is_err(),
+                "TradePrint::validated refused a valid trade {trade:?}: {e}"
+            ),
+        }
+    }
+}
+
 fn assert_ws_event(ev: &WsEvent, source: &str) {
-    if let WsEvent::Quotes(q) = ev {
-        assert_quotes(q, source);
+    match ev {
+        WsEvent::Quotes(q) => assert_quotes(q, source),
+        WsEvent::Trades { trades, quotes } => {
+            assert_quotes(quotes, source);
+            assert_trades(trades, source);
+        }
+        _ => {}
+    }
+}
+
+/// The quotes of a frame that carries market data (with or without trades).
+fn quotes_of(ev: &WsEvent) -> Option<&[Quote]> {
+    match ev {
+        WsEvent::Quotes(q) | WsEvent::Trades { quotes: q, .. } => Some(q),
+        _ => None,
     }
 }
 
@@ -476,8 +513,9 @@ pub fn upstream_binance(data: &[u8]) -> Outcome {
 
 /// Coinbase: `CoinbaseParser::parse_ws` (with its per-product sequence filter) and `parse_rest`.
 ///
-/// Properties: quotes become valid ticks; a ticker with a `sequence` seen
-/// a second time by the same parser is dropped as stale.
+/// Properties: quotes become valid ticks and matches valid trades (with a side and
+/// an id); a ticker with a `sequence`, or a match with a `trade_id`, seen a second
+/// time by the same parser is dropped as stale.
 pub fn upstream_coinbase(data: &[u8]) -> Outcome {
     let Some(text) = text(data) else {
         return Outcome::Rejected;
@@ -490,6 +528,19 @@ pub fn upstream_coinbase(data: &[u8]) -> Outcome {
         assert_ws_event(&ev, source);
         let has_sequence = serde_json::from_str::<Value>(text)
             .is_ok_and(|v| v.get("sequence").is_some_and(Value::is_u64));
+        if let WsEvent::Trades { trades, .. } = &ev {
+            assert!(
+                trades
+                    .iter()
+                    .all(|t| t.side.is_some() && t.trade_id.is_some()),
+                "a Coinbase match has a side and an id"
+            );
+            assert_eq!(
+                parser.parse_ws(text).ok(),
+                Some(WsEvent::Control),
+                "a repeated trade_id was not dropped"
+            );
+        }
         if matches!(ev, WsEvent::Quotes(_)) && has_sequence {
             assert_eq!(
                 parser.parse_ws(text).ok(),
@@ -508,7 +559,8 @@ pub fn upstream_coinbase(data: &[u8]) -> Outcome {
 /// Finnhub: `FinnhubParser::parse_ws` (trade batches, running day volume), `parse_rest`, `parse_global_quote`.
 ///
 /// Properties: quotes become valid ticks, one per symbol per batch, with a
-/// non-negative running volume; feeding the same batch twice never lowers it.
+/// non-negative running volume; feeding the same batch twice never lowers it;
+/// trades become valid trades without side or id, each with its symbol's quote.
 pub fn upstream_finnhub(data: &[u8]) -> Outcome {
     let Some(text) = text(data) else {
         return Outcome::Rejected;
@@ -519,7 +571,20 @@ pub fn upstream_finnhub(data: &[u8]) -> Outcome {
     if let Ok(ev) = parser.parse_ws(text) {
         accepted = true;
         assert_ws_event(&ev, source);
-        if let WsEvent::Quotes(first) = &ev {
+        if let WsEvent::Trades { trades, .. } = &ev {
+            for t in trades {
+                assert!(
+                    t.side.is_none() && t.trade_id.is_none(),
+                    "Finnhub gives no side and no id"
+                );
+                assert!(
+                    quotes_of(&ev).is_some_and(|q| q.iter().any(|q| q.symbol == t.symbol)),
+                    "a trade of {} without its symbol's quote",
+                    t.symbol
+                );
+            }
+        }
+        if let Some(first) = quotes_of(&ev) {
             for (i, q) in first.iter().enumerate() {
                 assert!(
                     !first[..i].iter().any(|o| o.symbol == q.symbol),
@@ -527,9 +592,9 @@ pub fn upstream_finnhub(data: &[u8]) -> Outcome {
                     q.symbol
                 );
             }
-            if let Ok(WsEvent::Quotes(second)) = parser.parse_ws(text) {
-                assert_quotes(&second, source);
-                for (a, b) in first.iter().zip(&second) {
+            if let Some(second) = parser.parse_ws(text).ok().as_ref().and_then(quotes_of) {
+                assert_quotes(second, source);
+                for (a, b) in first.iter().zip(second) {
                     assert!(
                         b.volume >= a.volume,
                         "running volume of {} went down",

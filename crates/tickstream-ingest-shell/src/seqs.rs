@@ -1,7 +1,7 @@
 //! Where `seq` continues after a restart: per symbol, the last seq ever
 //! published (the larger of the seq hash and the cached tick, which is written
 //! first) and the cached tick itself, read before the first publish and
-//! retried until Redis answers.
+//! retried until Redis answers; likewise trades' own seq per symbol.
 
 use std::collections::HashMap;
 
@@ -56,6 +56,15 @@ pub fn seq_map(symbols: &[Symbol], last: Vec<Last>) -> HashMap<Symbol, u64> {
         .collect()
 }
 
+/// The last published trade seq per symbol (`tickstream:seq:trades`; a missing one starts
+/// at 0), so trades continue their own seq across restarts as ticks do.
+pub async fn load_trade_seqs(
+    redis: &Redis,
+    symbols: &[Symbol],
+) -> Result<HashMap<Symbol, u64>, BusError> {
+    redis.load_trade_seqs(symbols).await
+}
+
 /// [`load_last`], retried with `backoff` until Redis answers, so nothing is
 /// published before the counters are known. Meanwhile `status` reports why it
 /// waits (degraded) and `redis_up` follows Redis; on success `redis_up` is 1.
@@ -66,32 +75,78 @@ pub async fn load_retrying(
     symbols: &[Symbol],
     status: &CommonStatus,
     redis_up: &IntGauge,
-    mut backoff: Backoff,
+    backoff: Backoff,
 ) -> Vec<Last> {
+    let last = retrying(redis, status, redis_up, backoff, "seq counters", || {
+        load_last(redis, symbols)
+    })
+    .await;
+    let restored = last.iter().filter(|(seq, _)| *seq > 0).count();
+    tracing::info!(
+        source = status.source(),
+        symbols = symbols.len(),
+        restored,
+        "Seq counters loaded from Redis."
+    );
+    last
+}
+
+/// [`load_trade_seqs`], retried like [`load_retrying`], for ingestors that publish trades.
+pub async fn load_trade_seqs_retrying(
+    redis: &Redis,
+    symbols: &[Symbol],
+    status: &CommonStatus,
+    redis_up: &IntGauge,
+    backoff: Backoff,
+) -> HashMap<Symbol, u64> {
+    let seqs = retrying(
+        redis,
+        status,
+        redis_up,
+        backoff,
+        "trade seq counters",
+        || load_trade_seqs(redis, symbols),
+    )
+    .await;
+    tracing::info!(
+        source = status.source(),
+        symbols = symbols.len(),
+        restored = seqs.len(),
+        "Trade seq counters loaded from Redis."
+    );
+    seqs
+}
+
+/// Runs `load` until it succeeds, reporting in `status` and `redis_up` while it waits.
+async fn retrying<T, F, Fut>(
+    redis: &Redis,
+    status: &CommonStatus,
+    redis_up: &IntGauge,
+    mut backoff: Backoff,
+    what: &'static str,
+    mut load: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
     loop {
-        match load_last(redis, symbols).await {
-            Ok(last) => {
+        match load().await {
+            Ok(value) => {
                 redis_up.set(1);
-                let restored = last.iter().filter(|(seq, _)| *seq > 0).count();
-                tracing::info!(
-                    source = status.source(),
-                    symbols = symbols.len(),
-                    restored,
-                    "Seq counters loaded from Redis."
-                );
-                return last;
+                return value;
             }
             Err(e) => {
                 redis_up.set(i64::from(redis.health().is_up()));
-                status.set_loading(format!("waiting for Redis to load seq counters: {e}"));
+                status.set_loading(format!("waiting for Redis to load {what}: {e}"));
                 let delay = backoff.next_delay();
                 let retry_in_ms = delay.as_millis() as u64;
                 if !e.is_retryable() {
-                    tracing::error!(error = %e, retry_in_ms, "Cannot load seq counters; fix the record in Redis. Retrying.");
+                    tracing::error!(error = %e, retry_in_ms, what, "Cannot load counters; fix the record in Redis. Retrying.");
                 } else if backoff.attempts() == 1 {
-                    tracing::warn!(error = %e, retry_in_ms, "Cannot load seq counters from Redis; nothing is published until it answers.");
+                    tracing::warn!(error = %e, retry_in_ms, what, "Cannot load counters from Redis; nothing is published until it answers.");
                 } else {
-                    tracing::debug!(error = %e, retry_in_ms, "Still cannot load seq counters from Redis.");
+                    tracing::debug!(error = %e, retry_in_ms, what, "Still cannot load counters from Redis.");
                 }
                 tokio::time::sleep(delay).await;
             }

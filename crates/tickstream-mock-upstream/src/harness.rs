@@ -59,6 +59,9 @@ pub struct Ingestor {
     pub ws_path: &'static str,
     /// The suite's defaults, over [`TEST_ENV`]; each test's extras go over these.
     pub env: &'static [(&'static str, &'static str)],
+    /// Whether the venue names its streams in the connection URL (Binance), so a
+    /// connection is subscribed once open; otherwise it sends a `subscribe` frame first.
+    pub url_subscribes: bool,
 }
 
 impl Ingestor {
@@ -70,6 +73,15 @@ impl Ingestor {
             rest_env,
             ws_path: "",
             env: &[],
+            url_subscribes: false,
+        }
+    }
+
+    /// The same for a venue whose connection URL names its streams (no subscribe frame).
+    pub const fn with_url_subscriptions(self) -> Self {
+        Self {
+            url_subscribes: true,
+            ..self
         }
     }
 
@@ -131,6 +143,41 @@ impl Ingestor {
         let mut client = GatewayClient::start(&s.redis, symbol).await;
         s.ws.send(0, &self.frame(frame)).await;
         client.next_tick(symbol, timeout, |_| true).await
+    }
+
+    /// The trades twin of [`Ingestor::tick_through_gateway`]: starts the ingestor and a
+    /// gateway client subscribed to the channel `trades:{symbol}`, sends the frame
+    /// `test_data/<frame>` once the ingestor has subscribed upstream and takes the `trade`
+    /// the client receives; then restarts the ingestor on the same Redis, sends the frame
+    /// again on its new connection and takes that trade too. Returns both, so a suite
+    /// checks the fields and that the trade seq continued across the restart.
+    pub async fn trades_through_gateway(
+        &self,
+        symbol: &str,
+        frame: &str,
+        timeout: Duration,
+    ) -> (Value, Value) {
+        let mut s = self.start(&[]).await;
+        let channel = format!("trades:{symbol}");
+        let mut client = GatewayClient::start_channels(&s.redis, &[channel.as_str()]).await;
+        let mut trades = Vec::new();
+        for conn in 0..2 {
+            if conn > 0 {
+                s.svc
+                    .restart()
+                    .await
+                    .unwrap_or_else(|e| panic!("{} did not restart: {e:#}", self.bin));
+            }
+            s.ws.wait_connections(conn + 1, timeout).await;
+            if !self.url_subscribes {
+                s.ws.wait_received(conn, "subscribe", timeout).await;
+            }
+            s.ws.send(conn, &self.frame(frame)).await;
+            trades.push(client.next_trade(symbol, timeout, |_| true).await);
+        }
+        let second = trades.pop().unwrap_or_default();
+        let first = trades.pop().unwrap_or_default();
+        (first, second)
     }
 
     /// Starts a private Redis and mock upstreams, then the ingestor on them
@@ -383,6 +430,17 @@ pub struct GatewayClient {
 impl GatewayClient {
     /// Starts the gateway on `redis` and subscribes a client to `symbol`, waiting for `subscribed`.
     pub async fn start(redis: &RedisServer, symbol: &str) -> GatewayClient {
+        Self::start_with(redis, serde_json::json!({"symbols": [symbol]})).await
+    }
+
+    /// Starts the gateway on `redis` and subscribes a client to `channels`
+    /// (`trades:BTCUSDT`), waiting for `subscribed`.
+    pub async fn start_channels(redis: &RedisServer, channels: &[&str]) -> GatewayClient {
+        Self::start_with(redis, serde_json::json!({ "channels": channels })).await
+    }
+
+    /// Starts the gateway on `redis` and sends one `subscribe` with `data`, waiting for `subscribed`.
+    async fn start_with(redis: &RedisServer, data: Value) -> GatewayClient {
         use futures_util::SinkExt;
         use tokio_tungstenite::tungstenite::Message;
 
@@ -394,7 +452,7 @@ impl GatewayClient {
             .await
             .unwrap_or_else(|e| panic!("cannot connect to the gateway's /ws: {e}"));
         let mut client = GatewayClient { gateway, ws };
-        let subscribe = serde_json::json!({"event": "subscribe", "data": {"symbols": [symbol]}});
+        let subscribe = serde_json::json!({"event": "subscribe", "data": data});
         client
             .ws
             .send(Message::text(subscribe.to_string()))
@@ -421,6 +479,21 @@ impl GatewayClient {
         let v = self
             .next_event(timeout, |v| {
                 v["event"] == "price_update" && v["data"]["symbol"] == symbol && pred(&v["data"])
+            })
+            .await;
+        v["data"].clone()
+    }
+
+    /// The next `trade` of `symbol` whose data satisfies `pred`.
+    pub async fn next_trade(
+        &mut self,
+        symbol: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let v = self
+            .next_event(timeout, |v| {
+                v["event"] == "trade" && v["data"]["symbol"] == symbol && pred(&v["data"])
             })
             .await;
         v["data"].clone()

@@ -73,8 +73,8 @@ pub use tickstream_ingest_shell::{
     heartbeat_loop, CommonStatus, Error, Problem, HEARTBEAT_TTL_PERIODS,
 };
 pub use venue::{
-    LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, Venue, WsConnection,
-    WsEvent,
+    LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, TradePrint, Venue,
+    WsConnection, WsEvent,
 };
 
 use crate::context::Context;
@@ -181,17 +181,12 @@ pub async fn run_with_reload<V: Venue>(
     let (stop_tx, stop_rx) = watch::channel(false);
     let loaded = tokio::select! {
         _ = &mut shutdown => None,
-        last = seqs::load_retrying(
-            &redis,
-            &symbols,
-            status.common(),
-            &metrics.redis_up,
-            Backoff::new(REDIS_RETRY_INITIAL, REDIS_RETRY_MAX),
-        ) => Some(seqs::seq_map(&symbols, last)),
+        loaded = load_seqs(&redis, &symbols, &status, &metrics) => Some(loaded),
     };
-    if let Some(seqs) = loaded {
+    if let Some((seqs, trade_seqs)) = loaded {
         status.set_problem(blocked.clone().map(Problem::Blocked));
-        let publisher = Publisher::new(redis.clone(), seqs, metrics.clone(), status.clone());
+        let publisher = Publisher::new(redis.clone(), seqs, metrics.clone(), status.clone())
+            .with_trade_seqs(trade_seqs);
         let ctx = Arc::new(Context {
             venue,
             settings: opts.settings.clone(),
@@ -268,4 +263,34 @@ pub async fn run_with_reload<V: Venue>(
     }
     running.stop(SHUTDOWN_TIMEOUT).await;
     Ok(())
+}
+
+/// The ticks' and the trades' last published seqs of `symbols`, each retried until Redis answers.
+async fn load_seqs(
+    redis: &tickstream_bus::Redis,
+    symbols: &[Symbol],
+    status: &Status,
+    metrics: &Metrics,
+) -> (
+    std::collections::HashMap<Symbol, u64>,
+    std::collections::HashMap<Symbol, u64>,
+) {
+    let backoff = || Backoff::new(REDIS_RETRY_INITIAL, REDIS_RETRY_MAX);
+    let last = seqs::load_retrying(
+        redis,
+        symbols,
+        status.common(),
+        &metrics.redis_up,
+        backoff(),
+    )
+    .await;
+    let trades = seqs::load_trade_seqs_retrying(
+        redis,
+        symbols,
+        status.common(),
+        &metrics.redis_up,
+        backoff(),
+    )
+    .await;
+    (seqs::seq_map(symbols, last), trades)
 }

@@ -40,6 +40,8 @@ pub struct Metrics {
     rest_requests: IntCounterVec,
     /// `tickstream_ingest_ticks_published_total{source}`: by tick source (`binance`, `binance-rest`).
     ticks_published: IntCounterVec,
+    /// `tickstream_ingest_trades_published_total{source}`: trades published (stream only: no REST twin).
+    pub trades_published: IntCounter,
     /// `tickstream_ingest_publish_errors_total{source}`: failed Redis publishes.
     pub publish_errors: IntCounter,
     /// `tickstream_ingest_latency_seconds{source}`: upstream event time → published, by tick source.
@@ -98,6 +100,10 @@ impl Metrics {
             "tickstream_ingest_ticks_published_total",
             "Ticks published to Redis, by tick source.",
         );
+        let trades_published = counter(
+            "tickstream_ingest_trades_published_total",
+            "Trades published to Redis on trades:{SYMBOL}.",
+        );
         let publish_errors = counter(
             "tickstream_ingest_publish_errors_total",
             "Publishes to Redis that failed; their ticks are dropped.",
@@ -145,6 +151,7 @@ impl Metrics {
                 ticks_published.with_label_values(&[source]);
                 ticks_published
             },
+            trades_published: trades_published.with_label_values(&[source]),
             publish_errors: publish_errors.with_label_values(&[source]),
             latency: {
                 latency.with_label_values(&[source]);
@@ -213,6 +220,7 @@ mod tests {
             r#"tickstream_ingest_ticks_published_total{source="binance"} 2"#,
             r#"tickstream_ingest_ticks_published_total{source="binance-rest"} 1"#,
             r#"tickstream_ingest_publish_errors_total{source="binance"} 0"#,
+            r#"tickstream_ingest_trades_published_total{source="binance"} 0"#,
             r#"tickstream_ingest_latency_seconds_count{source="binance"} 1"#,
             r#"tickstream_upstream_rest_requests_total{outcome="rate_limited",source="binance"} 1"#,
             "tickstream_redis_up 0",

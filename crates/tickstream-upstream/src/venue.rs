@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tickstream_model::{Symbol, Tick, TickError};
+use tickstream_model::{Side, Symbol, Tick, TickError, Trade};
 
 /// One normalized observation before the shared machinery stamps `source` and `seq`.
 ///
@@ -80,11 +80,65 @@ impl Quote {
     }
 }
 
+/// One normalized trade before the shared machinery stamps `source` and its trade `seq`.
+///
+/// Venues build it from their wire types; `side` and `trade_id` stay `None`
+/// when the upstream does not give them (never guessed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradePrint {
+    /// Normalized symbol (`BTCUSDT`, `BTC-USD`, `AAPL`).
+    pub symbol: Symbol,
+    /// Execution price.
+    pub price: f64,
+    /// Executed quantity in the base asset.
+    pub size: f64,
+    /// The taker's (aggressor's) side, when the venue says it.
+    pub side: Option<Side>,
+    /// The venue's trade id, when it gives one.
+    pub trade_id: Option<String>,
+    /// The upstream's execution time.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl TradePrint {
+    /// Checks the trade contract's rules (positive price, non-negative size, id length)
+    /// so no venue publishes a trade the gateway drops.
+    pub fn validated(self) -> Result<Self, ParseError> {
+        match self.clone().into_trade("quote", 0).validate() {
+            Ok(()) => Ok(self),
+            Err(TickError::Field { field, reason }) => Err(ParseError::Field { field, reason }),
+            Err(TickError::Json(e)) => Err(ParseError::Json(e)),
+        }
+    }
+
+    /// Stamps the print as a contract [`Trade`] from `source` with its trade `seq`.
+    pub fn into_trade(self, source: &str, seq: u64) -> Trade {
+        Trade {
+            symbol: self.symbol,
+            price: self.price,
+            size: self.size,
+            side: self.side,
+            trade_id: self.trade_id,
+            timestamp: self.timestamp,
+            source: source.to_owned(),
+            seq,
+        }
+    }
+}
+
 /// What one WebSocket text frame meant, as the venue's parser decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsEvent {
     /// Market data to publish.
     Quotes(Vec<Quote>),
+    /// Trades to publish on `trades:{SYMBOL}`, with the quotes the same frame also
+    /// gives (Finnhub's last price per symbol; empty when a frame carries only trades).
+    Trades {
+        /// The frame's trades, in the upstream's order.
+        trades: Vec<TradePrint>,
+        /// Quotes published as ticks first, as [`WsEvent::Quotes`] would be.
+        quotes: Vec<Quote>,
+    },
     /// A control frame the venue answers for itself (heartbeat, ping, subscription ack).
     Control,
     /// The upstream reported an error (Coinbase `error`, a failed subscription); logged and counted.
@@ -335,6 +389,59 @@ mod tests {
         let mut bad = q;
         bad.volume = Some(f64::INFINITY);
         assert!(bad.validated().is_err(), "overflowed running volume");
+    }
+
+    #[test]
+    fn trade_print_validation_and_stamping() {
+        let at = tickstream_model::time::from_millis(1_700_000_000_000).unwrap();
+        let p = TradePrint {
+            symbol: Symbol::parse("BTCUSDT").unwrap(),
+            price: 0.001,
+            size: 100.0,
+            side: Some(Side::Sell),
+            trade_id: Some("12345".to_owned()),
+            timestamp: at,
+        };
+        let t = p.clone().validated().unwrap().into_trade("binance", 9);
+        assert_eq!(
+            (t.seq, t.source.as_str(), t.side),
+            (9, "binance", Some(Side::Sell))
+        );
+        for (bad, field) in [
+            (
+                TradePrint {
+                    price: 0.0,
+                    ..p.clone()
+                },
+                "price",
+            ),
+            (
+                TradePrint {
+                    size: -1.0,
+                    ..p.clone()
+                },
+                "size",
+            ),
+            (
+                TradePrint {
+                    size: f64::NAN,
+                    ..p.clone()
+                },
+                "size",
+            ),
+            (
+                TradePrint {
+                    trade_id: Some(String::new()),
+                    ..p.clone()
+                },
+                "trade_id",
+            ),
+        ] {
+            assert!(
+                matches!(bad.validated(), Err(ParseError::Field { field: f, .. }) if f == field),
+                "{field}"
+            );
+        }
     }
 
     #[test]

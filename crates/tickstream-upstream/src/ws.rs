@@ -558,6 +558,14 @@ async fn handle_text<V: Venue>(ctx: &Context<V>, text: &str) -> Handled {
             let _ = ctx.publisher.publish(quotes, ctx.venue.name()).await;
             Handled::Done
         }
+        Ok(WsEvent::Trades { trades, quotes }) => {
+            let source = ctx.venue.name();
+            if !quotes.is_empty() {
+                let _ = ctx.publisher.publish(quotes, source).await;
+            }
+            let _ = ctx.publisher.publish_trades(trades, source).await;
+            Handled::Done
+        }
         Ok(WsEvent::Control) => Handled::Done,
         Ok(WsEvent::UpstreamError(message)) => {
             ctx.metrics.error_messages.inc();

@@ -44,7 +44,7 @@ pub const DEFAULT_WS_URL: &str = "wss://stream.binance.com:9443";
 pub const DEFAULT_REST_URL: &str = "https://api.binance.com";
 /// Default symbols, in Binance's notation.
 pub const DEFAULT_SYMBOLS: &[&str] = &["btcusdt", "ethusdt", "solusdt", "bnbusdt", "adausdt"];
-/// Upper bound on configured symbols (each is one stream; 1024 per connection).
+/// Upper bound on configured symbols (each is two streams, ticker and trades; 1024 streams per connection).
 pub const MAX_SYMBOLS: usize = 4096;
 
 /// Everything ingest-binance reads at start: the common keys, `[binance]` and `[upstream]`.

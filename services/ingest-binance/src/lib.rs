@@ -1,9 +1,12 @@
-//! ingest-binance: Binance spot 24hr tickers published to the tickstream bus.
+//! ingest-binance: Binance spot 24hr tickers and trades published to the tickstream bus.
 //!
 //! Symbols come from `SYMBOLS` in Binance's notation (`btcusdt`, any case) and
 //! are published as `BTCUSDT`. Each symbol's `<symbol>@ticker` stream
 //! (pushed every second) maps to the full tick: `c` price, `h` high, `l` low,
 //! `v` volume, `p` change, `P` changePercent, `b`/`a` bid/ask, `E` timestamp.
+//! Its `<symbol>@trade` stream, on the same connection, maps each trade to
+//! `trades:{SYMBOL}`: `p` price, `q` size, `t` trade id, `T` time, and the
+//! taker's side from `m` (buyer is maker ⇒ the taker sold).
 //! Everything else — reconnecting, answering Binance's pings, the stall
 //! watchdog, rotating before the 24 h cut or on `serverShutdown`, the REST
 //! fallback, seq, `/health` and `/metrics` — is `tickstream-upstream` and
@@ -105,11 +108,11 @@ impl Venue for BinanceVenue {
 
 impl LiveSubscriptions for BinanceVenue {
     fn max_symbols_per_connection(&self) -> usize {
-        ws::MAX_STREAMS_PER_CONNECTION
+        ws::MAX_SYMBOLS_PER_CONNECTION
     }
 
     fn max_symbols_per_message(&self) -> usize {
-        ws::MAX_STREAMS_PER_MESSAGE
+        ws::MAX_SYMBOLS_PER_MESSAGE
     }
 
     fn connection_for(&self, symbols: &[Symbol]) -> WsConnection {

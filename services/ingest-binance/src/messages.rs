@@ -60,7 +60,7 @@ pub struct BinanceWsRequest<'a> {
 /// straight into its struct (an internally tagged enum would buffer every
 /// field generically first: twice as slow).
 ///
-/// Known types: `24hrTicker` ([`BinanceTicker`]) and `serverShutdown`
+/// Known types: `24hrTicker` ([`BinanceTicker`]), `trade` ([`BinanceTrade`]) and `serverShutdown`
 /// (`{"e":"serverShutdown","E":1696244100000}`: the server is about to close
 /// this connection, reconnect now).
 #[derive(Debug, Deserialize)]
@@ -148,6 +148,37 @@ pub struct BinanceTicker<'a> {
     pub trades: Option<u64>,
 }
 
+/// One trade of a `<symbol>@trade` stream (documented field names).
+///
+/// ```json
+/// {"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100",
+///  "T":1672515782136,"m":true,"M":true}
+/// ```
+#[derive(Debug, Deserialize)]
+pub struct BinanceTrade<'a> {
+    /// Event time, ms (not mapped: `T` is the trade's own time).
+    #[serde(rename = "E")]
+    pub event_time: i64,
+    /// Symbol, uppercase.
+    #[serde(rename = "s", borrow)]
+    pub symbol: Cow<'a, str>,
+    /// Trade id.
+    #[serde(rename = "t")]
+    pub trade_id: u64,
+    /// Price.
+    #[serde(rename = "p", borrow)]
+    pub price: Cow<'a, str>,
+    /// Quantity (base asset).
+    #[serde(rename = "q", borrow)]
+    pub quantity: Cow<'a, str>,
+    /// Trade time, ms: the trade's timestamp.
+    #[serde(rename = "T")]
+    pub trade_time: i64,
+    /// Whether the buyer was the maker: `true` means the taker sold.
+    #[serde(default, rename = "m")]
+    pub buyer_is_maker: Option<bool>,
+}
+
 /// An error reply to a control message.
 ///
 /// ```json
@@ -231,10 +262,10 @@ pub struct BinanceWsMessage<'a> {
     pub event: BinanceEvent<'a>,
 }
 
-/// An event's type and the 24hr-ticker fields a quote is built from, each optional,
-/// read straight from the event object. The ticker's other fields (`w`, `x`, `Q`,
-/// `B`, `A`, `o`, `q`, `O`, `C`, `F`, `L`, `n`) are checked to have their
-/// [`BinanceTicker`] type and not kept.
+/// An event's type, the 24hr-ticker fields a quote is built from and the trade
+/// fields a trade is built from, each optional, read straight from the event
+/// object. The ticker's other fields (`w`, `x`, `Q`, `B`, `A`, `o`, `O`, `C`,
+/// `F`, `L`, `n`) are checked to have their [`BinanceTicker`] type and not kept.
 #[derive(Debug, Default)]
 pub struct BinanceEvent<'a> {
     /// Event type (`e`).
@@ -259,6 +290,14 @@ pub struct BinanceEvent<'a> {
     pub low: Option<Cow<'a, str>>,
     /// Base-asset volume of the window (`v`).
     pub volume: Option<Cow<'a, str>>,
+    /// `q`: a trade's quantity (a ticker's quote-asset volume, not mapped).
+    pub quantity: Option<Cow<'a, str>>,
+    /// `t`: a trade's id.
+    pub trade_id: Option<u64>,
+    /// `T`: a trade's time, ms.
+    pub trade_time: Option<i64>,
+    /// `m`: whether a trade's buyer was the maker.
+    pub buyer_is_maker: Option<bool>,
 }
 
 /// The keys [`BinanceWsMessage`] and [`BinanceEvent`] know; the discriminant is the
@@ -288,6 +327,9 @@ enum Key {
     FirstTradeId,
     LastTradeId,
     Trades,
+    TradeId,
+    TradeTime,
+    BuyerIsMaker,
     Stream,
     Data,
     Error,
@@ -298,8 +340,8 @@ enum Key {
 }
 
 impl Key {
-    fn bit(self) -> u32 {
-        1 << (self as u32)
+    fn bit(self) -> u64 {
+        1 << (self as u64)
     }
 
     /// The wire name, for the duplicate-key error.
@@ -328,6 +370,9 @@ impl Key {
             Key::FirstTradeId => "F",
             Key::LastTradeId => "L",
             Key::Trades => "n",
+            Key::TradeId => "t",
+            Key::TradeTime => "T",
+            Key::BuyerIsMaker => "m",
             Key::Stream => "stream",
             Key::Data => "data",
             Key::Error => "error",
@@ -364,6 +409,9 @@ impl Key {
                 b'F' => Key::FirstTradeId,
                 b'L' => Key::LastTradeId,
                 b'n' => Key::Trades,
+                b't' => Key::TradeId,
+                b'T' => Key::TradeTime,
+                b'm' => Key::BuyerIsMaker,
                 _ => Key::Other,
             },
             b"stream" => Key::Stream,
@@ -394,7 +442,7 @@ impl<'de> Deserialize<'de> for Key {
 }
 
 /// Marks `key` seen, refusing it the second time (as serde's derive does).
-fn first_time<E: de::Error>(seen: &mut u32, key: Key) -> Result<(), E> {
+fn first_time<E: de::Error>(seen: &mut u64, key: Key) -> Result<(), E> {
     if *seen & key.bit() != 0 {
         return Err(E::custom(format_args!("duplicate field `{}`", key.name())));
     }
@@ -405,7 +453,7 @@ fn first_time<E: de::Error>(seen: &mut u32, key: Key) -> Result<(), E> {
 /// Reads `key`'s value the first time the key is seen.
 fn take<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
     map: &mut A,
-    seen: &mut u32,
+    seen: &mut u64,
     key: Key,
 ) -> Result<T, A::Error> {
     first_time(seen, key)?;
@@ -485,7 +533,7 @@ impl<'de, const SIGNED: bool> Deserialize<'de> for OptInt<SIGNED> {
 /// Reads an optional string value the first time `key` is seen.
 fn take_str<'de, A: MapAccess<'de>>(
     map: &mut A,
-    seen: &mut u32,
+    seen: &mut u64,
     key: Key,
 ) -> Result<Option<Cow<'de, str>>, A::Error> {
     Ok(take::<OptStr<'de>, A>(map, seen, key)?.0)
@@ -494,7 +542,7 @@ fn take_str<'de, A: MapAccess<'de>>(
 /// Reads a required string value (`Cow<str>`, `null` refused) the first time `key` is seen.
 fn take_required_str<'de, A: MapAccess<'de>>(
     map: &mut A,
-    seen: &mut u32,
+    seen: &mut u64,
     key: Key,
 ) -> Result<Cow<'de, str>, A::Error> {
     take_str(map, seen, key)?
@@ -505,7 +553,7 @@ fn take_required_str<'de, A: MapAccess<'de>>(
 /// cannot be borrowed and is refused, as serde refuses it for `Option<&str>`.
 fn take_borrowed_str<'de, A: MapAccess<'de>>(
     map: &mut A,
-    seen: &mut u32,
+    seen: &mut u64,
     key: Key,
 ) -> Result<Option<&'de str>, A::Error> {
     match take_str(map, seen, key)? {
@@ -524,7 +572,7 @@ impl<'de> BinanceEvent<'de> {
     fn read_ticker_value<A: MapAccess<'de>>(
         &mut self,
         key: Key,
-        seen: &mut u32,
+        seen: &mut u64,
         map: &mut A,
     ) -> Result<bool, A::Error> {
         match key {
@@ -542,14 +590,17 @@ impl<'de> BinanceEvent<'de> {
             Key::High => self.high = take_str(map, seen, key)?,
             Key::Low => self.low = take_str(map, seen, key)?,
             Key::Volume => self.volume = take_str(map, seen, key)?,
+            Key::QuoteVolume => self.quantity = take_str(map, seen, key)?,
+            Key::TradeId => self.trade_id = take(map, seen, key)?,
+            Key::TradeTime => self.trade_time = take(map, seen, key)?,
+            Key::BuyerIsMaker => self.buyer_is_maker = take(map, seen, key)?,
             // Not mapped: only their type is checked.
             Key::WeightedAvgPrice
             | Key::FirstTradePrice
             | Key::LastQty
             | Key::BidQty
             | Key::AskQty
-            | Key::Open
-            | Key::QuoteVolume => {
+            | Key::Open => {
                 take_str(map, seen, key)?;
             }
             Key::OpenTime | Key::CloseTime | Key::FirstTradeId | Key::LastTradeId => {

@@ -1,11 +1,12 @@
-//! Binance wire types → normalized [`Quote`]s and [`WsEvent`]s.
+//! Binance wire types → normalized [`Quote`]s, [`TradePrint`]s and [`WsEvent`]s.
 
 use tickstream_model::time::from_millis;
+use tickstream_model::Side;
 use tickstream_upstream::venue::{parse_num, parse_opt_num, parse_symbol};
-use tickstream_upstream::{ParseError, Quote, WsEvent};
+use tickstream_upstream::{ParseError, Quote, TradePrint, WsEvent};
 
 use crate::messages::{
-    BinanceEvent, BinanceEventType, BinanceRestTicker, BinanceTicker, BinanceWsFrame,
+    BinanceEvent, BinanceEventType, BinanceRestTicker, BinanceTicker, BinanceTrade, BinanceWsFrame,
     BinanceWsMessage,
 };
 
@@ -36,8 +37,83 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
             // A required field is missing: the reference names it.
             None => parse_ws_reference(text),
         },
+        Some("trade") => match TradeView::of_event(&event) {
+            Some(t) => trades(t.to_trade()?),
+            None => parse_ws_reference(text),
+        },
         other => other_event(other),
     }
+}
+
+/// One trade as the event a frame carries.
+fn trades(print: TradePrint) -> Result<WsEvent, ParseError> {
+    Ok(WsEvent::Trades {
+        trades: vec![print],
+        quotes: Vec::new(),
+    })
+}
+
+/// The trade fields a trade is built from, borrowed from either wire type.
+struct TradeView<'a> {
+    symbol: &'a str,
+    trade_id: u64,
+    price: &'a str,
+    quantity: &'a str,
+    trade_time: i64,
+    buyer_is_maker: Option<bool>,
+}
+
+impl<'a> TradeView<'a> {
+    fn of_trade(t: &'a BinanceTrade<'_>) -> Self {
+        Self {
+            symbol: &t.symbol,
+            trade_id: t.trade_id,
+            price: &t.price,
+            quantity: &t.quantity,
+            trade_time: t.trade_time,
+            buyer_is_maker: t.buyer_is_maker,
+        }
+    }
+
+    /// `None` when a field [`BinanceTrade`] requires (`E`, `s`, `t`, `p`, `q`, `T`) is missing.
+    fn of_event(e: &'a BinanceEvent<'_>) -> Option<Self> {
+        e.event_time?;
+        Some(Self {
+            symbol: e.symbol.as_deref()?,
+            trade_id: e.trade_id?,
+            price: e.price_change.as_deref()?,
+            quantity: e.quantity.as_deref()?,
+            trade_time: e.trade_time?,
+            buyer_is_maker: e.buyer_is_maker,
+        })
+    }
+
+    /// `p` price, `q` size, `t` id, `T` time; `m` (the buyer was the maker) means the
+    /// taker, the aggressor, sold.
+    fn to_trade(&self) -> Result<TradePrint, ParseError> {
+        let timestamp = from_millis(self.trade_time)
+            .ok_or_else(|| ParseError::field("T", format!("out of range: {}", self.trade_time)))?;
+        TradePrint {
+            symbol: parse_symbol("s", self.symbol)?,
+            price: parse_num("p", self.price)?,
+            size: parse_num("q", self.quantity)?,
+            side: self.buyer_is_maker.map(|buyer_is_maker| {
+                if buyer_is_maker {
+                    Side::Sell
+                } else {
+                    Side::Buy
+                }
+            }),
+            trade_id: Some(self.trade_id.to_string()),
+            timestamp,
+        }
+        .validated()
+    }
+}
+
+/// Maps one `<symbol>@trade` event: `p` price, `q` size, `t` id, `T` time, side from `m`.
+pub fn trade_to_print(t: &BinanceTrade<'_>) -> Result<TradePrint, ParseError> {
+    TradeView::of_trade(t).to_trade()
 }
 
 /// The ticker fields a quote is built from, borrowed from either wire type.
@@ -146,7 +222,7 @@ fn control_reply(
     }
 }
 
-/// The answer to an event that is not a ticker.
+/// The answer to an event that is neither a ticker nor a trade.
 fn other_event(event_type: Option<&str>) -> Result<WsEvent, ParseError> {
     match event_type {
         Some("serverShutdown") => Ok(WsEvent::Rotate),
@@ -179,6 +255,10 @@ fn parse_ws_reference(text: &str) -> Result<WsEvent, ParseError> {
         Some("24hrTicker") => {
             let t: BinanceTicker<'_> = serde_json::from_str(event)?;
             Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?]))
+        }
+        Some("trade") => {
+            let t: BinanceTrade<'_> = serde_json::from_str(event)?;
+            trades(trade_to_print(&t)?)
         }
         other => other_event(other),
     }
@@ -254,6 +334,89 @@ mod tests {
                 tickstream_model::time::format(&q.timestamp),
                 "2022-12-31T19:43:02.136Z"
             );
+        }
+    }
+
+    #[test]
+    fn documented_trade_maps_every_field() {
+        for name in ["ws_trade_combined.json", "ws_trade_raw.json"] {
+            let WsEvent::Trades { trades, quotes } = parse_ws(&fixture(name)).unwrap() else {
+                panic!("{name}: not trades");
+            };
+            assert!(quotes.is_empty());
+            let t = &trades[0];
+            assert_eq!(t.symbol.as_str(), "BNBBTC");
+            assert_eq!((t.price, t.size), (0.001, 100.0));
+            assert_eq!(t.trade_id.as_deref(), Some("12345"));
+            // "m": true, the buyer was the maker: the taker sold.
+            assert_eq!(t.side, Some(Side::Sell));
+            assert_eq!(
+                tickstream_model::time::format(&t.timestamp),
+                "2022-12-31T19:43:02.136Z"
+            );
+        }
+    }
+
+    #[test]
+    fn trade_table() {
+        // (fields after "e":"trade", side, id, time ms)
+        let cases = [
+            (
+                r#""E":1,"s":"BTCUSDT","t":7,"p":"43250.5","q":"0.012","T":2,"m":true"#,
+                Some(Side::Sell),
+                "7",
+                2,
+            ),
+            (
+                r#""E":1,"s":"BTCUSDT","t":8,"p":"43250.5","q":"0.012","T":3,"m":false"#,
+                Some(Side::Buy),
+                "8",
+                3,
+            ),
+            (
+                r#""E":1,"s":"BTCUSDT","t":9,"p":"43250.5","q":"0.012","T":4"#,
+                None,
+                "9",
+                4,
+            ),
+            (
+                r#""E":1,"s":"BTCUSDT","t":18446744073709551615,"p":"1","q":"0","T":5,"M":false"#,
+                None,
+                "18446744073709551615",
+                5,
+            ),
+        ];
+        for (fields, side, id, ms) in cases {
+            for raw in [
+                format!(r#"{{"stream":"btcusdt@trade","data":{{"e":"trade",{fields}}}}}"#),
+                format!(r#"{{"e":"trade",{fields}}}"#),
+            ] {
+                let Ok(WsEvent::Trades { trades, .. }) = parse_ws(&raw) else {
+                    panic!("{raw}")
+                };
+                let t = &trades[0];
+                assert_eq!(
+                    (
+                        t.side,
+                        t.trade_id.as_deref(),
+                        t.timestamp.timestamp_millis()
+                    ),
+                    (side, Some(id), ms),
+                    "{raw}"
+                );
+            }
+        }
+        for bad in [
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"0","q":"1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"-1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"abc","q":"1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTC USDT","t":1,"p":"1","q":"1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","p":"1","q":"1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","T":1}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1"}}"#,
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1","q":"1","T":1,"m":1}}"#,
+        ] {
+            assert!(parse_ws(bad).is_err(), "accepted: {bad}");
         }
     }
 
@@ -349,7 +512,12 @@ mod tests {
         .into_iter()
         .map(fixture)
         .collect();
-        for name in ["ws_ticker_combined.json", "ws_ticker_raw.json"] {
+        for name in [
+            "ws_ticker_combined.json",
+            "ws_ticker_raw.json",
+            "ws_trade_combined.json",
+            "ws_trade_raw.json",
+        ] {
             let text = fixture(name);
             assert!(
                 BinanceWsMessage::from_json(&text).is_ok(),
@@ -390,6 +558,23 @@ mod tests {
             format!(r#"["x",{{"e":"24hrTicker",{t}}}]"#),
             format!(r#"{{"stream":"x","data":["24hrTicker",{t}]}}"#),
             r#"{"stream":"x","data":{"e":"24hrTicker","s":"BTCUSDT","c":"1"}}"#.into(),
+            fixture("ws_trade_combined.json"),
+            fixture("ws_trade_raw.json"),
+            // The older documented trade shape, with numeric buyer/seller order ids `b`/`a`.
+            r#"{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"0.001","q":"100","b":88,"a":50,"T":1,"m":true,"M":true}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"2","T":1,"m":null}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":-1,"p":"1","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":null,"p":"1","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","p":"1","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","s":"BNBBTC","t":1,"p":"1","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"2","T":"1"}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"2","T":1,"m":"yes"}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"2","T":1,"t":2}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":"-2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"0","q":"2","T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"trade","E":1,"s":"BNBBTC","t":1,"p":"1","q":null,"T":1}}"#.into(),
+            r#"{"stream":"x","data":{"e":"24hrTicker","E":1,"s":"BTCUSDT","c":"1","m":"x","t":"y"}}"#.into(),
             r#"{"stream":"x","data":{"e":"serverShutdown","E":"soon","s":1}}"#.into(),
             r#"{"e":"serverShutdown","E":1,"c":7}"#.into(),
             r#"{"stream":"x","data":{"E":1}}"#.into(),

@@ -1,7 +1,9 @@
 //! The Binance combined-stream connections and their live subscription changes.
 //!
-//! Every (re)connect names the connection's current streams in its URL
-//! (`/stream?streams=a@ticker/b@ticker`), so nothing is lost across
+//! Each symbol has two streams on the same connection: `<symbol>@ticker` (the
+//! tick) and `<symbol>@trade` (every trade). Every (re)connect names the
+//! connection's current streams in its URL
+//! (`/stream?streams=a@ticker/a@trade/b@ticker/b@trade`), so nothing is lost across
 //! reconnects. While a connection is open, a SIGHUP reload changes its streams
 //! with `SUBSCRIBE`/`UNSUBSCRIBE` control messages (unique integer ids;
 //! replies `{"result":null,"id":N}`). Binance allows 5 incoming messages per
@@ -27,32 +29,54 @@ pub const CONTROL_MESSAGE_INTERVAL: std::time::Duration = std::time::Duration::f
 /// silently; 200 keeps every frame near 4 KB, so 1024 streams take 6 messages.
 pub const MAX_STREAMS_PER_MESSAGE: usize = 200;
 
+/// Streams per symbol: its 24hr ticker and its trades.
+pub const STREAMS_PER_SYMBOL: usize = 2;
+
+/// Symbols on one connection, so its streams stay within [`MAX_STREAMS_PER_CONNECTION`].
+pub const MAX_SYMBOLS_PER_CONNECTION: usize = MAX_STREAMS_PER_CONNECTION / STREAMS_PER_SYMBOL;
+
+/// Symbols named in one control message, so it names at most [`MAX_STREAMS_PER_MESSAGE`] streams.
+pub const MAX_SYMBOLS_PER_MESSAGE: usize = MAX_STREAMS_PER_MESSAGE / STREAMS_PER_SYMBOL;
+
 /// The stream name of a symbol's 24hr ticker; Binance stream names are lowercase.
 pub fn ticker_stream(symbol: &Symbol) -> String {
     format!("{}@ticker", symbol.as_str().to_ascii_lowercase())
 }
 
+/// The stream name of a symbol's trades (`<symbol>@trade`, one event per trade).
+pub fn trade_stream(symbol: &Symbol) -> String {
+    format!("{}@trade", symbol.as_str().to_ascii_lowercase())
+}
+
+/// Every stream of `symbols`, each symbol's ticker then its trades.
+pub fn streams(symbols: &[Symbol]) -> Vec<String> {
+    symbols
+        .iter()
+        .flat_map(|s| [ticker_stream(s), trade_stream(s)])
+        .collect()
+}
+
 /// The connection that carries exactly `symbols` from its handshake.
 pub fn connection_for(ws_url: &str, symbols: &[Symbol]) -> WsConnection {
     let base = ws_url.trim_end_matches('/');
-    let streams: Vec<String> = symbols.iter().map(ticker_stream).collect();
+    let streams = streams(symbols);
     WsConnection {
         url: format!("{base}/stream?streams={}", streams.join("/")),
         subscribe: Vec::new(),
     }
 }
 
-/// One connection per 1024 symbols (the start-up split).
+/// One connection per 512 symbols, 1024 streams (the start-up split).
 pub fn connections(ws_url: &str, symbols: &[Symbol]) -> Vec<WsConnection> {
     symbols
-        .chunks(MAX_STREAMS_PER_CONNECTION)
+        .chunks(MAX_SYMBOLS_PER_CONNECTION)
         .map(|chunk| connection_for(ws_url, chunk))
         .collect()
 }
 
-/// `{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":["xyzusdt@ticker",...],"id":N}`.
+/// `{"method":"SUBSCRIBE"|"UNSUBSCRIBE","params":["xyzusdt@ticker","xyzusdt@trade",...],"id":N}`.
 pub fn control_frame(change: SubscriptionChange, symbols: &[Symbol], id: u64) -> String {
-    let params: Vec<String> = symbols.iter().map(ticker_stream).collect();
+    let params = streams(symbols);
     let request = BinanceWsRequest {
         method: match change {
             SubscriptionChange::Subscribe => "SUBSCRIBE",
@@ -83,19 +107,24 @@ mod tests {
         assert_eq!(
             c,
             vec![WsConnection {
-                url: "wss://stream.binance.com:9443/stream?streams=btcusdt@ticker/ethusdt@ticker"
+                url: "wss://stream.binance.com:9443/stream?streams=btcusdt@ticker/btcusdt@trade/ethusdt@ticker/ethusdt@trade"
                     .into(),
                 subscribe: vec![],
             }]
         );
-        let many: Vec<Symbol> = (0..2000)
+        let many: Vec<Symbol> = (0..1000)
             .map(|i| Symbol::parse(&format!("S{i}USDT")).unwrap())
             .collect();
         let c = connections("ws://x/", &many);
         assert_eq!(c.len(), 2);
         assert!(c[1]
             .url
-            .starts_with("ws://x/stream?streams=s1024usdt@ticker/"));
+            .starts_with("ws://x/stream?streams=s512usdt@ticker/s512usdt@trade/"));
+        let first = c[0].url.split('=').nth(1).unwrap().split('/').count();
+        assert_eq!(
+            first, MAX_STREAMS_PER_CONNECTION,
+            "two streams per symbol, 1024 in all"
+        );
     }
 
     #[test]
@@ -108,7 +137,12 @@ mod tests {
         assert_eq!(sub["id"], doc["id"]);
         assert_eq!(
             sub["params"],
-            serde_json::json!(["btcusdt@ticker", "xyzusdt@ticker"])
+            serde_json::json!([
+                "btcusdt@ticker",
+                "btcusdt@trade",
+                "xyzusdt@ticker",
+                "xyzusdt@trade"
+            ])
         );
         let unsub: serde_json::Value = serde_json::from_str(&control_frame(
             SubscriptionChange::Unsubscribe,
@@ -119,7 +153,10 @@ mod tests {
         let doc = fixture("ws_unsubscribe_request.json");
         assert_eq!(unsub["method"], doc["method"]);
         assert_eq!(unsub["id"], doc["id"]);
-        assert_eq!(unsub["params"], serde_json::json!(["btcusdt@ticker"]));
+        assert_eq!(
+            unsub["params"],
+            serde_json::json!(["btcusdt@ticker", "btcusdt@trade"])
+        );
         // Same keys as the docs' example, nothing more.
         let keys = |v: &serde_json::Value| {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
@@ -136,5 +173,9 @@ mod tests {
         assert!(per_second < 5, "{per_second} control messages per second");
         // 1024 streams go out in a handful of frames.
         assert!(MAX_STREAMS_PER_CONNECTION.div_ceil(MAX_STREAMS_PER_MESSAGE) <= 6);
+        assert_eq!(
+            MAX_SYMBOLS_PER_MESSAGE * STREAMS_PER_SYMBOL,
+            MAX_STREAMS_PER_MESSAGE
+        );
     }
 }

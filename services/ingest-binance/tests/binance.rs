@@ -29,7 +29,7 @@ const BINANCE: Ingestor = Ingestor::new(
 async fn subscribes_by_url_and_publishes_the_documented_ticker() {
     let s = BINANCE.start(&[]).await;
     s.ws.wait_connections(1, STEP).await;
-    assert_eq!(s.ws.path(0), "/stream?streams=bnbbtc@ticker");
+    assert_eq!(s.ws.path(0), "/stream?streams=bnbbtc@ticker/bnbbtc@trade");
     let mut channel = TickChannel::subscribe(&s.redis, "BNBBTC").await;
     s.ws.send(0, &s.frame("ws_ticker_combined.json")).await;
 
@@ -125,14 +125,14 @@ async fn reconnects_and_resubscribes_after_close_and_drop_and_seq_continues() {
     // Binance's 24 h cut looks like this from the client: a close by the server.
     s.ws.close(0, CloseCode::Normal, "24h").await;
     s.ws.wait_connections(2, STEP).await;
-    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker");
+    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker/bnbbtc@trade");
     s.ws.send(1, &s.frame("ws_ticker_combined.json")).await;
     s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 2).await;
 
     // A network failure: no close frame at all.
     s.ws.drop_conn(1).await;
     s.ws.wait_connections(3, STEP).await;
-    assert_eq!(s.ws.path(2), "/stream?streams=bnbbtc@ticker");
+    assert_eq!(s.ws.path(2), "/stream?streams=bnbbtc@ticker/bnbbtc@trade");
     s.ws.send(2, &s.frame("ws_ticker_combined.json")).await;
     s.wait_tick("BNBBTC", STEP, |t| t["seq"] == 3).await;
     let reconnects = s
@@ -184,7 +184,7 @@ async fn stall_watchdog_reconnects() {
     // The mock stays silent: only the watchdog can end this connection.
     s.ws.wait_connections(2, STEP).await;
     s.svc.wait_for_log(STEP, "stall watchdog").await.unwrap();
-    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker");
+    assert_eq!(s.ws.path(1), "/stream?streams=bnbbtc@ticker/bnbbtc@trade");
 }
 
 #[tokio::test]

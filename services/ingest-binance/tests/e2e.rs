@@ -14,7 +14,8 @@ const BINANCE: Ingestor = Ingestor::new(
     "BINANCE_WS_URL",
     "BINANCE_REST_URL",
 )
-.with_env(&[("SYMBOLS", "bnbbtc")]);
+.with_env(&[("SYMBOLS", "bnbbtc")])
+.with_url_subscriptions();
 
 #[tokio::test]
 async fn binance_ticker_reaches_a_gateway_websocket_client() {
@@ -47,4 +48,22 @@ async fn binance_ticker_reaches_a_gateway_websocket_client() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn binance_trade_reaches_a_trades_subscriber_and_its_seq_survives_a_restart() {
+    let (first, second) = BINANCE
+        .trades_through_gateway("BNBBTC", "ws_trade_combined.json", STEP)
+        .await;
+    assert_eq!(
+        first,
+        serde_json::json!({"symbol":"BNBBTC","price":0.001,"size":100.0,"side":"sell",
+            "trade_id":"12345","timestamp":"2022-12-31T19:43:02.136Z","source":"binance","seq":1}),
+        "the buyer was the maker, so the taker sold"
+    );
+    assert_eq!(
+        second["seq"], 2,
+        "the restarted ingestor continued the trade seq"
+    );
+    assert_eq!(second["trade_id"], "12345");
 }

@@ -75,7 +75,10 @@ fn list(s: &[&str]) -> Vec<String> {
 }
 
 fn streams(symbols: &[String]) -> BTreeSet<String> {
-    symbols.iter().map(|s| format!("{s}@ticker")).collect()
+    symbols
+        .iter()
+        .flat_map(|s| [format!("{s}@ticker"), format!("{s}@trade")])
+        .collect()
 }
 
 fn hangup(svc: &Service) {
@@ -162,7 +165,10 @@ async fn sighup_subscribes_added_and_unsubscribes_removed_symbols_live() {
     let svc = spawn(&redis, &ws, &file).await;
 
     ws.wait_connections(1, STEP).await;
-    assert_eq!(ws.path(0), "/stream?streams=bnbbtc@ticker/ethbtc@ticker");
+    assert_eq!(
+        ws.path(0),
+        "/stream?streams=bnbbtc@ticker/bnbbtc@trade/ethbtc@ticker/ethbtc@trade"
+    );
     wait_tick(&redis, "ETHBTC", STEP, |t| t["source"] == "binance").await;
     let mut xrp = TickChannel::subscribe(&redis, "XRPBTC").await;
 
@@ -199,10 +205,18 @@ async fn sighup_subscribes_added_and_unsubscribes_removed_symbols_live() {
     assert_eq!(
         sent,
         [
-            ("UNSUBSCRIBE".to_owned(), list(&["ethbtc@ticker"])),
+            (
+                "UNSUBSCRIBE".to_owned(),
+                list(&["ethbtc@ticker", "ethbtc@trade"])
+            ),
             (
                 "SUBSCRIBE".to_owned(),
-                list(&["xrpbtc@ticker", "ltcbtc@ticker"])
+                list(&[
+                    "xrpbtc@ticker",
+                    "xrpbtc@trade",
+                    "ltcbtc@ticker",
+                    "ltcbtc@trade"
+                ])
             ),
         ]
     );
@@ -250,17 +264,18 @@ async fn many_changes_at_once_are_paced_and_1024_streams_per_connection_hold() {
     let file = ConfigFile::new("many", &names("s", 0..100));
     let svc = spawn(&redis, &ws, &file).await;
     ws.wait_connections(1, STEP).await;
-    assert_eq!(ws.subscriptions(0).len(), 100);
+    assert_eq!(ws.subscriptions(0).len(), 200);
 
     // Two reloads back to back, the second before the first is done.
-    file.write_symbols(&names("s", 0..600));
+    file.write_symbols(&names("s", 0..300));
     hangup(&svc);
     log_count(&svc, "Received SIGHUP", 1).await;
-    let last = names("s", 10..1110);
+    let last = names("s", 10..560);
     file.write_symbols(&last);
     hangup(&svc);
 
-    // 1100 streams: the first connection is filled to 1024, a second opens.
+    // 550 symbols, 1100 streams (ticker and trades each): the first connection
+    // is filled to 1024 streams (512 symbols), a second opens.
     let want = streams(&last);
     ws.wait_subscriptions(
         Duration::from_secs(40),
@@ -272,6 +287,7 @@ async fn many_changes_at_once_are_paced_and_1024_streams_per_connection_hold() {
     assert_eq!(open[0].0, 0, "the first connection was changed live");
     assert_eq!(open[0].1.len(), 1024);
     assert_eq!(open[1].1.len(), 76);
+    assert!(open[1].1.contains(&"s559usdt@trade".to_owned()));
     assert!(
         ws.controls(open[1].0).is_empty(),
         "the new connection subscribes by URL"
@@ -291,16 +307,16 @@ async fn many_changes_at_once_are_paced_and_1024_streams_per_connection_hold() {
 
     // A symbol on the second connection streams into Redis.
     wait_health(&svc, STEP, |_, h| h["upstream"]["connected"] == true).await;
-    assert_eq!(ws.push_ticker("S1100USDT").await, 1);
-    wait_tick(&redis, "S1100USDT", STEP, |t| t["seq"] == 1).await;
+    assert_eq!(ws.push_ticker("S559USDT").await, 1);
+    wait_tick(&redis, "S559USDT", STEP, |t| t["seq"] == 1).await;
     let (_, health) = wait_health(&svc, STEP, |_, h| {
-        h["symbols"].as_array().map(Vec::len) == Some(1100)
+        h["symbols"].as_array().map(Vec::len) == Some(550)
     })
     .await;
     assert_eq!(health["upstream"]["expected_connections"], 2);
 
     // Removing every symbol of the second connection closes it.
-    let fewer = names("s", 10..1034);
+    let fewer = names("s", 10..522);
     file.write_symbols(&fewer);
     hangup(&svc);
     ws.wait_closed(open[1].0, STEP).await;
@@ -313,7 +329,7 @@ async fn many_changes_at_once_are_paced_and_1024_streams_per_connection_hold() {
         h["upstream"]["expected_connections"] == 1 && h["upstream"]["connected"] == true
     })
     .await;
-    assert_eq!(health["symbols"].as_array().map(Vec::len), Some(1024));
+    assert_eq!(health["symbols"].as_array().map(Vec::len), Some(512));
     assert!(ws.rate_limited().is_empty());
 }
 
@@ -348,7 +364,7 @@ async fn a_bad_file_on_reload_keeps_the_running_symbols() {
     );
     assert_eq!(ws.connections(), 1);
     assert!(ws.controls(0).is_empty());
-    assert_eq!(ws.subscriptions(0), ["bnbbtc@ticker"]);
+    assert_eq!(ws.subscriptions(0), ["bnbbtc@ticker", "bnbbtc@trade"]);
     let (_, health) = wait_health(&svc, STEP, |_, h| h["upstream"]["connected"] == true).await;
     assert_eq!(health["symbols"], serde_json::json!(["BNBBTC"]));
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Parser throughput: one documented ticker message → quote.
+//! Parser throughput: one documented ticker message → quote, and one documented match → trade.
 
 use criterion::{black_box, criterion_main, Criterion};
 
@@ -11,6 +11,15 @@ fn bench(c: &mut Criterion) {
     // A fresh parser per iteration: the sequence check would drop repeats.
     c.bench_function("coinbase_parse_ws_ticker", |b| {
         b.iter(|| ingest_coinbase::parse::CoinbaseParser::default().parse_ws(black_box(&frame)))
+    });
+    let matched = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/test_data/ws_match.json"
+    ))
+    .unwrap_or_default();
+    // A fresh parser per iteration: the trade-id check would drop repeats.
+    c.bench_function("coinbase_parse_ws_match", |b| {
+        b.iter(|| ingest_coinbase::parse::CoinbaseParser::default().parse_ws(black_box(&matched)))
     });
     let rest = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

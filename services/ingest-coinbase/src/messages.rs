@@ -8,6 +8,12 @@ use serde::Deserialize;
 pub enum CoinbaseWsMessage {
     /// A trade happened: last price, best bid/ask and 24 h statistics.
     Ticker(Box<CoinbaseTicker>),
+    /// A trade on the `matches` channel.
+    Match(Box<CoinbaseMatch>),
+    /// The most recent trade before we subscribed, sent once per product on subscribing
+    /// to `matches`; the same shape as [`CoinbaseWsMessage::Match`].
+    #[serde(rename = "last_match")]
+    LastMatch(Box<CoinbaseMatch>),
     /// Once a second per product, so a quiet product still proves the connection alive.
     ///
     /// ```json
@@ -88,6 +94,42 @@ pub struct CoinbaseTicker {
     pub best_ask: Option<String>,
     /// Trade time, RFC 3339 with microseconds.
     pub time: String,
+}
+
+/// The `matches` channel's message: one trade between a resting (maker) order and
+/// an incoming (taker) order. `side` is the **maker** order's side: `"sell"` means a
+/// resting sell was lifted by a buying taker (an up-tick).
+///
+/// ```json
+/// {"type":"match","trade_id":10,"sequence":50,
+///  "maker_order_id":"ac928c66-ca53-498f-9c13-a110027a60e8",
+///  "taker_order_id":"132fb6ae-456b-4654-b4e0-d681ac05cea1",
+///  "time":"2014-11-07T08:19:27.028459Z","product_id":"BTC-USD","size":"5.23512",
+///  "price":"400.23","side":"sell"}
+/// ```
+#[derive(Debug, Deserialize)]
+pub struct CoinbaseMatch {
+    /// Per-product trade id, increasing; a match not newer than one already seen is dropped.
+    pub trade_id: u64,
+    /// Per-product feed sequence number (not mapped: a ticker shares it with its match).
+    #[serde(default)]
+    pub sequence: Option<u64>,
+    /// The resting order (not mapped).
+    #[serde(default)]
+    pub maker_order_id: Option<String>,
+    /// The incoming order (not mapped).
+    #[serde(default)]
+    pub taker_order_id: Option<String>,
+    /// Trade time, RFC 3339 with microseconds.
+    pub time: String,
+    /// The product, e.g. `BTC-USD`.
+    pub product_id: String,
+    /// Traded quantity (base currency).
+    pub size: String,
+    /// Trade price.
+    pub price: String,
+    /// The maker order's side, `buy` or `sell`; the taker's is the opposite.
+    pub side: String,
 }
 
 /// `GET /products/{product_id}/ticker`.

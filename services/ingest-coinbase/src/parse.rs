@@ -3,19 +3,24 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tickstream_model::Symbol;
+use tickstream_model::{Side, Symbol};
 use tickstream_upstream::venue::{
     change_from_open, parse_num, parse_opt_num, parse_rfc3339, parse_symbol,
 };
-use tickstream_upstream::{ParseError, Quote, WsEvent};
+use tickstream_upstream::{ParseError, Quote, TradePrint, WsEvent};
 
-use crate::messages::{CoinbaseRestTicker, CoinbaseTicker, CoinbaseWsMessage};
+use crate::messages::{CoinbaseMatch, CoinbaseRestTicker, CoinbaseTicker, CoinbaseWsMessage};
 
-/// Reads feed messages and drops tickers older than one already seen (by `sequence`).
+/// Reads feed messages; drops tickers older than one already seen (by `sequence`)
+/// and matches not newer than one already seen (by `trade_id`, so the `last_match`
+/// repeated on every resubscribe is published once).
 #[derive(Debug, Default)]
 pub struct CoinbaseParser {
-    /// Highest `sequence` seen per product.
+    /// Highest ticker `sequence` seen per product.
     last_sequence: Mutex<HashMap<String, u64>>,
+    /// Highest match `trade_id` seen per product. Apart from `last_sequence`: a ticker
+    /// carries the same `sequence` as the match that caused it.
+    last_trade_id: Mutex<HashMap<String, u64>>,
 }
 
 impl CoinbaseParser {
@@ -35,6 +40,24 @@ impl CoinbaseParser {
                     *entry = seq;
                 }
                 Ok(WsEvent::Quotes(vec![ticker_to_quote(&t)?]))
+            }
+            CoinbaseWsMessage::Match(m) | CoinbaseWsMessage::LastMatch(m) => {
+                let print = match_to_trade(&m)?;
+                let mut last = match self.last_trade_id.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                match last.get_mut(&m.product_id) {
+                    Some(seen) if m.trade_id <= *seen => return Ok(WsEvent::Control),
+                    Some(seen) => *seen = m.trade_id,
+                    None => {
+                        last.insert(m.product_id.clone(), m.trade_id);
+                    }
+                }
+                Ok(WsEvent::Trades {
+                    trades: vec![print],
+                    quotes: Vec::new(),
+                })
             }
             CoinbaseWsMessage::Heartbeat { .. } | CoinbaseWsMessage::Subscriptions { .. } => {
                 Ok(WsEvent::Control)
@@ -70,6 +93,32 @@ pub fn ticker_to_quote(t: &CoinbaseTicker) -> Result<Quote, ParseError> {
         ask: parse_opt_num("best_ask", t.best_ask.as_deref())?,
         timestamp: parse_rfc3339("time", &t.time)?,
     })
+}
+
+/// Maps `match`/`last_match`: `price`, `size`, `trade_id`, `time`, and the taker's side.
+///
+/// Coinbase's `side` is the MAKER order's side (the resting order); the trade's
+/// aggressor, the taker, was on the other side: `"side":"sell"` is a taker buy.
+pub fn match_to_trade(m: &CoinbaseMatch) -> Result<TradePrint, ParseError> {
+    let side = match m.side.as_str() {
+        "sell" => Side::Buy,
+        "buy" => Side::Sell,
+        other => {
+            return Err(ParseError::field(
+                "side",
+                format!("not buy or sell: {other:?}"),
+            ))
+        }
+    };
+    TradePrint {
+        symbol: parse_symbol("product_id", &m.product_id)?,
+        price: parse_num("price", &m.price)?,
+        size: parse_num("size", &m.size)?,
+        side: Some(side),
+        trade_id: Some(m.trade_id.to_string()),
+        timestamp: parse_rfc3339("time", &m.time)?,
+    }
+    .validated()
 }
 
 /// Reads a `GET /products/{id}/ticker` body for `symbol` (the body does not name it).
@@ -119,6 +168,92 @@ mod tests {
             p.parse_ws(&fixture("ws_ticker.json")).unwrap(),
             WsEvent::Control
         );
+    }
+
+    #[test]
+    fn documented_match_maps_the_taker_side() {
+        let p = CoinbaseParser::default();
+        let WsEvent::Trades { trades, quotes } = p.parse_ws(&fixture("ws_match.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert!(quotes.is_empty());
+        let t = &trades[0];
+        assert_eq!(t.symbol.as_str(), "BTC-USD");
+        assert_eq!((t.price, t.size), (400.23, 5.23512));
+        assert_eq!(t.trade_id.as_deref(), Some("10"));
+        // "side":"sell" is the maker's side: a resting sell was lifted by a buying taker.
+        assert_eq!(t.side, Some(Side::Buy));
+        assert_eq!(
+            tickstream_model::time::format(&t.timestamp),
+            "2014-11-07T08:19:27.028459Z"
+        );
+    }
+
+    #[test]
+    fn match_table() {
+        let good = fixture("ws_match.json");
+        // (frame, expected taker side, trade id) for frames that are trades.
+        let cases = [
+            (good.clone(), Side::Buy, "10"),
+            (
+                good.replace("\"side\": \"sell\"", "\"side\": \"buy\""),
+                Side::Sell,
+                "10",
+            ),
+            (
+                good.replace("\"type\": \"match\"", "\"type\": \"last_match\""),
+                Side::Buy,
+                "10",
+            ),
+            (
+                good.replace("\"trade_id\": 10", "\"trade_id\": 370843401"),
+                Side::Buy,
+                "370843401",
+            ),
+        ];
+        for (frame, side, id) in cases {
+            let p = CoinbaseParser::default();
+            let Ok(WsEvent::Trades { trades, .. }) = p.parse_ws(&frame) else {
+                panic!("{frame}")
+            };
+            assert_eq!(
+                (trades[0].side, trades[0].trade_id.as_deref()),
+                (Some(side), Some(id)),
+                "{frame}"
+            );
+        }
+        let p = CoinbaseParser::default();
+        for bad in [
+            good.replace("\"side\": \"sell\"", "\"side\": \"hold\""),
+            good.replace("\"price\": \"400.23\"", "\"price\": \"0\""),
+            good.replace("\"size\": \"5.23512\"", "\"size\": \"-1\""),
+            good.replace("\"size\": \"5.23512\",", ""),
+            good.replace("\"trade_id\": 10,", ""),
+            good.replace(
+                "\"time\": \"2014-11-07T08:19:27.028459Z\"",
+                "\"time\": \"now\"",
+            ),
+        ] {
+            assert!(p.parse_ws(&bad).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn a_match_not_newer_than_one_seen_is_dropped_and_tickers_count_apart() {
+        let p = CoinbaseParser::default();
+        let m = fixture("ws_match.json");
+        assert!(matches!(p.parse_ws(&m), Ok(WsEvent::Trades { .. })));
+        // The last_match repeated after a resubscribe is not published twice.
+        let again = m.replace("\"type\": \"match\"", "\"type\": \"last_match\"");
+        assert_eq!(p.parse_ws(&again).unwrap(), WsEvent::Control);
+        let next = m.replace("\"trade_id\": 10", "\"trade_id\": 11");
+        assert!(matches!(p.parse_ws(&next), Ok(WsEvent::Trades { .. })));
+        // A ticker sharing the match's sequence is still a new ticker.
+        let ticker = fixture("ws_ticker.json")
+            .replace("37475248783", "50")
+            .replace("ETH-USD", "BTC-USD");
+        assert!(matches!(p.parse_ws(&ticker), Ok(WsEvent::Quotes(_))));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use tickstream_model::Symbol;
 use tickstream_upstream::WsConnection;
 
-/// Channels subscribed: `ticker` for prices, `heartbeat` so quiet products keep the connection provably alive.
-pub const CHANNELS: [&str; 2] = ["ticker", "heartbeat"];
+/// Channels subscribed: `ticker` for prices, `matches` for trades, `heartbeat` so quiet
+/// products keep the connection provably alive.
+pub const CHANNELS: [&str; 3] = ["ticker", "matches", "heartbeat"];
 
 /// The subscribe frame for `symbols`.
 pub fn subscribe_frame(symbols: &[Symbol]) -> String {
@@ -35,7 +36,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&subscribe_frame(&syms)).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"type":"subscribe","product_ids":["BTC-USD","ETH-USD"],"channels":["ticker","heartbeat"]})
+            serde_json::json!({"type":"subscribe","product_ids":["BTC-USD","ETH-USD"],"channels":["ticker","matches","heartbeat"]})
         );
     }
 }

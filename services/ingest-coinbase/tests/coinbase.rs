@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const STEP: Duration = Duration::from_secs(10);
 const SUBSCRIBE: &str =
-    r#"{"channels":["ticker","heartbeat"],"product_ids":["ETH-USD"],"type":"subscribe"}"#;
+    r#"{"channels":["ticker","matches","heartbeat"],"product_ids":["ETH-USD"],"type":"subscribe"}"#;
 
 /// ingest-coinbase on one product.
 const COINBASE: Ingestor = Ingestor::new(

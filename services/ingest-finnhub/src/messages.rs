@@ -32,7 +32,12 @@ pub enum FinnhubWsMessage {
     },
 }
 
-/// One trade.
+/// One trade of a `trade` message: published as a trade (`p` price, `v` size,
+/// `t` time; Finnhub gives no side and no id) and folded into the symbol's quote.
+///
+/// ```json
+/// {"c":["1","8","24","12"],"p":122.1,"s":"TSLA","t":1672348887195,"v":1}
+/// ```
 #[derive(Debug, Deserialize)]
 pub struct FinnhubTrade {
     /// Symbol in Finnhub notation.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use tickstream_model::Symbol;
 use tickstream_upstream::venue::{epoch_millis, epoch_seconds, parse_num, parse_opt_num};
-use tickstream_upstream::{ParseError, Quote, WsEvent};
+use tickstream_upstream::{ParseError, Quote, TradePrint, WsEvent};
 
 use crate::config::normalize;
 use crate::messages::{AlphaVantageGlobalQuoteResponse, FinnhubQuote, FinnhubWsMessage};
@@ -13,8 +13,10 @@ use crate::messages::{AlphaVantageGlobalQuoteResponse, FinnhubQuote, FinnhubWsMe
 /// Milliseconds per UTC day, the window of the running volume.
 const DAY_MS: i64 = 86_400_000;
 
-/// Reads trade batches: the last trade per symbol per message becomes a
-/// quote, with the running volume of the (UTC) day so far.
+/// Reads trade batches: every trade with a volume is published as a trade
+/// (`p` price, `v` size, `t` time; Finnhub gives no side and no trade id), and
+/// the last trade per symbol per message also becomes a quote, with the
+/// running volume of the (UTC) day so far.
 #[derive(Debug, Default)]
 pub struct FinnhubParser {
     /// Per symbol: (UTC day number, volume traded that day since we started).
@@ -59,7 +61,20 @@ impl FinnhubParser {
             Err(p) => p.into_inner(),
         };
         let mut last: Vec<Quote> = Vec::new();
-        for (symbol, price, volume, timestamp, ms) in trades {
+        let mut prints = Vec::with_capacity(trades.len());
+        for (t, (symbol, price, volume, timestamp, ms)) in data.iter().zip(trades) {
+            // A price update without volume (Finnhub sends those for forex, which has no
+            // trades) moves the quote but is not a trade: its size would be invented.
+            if t.volume.is_some_and(|v| v > 0.0) {
+                prints.push(TradePrint {
+                    symbol: symbol.clone(),
+                    price,
+                    size: volume,
+                    side: None,
+                    trade_id: None,
+                    timestamp,
+                });
+            }
             let day = ms.div_euclid(DAY_MS);
             let entry = volumes.entry(symbol.clone()).or_insert((day, 0.0));
             if entry.0 != day {
@@ -73,7 +88,10 @@ impl FinnhubParser {
                 None => last.push(q),
             }
         }
-        Ok(WsEvent::Quotes(last))
+        Ok(WsEvent::Trades {
+            trades: prints,
+            quotes: last,
+        })
     }
 }
 
@@ -128,10 +146,25 @@ mod tests {
     #[test]
     fn documented_trade_maps_price_time_and_volume() {
         let p = FinnhubParser::default();
-        let WsEvent::Quotes(q) = p.parse_ws(&fixture("ws_trade.json")).unwrap() else {
+        let WsEvent::Trades { trades, quotes: q } = p.parse_ws(&fixture("ws_trade.json")).unwrap()
+        else {
             panic!()
         };
         assert_eq!(q.len(), 1);
+        assert_eq!(trades.len(), 1);
+        let t = &trades[0];
+        assert_eq!(
+            (
+                t.symbol.as_str(),
+                t.price,
+                t.size,
+                t.side,
+                t.trade_id.as_deref()
+            ),
+            ("BTCUSDT", 7296.89, 0.011467, None, None),
+            "no side, no id: Finnhub gives neither"
+        );
+        assert_eq!(t.timestamp, q[0].timestamp);
         assert_eq!(q[0].symbol.as_str(), "BTCUSDT");
         assert_eq!(q[0].price, 7296.89);
         assert_eq!(q[0].volume, Some(0.011467));
@@ -146,10 +179,23 @@ mod tests {
     fn last_trade_per_symbol_and_running_day_volume() {
         let p = FinnhubParser::default();
         let batch = r#"{"data":[{"p":10,"s":"AAPL","t":1575526691000,"v":1},{"p":20,"s":"MSFT","t":1575526691001,"v":2},{"p":11,"s":"AAPL","t":1575526691002,"v":3}],"type":"trade"}"#;
-        let WsEvent::Quotes(q) = p.parse_ws(batch).unwrap() else {
+        let WsEvent::Trades { trades, quotes: q } = p.parse_ws(batch).unwrap() else {
             panic!()
         };
         assert_eq!(q.len(), 2);
+        let each: Vec<(&str, f64, f64)> = trades
+            .iter()
+            .map(|t| (t.symbol.as_str(), t.price, t.size))
+            .collect();
+        assert_eq!(
+            each,
+            [
+                ("AAPL", 10.0, 1.0),
+                ("MSFT", 20.0, 2.0),
+                ("AAPL", 11.0, 3.0)
+            ],
+            "every trade, in order, not only the last"
+        );
         assert_eq!(
             (q[0].symbol.as_str(), q[0].price, q[0].volume),
             ("AAPL", 11.0, Some(4.0))
@@ -157,15 +203,60 @@ mod tests {
         assert_eq!((q[1].symbol.as_str(), q[1].volume), ("MSFT", Some(2.0)));
         // Same day: accumulates; next day: starts again.
         let next = r#"{"data":[{"p":12,"s":"AAPL","t":1575526692000,"v":5}],"type":"trade"}"#;
-        let WsEvent::Quotes(q) = p.parse_ws(next).unwrap() else {
+        let WsEvent::Trades { quotes: q, .. } = p.parse_ws(next).unwrap() else {
             panic!()
         };
         assert_eq!(q[0].volume, Some(9.0));
         let tomorrow = r#"{"data":[{"p":12,"s":"AAPL","t":1575613091000,"v":5}],"type":"trade"}"#;
-        let WsEvent::Quotes(q) = p.parse_ws(tomorrow).unwrap() else {
+        let WsEvent::Trades { quotes: q, .. } = p.parse_ws(tomorrow).unwrap() else {
             panic!()
         };
         assert_eq!(q[0].volume, Some(5.0));
+    }
+
+    #[test]
+    fn trades_table() {
+        /// A published trade: (symbol, price, size, time ms).
+        type Row<'a> = (&'a str, f64, f64, i64);
+        // (frame, trades published, quotes)
+        let cases: &[(&str, &[Row<'static>], usize)] = &[
+            (
+                r#"{"data":[{"c":["1","8","24","12"],"p":122.1,"s":"TSLA","t":1672348887195,"v":1}],"type":"trade"}"#,
+                &[("TSLA", 122.1, 1.0, 1672348887195)],
+                1,
+            ),
+            (
+                r#"{"data":[{"p":1.0841,"s":"OANDA:EUR_USD","t":1575526691134,"v":0}],"type":"trade"}"#,
+                &[],
+                1,
+            ),
+            (
+                r#"{"data":[{"p":1.0841,"s":"OANDA:EUR_USD","t":1575526691134}],"type":"trade"}"#,
+                &[],
+                1,
+            ),
+            (r#"{"data":[],"type":"trade"}"#, &[], 0),
+        ];
+        for (frame, want, quotes) in cases {
+            let p = FinnhubParser::default();
+            let Ok(WsEvent::Trades { trades, quotes: q }) = p.parse_ws(frame) else {
+                panic!("{frame}")
+            };
+            let got: Vec<Row> = trades
+                .iter()
+                .map(|t| {
+                    assert_eq!((t.side, t.trade_id.as_deref()), (None, None), "{frame}");
+                    (
+                        t.symbol.as_str(),
+                        t.price,
+                        t.size,
+                        t.timestamp.timestamp_millis(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, *want, "{frame}");
+            assert_eq!(q.len(), *quotes, "{frame}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! history_len = 10000    # TICKSTREAM_SIM__HISTORY_LEN: entries kept per history stream (0: none)
 //! heartbeat_secs = 2     # TICKSTREAM_SIM__HEARTBEAT_SECS: heartbeat period (TTL = 5x)
 //! seed = 42              # TICKSTREAM_SIM__SEED: reproducible price paths; unset = random
+//! trades = true          # TICKSTREAM_SIM__TRADES: publish the trade behind each tick
 //! ```
 //!
 //! [`ServiceConfig::load`] deserializes and then [`ServiceConfig::validate`]s,
@@ -91,6 +92,15 @@ pub struct SimConfig {
     /// Seed of the random price paths, for reproducible runs; `None` draws one.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Whether the trade behind each tick is published on `trades:{SYMBOL}`; off, the
+    /// simulator is a pure tick load generator (one Redis round trip per batch, not two).
+    #[serde(default = "default_trades")]
+    pub trades: bool,
+}
+
+/// Default `sim.trades`: on.
+fn default_trades() -> bool {
+    true
 }
 
 /// Default `sim.history_len`.
@@ -119,6 +129,7 @@ impl Default for SimConfig {
             history_len: tickstream_bus::store::DEFAULT_HISTORY_LEN,
             heartbeat_secs: 2,
             seed: None,
+            trades: true,
         }
     }
 }

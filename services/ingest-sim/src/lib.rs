@@ -1,9 +1,12 @@
-//! ingest-sim: synthetic market ticks for tickstream, published to Redis like any ingestor.
+//! ingest-sim: synthetic market ticks and trades for tickstream, published to Redis like any ingestor.
 //!
 //! It needs no network and no keys, so a fresh stack shows live prices at
 //! once, and it doubles as the load generator (50,000+ ticks/s). Ticks follow
 //! a geometric Brownian motion per symbol from realistic starting prices; each
 //! batch is cached, published and seq-recorded in one pipelined round trip.
+//! Each tick's trade (at its price, with the size its volume grew by and the
+//! side that moved it) goes to `trades:{SYMBOL}` with its own per-symbol seq,
+//! in one more round trip per batch.
 //!
 //! Guarantees: `seq` is strictly increasing per symbol across restarts (seqs
 //! are loaded from Redis before the first publish; a failed publish still
@@ -38,7 +41,7 @@ use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use tickstream_bus::{Backoff, BusError, Redis};
 use tickstream_ingest_shell::{seqs, CommonStatus, Shell, ShellOptions};
-use tickstream_model::Tick;
+use tickstream_model::{Tick, Trade};
 use tickstream_runtime::ops::HealthFn;
 use tokio::time::MissedTickBehavior;
 
@@ -109,16 +112,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     let resumed = tokio::select! {
         _ = &mut shutdown => None,
-        last = seqs::load_retrying(&redis, &symbols, &status, &metrics.redis_up, backoff) => Some(last),
+        loaded = async {
+            let last = seqs::load_retrying(&redis, &symbols, &status, &metrics.redis_up, backoff.clone()).await;
+            let trades = seqs::load_trade_seqs_retrying(&redis, &symbols, &status, &metrics.redis_up, backoff).await;
+            (last, trades)
+        } => Some(loaded),
     };
-    if let Some(last) = resumed {
+    if let Some((last, trade_seqs)) = resumed {
         let mut market = Market::new(&symbols, rate, config.sim.seed);
         for (symbol, (seq, cached)) in symbols.iter().zip(&last) {
             market.resume(symbol, *seq, cached.as_ref());
         }
+        for (symbol, seq) in &trade_seqs {
+            market.resume_trades(symbol, *seq);
+        }
         status.set_problem(None);
         tracing::info!(symbols = symbols.len(), rate, "Generating ticks.");
-        generate(market, rate, &redis, &status, &metrics, &mut shutdown).await;
+        let trades = config.sim.trades;
+        generate(
+            market,
+            rate,
+            trades,
+            &redis,
+            &status,
+            &metrics,
+            &mut shutdown,
+        )
+        .await;
     }
 
     tracing::info!(ticks_published = status.ticks_published(), "Shutting down.");
@@ -131,6 +151,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 async fn generate<S: Future<Output = ()> + Unpin>(
     mut market: Market,
     rate: f64,
+    trades: bool,
     redis: &Redis,
     status: &CommonStatus,
     metrics: &Metrics,
@@ -141,7 +162,10 @@ async fn generate<S: Future<Output = ()> + Unpin>(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     // Reused across batches: one allocation at the steady-state batch size.
-    let mut batch: Vec<Tick> = Vec::new();
+    let mut batch = Batch {
+        trades,
+        ..Batch::default()
+    };
     loop {
         tokio::select! {
             biased;
@@ -190,33 +214,61 @@ async fn generate<S: Future<Output = ()> + Unpin>(
     }
 }
 
-/// Makes `n` ticks, publishes them in one pipeline and records the outcome.
+/// One batch's ticks and the trades behind them, reused across batches.
+#[derive(Debug, Default)]
+struct Batch {
+    /// The ticks, published first.
+    ticks: Vec<Tick>,
+    /// One trade per tick; empty when trades are off.
+    trade_list: Vec<Trade>,
+    /// Whether trades are made and published (`sim.trades`).
+    trades: bool,
+}
+
+/// Makes `n` ticks and their trades, publishes the ticks in one pipeline and
+/// the trades in another, and records the outcome.
 ///
-/// On failure the ticks are dropped but their seqs stay consumed.
+/// On failure the ticks (and trades) are dropped but their seqs stay consumed.
 async fn publish_batch(
     market: &mut Market,
     n: usize,
     redis: &Redis,
     status: &CommonStatus,
     metrics: &Metrics,
-    batch: &mut Vec<Tick>,
+    batch: &mut Batch,
 ) -> Result<(), BusError> {
-    batch.clear();
+    batch.ticks.clear();
+    batch.trade_list.clear();
     // Milliseconds, as the contract's examples and the exchanges give them.
     let now = Utc::now().trunc_subsecs(3);
-    market.fill(n, now, batch);
+    if batch.trades {
+        market.fill_with_trades(n, now, &mut batch.ticks, &mut batch.trade_list);
+    } else {
+        market.fill(n, now, &mut batch.ticks);
+    }
     let started = Instant::now();
-    let result = redis.publish(batch).await;
+    let result = match redis.publish(&batch.ticks).await {
+        Ok(()) => {
+            metrics.ticks_published.inc_by(batch.ticks.len() as u64);
+            status.published(batch.ticks.len(), now);
+            if batch.trade_list.is_empty() {
+                Ok(())
+            } else {
+                redis.publish_trades(&batch.trade_list).await.map(|()| {
+                    metrics
+                        .trades_published
+                        .inc_by(batch.trade_list.len() as u64);
+                })
+            }
+        }
+        Err(e) => Err(e),
+    };
     metrics
         .publish_batch_seconds
         .observe(started.elapsed().as_secs_f64());
     metrics.redis_up.set(i64::from(redis.health().is_up()));
     match result {
-        Ok(()) => {
-            metrics.ticks_published.inc_by(batch.len() as u64);
-            status.published(batch.len(), now);
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(e) => {
             metrics.publish_errors.inc();
             status.publish_failed();

@@ -20,6 +20,8 @@ const BATCH_BUCKETS: &[f64] = &[
 pub struct Metrics {
     /// `tickstream_ingest_ticks_published_total{source="sim"}`: ticks Redis accepted.
     pub ticks_published: IntCounter,
+    /// `tickstream_ingest_trades_published_total{source="sim"}`: trades Redis accepted.
+    pub trades_published: IntCounter,
     /// `tickstream_ingest_publish_errors_total{source="sim"}`: failed batch publishes.
     pub publish_errors: IntCounter,
     /// `tickstream_ingest_publish_batch_seconds{source="sim"}`: one pipelined round trip.
@@ -39,6 +41,14 @@ impl Metrics {
             counter_vec(
                 "tickstream_ingest_ticks_published_total",
                 "Ticks published to Redis (cached, published and seq recorded).",
+                labels,
+            ),
+        );
+        let trades_published = register(
+            registry,
+            counter_vec(
+                "tickstream_ingest_trades_published_total",
+                "Trades published to Redis on trades:{SYMBOL} (one behind each tick).",
                 labels,
             ),
         );
@@ -62,6 +72,7 @@ impl Metrics {
         let common = CommonMetrics::register(registry, SOURCE);
         Self {
             ticks_published: ticks_published.with_label_values(&[SOURCE]),
+            trades_published: trades_published.with_label_values(&[SOURCE]),
             publish_errors: publish_errors.with_label_values(&[SOURCE]),
             publish_batch_seconds: publish_batch_seconds.with_label_values(&[SOURCE]),
             redis_up: common.redis_up,
@@ -86,6 +97,7 @@ mod tests {
         for want in [
             r#"tickstream_ingest_ticks_published_total{source="sim"} 3"#,
             r#"tickstream_ingest_publish_errors_total{source="sim"} 0"#,
+            r#"tickstream_ingest_trades_published_total{source="sim"} 0"#,
             r#"tickstream_ingest_publish_batch_seconds_count{source="sim"} 1"#,
             "tickstream_redis_up 1",
             r#"tickstream_ingest_symbols{source="sim"} 9"#,

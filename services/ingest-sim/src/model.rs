@@ -2,8 +2,9 @@
 //! running session statistics and a quote around each price.
 //!
 //! Pure and synchronous: no clock, no I/O, no Redis. The caller passes the
-//! generation time and gets [`Tick`]s back, so the model is unit-tested here
-//! and a seeded run is reproducible. Per tick the work is one normal draw,
+//! generation time and gets [`Tick`]s back (and, on request, the [`Trade`]
+//! behind each tick), so the model is unit-tested here and a seeded run is
+//! reproducible. Per tick the work is one normal draw,
 //! one uniform draw, one `exp` and a few multiplications, so one core makes
 //! millions of ticks per second and the publish round trip stays the limit.
 //!
@@ -11,12 +12,18 @@
 //! symbol's annualized volatility and `dt` the nominal time between two ticks
 //! of that symbol (symbols ÷ total rate), so the realized volatility per
 //! wall-clock hour is the same at 4 ticks/s and at 50,000 ticks/s.
+//!
+//! Each tick is caused by one trade: at the tick's price, of the size the
+//! tick's volume grew by (uniform around the class's mean trade notional), on
+//! the side that moved the price (a positive draw `Z` is a buyer lifting it,
+//! otherwise a seller hitting it). Trades take no extra random draws, so the
+//! price paths are the same with or without them, and a seed fixes both.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
-use tickstream_model::{Symbol, Tick};
+use tickstream_model::{Side, Symbol, Tick, Trade};
 
 /// The `source` of every tick this service makes.
 pub const SOURCE: &str = "sim";
@@ -279,6 +286,12 @@ struct Instrument {
     mean_size: f64,
     /// Last `seq` handed out; the next tick gets one more.
     last_seq: u64,
+    /// Last trade `seq` handed out (trades count apart from ticks).
+    last_trade_seq: u64,
+    /// Size of the trade behind the last tick (base units, 6 decimals).
+    last_size: f64,
+    /// Side of the trade behind the last tick.
+    last_side: Side,
 }
 
 impl Instrument {
@@ -299,6 +312,9 @@ impl Instrument {
             scale: 1.0,
             mean_size: 0.0,
             last_seq: 0,
+            last_trade_seq: 0,
+            last_size: 0.0,
+            last_side: Side::Buy,
         };
         inst.rebase(start_price);
         inst
@@ -343,7 +359,10 @@ impl Instrument {
         let price = self.round(self.exact);
         self.high = self.high.max(price);
         self.low = self.low.min(price);
-        self.volume += self.mean_size * 2.0 * rng.random::<f64>();
+        // The trade behind this tick: never rounded to nothing, and the volume is their sum.
+        self.last_size = round_to(self.mean_size * 2.0 * rng.random::<f64>(), 1e6).max(1e-6);
+        self.last_side = if z > 0.0 { Side::Buy } else { Side::Sell };
+        self.volume += self.last_size;
         self.last_seq = self.last_seq.saturating_add(1);
 
         let unit = 1.0 / self.scale;
@@ -362,6 +381,21 @@ impl Instrument {
             timestamp: now,
             source: SOURCE.to_owned(),
             seq: self.last_seq,
+        }
+    }
+
+    /// The trade behind `tick`, the last tick [`Instrument::step`] made, with the next trade seq.
+    fn trade(&mut self, tick: &Tick) -> Trade {
+        self.last_trade_seq = self.last_trade_seq.saturating_add(1);
+        Trade {
+            symbol: tick.symbol.clone(),
+            price: tick.price,
+            size: self.last_size,
+            side: Some(self.last_side),
+            trade_id: None,
+            timestamp: tick.timestamp,
+            source: SOURCE.to_owned(),
+            seq: self.last_trade_seq,
         }
     }
 
@@ -446,6 +480,13 @@ impl Market {
         }
     }
 
+    /// Continues a symbol's trades after a restart: trade seq after `last_trade_seq`.
+    pub fn resume_trades(&mut self, symbol: &Symbol, last_trade_seq: u64) {
+        if let Some(inst) = self.instruments.iter_mut().find(|i| &i.symbol == symbol) {
+            inst.last_trade_seq = inst.last_trade_seq.max(last_trade_seq);
+        }
+    }
+
     /// The last seq handed out for `symbol`.
     pub fn last_seq(&self, symbol: &Symbol) -> Option<u64> {
         self.instruments
@@ -456,6 +497,27 @@ impl Market {
 
     /// Appends `n` ticks stamped `now`, visiting symbols round-robin.
     pub fn fill(&mut self, n: usize, now: DateTime<Utc>, out: &mut Vec<Tick>) {
+        self.fill_inner(n, now, out, None);
+    }
+
+    /// [`Market::fill`], also appending the trade behind each tick to `trades`.
+    pub fn fill_with_trades(
+        &mut self,
+        n: usize,
+        now: DateTime<Utc>,
+        out: &mut Vec<Tick>,
+        trades: &mut Vec<Trade>,
+    ) {
+        self.fill_inner(n, now, out, Some(trades));
+    }
+
+    fn fill_inner(
+        &mut self,
+        n: usize,
+        now: DateTime<Utc>,
+        out: &mut Vec<Tick>,
+        mut trades: Option<&mut Vec<Trade>>,
+    ) {
         if self.instruments.is_empty() {
             return;
         }
@@ -470,10 +532,16 @@ impl Market {
             Some(_) => {}
         }
         out.reserve(n);
+        if let Some(trades) = trades.as_deref_mut() {
+            trades.reserve(n);
+        }
         for _ in 0..n {
             let i = self.next;
             self.next = (i + 1) % self.instruments.len();
             let tick = self.instruments[i].step(&mut self.rng, now);
+            if let Some(trades) = trades.as_deref_mut() {
+                trades.push(self.instruments[i].trade(&tick));
+            }
             out.push(tick);
         }
     }
@@ -593,6 +661,65 @@ mod tests {
         let vols: Vec<f64> = out.iter().map(|t| t.volume.unwrap()).collect();
         assert!(vols.windows(2).all(|w| w[1] >= w[0]), "{vols:?}");
         assert!(vols[99] > 0.0);
+    }
+
+    #[test]
+    fn each_tick_has_its_trade_at_its_price() {
+        let symbols = syms(&["BTCUSDT", "AAPL", "EUR/USD"]);
+        let mut m = Market::new(&symbols, 12.0, Some(7));
+        m.resume_trades(&symbols[1], 40);
+        let (mut ticks, mut trades) = (Vec::new(), Vec::new());
+        m.fill_with_trades(3000, t0(), &mut ticks, &mut trades);
+        assert_eq!(trades.len(), ticks.len());
+        let mut last_volume = std::collections::HashMap::new();
+        let mut sides = [0usize; 2];
+        for (tick, trade) in ticks.iter().zip(&trades) {
+            assert_eq!(trade.symbol, tick.symbol);
+            assert_eq!(trade.price, tick.price, "at the current simulated price");
+            assert_eq!(trade.timestamp, tick.timestamp);
+            assert!(trade.validate().is_ok(), "{trade:?}");
+            assert!(trade.size > 0.0);
+            // The tick's volume grew by the trade's size.
+            let before = last_volume.insert(tick.symbol.clone(), tick.volume.unwrap_or(0.0));
+            let grew = tick.volume.unwrap_or(0.0) - before.unwrap_or(0.0);
+            assert!((grew - trade.size).abs() < 1e-3, "{grew} vs {}", trade.size);
+            sides[usize::from(trade.side == Some(Side::Sell))] += 1;
+        }
+        assert!(sides[0] > 1000 && sides[1] > 1000, "{sides:?}");
+        // Plausible sizes: a mean notional of the class's order, in base units.
+        let btc: Vec<f64> = trades
+            .iter()
+            .filter(|t| t.symbol.as_str() == "BTCUSDT")
+            .map(|t| t.size * t.price)
+            .collect();
+        let mean = btc.iter().sum::<f64>() / btc.len() as f64;
+        let want = AssetClass::Crypto.mean_trade_notional();
+        assert!((mean / want - 1.0).abs() < 0.1, "{mean} vs {want}");
+        // Trade seqs count per symbol, apart from the ticks', from what was resumed.
+        let aapl: Vec<u64> = trades
+            .iter()
+            .filter(|t| t.symbol.as_str() == "AAPL")
+            .map(|t| t.seq)
+            .collect();
+        assert_eq!(aapl[..3], [41, 42, 43]);
+        assert!(aapl.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+
+    #[test]
+    fn trades_are_deterministic_with_the_seed_and_leave_prices_alone() {
+        let symbols = syms(&["BTCUSDT", "AAPL"]);
+        let run = |seed| {
+            let mut m = Market::new(&symbols, 8.0, Some(seed));
+            let (mut ticks, mut trades) = (Vec::new(), Vec::new());
+            m.fill_with_trades(500, t0(), &mut ticks, &mut trades);
+            (ticks, trades)
+        };
+        assert_eq!(run(42), run(42));
+        assert_ne!(run(42).1, run(43).1);
+        let mut plain = Market::new(&symbols, 8.0, Some(42));
+        let mut ticks = Vec::new();
+        plain.fill(500, t0(), &mut ticks);
+        assert_eq!(ticks, run(42).0, "asking for trades changes no price");
     }
 
     #[test]
