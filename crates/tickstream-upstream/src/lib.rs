@@ -55,11 +55,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickstream_bus::Backoff;
+use tickstream_bus::Desired;
+use tickstream_ingest_shell::control::{self, DesiredRx, DesiredWatch};
 use tickstream_ingest_shell::signal::Hangups;
 use tickstream_ingest_shell::{seqs, Shell};
 use tickstream_model::Symbol;
 use tickstream_runtime::ops::HealthFn;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use config::{IngestorConfig, ServiceOptions, VenueConfig, REDIS_OP_TIMEOUT};
 pub use context::{REDIS_RETRY_INITIAL, REDIS_RETRY_MAX};
@@ -136,19 +139,13 @@ pub async fn run_with_reload<V: Venue>(
     metrics.symbols.set(symbols.len() as i64);
 
     let capacity = venue.live().map(|l| l.max_symbols_per_connection());
-    let initial: Vec<Symbol>;
-    let fixed: Vec<WsConnection>;
+    let initial: Vec<Symbol> = match capacity {
+        Some(_) => subscriptions::dedup(symbols.clone()),
+        None => symbols.clone(),
+    };
     let expected = match capacity {
-        Some(cap) => {
-            initial = subscriptions::dedup(symbols.clone());
-            fixed = Vec::new();
-            subscriptions::partition(&initial, cap).len()
-        }
-        None => {
-            initial = symbols.clone();
-            fixed = venue.connections();
-            fixed.len()
-        }
+        Some(cap) => subscriptions::partition(&initial, cap).len(),
+        None => venue.connections().len(),
     };
     let blocked = venue.credentials_problem();
     let status = Arc::new(Status::new(
@@ -174,11 +171,14 @@ pub async fn run_with_reload<V: Venue>(
             let status = status.clone();
             move || status.heartbeat()
         },
+        {
+            let status = status.clone();
+            move || status.feed_status()
+        },
     )?;
+    // Followed from the start, so a stop stored before this start holds.
+    let desired = DesiredWatch::spawn(redis.clone(), source);
 
-    let mut tasks = Vec::new();
-    let mut fleet = live::Fleet::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let loaded = tokio::select! {
         _ = &mut shutdown => None,
         last = seqs::load_retrying(
@@ -198,63 +198,148 @@ pub async fn run_with_reload<V: Venue>(
             status: status.clone(),
             metrics: metrics.clone(),
             publisher,
-            symbols: Mutex::new(initial.clone()),
+            symbols: Mutex::new(initial),
             control_ids: AtomicU64::new(0),
         });
-        if blocked.is_none() {
-            tracing::info!(
-                source,
-                symbols = initial.len(),
-                connections = expected,
-                live_changes = capacity.is_some(),
-                "Connecting to the upstream."
-            );
-            match capacity {
-                Some(cap) => {
-                    for set in subscriptions::partition(&initial, cap) {
-                        fleet.open(&ctx, set, &stop_rx);
-                    }
-                }
-                None => {
-                    for conn in fixed {
-                        fleet.open_fixed(&ctx, conn, &stop_rx);
-                    }
-                }
-            }
-        }
-        tasks.push(tokio::spawn(rest::run_fallback(
-            ctx.clone(),
-            stop_rx.clone(),
-        )));
+        let mut desired = desired.subscribe();
         loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = hangups.recv() => {}
+            if !wait_while_stopped(&ctx, &mut desired, &mut hangups, &mut shutdown).await {
+                break;
             }
-            if blocked.is_some() {
-                tracing::warn!(
-                    source,
-                    "Received SIGHUP while not connecting to the upstream; ignoring it."
-                );
-                continue;
-            }
-            let stopped = tokio::select! {
-                _ = &mut shutdown => true,
-                _ = live::reload(&ctx, reload.as_ref(), &mut fleet, &stop_rx) => false,
-            };
-            if stopped {
+            if !run_phase(
+                &ctx,
+                capacity,
+                blocked.is_some(),
+                reload.as_ref(),
+                &mut desired,
+                &mut hangups,
+                &mut shutdown,
+            )
+            .await
+            {
                 break;
             }
         }
     }
-    tasks.append(&mut fleet.tasks);
 
     tracing::info!(
         source,
         ticks_published = status.common().ticks_published(),
         "Shutting down."
     );
+    running.stop(SHUTDOWN_TIMEOUT).await;
+    Ok(())
+}
+
+/// While an operator has the feed stopped: reports `stopped` and waits for a
+/// start (a SIGHUP meanwhile is logged and ignored). False if shutdown came first.
+async fn wait_while_stopped<V: Venue, S: Future<Output = ()> + Unpin>(
+    ctx: &Arc<Context<V>>,
+    desired: &mut DesiredRx,
+    hangups: &mut Hangups,
+    shutdown: &mut S,
+) -> bool {
+    let source = ctx.venue.name();
+    let state = tokio::select! {
+        _ = &mut *shutdown => return false,
+        d = control::known(desired) => d,
+    };
+    if state == Desired::Running {
+        return true;
+    }
+    ctx.status.common().set_stopped(true);
+    tracing::info!(
+        source,
+        "Feed stopped by an operator; no upstream connection until it is started."
+    );
+    loop {
+        tokio::select! {
+            _ = &mut *shutdown => return false,
+            _ = hangups.recv() => tracing::warn!(
+                source,
+                "Received SIGHUP while the feed is stopped; ignoring it (send it again after the start)."
+            ),
+            _ = control::until(desired, Desired::Running) => break,
+        }
+    }
+    ctx.status.common().set_stopped(false);
+    tracing::info!(
+        source,
+        "Feed started by an operator; connecting to the upstream."
+    );
+    true
+}
+
+/// One running phase: opens the venue's connections and its REST fallback,
+/// applies SIGHUP reloads, and closes them all when the operator stops the
+/// feed (returns true) or at shutdown (returns false).
+async fn run_phase<V: Venue, S: Future<Output = ()> + Unpin>(
+    ctx: &Arc<Context<V>>,
+    capacity: Option<usize>,
+    blocked: bool,
+    reload: Option<&ReloadFn>,
+    desired: &mut DesiredRx,
+    hangups: &mut Hangups,
+    shutdown: &mut S,
+) -> bool {
+    let source = ctx.venue.name();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut fleet = live::Fleet::new();
+    if !blocked {
+        match capacity {
+            Some(cap) => {
+                let sets = subscriptions::partition(&ctx.current_symbols(), cap);
+                ctx.status.set_expected_connections(sets.len());
+                for set in sets {
+                    fleet.open(ctx, set, &stop_rx);
+                }
+            }
+            None => {
+                let conns = ctx.venue.connections();
+                ctx.status.set_expected_connections(conns.len());
+                for conn in conns {
+                    fleet.open_fixed(ctx, conn, &stop_rx);
+                }
+            }
+        }
+        tracing::info!(
+            source,
+            symbols = ctx.current_symbols().len(),
+            connections = ctx.status.expected_connections(),
+            live_changes = capacity.is_some(),
+            "Connecting to the upstream."
+        );
+    }
+    let mut tasks = vec![tokio::spawn(rest::run_fallback(
+        ctx.clone(),
+        stop_rx.clone(),
+    ))];
+    let stopped = loop {
+        tokio::select! {
+            _ = &mut *shutdown => break false,
+            _ = control::until(desired, Desired::Stopped) => break true,
+            _ = hangups.recv() => {}
+        }
+        if blocked {
+            tracing::warn!(
+                source,
+                "Received SIGHUP while not connecting to the upstream; ignoring it."
+            );
+            continue;
+        }
+        let interrupted = tokio::select! {
+            _ = &mut *shutdown => Some(false),
+            _ = live::reload(ctx, reload, &mut fleet, &stop_rx) => None,
+        };
+        if let Some(stopped) = interrupted {
+            break stopped;
+        }
+    };
+    tasks.append(&mut fleet.tasks);
     let _ = stop_tx.send(true);
+    // Each task closes its socket (a close frame) and ends; one that does not
+    // within the bound is aborted, so nothing is published after a stop.
+    let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
     let joined = async {
         for t in tasks {
             let _ = t.await;
@@ -264,8 +349,17 @@ pub async fn run_with_reload<V: Venue>(
         .await
         .is_err()
     {
-        tracing::debug!("Connection tasks did not stop in time; exiting anyway.");
+        tracing::debug!("Connection tasks did not stop in time; aborting them.");
+        for a in aborts {
+            a.abort();
+        }
     }
-    running.stop(SHUTDOWN_TIMEOUT).await;
-    Ok(())
+    ctx.status.set_fallback(false);
+    ctx.status.reset_connections();
+    ctx.metrics.fallback_active.set(0);
+    ctx.metrics.connected.set(0);
+    if stopped {
+        tracing::info!(source, "Upstream connections closed.");
+    }
+    stopped
 }

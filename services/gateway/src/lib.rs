@@ -14,6 +14,7 @@
 //! - [`socketio`]: `/socket.io/`, Engine.IO v4 / Socket.IO v5.
 //! - [`websocket`]: frame reading, writing and the upgraded connection, shared by both protocols.
 //! - [`rest`]: REST endpoints and their error mapping.
+//! - [`feeds`]: `GET /feeds` and the admin's `POST /feeds/{name}/stop|start`.
 //! - [`vocabulary`]: the tables of events, error codes and disconnect reasons.
 //! - [`config`], [`metrics`], [`state`]: settings, instrumentation, shared handler state.
 //!
@@ -26,6 +27,7 @@
 pub mod client;
 pub mod config;
 pub mod fanout;
+pub mod feeds;
 pub mod metrics;
 pub mod native;
 pub mod rest;

@@ -71,6 +71,8 @@ pub struct GatewayMetrics {
     pub connections_rejected: IntCounterVec,
     /// Refused or failed JWT checks, by reason (bounded set, see [`AUTH_FAILURE_REASONS`]).
     pub auth_failures: IntCounterVec,
+    /// Feed control requests (`POST /feeds/{name}/stop|start`), by action and outcome.
+    pub feed_control: IntCounterVec,
     /// Upstream event time to gateway receive time.
     pub tick_latency: Histogram,
     /// Error frames sent to clients, by code.
@@ -164,6 +166,11 @@ impl GatewayMetrics {
                 "tickstream_gateway_auth_failures_total",
                 "Refused JWT credentials and refused symbols.",
                 &["reason"],
+            ),
+            feed_control: counter_vec(
+                "tickstream_gateway_feed_control_total",
+                "Feed stop/start requests, by action (stop, start) and outcome (ok, timeout, unauthorized, forbidden, unknown_feed, bad_request, unavailable).",
+                &["action", "outcome"],
             ),
             connections: register(
                 r,

@@ -29,7 +29,7 @@ use crate::fanout::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::state::{AppState, Rates};
 use crate::websocket::upgrade;
-use crate::{native, rest, socketio};
+use crate::{feeds, native, rest, socketio};
 
 /// CORS for the REST endpoints: `gateway.allowed_origins`, or any origin when the list is empty.
 pub fn rest_cors(allowed_origins: &[String]) -> actix_cors::Cors {
@@ -74,6 +74,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
                 .route("/candles/{symbol:.+}", web::get().to(rest::candles))
                 .route("/signals/{symbol:.+}", web::get().to(rest::signal))
                 .route("/sentiment", web::get().to(rest::sentiment))
+                .route("/feeds", web::get().to(feeds::list))
+                .route("/feeds/{name}/stop", web::post().to(feeds::stop))
+                .route("/feeds/{name}/start", web::post().to(feeds::start))
                 .route("/metrics", web::get().to(rest::metrics)),
         );
 }

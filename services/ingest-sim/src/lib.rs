@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use tickstream_bus::{Backoff, BusError, Redis};
+use tickstream_bus::{Desired, FeedMode};
+use tickstream_ingest_shell::control::{self, DesiredRx, DesiredWatch};
 use tickstream_ingest_shell::{seqs, CommonStatus, Shell, ShellOptions};
 use tickstream_model::Tick;
 use tickstream_runtime::ops::HealthFn;
@@ -104,7 +106,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let status = status.clone();
             move || status.heartbeat(status.assess(|| None))
         },
+        {
+            let status = status.clone();
+            move || {
+                // The generator is the simulator's stream: always "connected" while it runs.
+                status.feed_status(
+                    status.assess(|| None),
+                    (FeedMode::Stream, true),
+                    status.last_tick_age_ms(),
+                    0,
+                )
+            }
+        },
     )?;
+    // Followed from the start, so a stop stored before this start holds.
+    let desired = DesiredWatch::spawn(redis.clone(), SOURCE);
 
     let backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     let resumed = tokio::select! {
@@ -118,7 +134,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         status.set_problem(None);
         tracing::info!(symbols = symbols.len(), rate, "Generating ticks.");
-        generate(market, rate, &redis, &status, &metrics, &mut shutdown).await;
+        let mut desired = desired.subscribe();
+        generate(
+            market,
+            rate,
+            &redis,
+            &status,
+            &metrics,
+            &mut desired,
+            &mut shutdown,
+        )
+        .await;
     }
 
     tracing::info!(ticks_published = status.ticks_published(), "Shutting down.");
@@ -126,16 +152,48 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
+/// Waits while an operator has the feed stopped (reported as `stopped`);
+/// returns false if shutdown came first.
+async fn wait_while_stopped<S: Future<Output = ()> + Unpin>(
+    desired: &mut DesiredRx,
+    status: &CommonStatus,
+    shutdown: &mut S,
+) -> bool {
+    let state = tokio::select! {
+        _ = &mut *shutdown => return false,
+        d = control::known(desired) => d,
+    };
+    if state == Desired::Running {
+        return true;
+    }
+    status.set_stopped(true);
+    tracing::info!("Feed stopped by an operator; generating nothing until it is started.");
+    let resumed = tokio::select! {
+        _ = &mut *shutdown => false,
+        _ = control::until(desired, Desired::Running) => true,
+    };
+    if resumed {
+        status.set_stopped(false);
+        tracing::info!("Feed started by an operator; generating ticks.");
+    }
+    resumed
+}
+
 /// The generator: every interval, make the ticks that are due and publish
-/// them in one round trip; back off while Redis fails.
+/// them in one round trip; back off while Redis fails; generate nothing while
+/// an operator has the feed stopped.
 async fn generate<S: Future<Output = ()> + Unpin>(
     mut market: Market,
     rate: f64,
     redis: &Redis,
     status: &CommonStatus,
     metrics: &Metrics,
+    desired: &mut DesiredRx,
     shutdown: &mut S,
 ) {
+    if !wait_while_stopped(desired, status, shutdown).await {
+        return;
+    }
     let mut pacer = Pacer::new(rate, Instant::now());
     let mut ticker = tokio::time::interval(pacer.interval());
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -146,6 +204,16 @@ async fn generate<S: Future<Output = ()> + Unpin>(
         tokio::select! {
             biased;
             _ = &mut *shutdown => break,
+            Ok(()) = desired.changed() => {
+                if *desired.borrow_and_update() == Some(Desired::Stopped) {
+                    if !wait_while_stopped(desired, status, shutdown).await {
+                        return;
+                    }
+                    // Ticks not made while stopped are not owed afterwards.
+                    pacer.skip_to(Instant::now());
+                }
+                continue;
+            }
             _ = ticker.tick() => {}
         }
         let due = pacer.due(Instant::now());

@@ -62,6 +62,8 @@ impl AuthFailure {
 pub struct Grant {
     /// The `symbols` claim, normalized; `None` = every symbol.
     pub symbols: Option<HashSet<Symbol>>,
+    /// `"admin": true`, `"role": "admin"` or `"roles"` containing `"admin"`: may start and stop feeds.
+    pub admin: bool,
 }
 
 /// The claims we read (others are ignored).
@@ -70,6 +72,29 @@ struct Claims {
     /// Optional allow-list of symbols.
     #[serde(default)]
     symbols: Option<Vec<String>>,
+    /// `"admin": true` grants feed control.
+    #[serde(default)]
+    admin: Option<serde_json::Value>,
+    /// `"role": "admin"` grants feed control.
+    #[serde(default)]
+    role: Option<serde_json::Value>,
+    /// `"roles": [..., "admin"]` grants feed control.
+    #[serde(default)]
+    roles: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Whether the token names its holder an admin (only the exact forms above count).
+    fn is_admin(&self) -> bool {
+        let admin_word = |v: &serde_json::Value| v.as_str() == Some("admin");
+        self.admin.as_ref().and_then(serde_json::Value::as_bool) == Some(true)
+            || self.role.as_ref().is_some_and(admin_word)
+            || self
+                .roles
+                .as_ref()
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|r| r.iter().any(admin_word))
+    }
 }
 
 /// Checks tokens against the configured key; built once at start.
@@ -161,6 +186,7 @@ impl Verifier {
                 _ => AuthFailure::Malformed,
             },
         )?;
+        let admin = data.claims.is_admin();
         let symbols = match data.claims.symbols {
             None => None,
             Some(list) => {
@@ -171,7 +197,7 @@ impl Verifier {
                 Some(set)
             }
         };
-        Ok(Grant { symbols })
+        Ok(Grant { symbols, admin })
     }
 }
 
@@ -288,5 +314,21 @@ mod tests {
         }
         let shown = format!("{v:?}");
         assert!(!shown.contains(SECRET));
+    }
+
+    #[test]
+    fn admin_claims() {
+        let v = verifier();
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let admin =
+            |claims: serde_json::Value| v.verify(Some(&token(claims, SECRET))).unwrap().admin;
+        assert!(admin(json!({"exp": exp, "admin": true})));
+        assert!(admin(json!({"exp": exp, "role": "admin"})));
+        assert!(admin(json!({"exp": exp, "roles": ["reader", "admin"]})));
+        assert!(!admin(json!({"exp": exp})));
+        assert!(!admin(json!({"exp": exp, "admin": "true"})));
+        assert!(!admin(
+            json!({"exp": exp, "admin": false, "role": "reader"})
+        ));
     }
 }
