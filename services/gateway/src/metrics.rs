@@ -30,6 +30,17 @@ pub const AUTH_FAILURE_REASONS: &[&str] = &[
     "symbol_denied",
 ];
 
+/// Outcomes of a feed control request (`feed_control_total{outcome}`).
+pub const FEED_CONTROL_OUTCOMES: &[&str] = &[
+    "ok",
+    "timeout",
+    "unauthorized",
+    "forbidden",
+    "unknown_feed",
+    "bad_request",
+    "unavailable",
+];
+
 /// Every gateway metric, registered once and shared by all workers.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -239,6 +250,11 @@ impl GatewayMetrics {
         }
         for reason in AUTH_FAILURE_REASONS {
             m.auth_failures.with_label_values(&[reason]);
+        }
+        for action in ["stop", "start"] {
+            for outcome in FEED_CONTROL_OUTCOMES {
+                m.feed_control.with_label_values(&[action, outcome]);
+            }
         }
         for code in ErrorCode::ALL {
             m.client_errors.with_label_values(&[code.as_str()]);
