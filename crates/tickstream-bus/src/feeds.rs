@@ -6,6 +6,8 @@
 //! - `tickstream:feed:{name}:status`: the feed's latest status JSON, with a short TTL.
 //! - `tickstream:feed:{name}:desired`: `running` or `stopped`, no TTL, so it survives restarts.
 //! - `tickstream:feed:{name}:control`: pub/sub channel announcing a change of the desired state.
+//! - `tickstream:interest`: sorted set, symbol → lease expiry (epoch ms): what gateways' clients
+//!   want, renewed by each gateway while wanted, read by on-demand ingestors.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,11 @@ pub const FEED_KEY_PREFIX: &str = "tickstream:feed:";
 pub const STATUS_TTL_PERIODS: u32 = 5;
 /// Most feed statuses one `GET /feeds` reads, so a polluted keyspace cannot make it unbounded.
 pub const MAX_FEEDS: usize = 1_000;
+
+/// Sorted set of symbols some gateway's clients want, scored by the lease's expiry (epoch ms).
+pub const INTEREST_KEY: &str = "tickstream:interest";
+/// Expired interest entries older than this are pruned by the renewing gateway.
+const INTEREST_PRUNE_AFTER_MS: i64 = 60_000;
 
 /// Key of a feed's latest status, read by `GET /feeds` and the control endpoints.
 pub fn feed_status_key(name: &str) -> String {
@@ -238,6 +245,48 @@ impl Redis {
                 reason: format!("{s:?} is neither running nor stopped"),
             }),
         }
+    }
+
+    /// Renews the interest lease of every symbol in `symbols` until `lease` from now
+    /// (`ZADD GT`: a longer lease of another gateway is kept), and prunes long-expired entries.
+    pub async fn renew_interest(
+        &self,
+        symbols: &[String],
+        lease: Duration,
+    ) -> Result<(), BusError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut pipe = redis::pipe();
+        if !symbols.is_empty() {
+            let add = pipe.cmd("ZADD").arg(INTEREST_KEY).arg("GT");
+            for symbol in symbols {
+                add.arg(until).arg(symbol);
+            }
+            add.ignore();
+        }
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(INTEREST_KEY)
+            .arg("-inf")
+            .arg(now - INTEREST_PRUNE_AFTER_MS)
+            .ignore();
+        let mut c = self.conn();
+        self.run_op(async move { pipe.query_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// The symbols whose interest lease has not expired, in no particular order.
+    pub async fn interest(&self) -> Result<Vec<String>, BusError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut c = self.conn();
+        self.run_op(async move {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(INTEREST_KEY)
+                .arg(now)
+                .arg("+inf")
+                .query_async(&mut c)
+                .await
+        })
+        .await
     }
 
     /// Stores the desired state of a feed (no TTL) and announces it on its control channel, in one `MULTI`.

@@ -29,6 +29,7 @@
 //! - [`status`]: [`Status`], the shell's status plus the connections' state.
 //! - [`publish`]: seq stamping and publishing to Redis.
 //! - `context`: what every task of one running ingestor shares.
+//! - [`demand`]: on-demand symbols from the gateways' interest leases (pure).
 //! - [`subscriptions`]: symbol-set diffs, per-connection assignment, control messages, pacing (pure).
 //! - [`ws`]: one reconnecting WebSocket connection.
 //! - [`rest`]: the REST fallback poller (429/418 and `Retry-After` aware).
@@ -39,6 +40,7 @@
 
 pub mod config;
 mod context;
+pub mod demand;
 pub mod live;
 pub mod metrics;
 pub mod publish;
@@ -139,6 +141,15 @@ pub async fn run_with_reload<V: Venue>(
     metrics.symbols.set(symbols.len() as i64);
 
     let capacity = venue.live().map(|l| l.max_symbols_per_connection());
+    if opts.settings.on_demand && capacity.is_none() {
+        return Err(Error::Config(
+            tickstream_runtime::config::ConfigError::invalid(
+                "upstream.on_demand",
+                &[],
+                format!("ingest-{source} cannot change its streams live; only ingest-binance supports on-demand mode"),
+            ),
+        ));
+    }
     let initial: Vec<Symbol> = match capacity {
         Some(_) => subscriptions::dedup(symbols.clone()),
         None => symbols.clone(),
@@ -202,12 +213,26 @@ pub async fn run_with_reload<V: Venue>(
             control_ids: AtomicU64::new(0),
         });
         let mut desired = desired.subscribe();
+        let mut demand = (opts.settings.on_demand && blocked.is_none()).then(|| {
+            let allowed = opts
+                .settings
+                .on_demand_symbols
+                .iter()
+                .filter_map(|s| Symbol::parse(s).ok());
+            demand::OnDemand::new(
+                ctx.current_symbols(),
+                allowed,
+                opts.settings.on_demand_grace(),
+            )
+        });
         loop {
             if !wait_while_stopped(&ctx, &mut desired, &mut hangups, &mut shutdown).await {
                 break;
             }
             if !run_phase(
                 &ctx,
+                &redis,
+                &mut demand,
                 capacity,
                 blocked.is_some(),
                 reload.as_ref(),
@@ -229,6 +254,17 @@ pub async fn run_with_reload<V: Venue>(
     );
     running.stop(SHUTDOWN_TIMEOUT).await;
     Ok(())
+}
+
+/// How often an on-demand ingestor reads the gateways' interest leases.
+pub const INTEREST_POLL: Duration = Duration::from_millis(500);
+
+/// What woke a running phase besides shutdown and stop.
+enum PhaseEvent {
+    /// SIGHUP: reload the configuration.
+    Hangup,
+    /// Time to read the interest leases (on-demand mode).
+    Interest,
 }
 
 /// While an operator has the feed stopped: reports `stopped` and waits for a
@@ -273,8 +309,11 @@ async fn wait_while_stopped<V: Venue, S: Future<Output = ()> + Unpin>(
 /// One running phase: opens the venue's connections and its REST fallback,
 /// applies SIGHUP reloads, and closes them all when the operator stops the
 /// feed (returns true) or at shutdown (returns false).
+#[allow(clippy::too_many_arguments)]
 async fn run_phase<V: Venue, S: Future<Output = ()> + Unpin>(
     ctx: &Arc<Context<V>>,
+    redis: &tickstream_bus::Redis,
+    demand: &mut Option<demand::OnDemand>,
     capacity: Option<usize>,
     blocked: bool,
     reload: Option<&ReloadFn>,
@@ -314,12 +353,15 @@ async fn run_phase<V: Venue, S: Future<Output = ()> + Unpin>(
         ctx.clone(),
         stop_rx.clone(),
     ))];
+    let mut interest = tokio::time::interval(INTEREST_POLL);
+    interest.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = loop {
-        tokio::select! {
+        let event = tokio::select! {
             _ = &mut *shutdown => break false,
             _ = control::until(desired, Desired::Stopped) => break true,
-            _ = hangups.recv() => {}
-        }
+            _ = hangups.recv() => PhaseEvent::Hangup,
+            _ = interest.tick(), if demand.is_some() => PhaseEvent::Interest,
+        };
         if blocked {
             tracing::warn!(
                 source,
@@ -327,10 +369,35 @@ async fn run_phase<V: Venue, S: Future<Output = ()> + Unpin>(
             );
             continue;
         }
-        let interrupted = tokio::select! {
-            _ = &mut *shutdown => Some(false),
-            _ = live::reload(ctx, reload, &mut fleet, &stop_rx) => None,
+        let interrupted = match event {
+            PhaseEvent::Hangup => tokio::select! {
+                _ = &mut *shutdown => Some(false),
+                _ = live::reload(ctx, reload, &mut fleet, &stop_rx) => None,
+            },
+            PhaseEvent::Interest => {
+                let Some(demand) = demand.as_mut() else {
+                    continue;
+                };
+                let wanted = match redis.interest().await {
+                    Ok(raw) => demand.wanted(&raw, std::time::Instant::now()),
+                    Err(e) => {
+                        tracing::debug!(source, error = %e, "Cannot read the interest leases; keeping the streamed symbols.");
+                        continue;
+                    }
+                };
+                if demand::same_set(&wanted, &ctx.current_symbols()) {
+                    continue;
+                }
+                tokio::select! {
+                    _ = &mut *shutdown => Some(false),
+                    _ = live::apply(ctx, wanted, &mut fleet, &stop_rx, "on-demand interest") => None,
+                }
+            }
         };
+        if let (PhaseEvent::Hangup, Some(demand)) = (&event, demand.as_mut()) {
+            // The reloaded configuration is the new pinned set; wanted extras come back at the next poll.
+            demand.set_pinned(ctx.current_symbols());
+        }
         if let Some(stopped) = interrupted {
             break stopped;
         }

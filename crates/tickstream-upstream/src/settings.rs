@@ -53,6 +53,26 @@ pub struct UpstreamSettings {
     /// Entries kept per `history:` stream of a ticks or trades channel (0: no history).
     #[serde(default = "default_history_len")]
     pub history_len: usize,
+    /// Stream the configured symbols plus those of `on_demand_symbols` some gateway's clients want
+    /// (`tickstream:interest`), changing streams live; only venues with live changes (Binance).
+    #[serde(default)]
+    pub on_demand: bool,
+    /// Symbols (normalized, e.g. `ETHUSDT`) this ingestor may add on demand; others are never streamed.
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
+    pub on_demand_symbols: Vec<String>,
+    /// An on-demand symbol is dropped after nobody has wanted it for this long, ms.
+    #[serde(default = "default_on_demand_grace_ms")]
+    pub on_demand_grace_ms: u64,
+}
+
+/// Default `upstream.on_demand_grace_ms`: a symbol nobody wants any more is dropped after this.
+pub const DEFAULT_ON_DEMAND_GRACE_MS: u64 = 30_000;
+
+fn default_on_demand_grace_ms() -> u64 {
+    DEFAULT_ON_DEMAND_GRACE_MS
 }
 
 /// Default `upstream.history_len`.
@@ -73,6 +93,9 @@ impl Default for UpstreamSettings {
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             price_ttl_secs: DEFAULT_PRICE_TTL_SECS,
             history_len: tickstream_bus::store::DEFAULT_HISTORY_LEN,
+            on_demand: false,
+            on_demand_symbols: Vec::new(),
+            on_demand_grace_ms: DEFAULT_ON_DEMAND_GRACE_MS,
         }
     }
 }
@@ -97,6 +120,22 @@ impl UpstreamSettings {
             if value == 0 {
                 return Err(ConfigError::invalid(key, aliases, "must be greater than 0"));
             }
+        }
+        for raw in &self.on_demand_symbols {
+            tickstream_model::Symbol::parse(raw).map_err(|e| {
+                ConfigError::invalid(
+                    "upstream.on_demand_symbols",
+                    aliases,
+                    format!("{raw:?}: {e}"),
+                )
+            })?;
+        }
+        if self.on_demand && self.on_demand_symbols.is_empty() {
+            return Err(ConfigError::invalid(
+                "upstream.on_demand_symbols",
+                aliases,
+                "on-demand mode needs the symbols it may add",
+            ));
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(ConfigError::invalid(
@@ -135,6 +174,10 @@ impl UpstreamSettings {
     /// [`Self::max_connection_age_secs`] as a duration.
     pub fn max_connection_age(&self) -> Duration {
         Duration::from_secs(self.max_connection_age_secs)
+    }
+    /// [`Self::on_demand_grace_ms`] as a duration.
+    pub fn on_demand_grace(&self) -> Duration {
+        Duration::from_millis(self.on_demand_grace_ms)
     }
     /// [`Self::heartbeat_secs`] as a duration.
     pub fn heartbeat(&self) -> Duration {

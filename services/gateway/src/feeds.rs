@@ -7,6 +7,9 @@
 //! its status (`tickstream:feed:{name}:status`, also published on `feeds`),
 //! which this handler waits for, up to `gateway.feed_control_timeout_ms`.
 //!
+//! [`interest_loop`] keeps the interest leases of the symbols this gateway's
+//! clients hold (`tickstream:interest`), which on-demand ingestors follow.
+//!
 //! Admin is either the configured `gateway.admin_token` as a bearer token or a
 //! valid JWT (when `gateway.auth` is on) with `"admin": true`, `"role":
 //! "admin"` or `"roles": [..."admin"...]`. Tokens are never logged.
@@ -24,6 +27,32 @@ use crate::state::AppState;
 
 /// How often a control request re-reads the feed's status while it waits.
 const POLL: Duration = Duration::from_millis(50);
+/// How often the gateway renews the interest leases of the symbols its clients hold.
+pub const INTEREST_RENEW: Duration = Duration::from_secs(1);
+/// How long one renewal keeps a symbol wanted: interest ends within this of the
+/// last client leaving, or of the gateway dying.
+pub const INTEREST_LEASE: Duration = Duration::from_secs(3);
+
+/// Renews, every [`INTEREST_RENEW`], a lease of [`INTEREST_LEASE`] on every
+/// symbol some local client holds (`tickstream:interest`), so on-demand
+/// ingestors stream what is wanted. Runs until aborted; failures are logged at debug.
+pub async fn interest_loop(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(INTEREST_RENEW);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let symbols: Vec<String> = state
+            .hub
+            .subscriptions_by_channel()
+            .into_iter()
+            .filter(|(c, _)| c.is_ticks())
+            .filter_map(|(c, _)| c.symbol().map(str::to_owned))
+            .collect();
+        if let Err(e) = state.redis.renew_interest(&symbols, INTEREST_LEASE).await {
+            tracing::debug!(error = %e, "Interest lease renewal failed.");
+        }
+    }
+}
 
 fn now() -> String {
     tickstream_model::time::format(&tickstream_model::time::now_millis())

@@ -132,6 +132,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tracing::info!(algorithm = %state.cfg.gateway.auth.algorithm, "JWT authentication is on.");
     }
     let sampler = tokio::spawn(sample(state.clone()));
+    let interest = tokio::spawn(feeds::interest_loop(state.clone()));
 
     // A client that stops reading is cut as a slow consumer; if it does not
     // read our close frame either, its socket is reset once it has taken no
@@ -189,6 +190,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         _ = shutdown => {}
         res = &mut server_task => {
             sampler.abort();
+            interest.abort();
             res??;
             return Ok(());
         }
@@ -207,6 +209,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     handle.stop(true).await;
     sampler.abort();
+    interest.abort();
     let _ = server_task.await;
     tracing::info!("Stopped.");
     Ok(())
