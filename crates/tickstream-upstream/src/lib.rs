@@ -32,6 +32,7 @@
 //! - [`demand`]: on-demand symbols from the gateways' interest leases (pure).
 //! - [`subscriptions`]: symbol-set diffs, per-connection assignment, control messages, pacing (pure).
 //! - [`ws`]: one reconnecting WebSocket connection.
+//! - [`providers`]: secondary REST fallbacks (CoinGecko) beside a venue's own.
 //! - [`rest`]: the REST fallback poller (429/418 and `Retry-After` aware).
 //! - [`live`]: the connections of a live venue and the SIGHUP reload that changes them.
 //! - [`run`] (here): wires them together inside the shell until shutdown.
@@ -43,6 +44,7 @@ mod context;
 pub mod demand;
 pub mod live;
 pub mod metrics;
+pub mod providers;
 pub mod publish;
 pub mod rest;
 pub mod settings;

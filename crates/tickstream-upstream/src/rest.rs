@@ -87,6 +87,10 @@ pub(crate) async fn run_fallback<V: Venue>(
             return;
         }
     };
+    let mut providers = crate::providers::Providers {
+        coingecko: ctx.settings.coingecko(),
+        coingecko_after: None,
+    };
     let mut up = ctx.status.watch_stream();
     loop {
         tokio::select! {
@@ -106,7 +110,11 @@ pub(crate) async fn run_fallback<V: Venue>(
             "Stream down; polling the REST fallback."
         );
         loop {
-            let delay = match poll_round(&ctx, &client).await {
+            let (round, got) = poll_round(&ctx, &client).await;
+            if !got {
+                poll_providers(&ctx, &client, &mut providers).await;
+            }
+            let delay = match round {
                 Round::Done => ctx.settings.rest_interval(),
                 Round::RateLimited(d) => d.max(ctx.settings.rest_interval()),
             };
@@ -131,9 +139,65 @@ pub(crate) async fn run_fallback<V: Venue>(
     }
 }
 
-/// One round: every request of the venue, publishing what parses.
-async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Round {
+/// The secondary providers' round, for when the venue's own gave nothing:
+/// each provider that is not waiting out a rate limit is asked once.
+async fn poll_providers<V: Venue>(
+    ctx: &Context<V>,
+    client: &reqwest::Client,
+    providers: &mut crate::providers::Providers,
+) {
+    let now = std::time::Instant::now();
+    if !providers.coingecko_ready(now) {
+        return;
+    }
+    let Some(base) = providers.coingecko.clone() else {
+        return;
+    };
+    let Some((path, pairs)) = crate::providers::coingecko_request(&ctx.current_symbols()) else {
+        return;
+    };
+    let request = RestRequest {
+        url: format!("{base}{path}"),
+        symbols: pairs.iter().map(|(s, _, _)| s.clone()).collect(),
+    };
+    match fetch(client, &request, ctx.settings.rest_interval()).await {
+        Ok(Ok(body)) => {
+            ctx.metrics.rest_request("ok");
+            match crate::providers::parse_coingecko(&body, &pairs, chrono::Utc::now()) {
+                Ok(quotes) => {
+                    let _ = ctx
+                        .publisher
+                        .publish(quotes, crate::providers::COINGECKO_SOURCE)
+                        .await;
+                }
+                Err(e) => {
+                    ctx.metrics.parse_errors.inc();
+                    tracing::warn!(source = ctx.venue.name(), provider = "coingecko", error = %e, "Skipping an unparsable provider response.");
+                }
+            }
+        }
+        Ok(Err(wait)) => {
+            ctx.metrics.rest_request("rate_limited");
+            tracing::warn!(
+                source = ctx.venue.name(),
+                provider = "coingecko",
+                retry_after_ms = wait.as_millis() as u64,
+                "REST provider rate limited; waiting as asked."
+            );
+            providers.coingecko_wait(now, wait);
+        }
+        Err(e) => {
+            ctx.metrics.rest_request("error");
+            tracing::warn!(source = ctx.venue.name(), provider = "coingecko", error = %e, "REST provider request failed.");
+        }
+    }
+}
+
+/// One round: every request of the venue, publishing what parses; also
+/// whether any of it gave quotes (if not, the secondary providers are asked).
+async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> (Round, bool) {
     let source = rest_source(ctx.venue.name());
+    let mut got = false;
     for request in ctx.rest_requests() {
         match fetch(client, &request, ctx.settings.rest_interval()).await {
             Ok(Ok(body)) if ctx.venue.rest_rate_limited(&body) => {
@@ -144,12 +208,13 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
                     retry_after_ms = wait.as_millis() as u64,
                     "REST fallback rate limited (in the body); backing off."
                 );
-                return Round::RateLimited(wait);
+                return (Round::RateLimited(wait), got);
             }
             Ok(Ok(body)) => {
                 ctx.metrics.rest_request("ok");
                 match ctx.venue.parse_rest(&request, &body) {
                     Ok(quotes) => {
+                        got |= !quotes.is_empty();
                         let _ = ctx.publisher.publish(quotes, &source).await;
                     }
                     Err(e) => {
@@ -165,7 +230,7 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
                     retry_after_ms = wait.as_millis() as u64,
                     "REST fallback rate limited; waiting as asked."
                 );
-                return Round::RateLimited(wait);
+                return (Round::RateLimited(wait), got);
             }
             Err(e) => {
                 ctx.metrics.rest_request("error");
@@ -173,7 +238,7 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
             }
         }
     }
-    Round::Done
+    (Round::Done, got)
 }
 
 /// GETs one URL: `Ok(Ok(body))`, `Ok(Err(wait))` when rate limited, or the failure.

@@ -66,6 +66,19 @@ pub struct UpstreamSettings {
     /// An on-demand symbol is dropped after nobody has wanted it for this long, ms.
     #[serde(default = "default_on_demand_grace_ms")]
     pub on_demand_grace_ms: u64,
+    /// Secondary REST fallbacks polled when the venue's own REST round gives nothing (`coingecko`).
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
+    pub rest_providers: Vec<String>,
+    /// CoinGecko's base URL (`/api/v3/simple/price` is appended).
+    #[serde(default = "default_coingecko_url")]
+    pub coingecko_url: String,
+}
+
+fn default_coingecko_url() -> String {
+    crate::providers::DEFAULT_COINGECKO_URL.to_owned()
 }
 
 /// Default `upstream.on_demand_grace_ms`: a symbol nobody wants any more is dropped after this.
@@ -96,6 +109,8 @@ impl Default for UpstreamSettings {
             on_demand: false,
             on_demand_symbols: Vec::new(),
             on_demand_grace_ms: DEFAULT_ON_DEMAND_GRACE_MS,
+            rest_providers: Vec::new(),
+            coingecko_url: default_coingecko_url(),
         }
     }
 }
@@ -137,6 +152,27 @@ impl UpstreamSettings {
                 "on-demand mode needs the symbols it may add",
             ));
         }
+        for name in &self.rest_providers {
+            if !crate::providers::PROVIDERS.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    "upstream.rest_providers",
+                    aliases,
+                    format!(
+                        "{name:?}: expected one of {:?}",
+                        crate::providers::PROVIDERS
+                    ),
+                ));
+            }
+        }
+        if !(self.coingecko_url.starts_with("http://")
+            || self.coingecko_url.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "upstream.coingecko_url",
+                aliases,
+                "must start with http:// or https://",
+            ));
+        }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(ConfigError::invalid(
                 "upstream.reconnect_max_ms",
@@ -174,6 +210,13 @@ impl UpstreamSettings {
     /// [`Self::max_connection_age_secs`] as a duration.
     pub fn max_connection_age(&self) -> Duration {
         Duration::from_secs(self.max_connection_age_secs)
+    }
+    /// The CoinGecko base URL when `coingecko` is among the REST providers.
+    pub fn coingecko(&self) -> Option<String> {
+        self.rest_providers
+            .iter()
+            .any(|p| p == "coingecko")
+            .then(|| self.coingecko_url.trim_end_matches('/').to_owned())
     }
     /// [`Self::on_demand_grace_ms`] as a duration.
     pub fn on_demand_grace(&self) -> Duration {
