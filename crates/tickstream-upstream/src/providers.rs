@@ -7,6 +7,11 @@
 //!   `ETH-USD`, `BNBBTC`). Payload as documented on
 //!   `https://docs.coingecko.com/v3.0.1/reference/simple-price`.
 //!
+//! - `exchangerate`: ExchangeRate-API `GET /v6/{key}/latest/{BASE}` (key in
+//!   `upstream.exchangerate_api_key`), for FX symbols `BASE/QUOTE` (`USD/CAD`).
+//!   Payload as documented on `https://www.exchangerate-api.com/docs/standard-requests`;
+//!   its rates update daily, so its ticks carry that update's time.
+//!
 //! Each provider honours 429/418 `Retry-After` on its own: a rate-limited
 //! provider is skipped until the wait is over, the venue's own fallback is not.
 
@@ -19,7 +24,11 @@ use tickstream_model::Symbol;
 use crate::venue::Quote;
 
 /// The provider names `upstream.rest_providers` accepts.
-pub const PROVIDERS: &[&str] = &["coingecko"];
+pub const PROVIDERS: &[&str] = &["coingecko", "exchangerate"];
+/// The `source` of ExchangeRate-API's ticks.
+pub const EXCHANGERATE_SOURCE: &str = "exchangerate-rest";
+/// Default `upstream.exchangerate_url`.
+pub const DEFAULT_EXCHANGERATE_URL: &str = "https://v6.exchangerate-api.com";
 /// The `source` of CoinGecko's ticks.
 pub const COINGECKO_SOURCE: &str = "coingecko-rest";
 /// Default `upstream.coingecko_url`.
@@ -92,6 +101,70 @@ pub fn coingecko_request(symbols: &[Symbol]) -> Option<(String, Vec<CoinGeckoPai
     Some((path, pairs))
 }
 
+/// A symbol and the quote currency it is priced in, from one base's rates.
+pub type FxWant = (Symbol, String);
+
+/// The base and quote currency of an FX symbol `BASE/QUOTE` (three letters each).
+pub fn fx_pair(symbol: &Symbol) -> Option<(String, String)> {
+    let (base, quote) = symbol.as_str().split_once('/')?;
+    let three = |c: &str| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase());
+    (three(base) && three(quote)).then(|| (base.to_owned(), quote.to_owned()))
+}
+
+/// ExchangeRate-API requests for `symbols`: one per base currency (sorted), the
+/// path carrying `key`, with the symbols each prices.
+pub fn exchangerate_requests(symbols: &[Symbol], key: &str) -> Vec<(String, Vec<FxWant>)> {
+    let mut by_base: std::collections::BTreeMap<String, Vec<FxWant>> = Default::default();
+    for s in symbols {
+        if let Some((base, quote)) = fx_pair(s) {
+            by_base.entry(base).or_default().push((s.clone(), quote));
+        }
+    }
+    by_base
+        .into_iter()
+        .map(|(base, wants)| (format!("/v6/{key}/latest/{base}"), wants))
+        .collect()
+}
+
+/// Quotes from an ExchangeRate-API `latest` answer for `wants` (price = the
+/// rate; time = `time_last_update_unix`, else `now`; nothing else is given).
+/// An answer with `"result": "error"` is an error naming its `error-type`.
+pub fn parse_exchangerate(
+    body: &str,
+    wants: &[FxWant],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Quote>, ProviderError> {
+    #[derive(Deserialize)]
+    struct Latest {
+        result: String,
+        #[serde(rename = "error-type")]
+        error_type: Option<String>,
+        time_last_update_unix: Option<i64>,
+        #[serde(default)]
+        conversion_rates: HashMap<String, f64>,
+    }
+    let latest: Latest = serde_json::from_str(body)
+        .map_err(|e| ProviderError(format!("not a latest-rates answer: {e}")))?;
+    if latest.result != "success" {
+        return Err(ProviderError(format!(
+            "ExchangeRate-API answered {}: {}",
+            latest.result,
+            latest.error_type.as_deref().unwrap_or("no error-type")
+        )));
+    }
+    let at = latest
+        .time_last_update_unix
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .unwrap_or(now);
+    Ok(wants
+        .iter()
+        .filter_map(|(symbol, quote)| {
+            let rate = latest.conversion_rates.get(quote)?;
+            Some(Quote::new(symbol.clone(), *rate, at))
+        })
+        .collect())
+}
+
 /// Why a provider's answer was not used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -139,6 +212,10 @@ pub(crate) struct Providers {
     pub(crate) coingecko: Option<String>,
     /// Not before this (a 429/418 asked us to wait).
     pub(crate) coingecko_after: Option<Instant>,
+    /// ExchangeRate-API's base URL and key when it is configured.
+    pub(crate) exchangerate: Option<(String, String)>,
+    /// Not before this (a 429 asked us to wait).
+    pub(crate) exchangerate_after: Option<Instant>,
 }
 
 impl Providers {
@@ -150,6 +227,11 @@ impl Providers {
     /// Records a rate limit asking to wait `wait` from `now`.
     pub(crate) fn coingecko_wait(&mut self, now: Instant, wait: Duration) {
         self.coingecko_after = Some(now + wait);
+    }
+
+    /// Whether ExchangeRate-API may be asked now.
+    pub(crate) fn exchangerate_ready(&self, now: Instant) -> bool {
+        self.exchangerate.is_some() && self.exchangerate_after.is_none_or(|t| now >= t)
     }
 }
 
@@ -196,5 +278,35 @@ mod tests {
         assert_eq!(q.volume, None);
         assert_eq!(q.timestamp.timestamp(), 1711356300);
         assert!(parse_coingecko("[]", &pairs, now).is_err());
+    }
+
+    #[test]
+    fn fx_requests_and_the_documented_answer() {
+        assert_eq!(fx_pair(&sym("USD/CAD")), Some(("USD".into(), "CAD".into())));
+        assert_eq!(fx_pair(&sym("BTC/USDT")), None);
+        assert_eq!(fx_pair(&sym("AAPL")), None);
+        let reqs = exchangerate_requests(
+            &[sym("USD/CAD"), sym("AAPL"), sym("EUR/USD"), sym("USD/CHF")],
+            "k",
+        );
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[0].0, "/v6/k/latest/EUR");
+        assert_eq!(reqs[1].0, "/v6/k/latest/USD");
+        assert_eq!(reqs[1].1.len(), 2);
+        let body = include_str!("../test_data/exchangerate_latest_usd.json");
+        let wants = vec![
+            (sym("USD/CAD"), "CAD".to_owned()),
+            (sym("USD/XXX"), "XXX".to_owned()),
+        ];
+        let quotes = parse_exchangerate(body, &wants, chrono::Utc::now()).unwrap();
+        assert_eq!(quotes.len(), 1);
+        assert_eq!(quotes[0].price, 1.3168);
+        assert_eq!(quotes[0].timestamp.timestamp(), 1585267200);
+        let err = parse_exchangerate(
+            r#"{"result":"error","error-type":"invalid-key"}"#,
+            &wants,
+            chrono::Utc::now(),
+        );
+        assert!(err.unwrap_err().to_string().contains("invalid-key"));
     }
 }

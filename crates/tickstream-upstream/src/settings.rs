@@ -75,6 +75,16 @@ pub struct UpstreamSettings {
     /// CoinGecko's base URL (`/api/v3/simple/price` is appended).
     #[serde(default = "default_coingecko_url")]
     pub coingecko_url: String,
+    /// ExchangeRate-API's base URL (`/v6/{key}/latest/{BASE}` is appended).
+    #[serde(default = "default_exchangerate_url")]
+    pub exchangerate_url: String,
+    /// ExchangeRate-API key, required when `exchangerate` is a REST provider; never logged.
+    #[serde(default)]
+    pub exchangerate_api_key: tickstream_runtime::secret::Secret,
+}
+
+fn default_exchangerate_url() -> String {
+    crate::providers::DEFAULT_EXCHANGERATE_URL.to_owned()
 }
 
 fn default_coingecko_url() -> String {
@@ -111,6 +121,8 @@ impl Default for UpstreamSettings {
             on_demand_grace_ms: DEFAULT_ON_DEMAND_GRACE_MS,
             rest_providers: Vec::new(),
             coingecko_url: default_coingecko_url(),
+            exchangerate_url: default_exchangerate_url(),
+            exchangerate_api_key: tickstream_runtime::secret::Secret::default(),
         }
     }
 }
@@ -164,13 +176,26 @@ impl UpstreamSettings {
                 ));
             }
         }
-        if !(self.coingecko_url.starts_with("http://")
-            || self.coingecko_url.starts_with("https://"))
+        for (key, url) in [
+            ("upstream.coingecko_url", &self.coingecko_url),
+            ("upstream.exchangerate_url", &self.exchangerate_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    key,
+                    aliases,
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        let key = self.exchangerate_api_key.expose();
+        if self.rest_providers.iter().any(|p| p == "exchangerate")
+            && (key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
             return Err(ConfigError::invalid(
-                "upstream.coingecko_url",
+                "upstream.exchangerate_api_key",
                 aliases,
-                "must start with http:// or https://",
+                "the exchangerate REST provider needs its API key (letters, digits and dashes)",
             ));
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
@@ -217,6 +242,18 @@ impl UpstreamSettings {
             .iter()
             .any(|p| p == "coingecko")
             .then(|| self.coingecko_url.trim_end_matches('/').to_owned())
+    }
+    /// ExchangeRate-API's base URL and key when `exchangerate` is among the REST providers.
+    pub fn exchangerate(&self) -> Option<(String, String)> {
+        self.rest_providers
+            .iter()
+            .any(|p| p == "exchangerate")
+            .then(|| {
+                (
+                    self.exchangerate_url.trim_end_matches('/').to_owned(),
+                    self.exchangerate_api_key.expose().to_owned(),
+                )
+            })
     }
     /// [`Self::on_demand_grace_ms`] as a duration.
     pub fn on_demand_grace(&self) -> Duration {
