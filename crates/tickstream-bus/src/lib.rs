@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`analytics`]: stored candles and the read side of candles, signals and sentiment.
 //! - [`keys`]: the Redis key and channel names of the contract.
+//! - [`feeds`]: feed statuses (`feeds` channel, `GET /feeds`) and the desired state an operator sets.
 //! - [`backoff`]: capped exponential backoff with jitter, shared by every reconnect loop.
 //! - [`health`]: [`RedisHealth`], what `/health` reports about Redis.
 //! - [`history`]: [`HistoryPage`], range reads of a channel's history stream, and the epoch.
@@ -22,6 +23,7 @@
 
 pub mod analytics;
 pub mod backoff;
+pub mod feeds;
 pub mod health;
 pub mod history;
 pub mod keys;
@@ -30,6 +32,7 @@ pub mod subscriber;
 
 pub use analytics::{CandleRange, StoredCandle};
 pub use backoff::Backoff;
+pub use feeds::{Desired, FeedMode, FeedStatus};
 pub use health::RedisHealth;
 pub use history::HistoryPage;
 pub use store::{BusError, Heartbeat, IngestorStatus, Redis, RedisOptions};

@@ -1,10 +1,14 @@
 //! The heartbeat record every ingestor writes, so the gateway knows it is
-//! alive, what it serves and how it is doing.
+//! alive, what it serves and how it is doing (and, re-exported from the bus,
+//! the feed status publisher).
 
 use std::time::Duration;
 
 use prometheus::IntGauge;
 use tickstream_bus::{Heartbeat, Redis};
+
+/// The feed status publisher, shared with producers outside the shell (analytics).
+pub use tickstream_bus::feeds::feed_status_loop;
 use tokio::time::MissedTickBehavior;
 
 /// Heartbeat TTL in heartbeat periods: survives a few missed writes, and a

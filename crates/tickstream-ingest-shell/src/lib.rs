@@ -7,7 +7,9 @@
 //! write the heartbeat record the gateway reads ([`Shell::serve`]), restore the
 //! per-symbol `seq` counters from Redis before the first publish
 //! ([`seqs::load_retrying`]), turn SIGHUP into reload requests
-//! ([`signal::Hangups`]), keep the status behind `/health` and the heartbeat
+//! ([`signal::Hangups`]), follow the operator's start/stop
+//! ([`control::DesiredWatch`]), publish the feed status on `feeds`
+//! ([`heartbeat::feed_status_loop`]), keep the status behind `/health` and the heartbeat
 //! ([`CommonStatus`]), and stop it all within a bound ([`Running::stop`]).
 //! What produces the ticks is the caller's.
 //!
@@ -19,13 +21,15 @@
 //! # Layout
 //! - [`status`]: [`CommonStatus`], what every ingestor reports on `/health` and in its heartbeat.
 //! - [`seqs`]: reading the last published seq (and cached tick) per symbol, retried until Redis answers.
-//! - [`heartbeat`]: the heartbeat record's write loop.
+//! - [`heartbeat`]: the heartbeat record's write loop and the feed status publisher.
+//! - [`control`]: the feed's desired state (running/stopped) followed from Redis.
 //! - [`metrics`]: [`CommonMetrics`], the gauges every ingestor exports.
 //! - [`signal`]: SIGHUP as a stream of reload requests.
 //! - [`Shell`] and [`Running`] (here): open, serve and stop, in that order.
 
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod heartbeat;
 pub mod metrics;
 pub mod seqs;
@@ -36,12 +40,12 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use prometheus::{IntGauge, Registry};
-use tickstream_bus::{BusError, Heartbeat, Redis, RedisOptions};
+use tickstream_bus::{BusError, FeedStatus, Heartbeat, Redis, RedisOptions};
 use tickstream_runtime::config::ConfigError;
 use tickstream_runtime::ops::{self, HealthFn};
 use tokio::task::JoinHandle;
 
-pub use heartbeat::{heartbeat_loop, HEARTBEAT_TTL_PERIODS};
+pub use heartbeat::{feed_status_loop, heartbeat_loop, HEARTBEAT_TTL_PERIODS};
 pub use metrics::CommonMetrics;
 pub use status::{Assessment, CommonStatus, Problem};
 
@@ -126,14 +130,25 @@ impl Shell {
 
     /// Starts serving `/health` (answered by `health`) and `/metrics`, and
     /// writes `record()` as the heartbeat every `heartbeat` period, with
-    /// `redis_up` following Redis after each write.
+    /// `redis_up` following Redis after each write; publishes `feed()` on the
+    /// `feeds` channel when it changes and every `heartbeat` period.
     pub fn serve(
         self,
         health: HealthFn,
         heartbeat: Duration,
         redis_up: IntGauge,
         record: impl Fn() -> Heartbeat + Send + 'static,
+        feed: impl Fn() -> FeedStatus + Send + 'static,
     ) -> Result<Running, Error> {
+        let stopped = tickstream_runtime::metrics::register(
+            &self.registry,
+            tickstream_runtime::metrics::gauge_vec(
+                "tickstream_ingest_feed_stopped",
+                "Whether an operator has stopped this feed (1) or it runs (0).",
+                &["source"],
+            ),
+        )
+        .with_label_values(&[feed().name.as_str()]);
         let server =
             ops::serve(self.listener, self.registry, health).map_err(|source| Error::Bind {
                 addr: self.addr,
@@ -141,11 +156,17 @@ impl Shell {
             })?;
         let server_handle = server.handle();
         let server_task = tokio::spawn(server);
+        let feed = tokio::spawn(feed_status_loop(self.redis.clone(), heartbeat, move || {
+            let status = feed();
+            stopped.set(i64::from(status.mode == tickstream_bus::FeedMode::Stopped));
+            status
+        }));
         let heartbeat = tokio::spawn(heartbeat_loop(self.redis, heartbeat, redis_up, record));
         Ok(Running {
             server_handle,
             server_task,
             heartbeat,
+            feed,
         })
     }
 }
@@ -158,6 +179,8 @@ pub struct Running {
     server_task: JoinHandle<std::io::Result<()>>,
     /// The heartbeat loop's task.
     heartbeat: JoinHandle<()>,
+    /// The feed status publisher's task.
+    feed: JoinHandle<()>,
 }
 
 impl Running {
@@ -165,6 +188,7 @@ impl Running {
     /// the ops server at most `timeout` to finish its in-flight requests.
     pub async fn stop(self, timeout: Duration) {
         self.heartbeat.abort();
+        self.feed.abort();
         let server_task = self.server_task;
         let handle = self.server_handle;
         let stopped = async move {

@@ -10,11 +10,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tickstream_bus::{Heartbeat, IngestorStatus, RedisHealth};
+use tickstream_bus::{FeedMode, FeedStatus, Heartbeat, IngestorStatus, RedisHealth};
 use tickstream_runtime::health::HealthStatus;
 
 /// Epoch-ms sentinel for "never".
 const NEVER: i64 = i64::MIN;
+/// The reason `/health` and the heartbeat give while an operator has stopped the feed.
+pub const STOPPED_MESSAGE: &str = "stopped by an operator (POST /feeds/{name}/start resumes it)";
 
 /// Why the service cannot do its job, when the reason is ours rather than Redis's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,8 @@ pub struct CommonStatus {
     last_tick: Moment,
     /// Startup or configuration problem, if any; starts as loading the seq counters.
     problem: Mutex<Option<Problem>>,
+    /// Whether an operator has stopped the feed (and it has let go of its upstream).
+    stopped: AtomicBool,
 }
 
 impl CommonStatus {
@@ -109,7 +113,53 @@ impl CommonStatus {
             problem: Mutex::new(Some(Problem::Loading(
                 "loading seq counters from Redis".to_owned(),
             ))),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Records that the feed has stopped (upstream closed, nothing published) or runs again.
+    pub fn set_stopped(&self, stopped: bool) {
+        self.stopped.store(stopped, Ordering::Release);
+    }
+
+    /// Whether an operator has stopped the feed.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// The feed status published on `feeds`: `mode` and `connected` are the
+    /// caller's while running; a stopped feed reports status and mode
+    /// `stopped`, not connected.
+    pub fn feed_status(
+        &self,
+        (status, _): Assessment,
+        running: (FeedMode, bool),
+        last_message_age_ms: Option<u64>,
+        reconnects: u64,
+    ) -> FeedStatus {
+        let stopped = self.is_stopped();
+        let (mode, connected) = if stopped {
+            (FeedMode::Stopped, false)
+        } else {
+            running
+        };
+        FeedStatus {
+            name: self.source.to_owned(),
+            status: if stopped { "stopped" } else { status.as_str() }.to_owned(),
+            mode,
+            connected,
+            symbols: self.symbols(),
+            last_message_age_ms,
+            reconnects,
+            timestamp: tickstream_model::time::format(&tickstream_model::time::now_millis()),
+        }
+    }
+
+    /// Milliseconds since the newest published tick, if any.
+    pub fn last_tick_age_ms(&self) -> Option<u64> {
+        self.last_tick
+            .age_seconds()
+            .map(|s| (s * 1000.0).round() as u64)
     }
 
     /// The ingestor's name, as its ticks' `source` and its heartbeat's name.
@@ -187,6 +237,10 @@ impl CommonStatus {
             Some(Problem::Loading(why)) => return (HealthStatus::Degraded, Some(why)),
             None => {}
         }
+        if self.is_stopped() {
+            // Stopped on purpose: nothing is wrong, and nothing else applies.
+            return (HealthStatus::Healthy, Some(STOPPED_MESSAGE.to_owned()));
+        }
         if !self.redis.is_up() {
             let why = self
                 .redis
@@ -217,9 +271,14 @@ impl CommonStatus {
         own: serde_json::Value,
     ) -> (HealthStatus, serde_json::Value) {
         let redis_up = self.redis.is_up();
+        let word = if self.is_stopped() && status == HealthStatus::Healthy {
+            "stopped"
+        } else {
+            status.as_str()
+        };
         let mut body = json!({
             "service": format!("ingest-{}", self.source),
-            "status": status.as_str(),
+            "status": word,
             "port": self.port,
             "timestamp": tickstream_model::time::format(&tickstream_model::time::now_millis()),
             "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
@@ -340,6 +399,35 @@ mod tests {
         assert_eq!(hb.last_tick.as_deref(), Some("2025-11-01T10:30:00.123Z"));
         assert_eq!(hb.ticks_published, 2);
         assert_eq!(hb.symbols, ["BTCUSDT", "EUR/USD"]);
+    }
+
+    #[test]
+    fn stopped_is_healthy_with_a_reason() {
+        let (s, redis) = status();
+        redis.mark_up();
+        s.set_problem(None);
+        s.set_stopped(true);
+        let (st, body) = s.health(s.assess(|| Some("stream down".into())), json!({}));
+        assert_eq!(st, HealthStatus::Healthy, "{body}");
+        assert_eq!(body["status"], "stopped");
+        assert_eq!(body["message"], STOPPED_MESSAGE);
+        let hb = s.heartbeat(s.assess(|| None));
+        assert_eq!(hb.status, IngestorStatus::Healthy);
+        let f = s.feed_status(s.assess(|| None), (FeedMode::Stream, true), None, 0);
+        assert_eq!(
+            (f.status.as_str(), f.mode, f.connected),
+            ("stopped", FeedMode::Stopped, false)
+        );
+        s.set_stopped(false);
+        let f = s.feed_status(s.assess(|| None), (FeedMode::Rest, false), Some(5), 2);
+        assert_eq!(
+            (f.status.as_str(), f.mode, f.reconnects),
+            ("healthy", FeedMode::Rest, 2)
+        );
+        assert_eq!(
+            s.health(s.assess(|| None), json!({})).1["status"],
+            "healthy"
+        );
     }
 
     #[test]

@@ -46,3 +46,29 @@ pub async fn http_get_text(url: &str) -> anyhow::Result<(u16, String)> {
         .with_context(|| format!("reading body of GET {url}"))?;
     Ok((status, body))
 }
+
+/// POSTs an empty body to `url` (with `Authorization: Bearer <token>` when given) and returns the status and JSON body, for admin endpoints.
+pub async fn http_post_json(
+    url: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut request = client()?.post(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("reading body of POST {url}"))?;
+    if body.trim().is_empty() {
+        return Ok((status, serde_json::Value::Null));
+    }
+    let value = serde_json::from_str(&body)
+        .with_context(|| format!("POST {url} returned {status} with a non-JSON body: {body}"))?;
+    Ok((status, value))
+}

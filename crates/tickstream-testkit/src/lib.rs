@@ -34,9 +34,9 @@ pub mod ticks;
 pub mod wait;
 
 pub use exit::{assert_rejected, run_to_exit};
-pub use http::{http_get_json, http_get_text};
+pub use http::{http_get_json, http_get_text, http_post_json};
 pub use port::free_port;
 pub use redis_server::RedisServer;
 pub use service::{bin_path, env_with, target_dir, Service};
-pub use ticks::{cached_tick, wait_tick, TickChannel};
+pub use ticks::{cached_tick, wait_tick, JsonChannel, TickChannel};
 pub use wait::{wait_for, wait_until};

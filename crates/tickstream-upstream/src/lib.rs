@@ -29,8 +29,10 @@
 //! - [`status`]: [`Status`], the shell's status plus the connections' state.
 //! - [`publish`]: seq stamping and publishing to Redis.
 //! - `context`: what every task of one running ingestor shares.
+//! - [`demand`]: on-demand symbols from the gateways' interest leases (pure).
 //! - [`subscriptions`]: symbol-set diffs, per-connection assignment, control messages, pacing (pure).
 //! - [`ws`]: one reconnecting WebSocket connection.
+//! - [`providers`]: secondary REST fallbacks (CoinGecko) beside a venue's own.
 //! - [`rest`]: the REST fallback poller (429/418 and `Retry-After` aware).
 //! - [`live`]: the connections of a live venue and the SIGHUP reload that changes them.
 //! - [`run`] (here): wires them together inside the shell until shutdown.
@@ -39,8 +41,10 @@
 
 pub mod config;
 mod context;
+pub mod demand;
 pub mod live;
 pub mod metrics;
+pub mod providers;
 pub mod publish;
 pub mod rest;
 pub mod settings;
@@ -55,11 +59,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tickstream_bus::Backoff;
+use tickstream_bus::Desired;
+use tickstream_ingest_shell::control::{self, DesiredRx, DesiredWatch};
 use tickstream_ingest_shell::signal::Hangups;
 use tickstream_ingest_shell::{seqs, Shell};
 use tickstream_model::Symbol;
 use tickstream_runtime::ops::HealthFn;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use config::{IngestorConfig, ServiceOptions, VenueConfig, REDIS_OP_TIMEOUT};
 pub use context::{REDIS_RETRY_INITIAL, REDIS_RETRY_MAX};
@@ -136,19 +143,22 @@ pub async fn run_with_reload<V: Venue>(
     metrics.symbols.set(symbols.len() as i64);
 
     let capacity = venue.live().map(|l| l.max_symbols_per_connection());
-    let initial: Vec<Symbol>;
-    let fixed: Vec<WsConnection>;
+    if opts.settings.on_demand && capacity.is_none() {
+        return Err(Error::Config(
+            tickstream_runtime::config::ConfigError::invalid(
+                "upstream.on_demand",
+                &[],
+                format!("ingest-{source} cannot change its streams live; only ingest-binance supports on-demand mode"),
+            ),
+        ));
+    }
+    let initial: Vec<Symbol> = match capacity {
+        Some(_) => subscriptions::dedup(symbols.clone()),
+        None => symbols.clone(),
+    };
     let expected = match capacity {
-        Some(cap) => {
-            initial = subscriptions::dedup(symbols.clone());
-            fixed = Vec::new();
-            subscriptions::partition(&initial, cap).len()
-        }
-        None => {
-            initial = symbols.clone();
-            fixed = venue.connections();
-            fixed.len()
-        }
+        Some(cap) => subscriptions::partition(&initial, cap).len(),
+        None => venue.connections().len(),
     };
     let blocked = venue.credentials_problem();
     let status = Arc::new(Status::new(
@@ -174,11 +184,14 @@ pub async fn run_with_reload<V: Venue>(
             let status = status.clone();
             move || status.heartbeat()
         },
+        {
+            let status = status.clone();
+            move || status.feed_status()
+        },
     )?;
+    // Followed from the start, so a stop stored before this start holds.
+    let desired = DesiredWatch::spawn(redis.clone(), source);
 
-    let mut tasks = Vec::new();
-    let mut fleet = live::Fleet::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
     let loaded = tokio::select! {
         _ = &mut shutdown => None,
         loaded = load_seqs(&redis, &symbols, &status, &metrics) => Some(loaded),
@@ -193,63 +206,204 @@ pub async fn run_with_reload<V: Venue>(
             status: status.clone(),
             metrics: metrics.clone(),
             publisher,
-            symbols: Mutex::new(initial.clone()),
+            symbols: Mutex::new(initial),
             control_ids: AtomicU64::new(0),
         });
-        if blocked.is_none() {
-            tracing::info!(
-                source,
-                symbols = initial.len(),
-                connections = expected,
-                live_changes = capacity.is_some(),
-                "Connecting to the upstream."
-            );
-            match capacity {
-                Some(cap) => {
-                    for set in subscriptions::partition(&initial, cap) {
-                        fleet.open(&ctx, set, &stop_rx);
-                    }
-                }
-                None => {
-                    for conn in fixed {
-                        fleet.open_fixed(&ctx, conn, &stop_rx);
-                    }
-                }
-            }
-        }
-        tasks.push(tokio::spawn(rest::run_fallback(
-            ctx.clone(),
-            stop_rx.clone(),
-        )));
+        let mut desired = desired.subscribe();
+        let mut demand = (opts.settings.on_demand && blocked.is_none()).then(|| {
+            let allowed = opts
+                .settings
+                .on_demand_symbols
+                .iter()
+                .filter_map(|s| Symbol::parse(s).ok());
+            demand::OnDemand::new(
+                ctx.current_symbols(),
+                allowed,
+                opts.settings.on_demand_grace(),
+            )
+        });
         loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = hangups.recv() => {}
+            if !wait_while_stopped(&ctx, &mut desired, &mut hangups, &mut shutdown).await {
+                break;
             }
-            if blocked.is_some() {
-                tracing::warn!(
-                    source,
-                    "Received SIGHUP while not connecting to the upstream; ignoring it."
-                );
-                continue;
-            }
-            let stopped = tokio::select! {
-                _ = &mut shutdown => true,
-                _ = live::reload(&ctx, reload.as_ref(), &mut fleet, &stop_rx) => false,
-            };
-            if stopped {
+            if !run_phase(
+                &ctx,
+                &redis,
+                &mut demand,
+                capacity,
+                blocked.is_some(),
+                reload.as_ref(),
+                &mut desired,
+                &mut hangups,
+                &mut shutdown,
+            )
+            .await
+            {
                 break;
             }
         }
     }
-    tasks.append(&mut fleet.tasks);
 
     tracing::info!(
         source,
         ticks_published = status.common().ticks_published(),
         "Shutting down."
     );
+    running.stop(SHUTDOWN_TIMEOUT).await;
+    Ok(())
+}
+
+/// How often an on-demand ingestor reads the gateways' interest leases.
+pub const INTEREST_POLL: Duration = Duration::from_millis(500);
+
+/// What woke a running phase besides shutdown and stop.
+enum PhaseEvent {
+    /// SIGHUP: reload the configuration.
+    Hangup,
+    /// Time to read the interest leases (on-demand mode).
+    Interest,
+}
+
+/// While an operator has the feed stopped: reports `stopped` and waits for a
+/// start (a SIGHUP meanwhile is logged and ignored). False if shutdown came first.
+async fn wait_while_stopped<V: Venue, S: Future<Output = ()> + Unpin>(
+    ctx: &Arc<Context<V>>,
+    desired: &mut DesiredRx,
+    hangups: &mut Hangups,
+    shutdown: &mut S,
+) -> bool {
+    let source = ctx.venue.name();
+    let state = tokio::select! {
+        _ = &mut *shutdown => return false,
+        d = control::known(desired) => d,
+    };
+    if state == Desired::Running {
+        return true;
+    }
+    ctx.status.common().set_stopped(true);
+    tracing::info!(
+        source,
+        "Feed stopped by an operator; no upstream connection until it is started."
+    );
+    loop {
+        tokio::select! {
+            _ = &mut *shutdown => return false,
+            _ = hangups.recv() => tracing::warn!(
+                source,
+                "Received SIGHUP while the feed is stopped; ignoring it (send it again after the start)."
+            ),
+            _ = control::until(desired, Desired::Running) => break,
+        }
+    }
+    ctx.status.common().set_stopped(false);
+    tracing::info!(
+        source,
+        "Feed started by an operator; connecting to the upstream."
+    );
+    true
+}
+
+/// One running phase: opens the venue's connections and its REST fallback,
+/// applies SIGHUP reloads, and closes them all when the operator stops the
+/// feed (returns true) or at shutdown (returns false).
+#[allow(clippy::too_many_arguments)]
+async fn run_phase<V: Venue, S: Future<Output = ()> + Unpin>(
+    ctx: &Arc<Context<V>>,
+    redis: &tickstream_bus::Redis,
+    demand: &mut Option<demand::OnDemand>,
+    capacity: Option<usize>,
+    blocked: bool,
+    reload: Option<&ReloadFn>,
+    desired: &mut DesiredRx,
+    hangups: &mut Hangups,
+    shutdown: &mut S,
+) -> bool {
+    let source = ctx.venue.name();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut fleet = live::Fleet::new();
+    if !blocked {
+        match capacity {
+            Some(cap) => {
+                let sets = subscriptions::partition(&ctx.current_symbols(), cap);
+                ctx.status.set_expected_connections(sets.len());
+                for set in sets {
+                    fleet.open(ctx, set, &stop_rx);
+                }
+            }
+            None => {
+                let conns = ctx.venue.connections();
+                ctx.status.set_expected_connections(conns.len());
+                for conn in conns {
+                    fleet.open_fixed(ctx, conn, &stop_rx);
+                }
+            }
+        }
+        tracing::info!(
+            source,
+            symbols = ctx.current_symbols().len(),
+            connections = ctx.status.expected_connections(),
+            live_changes = capacity.is_some(),
+            "Connecting to the upstream."
+        );
+    }
+    let mut tasks = vec![tokio::spawn(rest::run_fallback(
+        ctx.clone(),
+        stop_rx.clone(),
+    ))];
+    let mut interest = tokio::time::interval(INTEREST_POLL);
+    interest.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = loop {
+        let event = tokio::select! {
+            _ = &mut *shutdown => break false,
+            _ = control::until(desired, Desired::Stopped) => break true,
+            _ = hangups.recv() => PhaseEvent::Hangup,
+            _ = interest.tick(), if demand.is_some() => PhaseEvent::Interest,
+        };
+        if blocked {
+            tracing::warn!(
+                source,
+                "Received SIGHUP while not connecting to the upstream; ignoring it."
+            );
+            continue;
+        }
+        let interrupted = match event {
+            PhaseEvent::Hangup => tokio::select! {
+                _ = &mut *shutdown => Some(false),
+                _ = live::reload(ctx, reload, &mut fleet, &stop_rx) => None,
+            },
+            PhaseEvent::Interest => {
+                let Some(demand) = demand.as_mut() else {
+                    continue;
+                };
+                let wanted = match redis.interest().await {
+                    Ok(raw) => demand.wanted(&raw, std::time::Instant::now()),
+                    Err(e) => {
+                        tracing::debug!(source, error = %e, "Cannot read the interest leases; keeping the streamed symbols.");
+                        continue;
+                    }
+                };
+                if demand::same_set(&wanted, &ctx.current_symbols()) {
+                    continue;
+                }
+                tokio::select! {
+                    _ = &mut *shutdown => Some(false),
+                    _ = live::apply(ctx, wanted, &mut fleet, &stop_rx, "on-demand interest") => None,
+                }
+            }
+        };
+        if let (PhaseEvent::Hangup, Some(demand)) = (&event, demand.as_mut()) {
+            // The reloaded configuration is the new pinned set; wanted extras come back at the next poll.
+            demand.set_pinned(ctx.current_symbols());
+        }
+        if let Some(stopped) = interrupted {
+            break stopped;
+        }
+    };
+    tasks.append(&mut fleet.tasks);
     let _ = stop_tx.send(true);
+    // Each task closes its socket (a close frame) and ends; one that does not
+    // within the bound is aborted, so nothing is published after a stop.
+    let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
     let joined = async {
         for t in tasks {
             let _ = t.await;
@@ -259,10 +413,19 @@ pub async fn run_with_reload<V: Venue>(
         .await
         .is_err()
     {
-        tracing::debug!("Connection tasks did not stop in time; exiting anyway.");
+        tracing::debug!("Connection tasks did not stop in time; aborting them.");
+        for a in aborts {
+            a.abort();
+        }
     }
-    running.stop(SHUTDOWN_TIMEOUT).await;
-    Ok(())
+    ctx.status.set_fallback(false);
+    ctx.status.reset_connections();
+    ctx.metrics.fallback_active.set(0);
+    ctx.metrics.connected.set(0);
+    if stopped {
+        tracing::info!(source, "Upstream connections closed.");
+    }
+    stopped
 }
 
 /// The ticks' and the trades' last published seqs of `symbols`, each retried until Redis answers.

@@ -105,7 +105,7 @@ pub(crate) async fn reload<V: Venue>(
     stop: &watch::Receiver<bool>,
 ) {
     let source = ctx.venue.name();
-    let (Some(reload), Some(live)) = (reload, ctx.venue.live()) else {
+    let (Some(reload), Some(_)) = (reload, ctx.venue.live()) else {
         tracing::warn!(
             source,
             "Received SIGHUP, but this ingestor applies configuration changes only on restart; ignoring it."
@@ -134,16 +134,35 @@ pub(crate) async fn reload<V: Venue>(
             return;
         }
     };
+    if !apply(ctx, new.clone(), fleet, stop, "configuration reload").await {
+        tracing::info!(
+            source,
+            symbols = new.len(),
+            "Configuration reloaded; symbols unchanged."
+        );
+    }
+    ctx.metrics.reload("ok");
+}
+
+/// Changes the streamed symbols to `new` live: loads the added symbols' seqs,
+/// then hands every connection its new set (opening and closing connections
+/// as the per-connection limit requires). `why` is logged. Returns whether
+/// anything changed (false too for a venue without live changes).
+pub(crate) async fn apply<V: Venue>(
+    ctx: &Arc<Context<V>>,
+    new: Vec<Symbol>,
+    fleet: &mut Fleet,
+    stop: &watch::Receiver<bool>,
+    why: &'static str,
+) -> bool {
+    let source = ctx.venue.name();
+    let Some(live) = ctx.venue.live() else {
+        return false;
+    };
     let current = ctx.current_symbols();
     let change = diff(&current, &new);
     if change.is_empty() {
-        ctx.metrics.reload("ok");
-        tracing::info!(
-            source,
-            symbols = current.len(),
-            "Configuration reloaded; symbols unchanged."
-        );
-        return;
+        return false;
     }
     // The added symbols' seqs come from Redis before any of their ticks can
     // arrive, so their seq continues from the last one ever published.
@@ -168,9 +187,9 @@ pub(crate) async fn reload<V: Venue>(
     ctx.status.set_expected_connections(fleet.len());
     ctx.metrics.connected.set(i64::from(ctx.status.stream_up()));
     ctx.set_symbols(new.clone());
-    ctx.metrics.reload("ok");
     tracing::info!(
         source,
+        why,
         added = change.added.len(),
         removed = change.removed.len(),
         added_symbols = %sample(&change.added),
@@ -181,6 +200,7 @@ pub(crate) async fn reload<V: Venue>(
         connections_closed = closed,
         "Symbols changed."
     );
+    true
 }
 
 /// Loads `symbols`' last seqs into the publisher, retrying with backoff until Redis answers.

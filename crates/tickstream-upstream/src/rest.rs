@@ -87,6 +87,12 @@ pub(crate) async fn run_fallback<V: Venue>(
             return;
         }
     };
+    let mut providers = crate::providers::Providers {
+        coingecko: ctx.settings.coingecko(),
+        coingecko_after: None,
+        exchangerate: ctx.settings.exchangerate(),
+        exchangerate_after: None,
+    };
     let mut up = ctx.status.watch_stream();
     loop {
         tokio::select! {
@@ -106,7 +112,11 @@ pub(crate) async fn run_fallback<V: Venue>(
             "Stream down; polling the REST fallback."
         );
         loop {
-            let delay = match poll_round(&ctx, &client).await {
+            let (round, got) = poll_round(&ctx, &client).await;
+            if !got {
+                poll_providers(&ctx, &client, &mut providers).await;
+            }
+            let delay = match round {
                 Round::Done => ctx.settings.rest_interval(),
                 Round::RateLimited(d) => d.max(ctx.settings.rest_interval()),
             };
@@ -131,9 +141,117 @@ pub(crate) async fn run_fallback<V: Venue>(
     }
 }
 
-/// One round: every request of the venue, publishing what parses.
-async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Round {
+/// Asks a secondary provider once: the body, `Err(Some(wait))` when it rate
+/// limits, `Err(None)` on any other failure (logged by name, never by URL,
+/// which may carry a key).
+async fn ask<V: Venue>(
+    ctx: &Context<V>,
+    client: &reqwest::Client,
+    provider: &'static str,
+    url: String,
+) -> Result<String, Option<Duration>> {
+    let request = RestRequest {
+        url,
+        symbols: Vec::new(),
+    };
+    match fetch(client, &request, ctx.settings.rest_interval()).await {
+        Ok(Ok(body)) => {
+            ctx.metrics.rest_request("ok");
+            Ok(body)
+        }
+        Ok(Err(wait)) => {
+            ctx.metrics.rest_request("rate_limited");
+            tracing::warn!(
+                source = ctx.venue.name(),
+                provider,
+                retry_after_ms = wait.as_millis() as u64,
+                "REST provider rate limited; waiting as asked."
+            );
+            Err(Some(wait))
+        }
+        Err(e) => {
+            ctx.metrics.rest_request("error");
+            // reqwest's error text names the URL; only the status is logged.
+            let why = match &e {
+                RestError::Status(code) => format!("HTTP {code}"),
+                RestError::Http(e) if e.is_timeout() => "timed out".to_owned(),
+                RestError::Http(_) => "request failed".to_owned(),
+            };
+            tracing::warn!(source = ctx.venue.name(), provider, error = %why, "REST provider request failed.");
+            Err(None)
+        }
+    }
+}
+
+/// Publishes a provider's quotes, or counts and logs why its answer was unusable.
+async fn publish_provider<V: Venue>(
+    ctx: &Context<V>,
+    provider: &'static str,
+    source: &str,
+    parsed: Result<Vec<crate::venue::Quote>, crate::providers::ProviderError>,
+) {
+    match parsed {
+        Ok(quotes) => {
+            let _ = ctx.publisher.publish(quotes, source).await;
+        }
+        Err(e) => {
+            ctx.metrics.parse_errors.inc();
+            tracing::warn!(source = ctx.venue.name(), provider, error = %e, "Skipping an unusable provider response.");
+        }
+    }
+}
+
+/// The secondary providers' round, for when the venue's own gave nothing:
+/// each provider that is not waiting out a rate limit is asked once.
+async fn poll_providers<V: Venue>(
+    ctx: &Context<V>,
+    client: &reqwest::Client,
+    providers: &mut crate::providers::Providers,
+) {
+    use crate::providers::{
+        coingecko_request, exchangerate_requests, parse_coingecko, parse_exchangerate,
+        COINGECKO_SOURCE, EXCHANGERATE_SOURCE,
+    };
+    let now = std::time::Instant::now();
+    let symbols = ctx.current_symbols();
+    if providers.coingecko_ready(now) {
+        if let (Some(base), Some((path, pairs))) =
+            (providers.coingecko.clone(), coingecko_request(&symbols))
+        {
+            match ask(ctx, client, "coingecko", format!("{base}{path}")).await {
+                Ok(body) => {
+                    let parsed = parse_coingecko(&body, &pairs, chrono::Utc::now());
+                    publish_provider(ctx, "coingecko", COINGECKO_SOURCE, parsed).await;
+                }
+                Err(Some(wait)) => providers.coingecko_wait(now, wait),
+                Err(None) => {}
+            }
+        }
+    }
+    if providers.exchangerate_ready(now) {
+        if let Some((base, key)) = providers.exchangerate.clone() {
+            for (path, wants) in exchangerate_requests(&symbols, &key) {
+                match ask(ctx, client, "exchangerate", format!("{base}{path}")).await {
+                    Ok(body) => {
+                        let parsed = parse_exchangerate(&body, &wants, chrono::Utc::now());
+                        publish_provider(ctx, "exchangerate", EXCHANGERATE_SOURCE, parsed).await;
+                    }
+                    Err(Some(wait)) => {
+                        providers.exchangerate_after = Some(now + wait);
+                        break;
+                    }
+                    Err(None) => {}
+                }
+            }
+        }
+    }
+}
+
+/// One round: every request of the venue, publishing what parses; also
+/// whether any of it gave quotes (if not, the secondary providers are asked).
+async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> (Round, bool) {
     let source = rest_source(ctx.venue.name());
+    let mut got = false;
     for request in ctx.rest_requests() {
         match fetch(client, &request, ctx.settings.rest_interval()).await {
             Ok(Ok(body)) if ctx.venue.rest_rate_limited(&body) => {
@@ -144,12 +262,13 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
                     retry_after_ms = wait.as_millis() as u64,
                     "REST fallback rate limited (in the body); backing off."
                 );
-                return Round::RateLimited(wait);
+                return (Round::RateLimited(wait), got);
             }
             Ok(Ok(body)) => {
                 ctx.metrics.rest_request("ok");
                 match ctx.venue.parse_rest(&request, &body) {
                     Ok(quotes) => {
+                        got |= !quotes.is_empty();
                         let _ = ctx.publisher.publish(quotes, &source).await;
                     }
                     Err(e) => {
@@ -165,7 +284,7 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
                     retry_after_ms = wait.as_millis() as u64,
                     "REST fallback rate limited; waiting as asked."
                 );
-                return Round::RateLimited(wait);
+                return (Round::RateLimited(wait), got);
             }
             Err(e) => {
                 ctx.metrics.rest_request("error");
@@ -173,7 +292,7 @@ async fn poll_round<V: Venue>(ctx: &Context<V>, client: &reqwest::Client) -> Rou
             }
         }
     }
-    Round::Done
+    (Round::Done, got)
 }
 
 /// GETs one URL: `Ok(Ok(body))`, `Ok(Err(wait))` when rate limited, or the failure.

@@ -53,6 +53,49 @@ pub struct UpstreamSettings {
     /// Entries kept per `history:` stream of a ticks or trades channel (0: no history).
     #[serde(default = "default_history_len")]
     pub history_len: usize,
+    /// Stream the configured symbols plus those of `on_demand_symbols` some gateway's clients want
+    /// (`tickstream:interest`), changing streams live; only venues with live changes (Binance).
+    #[serde(default)]
+    pub on_demand: bool,
+    /// Symbols (normalized, e.g. `ETHUSDT`) this ingestor may add on demand; others are never streamed.
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
+    pub on_demand_symbols: Vec<String>,
+    /// An on-demand symbol is dropped after nobody has wanted it for this long, ms.
+    #[serde(default = "default_on_demand_grace_ms")]
+    pub on_demand_grace_ms: u64,
+    /// Secondary REST fallbacks polled when the venue's own REST round gives nothing (`coingecko`).
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
+    pub rest_providers: Vec<String>,
+    /// CoinGecko's base URL (`/api/v3/simple/price` is appended).
+    #[serde(default = "default_coingecko_url")]
+    pub coingecko_url: String,
+    /// ExchangeRate-API's base URL (`/v6/{key}/latest/{BASE}` is appended).
+    #[serde(default = "default_exchangerate_url")]
+    pub exchangerate_url: String,
+    /// ExchangeRate-API key, required when `exchangerate` is a REST provider; never logged.
+    #[serde(default)]
+    pub exchangerate_api_key: tickstream_runtime::secret::Secret,
+}
+
+fn default_exchangerate_url() -> String {
+    crate::providers::DEFAULT_EXCHANGERATE_URL.to_owned()
+}
+
+fn default_coingecko_url() -> String {
+    crate::providers::DEFAULT_COINGECKO_URL.to_owned()
+}
+
+/// Default `upstream.on_demand_grace_ms`: a symbol nobody wants any more is dropped after this.
+pub const DEFAULT_ON_DEMAND_GRACE_MS: u64 = 30_000;
+
+fn default_on_demand_grace_ms() -> u64 {
+    DEFAULT_ON_DEMAND_GRACE_MS
 }
 
 /// Default `upstream.history_len`.
@@ -73,6 +116,13 @@ impl Default for UpstreamSettings {
             heartbeat_secs: DEFAULT_HEARTBEAT_SECS,
             price_ttl_secs: DEFAULT_PRICE_TTL_SECS,
             history_len: tickstream_bus::store::DEFAULT_HISTORY_LEN,
+            on_demand: false,
+            on_demand_symbols: Vec::new(),
+            on_demand_grace_ms: DEFAULT_ON_DEMAND_GRACE_MS,
+            rest_providers: Vec::new(),
+            coingecko_url: default_coingecko_url(),
+            exchangerate_url: default_exchangerate_url(),
+            exchangerate_api_key: tickstream_runtime::secret::Secret::default(),
         }
     }
 }
@@ -97,6 +147,56 @@ impl UpstreamSettings {
             if value == 0 {
                 return Err(ConfigError::invalid(key, aliases, "must be greater than 0"));
             }
+        }
+        for raw in &self.on_demand_symbols {
+            tickstream_model::Symbol::parse(raw).map_err(|e| {
+                ConfigError::invalid(
+                    "upstream.on_demand_symbols",
+                    aliases,
+                    format!("{raw:?}: {e}"),
+                )
+            })?;
+        }
+        if self.on_demand && self.on_demand_symbols.is_empty() {
+            return Err(ConfigError::invalid(
+                "upstream.on_demand_symbols",
+                aliases,
+                "on-demand mode needs the symbols it may add",
+            ));
+        }
+        for name in &self.rest_providers {
+            if !crate::providers::PROVIDERS.contains(&name.as_str()) {
+                return Err(ConfigError::invalid(
+                    "upstream.rest_providers",
+                    aliases,
+                    format!(
+                        "{name:?}: expected one of {:?}",
+                        crate::providers::PROVIDERS
+                    ),
+                ));
+            }
+        }
+        for (key, url) in [
+            ("upstream.coingecko_url", &self.coingecko_url),
+            ("upstream.exchangerate_url", &self.exchangerate_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::invalid(
+                    key,
+                    aliases,
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        let key = self.exchangerate_api_key.expose();
+        if self.rest_providers.iter().any(|p| p == "exchangerate")
+            && (key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(ConfigError::invalid(
+                "upstream.exchangerate_api_key",
+                aliases,
+                "the exchangerate REST provider needs its API key (letters, digits and dashes)",
+            ));
         }
         if self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err(ConfigError::invalid(
@@ -135,6 +235,29 @@ impl UpstreamSettings {
     /// [`Self::max_connection_age_secs`] as a duration.
     pub fn max_connection_age(&self) -> Duration {
         Duration::from_secs(self.max_connection_age_secs)
+    }
+    /// The CoinGecko base URL when `coingecko` is among the REST providers.
+    pub fn coingecko(&self) -> Option<String> {
+        self.rest_providers
+            .iter()
+            .any(|p| p == "coingecko")
+            .then(|| self.coingecko_url.trim_end_matches('/').to_owned())
+    }
+    /// ExchangeRate-API's base URL and key when `exchangerate` is among the REST providers.
+    pub fn exchangerate(&self) -> Option<(String, String)> {
+        self.rest_providers
+            .iter()
+            .any(|p| p == "exchangerate")
+            .then(|| {
+                (
+                    self.exchangerate_url.trim_end_matches('/').to_owned(),
+                    self.exchangerate_api_key.expose().to_owned(),
+                )
+            })
+    }
+    /// [`Self::on_demand_grace_ms`] as a duration.
+    pub fn on_demand_grace(&self) -> Duration {
+        Duration::from_millis(self.on_demand_grace_ms)
     }
     /// [`Self::heartbeat_secs`] as a duration.
     pub fn heartbeat(&self) -> Duration {

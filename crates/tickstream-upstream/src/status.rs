@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::json;
-use tickstream_bus::{Heartbeat, RedisHealth};
+use tickstream_bus::{FeedMode, FeedStatus, Heartbeat, RedisHealth};
 use tickstream_ingest_shell::status::{Assessment, CommonStatus, Moment, Problem};
 use tickstream_runtime::health::HealthStatus;
 use tokio::sync::watch;
@@ -83,6 +83,17 @@ impl Status {
         self.recompute_stream_up();
     }
 
+    /// How many connections the venue wants open now.
+    pub fn expected_connections(&self) -> usize {
+        self.expected_connections.load(Ordering::Acquire)
+    }
+
+    /// Every connection has been closed (an operator's stop): none is up.
+    pub fn reset_connections(&self) {
+        self.connected.store(0, Ordering::Release);
+        self.recompute_stream_up();
+    }
+
     /// The stream is up while every expected connection is.
     fn recompute_stream_up(&self) -> bool {
         let up = self.connected.load(Ordering::Acquire)
@@ -145,6 +156,25 @@ impl Status {
             },
         });
         self.common.health(self.assess(), upstream)
+    }
+
+    /// The feed status published on `feeds`: `rest` while the fallback polls, else `stream`.
+    pub fn feed_status(&self) -> FeedStatus {
+        let mode = if self.fallback_active.load(Ordering::Relaxed) {
+            FeedMode::Rest
+        } else {
+            FeedMode::Stream
+        };
+        let age_ms = self
+            .last_message
+            .age_seconds()
+            .map(|s| (s * 1000.0).round() as u64);
+        self.common.feed_status(
+            self.assess(),
+            (mode, self.stream_up()),
+            age_ms,
+            self.reconnects.load(Ordering::Relaxed),
+        )
     }
 
     /// The heartbeat record the gateway reads for its `/health` and `/symbols`.

@@ -234,12 +234,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         status.clone(),
         metrics.clone(),
     ));
+    let feed_task = tokio::spawn({
+        let status = status.clone();
+        tickstream_bus::feeds::feed_status_loop(
+            redis.clone(),
+            Duration::from_secs(a.heartbeat_secs),
+            move || status.feed_status(),
+        )
+    });
     tracing::info!("Computing candles, signals and the market mood.");
 
     shutdown.await;
     tracing::info!("Shutting down.");
     universe_task.abort();
     heartbeat_task.abort();
+    feed_task.abort();
     // The engine stops and drops its output sender; the writer then flushes what is queued.
     let _ = stop_tx.send(true);
     let _ = engine_task.await;

@@ -1,11 +1,11 @@
 //! What the service knows about itself, behind `/health` and the heartbeat.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::json;
-use tickstream_bus::{Heartbeat, IngestorStatus, RedisHealth};
+use tickstream_bus::{FeedMode, FeedStatus, Heartbeat, IngestorStatus, RedisHealth};
 use tickstream_runtime::health::HealthStatus;
 
 /// The service's name in `/health` and its heartbeat key.
@@ -25,6 +25,8 @@ pub struct Status {
     inputs: AtomicU64,
     /// Events published.
     published: AtomicU64,
+    /// Epoch ms of the last tick or trade received (`i64::MIN`: none yet).
+    last_input_ms: AtomicI64,
 }
 
 impl Status {
@@ -38,6 +40,7 @@ impl Status {
             symbols: Mutex::new(Vec::new()),
             inputs: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            last_input_ms: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -64,6 +67,27 @@ impl Status {
     /// Counts one received tick or trade.
     pub fn input(&self) {
         self.inputs.fetch_add(1, Ordering::Relaxed);
+        self.last_input_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The feed status published on `feeds`: analytics is fed by its Redis
+    /// subscription (`stream`, connected while Redis answers) and cannot be stopped.
+    pub fn feed_status(&self) -> FeedStatus {
+        let (status, _) = self.assess();
+        let last = self.last_input_ms.load(Ordering::Relaxed);
+        let age = (last != i64::MIN)
+            .then(|| u64::try_from(chrono::Utc::now().timestamp_millis() - last).unwrap_or(0));
+        FeedStatus {
+            name: NAME.to_owned(),
+            status: status.as_str().to_owned(),
+            mode: FeedMode::Stream,
+            connected: self.redis.is_up(),
+            symbols: self.symbols(),
+            last_message_age_ms: age,
+            reconnects: self.redis.reconnects(),
+            timestamp: tickstream_model::time::format(&tickstream_model::time::now_millis()),
+        }
     }
 
     /// Counts published events.

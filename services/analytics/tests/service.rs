@@ -428,3 +428,37 @@ async fn bad_config_fails_fast_naming_the_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn publishes_its_feed_status_on_the_feeds_channel() {
+    let server = RedisServer::start().await.unwrap();
+    let mut feeds = tickstream_testkit::JsonChannel::subscribe(&server, "feeds").await;
+    let svc = spawn_analytics(
+        &server.url(),
+        &[
+            ("SYMBOLS", "BTCUSDT"),
+            ("TICKSTREAM_ANALYTICS__HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await;
+    let status = feeds
+        .wait(WAIT, |f| {
+            f["name"] == "analytics" && f["status"] == "healthy"
+        })
+        .await;
+    assert_eq!(status["mode"], "stream", "{status}");
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["symbols"], serde_json::json!(["BTCUSDT"]));
+    assert!(status["timestamp"].is_string());
+    // An input makes the last message age known; GET /feeds' key holds the same status.
+    subscribed(&server, &svc).await;
+    publish(&server, "trades:BTCUSDT", &trade(now_ms(), 100.0, 1.0)).await;
+    feeds
+        .wait(WAIT, |f| {
+            f["name"] == "analytics" && f["last_message_age_ms"].is_u64()
+        })
+        .await;
+    let stored = bus(&server).await.feed_statuses().await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].name, "analytics");
+}

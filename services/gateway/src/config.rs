@@ -96,6 +96,18 @@ pub struct GatewaySection {
     /// Compatibility profiles for existing clients and the symbol alias table (`[gateway.compat]`).
     #[serde(default)]
     pub compat: crate::compat::CompatSection,
+    /// Bearer token that authorizes `POST /feeds/{name}/stop|start` (at least 16 bytes; empty = none,
+    /// then only a JWT with an admin claim does); never logged.
+    #[serde(default)]
+    pub admin_token: Secret,
+    /// How long `POST /feeds/{name}/stop|start` waits for the feed to report the state asked for before answering 504.
+    #[serde(default = "default_feed_control_timeout_ms")]
+    pub feed_control_timeout_ms: u64,
+}
+
+/// Default `gateway.feed_control_timeout_ms`: a feed acts within a second; this leaves room for a slow upstream close.
+fn default_feed_control_timeout_ms() -> u64 {
+    5000
 }
 
 /// Default `gateway.history_max_items`.
@@ -215,6 +227,8 @@ impl Default for Config {
                 history_max_items: default_history_max_items(),
                 recovery_max_items: default_recovery_max_items(),
                 compat: crate::compat::CompatSection::default(),
+                admin_token: Secret::default(),
+                feed_control_timeout_ms: default_feed_control_timeout_ms(),
             },
         }
     }
@@ -292,6 +306,21 @@ impl Config {
         }
         g.auth.validate()?;
         g.compat.validate()?;
+        let admin = g.admin_token.expose();
+        if !admin.is_empty() && admin.trim().len() < 16 {
+            return Err(ConfigError::invalid(
+                "gateway.admin_token",
+                ALIASES,
+                "must be at least 16 bytes (or empty to accept only admin JWTs)",
+            ));
+        }
+        if !(100..=60_000).contains(&g.feed_control_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "gateway.feed_control_timeout_ms",
+                ALIASES,
+                "must be between 100 and 60000",
+            ));
+        }
         if g.reuse_port && !cfg!(unix) {
             return Err(ConfigError::invalid(
                 "gateway.reuse_port",

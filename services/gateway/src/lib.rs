@@ -15,6 +15,7 @@
 //! - [`websocket`]: frame reading, writing and the upgraded connection, shared by both protocols.
 //! - [`rest`]: REST endpoints and their error mapping.
 //! - [`compat`]: profiles for existing clients (the Socket.IO trading dashboard) and the symbol alias table.
+//! - [`feeds`]: `GET /feeds` and the admin's `POST /feeds/{name}/stop|start`.
 //! - [`vocabulary`]: the tables of events, error codes and disconnect reasons.
 //! - [`config`], [`metrics`], [`state`]: settings, instrumentation, shared handler state.
 //!
@@ -29,6 +30,7 @@ pub mod compat;
 pub mod config;
 pub mod dashboard;
 pub mod fanout;
+pub mod feeds;
 pub mod metrics;
 pub mod native;
 pub mod rest;

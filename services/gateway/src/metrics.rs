@@ -30,6 +30,17 @@ pub const AUTH_FAILURE_REASONS: &[&str] = &[
     "symbol_denied",
 ];
 
+/// Outcomes of a feed control request (`feed_control_total{outcome}`).
+pub const FEED_CONTROL_OUTCOMES: &[&str] = &[
+    "ok",
+    "timeout",
+    "unauthorized",
+    "forbidden",
+    "unknown_feed",
+    "bad_request",
+    "unavailable",
+];
+
 /// Every gateway metric, registered once and shared by all workers.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -71,6 +82,8 @@ pub struct GatewayMetrics {
     pub connections_rejected: IntCounterVec,
     /// Refused or failed JWT checks, by reason (bounded set, see [`AUTH_FAILURE_REASONS`]).
     pub auth_failures: IntCounterVec,
+    /// Feed control requests (`POST /feeds/{name}/stop|start`), by action and outcome.
+    pub feed_control: IntCounterVec,
     /// Upstream event time to gateway receive time.
     pub tick_latency: Histogram,
     /// Error frames sent to clients, by code.
@@ -165,6 +178,11 @@ impl GatewayMetrics {
                 "Refused JWT credentials and refused symbols.",
                 &["reason"],
             ),
+            feed_control: counter_vec(
+                "tickstream_gateway_feed_control_total",
+                "Feed stop/start requests, by action (stop, start) and outcome (ok, timeout, unauthorized, forbidden, unknown_feed, bad_request, unavailable).",
+                &["action", "outcome"],
+            ),
             connections: register(
                 r,
                 IntGaugeVec::new(
@@ -232,6 +250,11 @@ impl GatewayMetrics {
         }
         for reason in AUTH_FAILURE_REASONS {
             m.auth_failures.with_label_values(&[reason]);
+        }
+        for action in ["stop", "start"] {
+            for outcome in FEED_CONTROL_OUTCOMES {
+                m.feed_control.with_label_values(&[action, outcome]);
+            }
         }
         for code in ErrorCode::ALL {
             m.client_errors.with_label_values(&[code.as_str()]);

@@ -29,7 +29,7 @@ use crate::fanout::Hub;
 use crate::metrics::GatewayMetrics;
 use crate::state::{AppState, Rates};
 use crate::websocket::upgrade;
-use crate::{native, rest, socketio};
+use crate::{feeds, native, rest, socketio};
 
 /// CORS for the REST endpoints: `gateway.allowed_origins`, or any origin when the list is empty.
 pub fn rest_cors(allowed_origins: &[String]) -> actix_cors::Cors {
@@ -88,6 +88,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
                 .route("/candles/{symbol:.+}", web::get().to(rest::candles))
                 .route("/signals/{symbol:.+}", web::get().to(rest::signal))
                 .route("/sentiment", web::get().to(rest::sentiment))
+                .route("/feeds", web::get().to(feeds::list))
+                .route("/feeds/{name}/stop", web::post().to(feeds::stop))
+                .route("/feeds/{name}/start", web::post().to(feeds::start))
                 .route("/metrics", web::get().to(rest::metrics)),
         );
 }
@@ -143,6 +146,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tracing::info!(algorithm = %state.cfg.gateway.auth.algorithm, "JWT authentication is on.");
     }
     let sampler = tokio::spawn(sample(state.clone()));
+    let interest = tokio::spawn(feeds::interest_loop(state.clone()));
 
     // A client that stops reading is cut as a slow consumer; if it does not
     // read our close frame either, its socket is reset once it has taken no
@@ -200,6 +204,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         _ = shutdown => {}
         res = &mut server_task => {
             sampler.abort();
+            interest.abort();
             res??;
             return Ok(());
         }
@@ -218,6 +223,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     handle.stop(true).await;
     sampler.abort();
+    interest.abort();
     let _ = server_task.await;
     tracing::info!("Stopped.");
     Ok(())

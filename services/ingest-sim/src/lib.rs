@@ -40,6 +40,8 @@ use std::time::{Duration, Instant};
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use tickstream_bus::{Backoff, BusError, Redis};
+use tickstream_bus::{Desired, FeedMode};
+use tickstream_ingest_shell::control::{self, DesiredRx, DesiredWatch};
 use tickstream_ingest_shell::{seqs, CommonStatus, Shell, ShellOptions};
 use tickstream_model::{Tick, Trade};
 use tickstream_runtime::ops::HealthFn;
@@ -107,7 +109,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let status = status.clone();
             move || status.heartbeat(status.assess(|| None))
         },
+        {
+            let status = status.clone();
+            move || {
+                // The generator is the simulator's stream: always "connected" while it runs.
+                status.feed_status(
+                    status.assess(|| None),
+                    (FeedMode::Stream, true),
+                    status.last_tick_age_ms(),
+                    0,
+                )
+            }
+        },
     )?;
+    // Followed from the start, so a stop stored before this start holds.
+    let desired = DesiredWatch::spawn(redis.clone(), SOURCE);
 
     let backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     let resumed = tokio::select! {
@@ -129,13 +145,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         status.set_problem(None);
         tracing::info!(symbols = symbols.len(), rate, "Generating ticks.");
         let trades = config.sim.trades;
+        let mut desired = desired.subscribe();
         generate(
             market,
-            rate,
-            trades,
+            Output { rate, trades },
             &redis,
             &status,
             &metrics,
+            &mut desired,
             &mut shutdown,
         )
         .await;
@@ -146,17 +163,55 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// The generator: every interval, make the ticks that are due and publish
-/// them in one round trip; back off while Redis fails.
-async fn generate<S: Future<Output = ()> + Unpin>(
-    mut market: Market,
+/// Waits while an operator has the feed stopped (reported as `stopped`);
+/// returns false if shutdown came first.
+async fn wait_while_stopped<S: Future<Output = ()> + Unpin>(
+    desired: &mut DesiredRx,
+    status: &CommonStatus,
+    shutdown: &mut S,
+) -> bool {
+    let state = tokio::select! {
+        _ = &mut *shutdown => return false,
+        d = control::known(desired) => d,
+    };
+    if state == Desired::Running {
+        return true;
+    }
+    status.set_stopped(true);
+    tracing::info!("Feed stopped by an operator; generating nothing until it is started.");
+    let resumed = tokio::select! {
+        _ = &mut *shutdown => false,
+        _ = control::until(desired, Desired::Running) => true,
+    };
+    if resumed {
+        status.set_stopped(false);
+        tracing::info!("Feed started by an operator; generating ticks.");
+    }
+    resumed
+}
+
+/// What the generator produces: ticks per second in all, and whether a trade goes with each tick.
+#[derive(Debug, Clone, Copy)]
+struct Output {
     rate: f64,
     trades: bool,
+}
+
+/// The generator: every interval, make the ticks that are due and publish
+/// them in one round trip; back off while Redis fails; generate nothing while
+/// an operator has the feed stopped.
+async fn generate<S: Future<Output = ()> + Unpin>(
+    mut market: Market,
+    Output { rate, trades }: Output,
     redis: &Redis,
     status: &CommonStatus,
     metrics: &Metrics,
+    desired: &mut DesiredRx,
     shutdown: &mut S,
 ) {
+    if !wait_while_stopped(desired, status, shutdown).await {
+        return;
+    }
     let mut pacer = Pacer::new(rate, Instant::now());
     let mut ticker = tokio::time::interval(pacer.interval());
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -170,6 +225,16 @@ async fn generate<S: Future<Output = ()> + Unpin>(
         tokio::select! {
             biased;
             _ = &mut *shutdown => break,
+            Ok(()) = desired.changed() => {
+                if *desired.borrow_and_update() == Some(Desired::Stopped) {
+                    if !wait_while_stopped(desired, status, shutdown).await {
+                        return;
+                    }
+                    // Ticks not made while stopped are not owed afterwards.
+                    pacer.skip_to(Instant::now());
+                }
+                continue;
+            }
             _ = ticker.tick() => {}
         }
         let due = pacer.due(Instant::now());

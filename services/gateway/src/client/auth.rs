@@ -64,6 +64,8 @@ pub struct Grant {
     pub symbols: Option<HashSet<Symbol>>,
     /// The `sub` claim as given (string or number), for clients that show who is connected.
     pub subject: Option<serde_json::Value>,
+    /// `"admin": true`, `"role": "admin"` or `"roles"` containing `"admin"`: may start and stop feeds.
+    pub admin: bool,
 }
 
 /// The claims we read (others are ignored).
@@ -75,6 +77,29 @@ struct Claims {
     /// The subject (user id), echoed by profiles that report it.
     #[serde(default)]
     sub: Option<serde_json::Value>,
+    /// `"admin": true` grants feed control.
+    #[serde(default)]
+    admin: Option<serde_json::Value>,
+    /// `"role": "admin"` grants feed control.
+    #[serde(default)]
+    role: Option<serde_json::Value>,
+    /// `"roles": [..., "admin"]` grants feed control.
+    #[serde(default)]
+    roles: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// Whether the token names its holder an admin (only the exact forms above count).
+    fn is_admin(&self) -> bool {
+        let admin_word = |v: &serde_json::Value| v.as_str() == Some("admin");
+        self.admin.as_ref().and_then(serde_json::Value::as_bool) == Some(true)
+            || self.role.as_ref().is_some_and(admin_word)
+            || self
+                .roles
+                .as_ref()
+                .and_then(serde_json::Value::as_array)
+                .is_some_and(|r| r.iter().any(admin_word))
+    }
 }
 
 /// Checks tokens against the configured key; built once at start.
@@ -166,6 +191,7 @@ impl Verifier {
                 _ => AuthFailure::Malformed,
             },
         )?;
+        let admin = data.claims.is_admin();
         let symbols = match data.claims.symbols {
             None => None,
             Some(list) => {
@@ -179,6 +205,7 @@ impl Verifier {
         Ok(Grant {
             symbols,
             subject: data.claims.sub,
+            admin,
         })
     }
 }
@@ -296,5 +323,21 @@ mod tests {
         }
         let shown = format!("{v:?}");
         assert!(!shown.contains(SECRET));
+    }
+
+    #[test]
+    fn admin_claims() {
+        let v = verifier();
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let admin =
+            |claims: serde_json::Value| v.verify(Some(&token(claims, SECRET))).unwrap().admin;
+        assert!(admin(json!({"exp": exp, "admin": true})));
+        assert!(admin(json!({"exp": exp, "role": "admin"})));
+        assert!(admin(json!({"exp": exp, "roles": ["reader", "admin"]})));
+        assert!(!admin(json!({"exp": exp})));
+        assert!(!admin(json!({"exp": exp, "admin": "true"})));
+        assert!(!admin(
+            json!({"exp": exp, "admin": false, "role": "reader"})
+        ));
     }
 }
