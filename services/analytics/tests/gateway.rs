@@ -81,7 +81,8 @@ async fn analytics_channels_reach_a_websocket_client_through_the_gateway() {
         (&Value::from("BTCUSDT"), &Value::from("1m")),
         "{candle}"
     );
-    assert_eq!(candle["source"], "ticks", "{candle}");
+    // ingest-sim publishes a trade behind every tick: bars are built from trades.
+    assert_eq!(candle["source"], "trades", "{candle}");
     let signal = signal.unwrap();
     assert_eq!(signal["symbol"], "BTCUSDT", "{signal}");
     assert!(signal["strength"].is_f64(), "{signal}");

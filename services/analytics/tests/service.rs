@@ -301,6 +301,8 @@ async fn ingest_sim_to_analytics_end_to_end() {
             ("SYMBOLS", "BTCUSDT,ETHUSDT"),
             ("TICKSTREAM_SIM__RATE", "40"),
             ("TICKSTREAM_SIM__HEARTBEAT_SECS", "1"),
+            // Ticks only: this run covers bars of a symbol without trades (tick volume).
+            ("TICKSTREAM_SIM__TRADES", "false"),
         ],
     )
     .await

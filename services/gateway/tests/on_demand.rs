@@ -103,7 +103,7 @@ async fn binance_subscribes_wanted_symbols_and_unsubscribes_after_the_grace() {
     s.ws.wait_connections(1, STEP).await;
     assert_eq!(
         s.ws.path(0),
-        "/stream?streams=bnbbtc@ticker",
+        "/stream?streams=bnbbtc@ticker/bnbbtc@trade",
         "pinned only at start"
     );
     let url = s.redis.url();
@@ -147,7 +147,10 @@ async fn binance_subscribes_wanted_symbols_and_unsubscribes_after_the_grace() {
     assert!(after >= Duration::from_millis(500), "{after:?}");
     assert_eq!(
         s.ws.open_subscriptions(),
-        vec![(0, vec!["bnbbtc@ticker".to_owned()])]
+        vec![(
+            0,
+            vec!["bnbbtc@ticker".to_owned(), "bnbbtc@trade".to_owned()]
+        )]
     );
     assert!(!controls(&s.ws).iter().any(|c| c.contains("xrpusdt")));
 

@@ -19,12 +19,14 @@ const WAIT = 10_000;
 let gw;
 /** @type {import('../harness.js').Proc} */
 let sim;
+/** The gateway's admin token for feed control (kept in the page's memory only). */
+const ADMIN_TOKEN = 'dashboard-test-admin-token-0123456789';
 /** @type {import('playwright-core').Browser} */
 let browser;
 
 before(async () => {
   mkdirSync(RESULTS, { recursive: true });
-  gw = await startGateway({ DEFAULT_SYMBOLS: 'BTCUSDT,ETHUSDT,SOLUSDT' });
+  gw = await startGateway({ DEFAULT_SYMBOLS: 'BTCUSDT,ETHUSDT,SOLUSDT', TICKSTREAM_GATEWAY__ADMIN_TOKEN: ADMIN_TOKEN });
   sim = await startSim('BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT');
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
 });
@@ -244,5 +246,45 @@ describe('dashboard', () => {
     await page.waitForFunction((old) => document.getElementById('BTCUSDT')?.textContent !== old, a, { timeout: 3000 });
     assert.deepEqual(errors, [], 'console errors');
     await page.close();
+  });
+
+  test('feed control: a wrong token is refused with a message; the admin stops and restarts the sim feed', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors = watchErrors(page);
+    // The refused POST is logged by Chromium as a failed resource load; the page shows it itself.
+    const refusedLoad = /status of 40[13]/;
+    try {
+      await page.goto(`http://${gw.addr}/`);
+      await page.locator('#status', { hasText: /^connected$/ }).waitFor({ timeout: WAIT });
+      await page.waitForFunction(() => (document.querySelector('#prices tr[data-symbol="BTCUSDT"] td.c-price')?.textContent ?? '–') !== '–', null, { timeout: WAIT });
+      const stop = page.getByRole('button', { name: 'stop sim' });
+      await stop.waitFor({ timeout: WAIT });
+
+      await page.locator('#admin-token').fill('not-the-admin-token-at-all');
+      await page.locator('#admin-token').press('Enter');
+      await stop.click();
+      await page.locator('#feeds-note', { hasText: 'the admin token was refused' }).waitFor({ timeout: WAIT });
+
+      await page.locator('#admin-token').fill(ADMIN_TOKEN);
+      await page.locator('#admin-token').press('Enter');
+      await stop.click();
+      await page.locator('#feeds-note', { hasText: 'stop sim: done' }).waitFor({ timeout: WAIT });
+      await page.locator('#feeds li', { hasText: /^sim .*stopped/ }).waitFor({ timeout: WAIT });
+      // A tick already on its way may still land; after that the price must hold.
+      await page.waitForTimeout(500);
+      const frozen = (await priceCell(page, 'BTCUSDT').textContent()) ?? '';
+      await page.waitForTimeout(2000); // the observation window: 2 s at 10 ticks/s per symbol would move it
+      assert.equal(await priceCell(page, 'BTCUSDT').textContent(), frozen, 'no tick while the feed is stopped');
+
+      await page.getByRole('button', { name: 'start sim' }).click();
+      await page.locator('#feeds-note', { hasText: 'start sim: done' }).waitFor({ timeout: WAIT });
+      await priceMoves(page, 'BTCUSDT', frozen, WAIT);
+      await page.locator('#log li', { hasText: 'stop sim requested' }).first().waitFor({ timeout: WAIT });
+      assert.deepEqual(errors.filter((e) => !refusedLoad.test(e)), [], 'console errors');
+    } finally {
+      // Leave the feed running for whatever runs next.
+      await page.request.post(`http://${gw.addr}/feeds/sim/start`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+      await page.close();
+    }
   });
 });
