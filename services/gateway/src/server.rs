@@ -124,6 +124,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     };
     let grace = Duration::from_secs(cfg.gateway.shutdown_grace_secs);
     let state = web::Data::new(AppState {
+        served: Default::default(),
         cfg,
         default_symbols,
         port: addr.port(),

@@ -16,6 +16,8 @@ use crate::metrics::GatewayMetrics;
 pub struct AppState {
     /// Validated configuration.
     pub cfg: Config,
+    /// The symbols feeds serve under their own names, so aliases never hide them.
+    pub served: crate::compat::aliases::ServedSymbols,
     /// `gateway.default_symbols`, parsed.
     pub default_symbols: Vec<Symbol>,
     /// The port actually bound (differs from `cfg.port` when it was 0).

@@ -286,6 +286,15 @@ async fn python_socketio_client_receives_every_kind() {
 #[tokio::test]
 async fn an_alias_is_served_from_its_feed_symbol_under_the_name_the_client_used() {
     let stack = Stack::start(&[]).await;
+    // A name some feed serves itself is never an alias (a feed announcing ETH in its heartbeat).
+    let mut c = stack.redis().await;
+    let hb = json!({"name":"eth-feed","status":"healthy","symbols":["ETH"],"ticks_published":0,"updated_at":"2026-12-05T10:00:00.000Z"});
+    let _: () = redis::cmd("SET")
+        .arg("tickstream:ingestor:eth-feed")
+        .arg(hb.to_string())
+        .query_async(&mut c)
+        .await
+        .unwrap();
     stack.cache("BTCUSDT", 1, 43000.0).await;
     let mut alias = stack.ws("/ws").await;
     expect_event(&mut alias, "connected").await;
@@ -343,6 +352,11 @@ async fn an_alias_is_served_from_its_feed_symbol_under_the_name_the_client_used(
         3
     );
     client.exit().await;
+
+    // ETH is announced by a feed (above): served under its own name, not as an alias.
+    subscribe(&mut alias, &["ETH"]).await;
+    wait_channel_numsub(&stack, "ticks:ETH", 1).await;
+    wait_channel_numsub(&stack, "ticks:ETHUSDT", 0).await;
 
     // The feed's channel is dropped only when the alias's and the direct client are both gone.
     drop(direct);

@@ -115,6 +115,8 @@ pub struct ClientSession {
     violations: u32,
     /// subscribe/unsubscribe rate limit.
     bucket: TokenBucket,
+    /// The symbols feeds serve under their own names, read before resolving aliases.
+    served: Arc<HashSet<String>>,
 }
 
 impl ClientSession {
@@ -149,6 +151,7 @@ impl ClientSession {
             recheck: 0,
             snapshot_seq: HashMap::new(),
             violations: 0,
+            served: Arc::default(),
         };
         (session, rx)
     }
@@ -264,6 +267,7 @@ impl ClientSession {
         recovery: Option<Recovery>,
     ) -> Response {
         let channels = targets.all();
+        self.refresh_served(&channels).await;
         if let Some(grant) = &self.grant {
             // Symbol-keyed channels need their symbol granted; `sentiment` and `feeds` carry no one symbol's data.
             // An alias is granted by its feed symbol (a token for BTCUSDT grants BTC).
@@ -481,6 +485,7 @@ impl ClientSession {
 
     /// Answers a `history` request from the channel's stream.
     async fn history(&mut self, channel: Channel, since: u64, limit: Option<usize>) -> Response {
+        self.refresh_served(std::slice::from_ref(&channel)).await;
         if let Some(grant) = &self.grant {
             let granted = channel
                 .symbol()
@@ -525,7 +530,23 @@ impl ClientSession {
         let symbol = Symbol::parse(channel.symbol()?).ok()?;
         let target =
             crate::compat::aliases::resolve_symbol(&self.state.cfg.gateway.compat, &symbol)?;
+        if self.served.contains(symbol.as_str()) {
+            return None;
+        }
         channel.with_symbol(&target)
+    }
+
+    /// Reads which symbols the feeds serve themselves, when some of `channels` could be aliases.
+    async fn refresh_served(&mut self, channels: &[Channel]) {
+        let compat = &self.state.cfg.gateway.compat;
+        let maybe_alias = channels.iter().any(|c| {
+            c.symbol()
+                .and_then(|s| Symbol::parse(s).ok())
+                .is_some_and(|s| crate::compat::aliases::resolve_symbol(compat, &s).is_some())
+        });
+        if maybe_alias {
+            self.served = self.state.served.get(&self.state.redis).await;
+        }
     }
 
     /// Decodes a stored or cached item of `channel`'s source as a publication on `channel`

@@ -6,9 +6,48 @@
 //! `gateway.compat.usd_suffix` (`BTCUSDT`); anything else is itself. Replies and
 //! payloads keep the name the client used; only the lookup goes through here.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tickstream_bus::Redis;
 use tickstream_model::{Symbol, SymbolError};
 
 use super::CompatSection;
+
+/// How long the served-symbol set read from the heartbeats is reused before it is read again.
+const SERVED_REFRESH: Duration = Duration::from_secs(2);
+
+/// The symbols the feeds serve under their own names (their heartbeats' lists), so an alias
+/// never hides a symbol a feed really publishes (Twelve Data's `BTC/USD` stays Twelve Data's).
+#[derive(Default)]
+pub struct ServedSymbols {
+    /// The last read and when it was made.
+    cache: Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
+}
+
+impl ServedSymbols {
+    /// The served symbols, from a read at most [`SERVED_REFRESH`] old; the last known set while Redis fails.
+    pub async fn get(&self, redis: &Redis) -> Arc<HashSet<String>> {
+        let cached = self.cache.lock().ok().and_then(|c| c.clone());
+        if let Some((at, set)) = &cached {
+            if at.elapsed() < SERVED_REFRESH {
+                return set.clone();
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(1), redis.heartbeats()).await {
+            Ok(Ok(heartbeats)) => {
+                let set: Arc<HashSet<String>> =
+                    Arc::new(heartbeats.into_iter().flat_map(|hb| hb.symbols).collect());
+                if let Ok(mut c) = self.cache.lock() {
+                    *c = Some((Instant::now(), set.clone()));
+                }
+                set
+            }
+            _ => cached.map(|(_, set)| set).unwrap_or_default(),
+        }
+    }
+}
 
 /// Resolves one client-supplied name to the symbol a feed publishes.
 pub fn resolve(cfg: &CompatSection, raw: &str) -> Result<Symbol, SymbolError> {
