@@ -233,8 +233,16 @@ fn as_asked(tick: &Tick, asked: &Symbol) -> serde_json::Value {
     data
 }
 
-/// The feed symbol behind a requested name (`gateway.compat` alias table; itself when not an alias).
-fn resolved(state: &AppState, asked: &Symbol) -> Symbol {
+/// The feed symbol behind a requested name (`gateway.compat` alias table; itself when not an
+/// alias, or when a feed serves the name itself).
+fn resolved(
+    state: &AppState,
+    served: &std::collections::HashSet<String>,
+    asked: &Symbol,
+) -> Symbol {
+    if served.contains(asked.as_str()) {
+        return asked.clone();
+    }
     crate::compat::aliases::resolve_symbol(&state.cfg.gateway.compat, asked)
         .unwrap_or_else(|| asked.clone())
 }
@@ -242,7 +250,8 @@ fn resolved(state: &AppState, asked: &Symbol) -> Symbol {
 /// `GET /price/{symbol}`: the cached latest tick (aliases such as `BTC` answer with their feed symbol's tick).
 pub async fn price(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let asked = symbol_from_path(&req)?;
-    let symbol = resolved(&state, &asked);
+    let served = state.served.get(&state.redis).await;
+    let symbol = resolved(&state, &served, &asked);
     let raw = state
         .redis
         .latest(symbol.as_str())
@@ -279,7 +288,11 @@ pub async fn prices(
             "at most {MAX_PRICES_PER_REQUEST} symbols per request"
         )));
     }
-    let feeds: Vec<Symbol> = symbols.iter().map(|s| resolved(&state, s)).collect();
+    let served = state.served.get(&state.redis).await;
+    let feeds: Vec<Symbol> = symbols
+        .iter()
+        .map(|s| resolved(&state, &served, s))
+        .collect();
     let names: Vec<&str> = feeds.iter().map(Symbol::as_str).collect();
     let cached = state.redis.latest_many(&names).await.map_err(unavailable)?;
     let mut data = serde_json::Map::new();
