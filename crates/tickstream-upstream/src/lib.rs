@@ -254,7 +254,7 @@ pub async fn run_with_reload<V: Venue>(
 }
 
 /// How often an on-demand ingestor reads the gateways' interest leases.
-pub const INTEREST_POLL: Duration = Duration::from_millis(500);
+pub const INTEREST_POLL: Duration = Duration::from_millis(200);
 
 /// What woke a running phase besides shutdown and stop.
 enum PhaseEvent {

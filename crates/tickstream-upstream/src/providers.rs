@@ -12,6 +12,13 @@
 //!   Payload as documented on `https://www.exchangerate-api.com/docs/standard-requests`;
 //!   its rates update daily, so its ticks carry that update's time.
 //!
+//! - `alphavantage`: Alpha Vantage `GET /query?function=GLOBAL_QUOTE&symbol=X`
+//!   (key `upstream.alpha_vantage_api_key`, ingest-twelvedata also reads
+//!   `ALPHA_VANTAGE_API_KEY`), for stock symbols (letters, digits and dots, no
+//!   pair). Payload as documented on
+//!   `https://www.alphavantage.co/documentation/#latestprice`; it gives a
+//!   trading day, no time, so its ticks carry the receive time.
+//!
 //! Each provider honours 429/418 `Retry-After` on its own: a rate-limited
 //! provider is skipped until the wait is over, the venue's own fallback is not.
 
@@ -24,7 +31,13 @@ use tickstream_model::Symbol;
 use crate::venue::Quote;
 
 /// The provider names `upstream.rest_providers` accepts.
-pub const PROVIDERS: &[&str] = &["coingecko", "exchangerate"];
+pub const PROVIDERS: &[&str] = &["coingecko", "exchangerate", "alphavantage"];
+/// The `source` of Alpha Vantage's ticks.
+pub const ALPHAVANTAGE_SOURCE: &str = "alphavantage-rest";
+/// Default `upstream.alpha_vantage_url`.
+pub const DEFAULT_ALPHAVANTAGE_URL: &str = "https://www.alphavantage.co";
+/// Most stock symbols asked of Alpha Vantage in one round (its free tier allows 25 calls a day).
+pub const ALPHAVANTAGE_MAX_PER_ROUND: usize = 5;
 /// The `source` of ExchangeRate-API's ticks.
 pub const EXCHANGERATE_SOURCE: &str = "exchangerate-rest";
 /// Default `upstream.exchangerate_url`.
@@ -165,6 +178,86 @@ pub fn parse_exchangerate(
         .collect())
 }
 
+/// Whether a symbol looks like a stock ticker Alpha Vantage quotes (`AAPL`, `BRK.B`):
+/// not an FX or crypto pair this module knows.
+pub fn is_stock(symbol: &Symbol) -> bool {
+    let s = symbol.as_str();
+    !s.contains(['/', '-'])
+        && coingecko_pair(symbol).is_none()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'.')
+}
+
+/// Alpha Vantage `GLOBAL_QUOTE` requests (path with `key`) for the stock symbols
+/// of `symbols`, at most [`ALPHAVANTAGE_MAX_PER_ROUND`].
+pub fn alphavantage_requests(symbols: &[Symbol], key: &str) -> Vec<(String, Symbol)> {
+    symbols
+        .iter()
+        .filter(|s| is_stock(s))
+        .take(ALPHAVANTAGE_MAX_PER_ROUND)
+        .map(|s| {
+            (
+                format!(
+                    "/query?function=GLOBAL_QUOTE&symbol={}&apikey={key}",
+                    s.as_str()
+                ),
+                s.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Whether an Alpha Vantage answer is its rate-limit notice (HTTP 200 with `Note`/`Information`).
+pub fn alphavantage_rate_limited(body: &str) -> bool {
+    serde_json::from_str::<HashMap<String, serde_json::Value>>(body)
+        .map(|m| {
+            !m.contains_key("Global Quote")
+                && (m.contains_key("Note") || m.contains_key("Information"))
+        })
+        .unwrap_or(false)
+}
+
+/// The quote in an Alpha Vantage `GLOBAL_QUOTE` answer for `symbol` (decimal
+/// strings; price, high, low, volume, change, change percent), stamped `now`;
+/// `Ok(None)` for the empty quote it gives an unknown symbol.
+pub fn parse_alphavantage(
+    body: &str,
+    symbol: &Symbol,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Quote>, ProviderError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(rename = "Global Quote")]
+        quote: HashMap<String, String>,
+    }
+    let a: Answer = serde_json::from_str(body)
+        .map_err(|e| ProviderError(format!("not a GLOBAL_QUOTE answer: {e}")))?;
+    if a.quote.is_empty() {
+        return Ok(None);
+    }
+    let num = |field: &str| -> Result<Option<f64>, ProviderError> {
+        match a.quote.get(field) {
+            None => Ok(None),
+            Some(raw) => raw
+                .trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|e| ProviderError(format!("{field}: {raw:?}: {e}"))),
+        }
+    };
+    let price = num("05. price")?
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .ok_or_else(|| ProviderError("05. price: missing or not positive".to_owned()))?;
+    let mut q = Quote::new(symbol.clone(), price, now);
+    q.high = num("03. high")?;
+    q.low = num("04. low")?;
+    q.volume = num("06. volume")?;
+    q.change = num("09. change")?;
+    q.change_percent = num("10. change percent")?;
+    Ok(Some(q))
+}
+
 /// Why a provider's answer was not used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -216,6 +309,10 @@ pub(crate) struct Providers {
     pub(crate) exchangerate: Option<(String, String)>,
     /// Not before this (a 429 asked us to wait).
     pub(crate) exchangerate_after: Option<Instant>,
+    /// Alpha Vantage's base URL and key when it is configured.
+    pub(crate) alphavantage: Option<(String, String)>,
+    /// Not before this (a 429 or its rate-limit notice asked us to wait).
+    pub(crate) alphavantage_after: Option<Instant>,
 }
 
 impl Providers {
@@ -227,6 +324,11 @@ impl Providers {
     /// Records a rate limit asking to wait `wait` from `now`.
     pub(crate) fn coingecko_wait(&mut self, now: Instant, wait: Duration) {
         self.coingecko_after = Some(now + wait);
+    }
+
+    /// Whether Alpha Vantage may be asked now.
+    pub(crate) fn alphavantage_ready(&self, now: Instant) -> bool {
+        self.alphavantage.is_some() && self.alphavantage_after.is_none_or(|t| now >= t)
     }
 
     /// Whether ExchangeRate-API may be asked now.
@@ -278,6 +380,43 @@ mod tests {
         assert_eq!(q.volume, None);
         assert_eq!(q.timestamp.timestamp(), 1711356300);
         assert!(parse_coingecko("[]", &pairs, now).is_err());
+    }
+
+    #[test]
+    fn stock_requests_and_the_documented_global_quote() {
+        assert!(is_stock(&sym("AAPL")));
+        assert!(is_stock(&sym("BRK.B")));
+        assert!(!is_stock(&sym("BTCUSDT")));
+        assert!(!is_stock(&sym("EUR/USD")));
+        let reqs = alphavantage_requests(&[sym("EUR/USD"), sym("IBM")], "k");
+        assert_eq!(
+            reqs,
+            vec![(
+                "/query?function=GLOBAL_QUOTE&symbol=IBM&apikey=k".to_owned(),
+                sym("IBM")
+            )]
+        );
+        let body = r#"{"Global Quote":{"01. symbol":"IBM","02. open":"133.5900","03. high":"134.8900","04. low":"133.1400","05. price":"134.2400","06. volume":"3436541","07. latest trading day":"2023-02-22","08. previous close":"133.2000","09. change":"1.0400","10. change percent":"0.7808%"}}"#;
+        let now = chrono::Utc::now();
+        let q = parse_alphavantage(body, &sym("IBM"), now).unwrap().unwrap();
+        assert_eq!(
+            (q.price, q.high, q.low),
+            (134.24, Some(134.89), Some(133.14))
+        );
+        assert_eq!(
+            (q.volume, q.change, q.change_percent),
+            (Some(3436541.0), Some(1.04), Some(0.7808))
+        );
+        assert_eq!(q.timestamp, now);
+        assert!(
+            parse_alphavantage(r#"{"Global Quote":{}}"#, &sym("IBM"), now)
+                .unwrap()
+                .is_none()
+        );
+        assert!(alphavantage_rate_limited(
+            r#"{"Note":"Thank you for using Alpha Vantage!"}"#
+        ));
+        assert!(!alphavantage_rate_limited(body));
     }
 
     #[test]

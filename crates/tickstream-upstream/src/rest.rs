@@ -92,6 +92,8 @@ pub(crate) async fn run_fallback<V: Venue>(
         coingecko_after: None,
         exchangerate: ctx.settings.exchangerate(),
         exchangerate_after: None,
+        alphavantage: ctx.settings.alphavantage(),
+        alphavantage_after: None,
     };
     let mut up = ctx.status.watch_stream();
     loop {
@@ -209,7 +211,8 @@ async fn poll_providers<V: Venue>(
     providers: &mut crate::providers::Providers,
 ) {
     use crate::providers::{
-        coingecko_request, exchangerate_requests, parse_coingecko, parse_exchangerate,
+        alphavantage_rate_limited, alphavantage_requests, coingecko_request, exchangerate_requests,
+        parse_alphavantage, parse_coingecko, parse_exchangerate, ALPHAVANTAGE_SOURCE,
         COINGECKO_SOURCE, EXCHANGERATE_SOURCE,
     };
     let now = std::time::Instant::now();
@@ -225,6 +228,36 @@ async fn poll_providers<V: Venue>(
                 }
                 Err(Some(wait)) => providers.coingecko_wait(now, wait),
                 Err(None) => {}
+            }
+        }
+    }
+    if providers.alphavantage_ready(now) {
+        if let Some((base, key)) = providers.alphavantage.clone() {
+            for (path, symbol) in alphavantage_requests(&symbols, &key) {
+                match ask(ctx, client, "alphavantage", format!("{base}{path}")).await {
+                    Ok(body) if alphavantage_rate_limited(&body) => {
+                        let wait = ctx.settings.rest_interval() * 2;
+                        ctx.metrics.rest_request("rate_limited");
+                        tracing::warn!(
+                            source = ctx.venue.name(),
+                            provider = "alphavantage",
+                            retry_after_ms = wait.as_millis() as u64,
+                            "REST provider rate limited (in the body); backing off."
+                        );
+                        providers.alphavantage_after = Some(now + wait);
+                        break;
+                    }
+                    Ok(body) => {
+                        let parsed = parse_alphavantage(&body, &symbol, chrono::Utc::now())
+                            .map(|q| q.into_iter().collect());
+                        publish_provider(ctx, "alphavantage", ALPHAVANTAGE_SOURCE, parsed).await;
+                    }
+                    Err(Some(wait)) => {
+                        providers.alphavantage_after = Some(now + wait);
+                        break;
+                    }
+                    Err(None) => {}
+                }
             }
         }
     }

@@ -81,6 +81,16 @@ pub struct UpstreamSettings {
     /// ExchangeRate-API key, required when `exchangerate` is a REST provider; never logged.
     #[serde(default)]
     pub exchangerate_api_key: tickstream_runtime::secret::Secret,
+    /// Alpha Vantage's base URL (`/query?function=GLOBAL_QUOTE...` is appended).
+    #[serde(default = "default_alphavantage_url")]
+    pub alpha_vantage_url: String,
+    /// Alpha Vantage key, required when `alphavantage` is a REST provider; never logged.
+    #[serde(default)]
+    pub alpha_vantage_api_key: tickstream_runtime::secret::Secret,
+}
+
+fn default_alphavantage_url() -> String {
+    crate::providers::DEFAULT_ALPHAVANTAGE_URL.to_owned()
 }
 
 fn default_exchangerate_url() -> String {
@@ -123,6 +133,8 @@ impl Default for UpstreamSettings {
             coingecko_url: default_coingecko_url(),
             exchangerate_url: default_exchangerate_url(),
             exchangerate_api_key: tickstream_runtime::secret::Secret::default(),
+            alpha_vantage_url: default_alphavantage_url(),
+            alpha_vantage_api_key: tickstream_runtime::secret::Secret::default(),
         }
     }
 }
@@ -179,6 +191,7 @@ impl UpstreamSettings {
         for (key, url) in [
             ("upstream.coingecko_url", &self.coingecko_url),
             ("upstream.exchangerate_url", &self.exchangerate_url),
+            ("upstream.alpha_vantage_url", &self.alpha_vantage_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::invalid(
@@ -187,6 +200,16 @@ impl UpstreamSettings {
                     "must start with http:// or https://",
                 ));
             }
+        }
+        let av = self.alpha_vantage_api_key.expose();
+        if self.rest_providers.iter().any(|p| p == "alphavantage")
+            && (av.is_empty() || !av.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(ConfigError::invalid(
+                "upstream.alpha_vantage_api_key",
+                aliases,
+                "the alphavantage REST provider needs its API key (letters and digits)",
+            ));
         }
         let key = self.exchangerate_api_key.expose();
         if self.rest_providers.iter().any(|p| p == "exchangerate")
@@ -242,6 +265,18 @@ impl UpstreamSettings {
             .iter()
             .any(|p| p == "coingecko")
             .then(|| self.coingecko_url.trim_end_matches('/').to_owned())
+    }
+    /// Alpha Vantage's base URL and key when `alphavantage` is among the REST providers.
+    pub fn alphavantage(&self) -> Option<(String, String)> {
+        self.rest_providers
+            .iter()
+            .any(|p| p == "alphavantage")
+            .then(|| {
+                (
+                    self.alpha_vantage_url.trim_end_matches('/').to_owned(),
+                    self.alpha_vantage_api_key.expose().to_owned(),
+                )
+            })
     }
     /// ExchangeRate-API's base URL and key when `exchangerate` is among the REST providers.
     pub fn exchangerate(&self) -> Option<(String, String)> {

@@ -29,31 +29,48 @@ use crate::state::AppState;
 const POLL: Duration = Duration::from_millis(50);
 /// How often the gateway renews the interest leases of the symbols its clients hold.
 pub const INTEREST_RENEW: Duration = Duration::from_secs(1);
+/// How often it looks for a change of those symbols, renewed at once when they change.
+pub const INTEREST_SAMPLE: Duration = Duration::from_millis(100);
 /// How long one renewal keeps a symbol wanted: interest ends within this of the
 /// last client leaving, or of the gateway dying.
 pub const INTEREST_LEASE: Duration = Duration::from_secs(3);
 
-/// Renews, every [`INTEREST_RENEW`], a lease of [`INTEREST_LEASE`] on every
-/// symbol some local client holds (`tickstream:interest`), so on-demand
-/// ingestors stream what is wanted. Runs until aborted; failures are logged at debug.
+/// Renews a lease of [`INTEREST_LEASE`] on every symbol some local client
+/// holds (`tickstream:interest`) every [`INTEREST_RENEW`], and at once (within
+/// [`INTEREST_SAMPLE`]) when a symbol is added, so on-demand ingestors stream
+/// what is wanted. Runs until aborted; failures are logged at debug and retried.
 pub async fn interest_loop(state: web::Data<AppState>) {
-    let mut ticker = tokio::time::interval(INTEREST_RENEW);
+    let mut ticker = tokio::time::interval(INTEREST_SAMPLE);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut renewed: Option<(Vec<String>, Instant)> = None;
     loop {
         ticker.tick().await;
-        let symbols: Vec<String> = state
+        let mut symbols: Vec<String> = state
             .hub
             .subscriptions_by_channel()
             .into_iter()
             .filter(|(c, _)| c.is_ticks())
             .filter_map(|(c, _)| c.symbol().map(str::to_owned))
             .collect();
-        if let Err(e) = state.redis.renew_interest(&symbols, INTEREST_LEASE).await {
-            tracing::debug!(error = %e, "Interest lease renewal failed.");
+        symbols.sort_unstable();
+        let due = match &renewed {
+            None => true,
+            Some((last, at)) => {
+                at.elapsed() >= INTEREST_RENEW
+                    || symbols.iter().any(|s| last.binary_search(s).is_err())
+            }
+        };
+        if !due {
+            continue;
+        }
+        match state.redis.renew_interest(&symbols, INTEREST_LEASE).await {
+            Ok(()) => renewed = Some((symbols, Instant::now())),
+            Err(e) => tracing::debug!(error = %e, "Interest lease renewal failed."),
         }
     }
 }
 
+/// Now, as the REST answers write times.
 fn now() -> String {
     tickstream_model::time::format(&tickstream_model::time::now_millis())
 }

@@ -35,6 +35,8 @@ pub const ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("TWELVE_DATA_WS_URL", "twelvedata.ws_url"),
     EnvAlias::scalar("TWELVE_DATA_REST_URL", "twelvedata.rest_url"),
     EnvAlias::scalar("TWELVE_DATA_API_KEY", "twelvedata.api_key"),
+    // For the `alphavantage` secondary REST provider of its stock symbols.
+    EnvAlias::scalar("ALPHA_VANTAGE_API_KEY", "upstream.alpha_vantage_api_key"),
 ];
 
 /// The env variable holding the key, named in `/health` when it is missing.
