@@ -27,6 +27,15 @@ pub use crate::vocabulary::Protocol;
 /// How long a snapshot's seq guards against duplicate live frames queued before it.
 const SNAPSHOT_GUARD: Duration = Duration::from_secs(5);
 
+/// How long a recovery's seq guards against live frames its replay already covered.
+///
+/// Longer than [`SNAPSHOT_GUARD`]: a replay of thousands of items to a client
+/// on a loaded machine can take longer than 5 s to write, and the live items
+/// queued behind it must still be recognised as duplicates. (The guard ends at
+/// the first newer frame anyway; the time limit only matters if the producer
+/// started its seqs over.)
+const RECOVERY_GUARD: Duration = Duration::from_secs(60);
+
 /// A protocol-neutral answer to one request, encoded by the transport.
 #[derive(Debug)]
 pub struct Response {
@@ -109,7 +118,8 @@ pub struct ClientSession {
     /// already queued when an unsubscribe took effect can be unwanted; every
     /// other frame skips the set lookup (a measurable share of fan-out CPU).
     recheck: usize,
-    /// Seq of the snapshot sent per channel, to skip older live frames queued meanwhile.
+    /// Seq of the snapshot (or the last replayed item) sent per channel, and until when it
+    /// guards: older live frames queued meanwhile are skipped as duplicates.
     snapshot_seq: HashMap<Channel, (u64, Instant)>,
     /// Limit breaches in a row; past the configured maximum the transport closes the connection.
     violations: u32,
@@ -201,7 +211,15 @@ impl ClientSession {
     }
 
     /// Executes one request and says what to answer.
+    ///
+    /// Boxed: subscribing (snapshots, recovery, history reads) is a large future,
+    /// and inlined it would sit in every connection task for its whole life;
+    /// requests are rare next to the ticks a connection writes.
     pub async fn handle(&mut self, action: Action) -> Response {
+        Box::pin(self.handle_inner(action)).await
+    }
+
+    async fn handle_inner(&mut self, action: Action) -> Response {
         match action {
             Action::Subscribe {
                 targets,
@@ -401,7 +419,7 @@ impl ClientSession {
                 Ok(frame) => {
                     if frame.seq > 0 {
                         self.snapshot_seq
-                            .insert(ch.clone(), (frame.seq, Instant::now()));
+                            .insert(ch.clone(), (frame.seq, Instant::now() + SNAPSHOT_GUARD));
                     }
                     frames.push(frame);
                 }
@@ -475,7 +493,7 @@ impl ClientSession {
                 }
                 // Live items up to what the replay covered are duplicates.
                 self.snapshot_seq
-                    .insert(channel.clone(), (last, Instant::now()));
+                    .insert(channel.clone(), (last, Instant::now() + RECOVERY_GUARD));
                 Ok(page.items.len())
             };
             outcome.push(channel, result);
@@ -614,9 +632,7 @@ impl ClientSession {
         }
         if !self.snapshot_seq.is_empty() {
             match self.snapshot_seq.get(&frame.channel) {
-                Some(&(seq, at)) if frame.seq <= seq && at.elapsed() < SNAPSHOT_GUARD => {
-                    return false
-                }
+                Some(&(seq, until)) if frame.seq <= seq && Instant::now() < until => return false,
                 Some(_) => {
                     self.snapshot_seq.remove(&frame.channel);
                 }

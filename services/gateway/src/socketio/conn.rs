@@ -214,13 +214,12 @@ enum Wake {
     Probe(Option<WsInbound>),
     Tick(Option<Outbound>),
     DrainPending,
-    Release,
+    /// A rate-capped tick's slot, or the dashboard profile's `market_update`, is due.
+    Timer,
     SlowCheck,
     PingDue,
     PongOverdue,
     ProbeOverdue,
-    /// The dashboard profile's `market_update` is due.
-    Market,
 }
 
 /// One Engine.IO session's state, owned by its task.
@@ -414,6 +413,11 @@ impl EngineSession {
                 }
                 _ => None,
             };
+            // One timer for both: each extra `sleep_until` branch is stored in every session's task.
+            let timer_at = match (release_at, market_at) {
+                (Some(r), Some(m)) => Some(r.min(m)),
+                (r, m) => r.or(m),
+            };
             let slow_at = outlet
                 .behind_since()
                 .map(|b| Instant::from_std(b) + self.client.slow_timeout());
@@ -425,13 +429,12 @@ impl EngineSession {
                 m = recv_probe(&mut self.probe) => Wake::Probe(m),
                 t = ticks.recv(), if take_ticks => Wake::Tick(t),
                 () = std::future::ready(()), if drain_pending => Wake::DrainPending,
-                () = tokio::time::sleep_until(release_at.unwrap_or(far)), if release_at.is_some() => Wake::Release,
+                () = tokio::time::sleep_until(timer_at.unwrap_or(far)), if timer_at.is_some() => Wake::Timer,
                 () = tokio::time::sleep_until(slow_at.unwrap_or(far)), if slow_at.is_some() => Wake::SlowCheck,
                 () = outlet.fell_behind() => Wake::SlowCheck,
                 _ = tokio::time::sleep_until(pong_at.unwrap_or(far)), if pong_at.is_some() => Wake::PongOverdue,
                 _ = tokio::time::sleep_until(ping_at), if pong_at.is_none() => Wake::PingDue,
                 _ = tokio::time::sleep_until(probe_at.unwrap_or(far)), if probe_at.is_some() => Wake::ProbeOverdue,
-                () = tokio::time::sleep_until(market_at.unwrap_or(far)), if market_at.is_some() => Wake::Market,
             };
             let step = match wake {
                 Wake::Shutdown => Err(End::Shutdown),
@@ -442,7 +445,11 @@ impl EngineSession {
                 Wake::Tick(None) => Err(End::Gone),
                 Wake::Tick(Some(first)) => drain_ticks(self, Some(first), ticks).await,
                 Wake::DrainPending => drain_ticks(self, None, ticks).await,
-                Wake::Release => {
+                Wake::Timer if market_at.is_some_and(|m| m <= Instant::now()) => {
+                    // The rare path, boxed so it does not grow every session's task.
+                    Box::pin(self.send_market()).await
+                }
+                Wake::Timer => {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
                     for frame in &due {
@@ -472,7 +479,6 @@ impl EngineSession {
                     self.upgrading = false;
                     Ok(())
                 }
-                Wake::Market => self.send_market().await,
             };
             if let Err(end) = step {
                 return end;
