@@ -16,7 +16,8 @@
 //! - [`client`]: one simulated client: connect from a 127.0.0.x source, subscribe, count.
 //! - [`stats`]: sharded HDR histograms and counters; the fast timestamp parser.
 //! - [`stalled`]: clients that subscribe to everything and never read (slow consumers, `--stalled`).
-//! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks.
+//! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks (or through the ingestors' script, with history).
+//! - [`recovery`]: seq-checking clients, and churners that reconnect and recover with `since` (`--churn-fraction`).
 //! - [`procstat`]: CPU% and RSS of a process from `/proc`.
 //! - [`run`]: one measured run ([`RunConfig`] → [`Report`]).
 //! - [`shard`]: `run --shards N`, the clients spread over N processes and their results merged.
@@ -27,6 +28,7 @@
 pub mod client;
 pub mod procstat;
 pub mod publisher;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod shard;

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::recovery::RecoveryReport;
+
 /// Latency percentiles in milliseconds (receive time − tick `timestamp`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Latency {
@@ -21,6 +23,22 @@ pub struct Latency {
     pub max_ms: f64,
     /// Mean.
     pub mean_ms: f64,
+}
+
+impl Latency {
+    /// The percentiles of a histogram of µs.
+    pub fn of(hist: &hdrhistogram::Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: hist.len(),
+            p50_ms: ms(hist.value_at_quantile(0.50)),
+            p90_ms: ms(hist.value_at_quantile(0.90)),
+            p99_ms: ms(hist.value_at_quantile(0.99)),
+            p999_ms: ms(hist.value_at_quantile(0.999)),
+            max_ms: ms(hist.max()),
+            mean_ms: hist.mean() / 1000.0,
+        }
+    }
 }
 
 /// CPU and memory of one watched process during the window.
@@ -176,6 +194,9 @@ pub struct Report {
     /// Stalled clients (`--stalled`), kept out of every other figure: they are the slow consumers under test.
     #[serde(default)]
     pub stalled: Vec<StalledClient>,
+    /// Seq tracking and churn (`--track-seq`, `--churn-fraction`): exactly-once and recovery figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
 }
 
 impl Report {
@@ -250,6 +271,45 @@ impl Report {
                 p.rss_per_connection_bytes
             );
         }
+        if let Some(x) = &self.recovery {
+            let _ = writeln!(
+                s,
+                "  seqs: exactly once {:.3} % of {} (missing {}, duplicates {}; churners {:.3} %); whole run: {} gaps ({} items), {} duplicates",
+                x.exactly_once_ratio * 100.0,
+                x.window_expected,
+                x.window_missing,
+                x.window_duplicates,
+                x.churners_exactly_once_ratio * 100.0,
+                x.gaps,
+                x.gap_items,
+                x.duplicates
+            );
+            let _ = writeln!(
+                s,
+                "  churn: {} of {} clients, {} reconnects ({} failed), channels recovered {} / not {} {:?}, {} replayed",
+                x.churning_clients,
+                x.churning_clients + x.steady_clients,
+                x.reconnects,
+                x.reconnect_failures,
+                x.channels_recovered,
+                x.channels_not_recovered,
+                x.not_recovered_reasons,
+                x.replayed
+            );
+            let _ = writeln!(
+                s,
+                "  reconnect ms p50/p99: reply {:.2}/{:.2}, caught up {:.2}/{:.2}, first live {:.2}/{:.2}; steady clients' latency p50 {:.2} p99 {:.2} p99.9 {:.2}",
+                x.reply.p50_ms,
+                x.reply.p99_ms,
+                x.caught_up.p50_ms,
+                x.caught_up.p99_ms,
+                x.first_live.p50_ms,
+                x.first_live.p99_ms,
+                x.steady_latency.p50_ms,
+                x.steady_latency.p99_ms,
+                x.steady_latency.p999_ms
+            );
+        }
         for (i, c) in self.stalled.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -283,6 +343,114 @@ pub fn markdown(
         s.push_str(&comparison(reports, candidate, reference));
     }
     s.push_str(&slow_consumer(reports));
+    s.push_str(&recovery_table(reports));
+    s
+}
+
+/// Largest ratio of the steady clients' p99 with churn to without that the recovery scenario accepts.
+pub const RECOVERY_P99_RATIO: f64 = 1.20;
+
+/// Runs with seq tracking (`recovery`): exactly-once and reconnect figures, each churn run beside its
+/// twin without churn (same scenario, server, rate and clients) with the steady clients' p99 ratio.
+fn recovery_table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let tracked: Vec<(&Report, &RecoveryReport)> = reports
+        .iter()
+        .filter_map(|r| r.recovery.as_ref().map(|x| (r, x)))
+        .collect();
+    if tracked.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Recovery** (native protocol): churners drop their TCP connection every period and reconnect with `since` + `epoch`. \
+         Exactly-once = Σ over clients and their symbols of the seqs published in the window that the client received exactly once \
+         (no gap, no duplicate; a churner counts as one client throughout) ÷ Σ of the seqs published in the window. \
+         Replay latency = from the reconnect's subscribe sent to the last replayed frame received (the `subscribed` reply when nothing was replayed): \
+         caught up. Subscribe → first live adds the wait for the next tick of any of the client's symbols (the publisher goes round the symbols, \
+         so up to one round, symbols ÷ ticks/s). \
+         Steady p99 = the clients that never churned. Targets: steady p99 with churn ≤ {RECOVERY_P99_RATIO:.2}× without, exactly-once 100 %.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | clients (churning) | ticks/s | churn | reconnects (failed) | recovered:false | replayed | exactly-once % | missing | duplicates | replay: subscribe → replay end p50 / p99 ms | subscribe → first live p50 / p99 ms | steady p99 ms | steady p99 ms without churn | steady p99 ratio |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (r, x) in &tracked {
+        let twin = tracked.iter().find(|(b, y)| {
+            y.churn_fraction == 0.0
+                && b.scenario == r.scenario
+                && b.server == r.server
+                && b.rate == r.rate
+                && b.clients == r.clients
+        });
+        let churn = if x.churn_fraction > 0.0 {
+            format!(
+                "{:.0} % every {} s{}",
+                x.churn_fraction * 100.0,
+                x.churn_every_secs,
+                if x.churn_offline_secs > 0.0 {
+                    format!(", {} s away", x.churn_offline_secs)
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            "none".to_owned()
+        };
+        let reasons = if x.not_recovered_reasons.is_empty() {
+            format!("{}", x.channels_not_recovered)
+        } else {
+            let list: Vec<String> = x
+                .not_recovered_reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            format!("{} ({})", x.channels_not_recovered, list.join(", "))
+        };
+        let (twin_p99, ratio_cell) = match twin {
+            Some((_, y)) if x.churn_fraction > 0.0 => (
+                format!("{:.2}", y.steady_latency.p99_ms),
+                if y.steady_latency.p99_ms > 0.0 {
+                    format!("{:.2}", x.steady_latency.p99_ms / y.steady_latency.p99_ms)
+                } else {
+                    "–".to_owned()
+                },
+            ),
+            _ => ("–".to_owned(), "–".to_owned()),
+        };
+        let timing = |t: &crate::recovery::Timing| {
+            if t.count > 0 {
+                format!("{:.2} / {:.2}", t.p50_ms, t.p99_ms)
+            } else {
+                "–".to_owned()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {} | {} | {} ({}) | {} | {} | {:.3} | {} | {} | {} | {} | {:.2} | {} | {} |",
+            r.server,
+            r.connected,
+            x.churning_clients,
+            r.rate,
+            churn,
+            x.reconnects,
+            x.reconnect_failures,
+            reasons,
+            x.replayed,
+            x.exactly_once_ratio * 100.0,
+            x.window_missing,
+            x.window_duplicates,
+            timing(&x.caught_up),
+            timing(&x.first_live),
+            x.steady_latency.p99_ms,
+            twin_p99,
+            ratio_cell
+        );
+    }
     s
 }
 
