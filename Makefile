@@ -28,7 +28,7 @@ test: ## What CI runs: deps, format check, clippy, build, tests
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: ## Benchmarks: gateway vs the Node socket.io reference; BENCH_QUICK=1 for a short smoke (results in bench/results/)
+bench: ## Benchmarks: gateway vs the Node socket.io reference (BENCH_SERVERS may add baseline, the naive Rust fan-out); BENCH_QUICK=1 for a short smoke (results in bench/results/)
 	scripts/bench.sh
 
 fuzz: ## Fuzz every parser for FUZZ_SECONDS (default 60) each; works on stable (scripts/fuzz.sh)

@@ -43,6 +43,13 @@
 #   BENCH_SLOW_RATE BENCH_SLOW_CLIENTS BENCH_STALLED BENCH_SLOW_TIMEOUT_MS
 #   BENCH_RECOVERY_CLIENTS BENCH_RECOVERY_RATE BENCH_RECOVERY_DURATION BENCH_CHURN_FRACTION
 #   BENCH_CHURN_EVERY BENCH_CHURN_OFFLINE
+#   BENCH_SERVERS may also name baseline: the naive tokio-tungstenite fan-out server
+#                      (bench/baseline/naive-fanout, built here with its own Cargo.lock into
+#                      $CARGO_TARGET_DIR/baseline; native protocol; fanout and connections scenarios).
+#                      With it in the run (and BENCH_RATES unset), the fan-out rates also include 500
+#                      and 2000 ticks/s; the table sets each gateway row beside the baseline's: server CPU
+#                      per delivered message and its ratio, delivered %, p50/p99/p99.9.
+#   BENCH_BASELINE_BIN use this naive-fanout binary instead of building it
 #   BENCH_GATEWAY_BIN  use this gateway binary instead of building target/release/gateway
 #   BENCH_LOADGEN_BIN  likewise for loadgen
 #   BENCH_GATEWAY_PROTOCOL  native (default, /ws) or socketio (/socket.io/) for server "gateway";
@@ -71,6 +78,10 @@ CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
 CONN_RATE=${BENCH_CONN_RATE:-100}
 CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
 SERVERS=${BENCH_SERVERS:-gateway gateway-sio reference}
+if [[ " $SERVERS " == *" baseline "* && -z "${BENCH_RATES:-}" ]]; then
+  # The baseline is judged where it still keeps up, too.
+  RATES=$(printf '%s\n' $RATES 500 2000 | sort -n -u | tr '\n' ' ')
+fi
 SCENARIOS=${BENCH_SCENARIOS:-fanout connections slow-consumer recovery}
 SLOW_RATE=${BENCH_SLOW_RATE:-$d_slow_rate}
 SLOW_CLIENTS=${BENCH_SLOW_CLIENTS:-$CLIENTS}
@@ -123,6 +134,16 @@ if (( ${#packages[@]} > 0 )); then
 fi
 [[ -x "$LOADGEN" ]] || die "no loadgen binary at $LOADGEN"
 [[ -x "$GATEWAY" ]] || die "no gateway binary at $GATEWAY"
+BASELINE=${BENCH_BASELINE_BIN:-$TARGET_DIR/baseline/release/naive-fanout}
+if [[ " $SERVERS " == *" baseline "* ]]; then
+  if [[ -z "${BENCH_BASELINE_BIN:-}" ]]; then
+    # Its own workspace and lock file: the main workspace never builds it.
+    log "cargo build --release --locked (bench/baseline/naive-fanout)"
+    cargo build --release --locked --manifest-path bench/baseline/naive-fanout/Cargo.toml \
+      --target-dir "$TARGET_DIR/baseline"
+  fi
+  [[ -x "$BASELINE" ]] || die "no naive-fanout binary at $BASELINE"
+fi
 
 if [[ " $SERVERS " == *" reference "* && ( " $SCENARIOS " == *" fanout "* || " $SCENARIOS " == *" connections "* ) ]]; then
   command -v node >/dev/null || die "node (>= 18) is needed for the reference server: apt-get install nodejs npm"
@@ -214,17 +235,37 @@ start_server() { # NAME LOGFILE
         node bench/reference/server.js >"$logfile" 2>&1 &
       SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
       SERVER_PROTOCOL=socketio ;;
-    *) die "unknown server $name (gateway, gateway-sio or reference)" ;;
+    baseline)
+      # naive-fanout PORT REDIS_URL: listens on 127.0.0.1, any path; native protocol; no /health.
+      "$BASELINE" "$port" "$REDIS_URL" >"$logfile" 2>&1 &
+      SERVER_URL=ws://127.0.0.1:$port/ws
+      SERVER_PROTOCOL=native ;;
+    *) die "unknown server $name (gateway, gateway-sio, reference or baseline)" ;;
   esac
   if (( ${#SERVER_PIDS[@]} == 0 )); then
     SERVER_PIDS=("$!")
     PIDS+=("$!")
   fi
   SERVER_PID=${SERVER_PIDS[0]}
-  wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+  if [[ $name == baseline ]]; then
+    wait_for "$name listening on $port" port_open "$port"
+    # Its Redis PSUBSCRIBE is made right after start; give it a moment (it logs when done).
+    wait_for "$name subscribed to Redis" grep -q 'psubscribed' "$logfile"
+  else
+    wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+  fi
   for pid in "${SERVER_PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "$name process $pid exited at start; see $logfile"
   done
+}
+
+# Whether something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { # PORT
+  if command -v ss >/dev/null; then
+    listeners_at_least "$1" 1
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
 }
 
 # Whether at least N sockets listen on PORT (SO_REUSEPORT replicas each have their own).
@@ -271,7 +312,8 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
     --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log" >&2 || true
   # The server's own view (slow-consumer disconnects, conflated ticks), kept beside the report;
   # with replicas, that of whichever one the kernel hands this request to.
-  {
+  # (The baseline has no HTTP endpoint.)
+  [[ $server == baseline ]] || {
     (( REPLICAS == 1 )) || echo "# one of $REPLICAS gateway replicas (pids $server_pids)"
     curl -s --noproxy '*' --max-time 5 "$SERVER_HTTP/metrics" 2>/dev/null || true
   } >"$OUT/$name.metrics.txt"

@@ -338,9 +338,29 @@ pub fn markdown(
     reference: &str,
     machine: &str,
 ) -> String {
+    markdown_with_baseline(reports, candidates, reference, BASELINE, machine)
+}
+
+/// The server name of the naive fan-out baseline (`bench/baseline/naive-fanout`) in bench runs.
+pub const BASELINE: &str = "baseline";
+
+/// [`markdown`], naming the baseline server: each candidate is also set against `baseline` where it ran.
+pub fn markdown_with_baseline(
+    reports: &[Report],
+    candidates: &[String],
+    reference: &str,
+    baseline: &str,
+    machine: &str,
+) -> String {
     let mut s = table(reports, machine);
-    for candidate in candidates {
-        s.push_str(&comparison(reports, candidate, reference));
+    let has_reference = reports.iter().any(|r| r.server == reference);
+    for candidate in candidates.iter().filter(|c| *c != baseline) {
+        if has_reference || !reports.iter().any(|r| r.server == baseline) {
+            s.push_str(&comparison(reports, candidate, reference));
+        }
+    }
+    for candidate in candidates.iter().filter(|c| *c != baseline) {
+        s.push_str(&baseline_comparison(reports, candidate, baseline));
     }
     s.push_str(&slow_consumer(reports));
     s.push_str(&recovery_table(reports));
@@ -460,6 +480,75 @@ fn scenario_label(r: &Report) -> String {
         0 => r.scenario.clone(),
         n => format!("{} +{n} stalled", r.scenario),
     }
+}
+
+/// Server CPU-seconds over the window per delivered message, µs (`None` without CPU or deliveries).
+pub fn cpu_us_per_message(r: &Report) -> Option<f64> {
+    let cpu = r.process("server")?.cpu_percent;
+    if r.delivered == 0 || cpu <= 0.0 {
+        return None;
+    }
+    Some(cpu / 100.0 * r.window_secs / r.delivered as f64 * 1e6)
+}
+
+/// Per scenario and load, `candidate` beside `baseline`: CPU per delivered message (and its ratio),
+/// delivered %, p50 / p99 / p99.9.
+fn baseline_comparison(reports: &[Report], candidate: &str, baseline: &str) -> String {
+    let mut s = String::new();
+    let runs = |name: &str| -> Vec<&Report> {
+        reports
+            .iter()
+            .filter(|r| r.server == name && r.stalled.is_empty() && r.recovery.is_none())
+            .collect()
+    };
+    let base = runs(baseline);
+    let pairs: Vec<(&Report, &Report)> = runs(candidate)
+        .into_iter()
+        .filter_map(|c| {
+            base.iter()
+                .find(|b| b.scenario == c.scenario && b.rate == c.rate && b.clients == c.clients)
+                .map(|b| (c, *b))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**{candidate} vs {baseline}** (same run; {baseline} = the naive tokio-tungstenite fan-out, `bench/baseline/naive-fanout`, native protocol). \
+         CPU per message = server CPU-seconds over the window ÷ messages delivered in it; ratio = {candidate} ÷ {baseline} (below 1: {candidate} spends less).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | ticks/s | CPU µs/msg {candidate} | CPU µs/msg {baseline} | CPU/msg ratio | delivered % {candidate} / {baseline} | p50 ms {candidate} / {baseline} | p99 ms {candidate} / {baseline} | p99.9 ms {candidate} / {baseline} |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---|---|---|");
+    let us = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.3}"));
+    for (c, b) in pairs {
+        let (cc, bc) = (cpu_us_per_message(c), cpu_us_per_message(b));
+        let ratio = match (cc, bc) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            c.scenario,
+            c.rate,
+            us(cc),
+            us(bc),
+            ratio,
+            c.delivered_ratio * 100.0,
+            b.delivered_ratio * 100.0,
+            c.latency.p50_ms,
+            b.latency.p50_ms,
+            c.latency.p99_ms,
+            b.latency.p99_ms,
+            c.latency.p999_ms,
+            b.latency.p999_ms
+        );
+    }
+    s
 }
 
 /// Largest p99 ratio (with stalled clients / without) that issue 7 accepts.
@@ -746,6 +835,34 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&run("g", 1, 1.0, 1.0, 1.0)).unwrap())
                 .unwrap();
         assert!(back.processes[0].pids.is_empty());
+    }
+
+    #[test]
+    fn baseline_rows_give_cpu_per_message_side_by_side() {
+        let mut g = run("gateway", 1000, 100_000.0, 1.0, 50.0);
+        g.window_secs = 20.0;
+        g.delivered = 2_000_000;
+        g.latency.p99_ms = 2.0;
+        let mut b = run("baseline", 1000, 100_000.0, 1.0, 100.0);
+        b.window_secs = 20.0;
+        b.delivered = 2_000_000;
+        b.latency.p99_ms = 3.0;
+        // 0.5 core × 20 s / 2M = 5 µs; 1 core × 20 s / 2M = 10 µs.
+        assert_eq!(cpu_us_per_message(&g), Some(5.0));
+        let md = markdown(
+            &[b.clone(), g.clone()],
+            &["gateway".to_owned(), "baseline".to_owned()],
+            "reference",
+            "box",
+        );
+        assert!(md.contains("**gateway vs baseline**"), "{md}");
+        assert!(
+            md.contains("| fanout | 1000 | 5.000 | 10.000 | 0.50 | 100.00 / 100.00 | 0.00 / 0.00 | 2.00 / 3.00 |"),
+            "{md}"
+        );
+        // Without a reference run there is no empty comparison with it, and the baseline is never a candidate.
+        assert!(!md.contains("vs reference"), "{md}");
+        assert!(!md.contains("**baseline vs"), "{md}");
     }
 
     #[test]
