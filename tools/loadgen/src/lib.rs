@@ -19,6 +19,7 @@
 //! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks (or through the ingestors' script, with history).
 //! - [`recovery`]: seq-checking clients, and churners that reconnect and recover with `since` (`--churn-fraction`).
 //! - [`procstat`]: CPU% and RSS of a process from `/proc`.
+//! - [`transient`]: clients that connect, subscribe and leave at a fixed rate (`--transient-rate`).
 //! - [`run`]: one measured run ([`RunConfig`] → [`Report`]).
 //! - [`shard`]: `run --shards N`, the clients spread over N processes and their results merged.
 //! - [`report`]: the JSON report, its human summary, and the Markdown comparison table.
@@ -34,6 +35,7 @@ pub mod run;
 pub mod shard;
 pub mod stalled;
 pub mod stats;
+pub mod transient;
 pub mod ws;
 
 pub use client::Protocol;

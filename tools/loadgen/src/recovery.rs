@@ -3,9 +3,10 @@
 //!
 //! Such a client keeps, per symbol, the last `seq` it received and every run of consecutive seqs it
 //! received, and counts gaps (`seq > last + 1`), duplicates (`seq <= last`) and items. A churner (a
-//! fixed share of the clients, chosen spread over the symbols) drops its TCP connection every
-//! `--churn-every` seconds (each at its own phase, so reconnects are spread over the period), stays
-//! away `--churn-offline` seconds, then opens a new TCP + WebSocket connection and subscribes again
+//! fixed share of the clients, chosen spread over the symbols) drops its TCP connection
+//! `--churn-every` seconds after each (re)connect (the first at its own phase, so reconnects are
+//! spread over the period; a connection the server ends is replaced at once), stays away
+//! `--churn-offline` seconds, then opens a new TCP + WebSocket connection and subscribes again
 //! with `since` = its last seq per symbol and the `epoch` of its first `subscribed` reply. The reply's
 //! `recovery` says per channel whether it was recovered (`replayed` items follow the reply) or not
 //! (`reason`; a snapshot follows instead), so the client knows how many frames precede the first live
@@ -565,6 +566,8 @@ pub async fn run(
     let mut steady: Vec<u64> = Vec::new();
     let mut replay: Option<Replay> = None;
     let mut buffered = true;
+    // A churner's connection the server ended: nothing more to read until it reconnects.
+    let mut lost = false;
     loop {
         let drop_at =
             next_drop.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
@@ -573,10 +576,15 @@ pub async fn run(
             _ = stop.changed() => break,
             () = tokio::time::sleep_until(drop_at), if next_drop.is_some() => {
                 let Some(p) = plan else { break };
-                next_drop = Some(drop_at + p.every);
                 if !rec.churning.load(Ordering::Relaxed) {
+                    next_drop = Some(drop_at + p.every);
+                    if lost {
+                        // The server closed it and churning is over: this client is done.
+                        return finish(&rec, outcome, churner, symbol_ids, seqs);
+                    }
                     continue;
                 }
+                lost = false;
                 // Gone: the TCP connection closes without a WebSocket close (a lost network).
                 drop(conn);
                 if !p.offline.is_zero() {
@@ -610,6 +618,9 @@ pub async fn run(
                                 slow.caught_up.saturating_record(micros(now - sent));
                             }
                             replay = Some(Replay { sent, left: reply.pre_live, caught_up: reply.pre_live == 0 });
+                            // The next drop comes a full period after this connection is back, however
+                            // long the reconnect took (else a slow one would be dropped before it reads).
+                            next_drop = Some(tokio::time::Instant::now() + p.every);
                             break;
                         }
                         Ok(Err(e)) => {
@@ -629,11 +640,17 @@ pub async fn run(
                 buffered = true;
                 continue;
             }
-            read = conn.fill(), if !buffered => {
+            read = conn.fill(), if !buffered && !lost => {
                 match read {
                     Ok(0) | Err(_) => {
                         if !*stop.borrow() {
                             shared.disconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if plan.is_some() {
+                            // A churner whose connection the server ended comes back at once, like a real client.
+                            lost = true;
+                            next_drop = Some(tokio::time::Instant::now());
+                            continue;
                         }
                         return finish(&rec, outcome, churner, symbol_ids, seqs);
                     }
@@ -729,6 +746,11 @@ pub async fn run(
         if closed || flushed.is_err() {
             if !*stop.borrow() {
                 shared.disconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            if plan.is_some() {
+                lost = true;
+                next_drop = Some(tokio::time::Instant::now());
+                continue;
             }
             return finish(&rec, outcome, churner, symbol_ids, seqs);
         }

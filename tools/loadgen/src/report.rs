@@ -68,6 +68,12 @@ pub struct ProcessStats {
     /// RSS every 500 ms through the window, KiB, to see growth that the max alone hides.
     #[serde(default)]
     pub rss_samples_kib: Vec<u64>,
+    /// Open file descriptors when the window started (after warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds_start: Option<u64>,
+    /// Open file descriptors when the window ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds_end: Option<u64>,
 }
 
 /// How a stalled client's connection ended, as it found out when it finally read.
@@ -197,6 +203,9 @@ pub struct Report {
     /// Seq tracking and churn (`--track-seq`, `--churn-fraction`): exactly-once and recovery figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryReport>,
+    /// Transient clients (`--transient-rate`): connected, subscribed and left during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient: Option<crate::transient::TransientReport>,
 }
 
 impl Report {
@@ -269,6 +278,22 @@ impl Report {
                 p.rss_start_kib as f64 / 1024.0,
                 p.rss_end_kib as f64 / 1024.0,
                 p.rss_per_connection_bytes
+            );
+        }
+        if let Some(t) = &self.transient {
+            let _ = writeln!(
+                s,
+                "  transient clients: {}/s, started {}, completed {}, failed {}, skipped {}",
+                t.rate, t.started, t.completed, t.failed, t.skipped
+            );
+        }
+        for p in self.processes.iter().filter(|p| p.fds_start.is_some()) {
+            let _ = writeln!(
+                s,
+                "  {} open files: window start {}, end {}",
+                p.name,
+                p.fds_start.unwrap_or(0),
+                p.fds_end.unwrap_or(0)
             );
         }
         if let Some(x) = &self.recovery {
@@ -364,6 +389,80 @@ pub fn markdown_with_baseline(
     }
     s.push_str(&slow_consumer(reports));
     s.push_str(&recovery_table(reports));
+    s.push_str(&soak_table(reports));
+    s
+}
+
+/// Largest change of the server's RSS or open files from window start to end the soak accepts.
+pub const SOAK_DRIFT: f64 = 0.10;
+/// Smallest delivered ratio of the steady clients the soak accepts.
+pub const SOAK_DELIVERED: f64 = 0.999;
+
+/// Runs with transient clients: the server's RSS and open files after warm-up and at the end, the
+/// steady clients' deliveries, and the transient clients' counts.
+fn soak_table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let runs: Vec<&Report> = reports.iter().filter(|r| r.transient.is_some()).collect();
+    if runs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Churn soak**: steady clients beside transient ones that connect, subscribe and leave. \
+         Server RSS and open files after warm-up (window start) and at the end; targets: each within ±{:.0} %, \
+         steady clients' delivered ≥ {:.1} %.\n",
+        SOAK_DRIFT * 100.0,
+        SOAK_DELIVERED * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "| server | steady clients | ticks/s | window s | transient/s | transient started / completed / failed | server RSS MiB start → end | RSS change | server open files start → end | files change | steady delivered % | steady p99 ms | verdict |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---|---|---:|---|---:|---:|---:|---|"
+    );
+    for r in runs {
+        let Some(t) = &r.transient else { continue };
+        let server = r.process("server");
+        let change = |a: f64, b: f64| if a > 0.0 { Some((b - a) / a) } else { None };
+        let rss = server.and_then(|p| change(p.rss_start_kib as f64, p.rss_end_kib as f64));
+        let fds = server.and_then(|p| match (p.fds_start, p.fds_end) {
+            (Some(a), Some(b)) => change(a as f64, b as f64),
+            _ => None,
+        });
+        let pct = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:+.1} %", v * 100.0));
+        let ok = rss.is_some_and(|v| v.abs() <= SOAK_DRIFT)
+            && fds.is_some_and(|v| v.abs() <= SOAK_DRIFT)
+            && r.delivered_ratio >= SOAK_DELIVERED;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {} | {} / {} / {} | {} | {} | {} | {} | {:.3} | {:.2} | {} |",
+            r.server,
+            r.connected,
+            r.rate,
+            r.window_secs,
+            t.rate,
+            t.started,
+            t.completed,
+            t.failed,
+            server.map_or("–".to_owned(), |p| format!(
+                "{:.1} → {:.1}",
+                p.rss_start_kib as f64 / 1024.0,
+                p.rss_end_kib as f64 / 1024.0
+            )),
+            pct(rss),
+            server.map_or("–".to_owned(), |p| format!(
+                "{} → {}",
+                p.fds_start.map_or("–".to_owned(), |v| v.to_string()),
+                p.fds_end.map_or("–".to_owned(), |v| v.to_string())
+            )),
+            pct(fds),
+            r.delivered_ratio * 100.0,
+            r.latency.p99_ms,
+            if ok { "ok" } else { "off target" }
+        );
+    }
     s
 }
 
@@ -863,6 +962,34 @@ mod tests {
         // Without a reference run there is no empty comparison with it, and the baseline is never a candidate.
         assert!(!md.contains("vs reference"), "{md}");
         assert!(!md.contains("**baseline vs"), "{md}");
+    }
+
+    #[test]
+    fn soak_rows_judge_drift_and_deliveries() {
+        let mut r = run("gateway", 5000, 5e5, 0.9995, 90.0);
+        r.scenario = "soak".into();
+        r.window_secs = 300.0;
+        r.processes[0].rss_start_kib = 20 * 1024;
+        r.processes[0].rss_end_kib = 21 * 1024;
+        r.processes[0].fds_start = Some(1030);
+        r.processes[0].fds_end = Some(1040);
+        r.transient = Some(crate::transient::TransientReport {
+            rate: 100.0,
+            started: 30_000,
+            completed: 29_990,
+            failed: 0,
+            ..Default::default()
+        });
+        let md = markdown(&[r.clone()], &["gateway".to_owned()], "reference", "box");
+        assert!(md.contains("**Churn soak**"), "{md}");
+        assert!(
+            md.contains("| 20.0 → 21.0 | +5.0 % | 1030 → 1040 | +1.0 % | 99.950 |"),
+            "{md}"
+        );
+        assert!(md.contains("| ok |"), "{md}");
+        r.processes[0].fds_end = Some(1300);
+        let md = markdown(&[r], &["gateway".to_owned()], "reference", "box");
+        assert!(md.contains("| off target |"), "{md}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::report::{Latency, ProcessStats, Report, StalledClient};
 use crate::shard::{self, ShardSet};
 use crate::stalled;
 use crate::stats::{Shared, Tally};
+use crate::transient::{self, TransientCounts};
 use crate::ws::Target;
 
 /// How often watched processes' RSS is sampled during the window.
@@ -101,13 +102,14 @@ pub struct RunConfig {
     /// report. 1 (the default): every client in this process.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
-    /// Share of the clients that churn (0..=1): each of them drops its TCP connection every
-    /// `--churn-every` seconds (each at its own phase), reconnects (new TCP + WebSocket) and
+    /// Share of the clients that churn (0..=1): each of them drops its TCP connection
+    /// `--churn-every` seconds after each (re)connect (the first at its own phase), reconnects (new
+    /// TCP + WebSocket; at once when the server ends the connection) and
     /// subscribes again with `since` = its last seq per symbol and the `epoch` it was given. Implies
     /// `--track-seq` and `--history`. Native protocol, one process (`--shards 1`).
     #[arg(long, default_value_t = 0.0)]
     pub churn_fraction: f64,
-    /// Seconds between two drops of one churner.
+    /// Seconds a churner stays connected before it drops (the period of its reconnects).
     #[arg(long, default_value_t = 1.0)]
     pub churn_every: f64,
     /// Seconds a churner stays away before reconnecting.
@@ -121,6 +123,14 @@ pub struct RunConfig {
     /// instead of a bare `PUBLISH`, so the server can replay from history.
     #[arg(long)]
     pub history: bool,
+    /// Transient clients started per second, from the first publish to the end of the window: each
+    /// connects (from 127.0.0.101–104), subscribes to `--per-client` symbols, stays
+    /// `--transient-linger` seconds and closes. Counted apart (`transient`), never measured.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_rate: f64,
+    /// Seconds a transient client stays after `subscribed`.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_linger: f64,
 }
 
 /// How long seq-tracking clients keep reading after the window, so the window's last items (and a
@@ -242,6 +252,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
             "--track-seq and --churn-fraction run in one process (--shards 1)"
         );
     }
+    anyhow::ensure!(
+        cfg.transient_rate.is_finite() && (0.0..=10_000.0).contains(&cfg.transient_rate),
+        "--transient-rate must be between 0 and 10000 clients/s"
+    );
+    anyhow::ensure!(
+        cfg.transient_linger.is_finite() && (0.0..=3_600.0).contains(&cfg.transient_linger),
+        "--transient-linger must be between 0 and 3600 seconds"
+    );
     let history = cfg.history || cfg.churn_fraction > 0.0;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let target = Target::resolve(&cfg.url).await?;
@@ -367,6 +385,31 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         // Churn from the first publish on: before it there is nothing to miss or replay.
         rec.churning.store(rec.plan.is_some(), Ordering::Relaxed);
     }
+    let (transient_stop_tx, transient_stop_rx) = watch::channel(false);
+    let transient_counts = Arc::new(TransientCounts::default());
+    let transient_task = if cfg.transient_rate > 0.0 {
+        let ctx = Arc::new(ClientCtx {
+            target: Target::resolve(&cfg.url).await?,
+            protocol: cfg.protocol,
+            sources: (101..=104).map(|k| Ipv4Addr::new(127, 0, 0, k)).collect(),
+            connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
+            subscribe_timeout,
+            recv_buffer: None,
+            shared: Arc::new(Shared::new()?),
+            recovery: None,
+        });
+        Some(tokio::spawn(transient::run(
+            ctx,
+            symbols.clone(),
+            cfg.per_client,
+            cfg.transient_rate,
+            Duration::from_secs_f64(cfg.transient_linger),
+            transient_counts.clone(),
+            transient_stop_rx,
+        )))
+    } else {
+        None
+    };
     tokio::time::sleep(Duration::from_secs_f64(cfg.warmup)).await;
 
     // The window: both flags flip together, so published and delivered cover the same span.
@@ -379,6 +422,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .map(|s| procstat::rss_sum_kib(s).unwrap_or(0))
         .collect();
     let mut rss_samples: Vec<Vec<u64>> = vec![Vec::new(); watched.len()];
+    let fds_start: Vec<Option<u64>> = watched
+        .iter()
+        .map(|w| procstat::open_fds_sum(&w.pids))
+        .collect();
     let machine_start = procstat::sample_machine();
     let window_start = Instant::now();
     clients.set_measuring(true).await?;
@@ -405,6 +452,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .iter()
         .map(|w| procstat::sample_all(&w.pids))
         .collect();
+    let fds_end: Vec<Option<u64>> = watched
+        .iter()
+        .map(|w| procstat::open_fds_sum(&w.pids))
+        .collect();
+    let _ = transient_stop_tx.send(true);
+    if let Some(t) = transient_task {
+        let _ = t.await;
+    }
     let machine_cpu_percent = match (machine_start, procstat::sample_machine()) {
         (Some(a), Some(b)) => procstat::machine_percent(&a, &b),
         _ => 0.0,
@@ -484,6 +539,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 rss_start_kib: procstat::rss_sum_kib(&start_samples[i]).unwrap_or(0),
                 rss_end_kib: rss_end,
                 rss_samples_kib: std::mem::take(&mut rss_samples[i]),
+                fds_start: fds_start[i],
+                fds_end: fds_end[i],
             }
         })
         .collect();
@@ -528,6 +585,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         processes,
         stalled: stalled_clients,
         recovery,
+        transient: (cfg.transient_rate > 0.0).then(|| {
+            transient_counts.report(
+                cfg.transient_rate,
+                Duration::from_secs_f64(cfg.transient_linger),
+            )
+        }),
     })
 }
 
