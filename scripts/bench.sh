@@ -30,6 +30,12 @@
 #                every seq (--track-seq). The table gives the exactly-once ratio (target 100 %), gaps,
 #                duplicates, recovered:false, replay latency, and the steady clients' p99 with churn ÷
 #                without (target ≤ 1.20). Alone: BENCH_SCENARIOS=recovery BENCH_SERVERS=gateway make bench
+#   soak         gateway only: BENCH_SOAK_CLIENTS steady clients × BENCH_PER_CLIENT of BENCH_SYMBOLS at
+#                BENCH_SOAK_RATE ticks/s, BENCH_SOAK_WARMUP s warm-up then BENCH_SOAK_DURATION s measured,
+#                while BENCH_SOAK_TRANSIENT clients/s connect, subscribe (BENCH_PER_CLIENT symbols) and leave
+#                (loadgen --transient-rate). The table gives the gateway's RSS and open files after warm-up and
+#                at the end (target ± 10 %) and the steady clients' delivered % (target ≥ 99.9 %). Not in the
+#                default list (5 minutes): BENCH_SCENARIOS=soak BENCH_SERVERS=gateway make bench
 #
 # Every server is started fresh for every case and stopped after it. The load
 # generator (tools/loadgen), Redis and the server share the machine; the
@@ -43,6 +49,7 @@
 #   BENCH_SLOW_RATE BENCH_SLOW_CLIENTS BENCH_STALLED BENCH_SLOW_TIMEOUT_MS
 #   BENCH_RECOVERY_CLIENTS BENCH_RECOVERY_RATE BENCH_RECOVERY_DURATION BENCH_CHURN_FRACTION
 #   BENCH_CHURN_EVERY BENCH_CHURN_OFFLINE
+#   BENCH_SOAK_CLIENTS BENCH_SOAK_RATE BENCH_SOAK_DURATION BENCH_SOAK_WARMUP BENCH_SOAK_TRANSIENT
 #   BENCH_SERVERS may also name baseline: the naive tokio-tungstenite fan-out server
 #                      (bench/baseline/naive-fanout, built here with its own Cargo.lock into
 #                      $CARGO_TARGET_DIR/baseline; native protocol; fanout and connections scenarios).
@@ -62,11 +69,11 @@ ROOT=$PWD
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   d_rates="1000 5000"; d_clients=200; d_warmup=2; d_duration=5; d_conn=2000
   d_slow_rate=5000; d_slow_timeout=2000
-  d_rec_clients=200; d_rec_duration=5
+  d_rec_clients=200; d_rec_duration=5; d_soak_duration=30; d_soak_warmup=5
 else
   d_rates="1000 5000 10000 20000"; d_clients=1000; d_warmup=5; d_duration=20; d_conn=50000
   d_slow_rate=10000; d_slow_timeout=
-  d_rec_clients=1000; d_rec_duration=30
+  d_rec_clients=1000; d_rec_duration=30; d_soak_duration=300; d_soak_warmup=20
 fi
 RATES=${BENCH_RATES:-$d_rates}
 CLIENTS=${BENCH_CLIENTS:-$d_clients}
@@ -93,6 +100,11 @@ RECOVERY_DURATION=${BENCH_RECOVERY_DURATION:-$d_rec_duration}
 CHURN_FRACTION=${BENCH_CHURN_FRACTION:-0.1}
 CHURN_EVERY=${BENCH_CHURN_EVERY:-1}
 CHURN_OFFLINE=${BENCH_CHURN_OFFLINE:-0.25}
+SOAK_CLIENTS=${BENCH_SOAK_CLIENTS:-1000}
+SOAK_RATE=${BENCH_SOAK_RATE:-5000}
+SOAK_DURATION=${BENCH_SOAK_DURATION:-$d_soak_duration}
+SOAK_WARMUP=${BENCH_SOAK_WARMUP:-$d_soak_warmup}
+SOAK_TRANSIENT=${BENCH_SOAK_TRANSIENT:-100}
 THREADS=${BENCH_LOADGEN_THREADS:-2}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -199,6 +211,7 @@ SERVER_ENV=() # extra NAME=VALUE settings for the next gateway started
 CASE_ARGS=()  # extra loadgen run options for the next case
 CASE_TAG=     # appended to the next case's file names
 CASE_DURATION= # measured seconds of the next case, if not BENCH_DURATION
+CASE_WARMUP=   # warm-up seconds of the next case, if not BENCH_WARMUP
 REPLICAS=1    # gateway processes sharing the port (SO_REUSEPORT) for the next server started
 start_server() { # NAME LOGFILE
   local name=$1 logfile=$2 port r
@@ -304,7 +317,7 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
     --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
     "${publish[@]}" \
     --clients "$clients" --symbols "$symbols" --per-client "$per_client" \
-    --warmup "$WARMUP" --duration "${CASE_DURATION:-$DURATION}" \
+    --warmup "${CASE_WARMUP:-$WARMUP}" --duration "${CASE_DURATION:-$DURATION}" \
     --source-ips "$source_ips" --connect-concurrency 500 --shards "$REPLICAS" \
     --scenario "$scenario" --server "$label" \
     --watch "server=$server_pids" --watch "redis=$REDIS_PID" --stalled "$stalled" \
@@ -376,7 +389,18 @@ for scenario in $SCENARIOS; do
       run_case recovery gateway "$RECOVERY_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$RECOVERY_RATE"
       CASE_ARGS=(); CASE_TAG=; CASE_DURATION=
       GATEWAY_PROTOCOL=$saved_protocol ;;
-    *) die "unknown scenario $scenario (fanout, connections, slow-consumer or recovery)" ;;
+    soak)
+      if [[ " $SERVERS " != *" gateway "* ]]; then
+        log "soak: skipped (it runs against server gateway, not in BENCH_SERVERS)"
+        continue
+      fi
+      CASE_DURATION=$SOAK_DURATION
+      CASE_WARMUP=$SOAK_WARMUP
+      CASE_ARGS=(--transient-rate "$SOAK_TRANSIENT")
+      CASE_TAG=transient$SOAK_TRANSIENT
+      run_case soak gateway "$SOAK_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SOAK_RATE"
+      CASE_ARGS=(); CASE_TAG=; CASE_DURATION=; CASE_WARMUP= ;;
+    *) die "unknown scenario $scenario (fanout, connections, slow-consumer, recovery or soak)" ;;
   esac
 done
 
