@@ -299,12 +299,16 @@ impl Report {
         if let Some(x) = &self.recovery {
             let _ = writeln!(
                 s,
-                "  seqs: exactly once {:.3} % of {} (missing {}, duplicates {}; churners {:.3} %); whole run: {} gaps ({} items), {} duplicates",
+                "  seqs: exactly once {:.3} % of {} (missing {}, duplicates {}{}); whole run: {} gaps ({} items), {} duplicates",
                 x.exactly_once_ratio * 100.0,
                 x.window_expected,
                 x.window_missing,
                 x.window_duplicates,
-                x.churners_exactly_once_ratio * 100.0,
+                if x.churning_clients > 0 {
+                    format!("; churners {:.3} %", x.churners_exactly_once_ratio * 100.0)
+                } else {
+                    String::new()
+                },
                 x.gaps,
                 x.gap_items,
                 x.duplicates
