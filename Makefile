@@ -29,7 +29,7 @@ test: ## What CI runs: deps, format check, clippy, build, tests
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: ## Benchmarks: gateway vs the Node socket.io reference, analytics throughput; BENCH_QUICK=1 for a short smoke (results in bench/results/)
+bench: ## Benchmarks: gateway vs the naive Rust fan-out baseline and the Node socket.io reference, analytics throughput; BENCH_QUICK=1 for a short smoke (results in bench/results/)
 	scripts/bench.sh
 	scripts/bench-analytics.sh
 

@@ -22,6 +22,20 @@
 #                1008 "slow consumer"). BENCH_SLOW_TIMEOUT_MS sets the gateway's slow-consumer timeout
 #                for both runs (default: the gateway's own, 10 s; BENCH_QUICK=1: 2 s, to fit its window).
 #                Alone: BENCH_SCENARIOS=slow-consumer make bench
+#   recovery     gateway only, native protocol: BENCH_RECOVERY_CLIENTS clients × BENCH_PER_CLIENT of
+#                BENCH_SYMBOLS at BENCH_RECOVERY_RATE ticks/s for BENCH_RECOVERY_DURATION s, twice: with
+#                BENCH_CHURN_FRACTION of the clients dropping their TCP connection every BENCH_CHURN_EVERY s
+#                (away BENCH_CHURN_OFFLINE s) and reconnecting with `since` + `epoch`, and without churn.
+#                Both publish through the ingestors' script (history stream; loadgen --history) and check
+#                every seq (--track-seq). The table gives the exactly-once ratio (target 100 %), gaps,
+#                duplicates, recovered:false, replay latency, and the steady clients' p99 with churn ÷
+#                without (target ≤ 1.20). Alone: BENCH_SCENARIOS=recovery BENCH_SERVERS=gateway make bench
+#   soak         gateway only: BENCH_SOAK_CLIENTS steady clients × BENCH_PER_CLIENT of BENCH_SYMBOLS at
+#                BENCH_SOAK_RATE ticks/s, BENCH_SOAK_WARMUP s warm-up then BENCH_SOAK_DURATION s measured,
+#                while BENCH_SOAK_TRANSIENT clients/s connect, subscribe (BENCH_PER_CLIENT symbols) and leave
+#                (loadgen --transient-rate). The table gives the gateway's RSS and open files after warm-up and
+#                at the end (target ± 10 %) and the steady clients' delivered % (target ≥ 99.9 %). Not in the
+#                default list (5 minutes): BENCH_SCENARIOS=soak BENCH_SERVERS=gateway make bench
 #
 # Every server is started fresh for every case and stopped after it. The load
 # generator (tools/loadgen), Redis and the server share the machine; the
@@ -33,6 +47,16 @@
 #   BENCH_DURATION BENCH_CONN_CLIENTS BENCH_CONN_RATE BENCH_CONN_SYMBOLS BENCH_SERVERS
 #   BENCH_SCENARIOS (fanout connections slow-consumer) BENCH_OUT BENCH_LOADGEN_THREADS
 #   BENCH_SLOW_RATE BENCH_SLOW_CLIENTS BENCH_STALLED BENCH_SLOW_TIMEOUT_MS
+#   BENCH_RECOVERY_CLIENTS BENCH_RECOVERY_RATE BENCH_RECOVERY_DURATION BENCH_CHURN_FRACTION
+#   BENCH_CHURN_EVERY BENCH_CHURN_OFFLINE
+#   BENCH_SOAK_CLIENTS BENCH_SOAK_RATE BENCH_SOAK_DURATION BENCH_SOAK_WARMUP BENCH_SOAK_TRANSIENT
+#   BENCH_SERVERS (default: gateway gateway-sio baseline reference); baseline is the naive tokio-tungstenite fan-out server
+#                      (bench/baseline/naive-fanout, built here with its own Cargo.lock into
+#                      $CARGO_TARGET_DIR/baseline; native protocol; fanout and connections scenarios).
+#                      With it in the run (and BENCH_RATES unset), the fan-out rates also include 500
+#                      and 2000 ticks/s; the table sets each gateway row beside the baseline's: server CPU
+#                      per delivered message and its ratio, delivered %, p50/p99/p99.9.
+#   BENCH_BASELINE_BIN use this naive-fanout binary instead of building it
 #   BENCH_GATEWAY_BIN  use this gateway binary instead of building target/release/gateway
 #   BENCH_LOADGEN_BIN  likewise for loadgen
 #   BENCH_GATEWAY_PROTOCOL  native (default, /ws) or socketio (/socket.io/) for server "gateway";
@@ -45,9 +69,11 @@ ROOT=$PWD
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
   d_rates="1000 5000"; d_clients=200; d_warmup=2; d_duration=5; d_conn=2000
   d_slow_rate=5000; d_slow_timeout=2000
+  d_rec_clients=200; d_rec_duration=5; d_soak_duration=30; d_soak_warmup=5
 else
   d_rates="1000 5000 10000 20000"; d_clients=1000; d_warmup=5; d_duration=20; d_conn=50000
   d_slow_rate=10000; d_slow_timeout=
+  d_rec_clients=1000; d_rec_duration=30; d_soak_duration=300; d_soak_warmup=20
 fi
 RATES=${BENCH_RATES:-$d_rates}
 CLIENTS=${BENCH_CLIENTS:-$d_clients}
@@ -58,12 +84,27 @@ DURATION=${BENCH_DURATION:-$d_duration}
 CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
 CONN_RATE=${BENCH_CONN_RATE:-100}
 CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
-SERVERS=${BENCH_SERVERS:-gateway gateway-sio reference}
-SCENARIOS=${BENCH_SCENARIOS:-fanout connections slow-consumer}
+SERVERS=${BENCH_SERVERS:-gateway gateway-sio baseline reference}
+if [[ " $SERVERS " == *" baseline "* && -z "${BENCH_RATES:-}" ]]; then
+  # The baseline is judged where it still keeps up, too.
+  RATES=$(printf '%s\n' $RATES 500 2000 | sort -n -u | tr '\n' ' ')
+fi
+SCENARIOS=${BENCH_SCENARIOS:-fanout connections slow-consumer recovery}
 SLOW_RATE=${BENCH_SLOW_RATE:-$d_slow_rate}
 SLOW_CLIENTS=${BENCH_SLOW_CLIENTS:-$CLIENTS}
 STALLED=${BENCH_STALLED:-1}
 SLOW_TIMEOUT_MS=${BENCH_SLOW_TIMEOUT_MS-$d_slow_timeout}
+RECOVERY_CLIENTS=${BENCH_RECOVERY_CLIENTS:-$d_rec_clients}
+RECOVERY_RATE=${BENCH_RECOVERY_RATE:-5000}
+RECOVERY_DURATION=${BENCH_RECOVERY_DURATION:-$d_rec_duration}
+CHURN_FRACTION=${BENCH_CHURN_FRACTION:-0.1}
+CHURN_EVERY=${BENCH_CHURN_EVERY:-1}
+CHURN_OFFLINE=${BENCH_CHURN_OFFLINE:-0.25}
+SOAK_CLIENTS=${BENCH_SOAK_CLIENTS:-1000}
+SOAK_RATE=${BENCH_SOAK_RATE:-5000}
+SOAK_DURATION=${BENCH_SOAK_DURATION:-$d_soak_duration}
+SOAK_WARMUP=${BENCH_SOAK_WARMUP:-$d_soak_warmup}
+SOAK_TRANSIENT=${BENCH_SOAK_TRANSIENT:-100}
 THREADS=${BENCH_LOADGEN_THREADS:-2}
 OUT=${BENCH_OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -105,8 +146,18 @@ if (( ${#packages[@]} > 0 )); then
 fi
 [[ -x "$LOADGEN" ]] || die "no loadgen binary at $LOADGEN"
 [[ -x "$GATEWAY" ]] || die "no gateway binary at $GATEWAY"
+BASELINE=${BENCH_BASELINE_BIN:-$TARGET_DIR/baseline/release/naive-fanout}
+if [[ " $SERVERS " == *" baseline "* ]]; then
+  if [[ -z "${BENCH_BASELINE_BIN:-}" ]]; then
+    # Its own workspace and lock file: the main workspace never builds it.
+    log "cargo build --release --locked (bench/baseline/naive-fanout)"
+    cargo build --release --locked --manifest-path bench/baseline/naive-fanout/Cargo.toml \
+      --target-dir "$TARGET_DIR/baseline"
+  fi
+  [[ -x "$BASELINE" ]] || die "no naive-fanout binary at $BASELINE"
+fi
 
-if [[ " $SERVERS " == *" reference "* && " $SCENARIOS " != " slow-consumer " ]]; then
+if [[ " $SERVERS " == *" reference "* && ( " $SCENARIOS " == *" fanout "* || " $SCENARIOS " == *" connections "* ) ]]; then
   command -v node >/dev/null || die "node (>= 18) is needed for the reference server: apt-get install nodejs npm"
   if [[ ! -d bench/reference/node_modules || bench/reference/package-lock.json -nt bench/reference/node_modules ]]; then
     log "npm ci (bench/reference)"
@@ -157,6 +208,10 @@ SERVER_URL=
 SERVER_PROTOCOL=
 SERVER_HTTP=
 SERVER_ENV=() # extra NAME=VALUE settings for the next gateway started
+CASE_ARGS=()  # extra loadgen run options for the next case
+CASE_TAG=     # appended to the next case's file names
+CASE_DURATION= # measured seconds of the next case, if not BENCH_DURATION
+CASE_WARMUP=   # warm-up seconds of the next case, if not BENCH_WARMUP
 REPLICAS=1    # gateway processes sharing the port (SO_REUSEPORT) for the next server started
 start_server() { # NAME LOGFILE
   local name=$1 logfile=$2 port r
@@ -193,17 +248,37 @@ start_server() { # NAME LOGFILE
         node bench/reference/server.js >"$logfile" 2>&1 &
       SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
       SERVER_PROTOCOL=socketio ;;
-    *) die "unknown server $name (gateway, gateway-sio or reference)" ;;
+    baseline)
+      # naive-fanout PORT REDIS_URL: listens on 127.0.0.1, any path; native protocol; no /health.
+      "$BASELINE" "$port" "$REDIS_URL" >"$logfile" 2>&1 &
+      SERVER_URL=ws://127.0.0.1:$port/ws
+      SERVER_PROTOCOL=native ;;
+    *) die "unknown server $name (gateway, gateway-sio, reference or baseline)" ;;
   esac
   if (( ${#SERVER_PIDS[@]} == 0 )); then
     SERVER_PIDS=("$!")
     PIDS+=("$!")
   fi
   SERVER_PID=${SERVER_PIDS[0]}
-  wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+  if [[ $name == baseline ]]; then
+    wait_for "$name listening on $port" port_open "$port"
+    # Its Redis PSUBSCRIBE is made right after start; give it a moment (it logs when done).
+    wait_for "$name subscribed to Redis" grep -q 'psubscribed' "$logfile"
+  else
+    wait_for "$name /health on $port" curl -sf --noproxy '*' "http://127.0.0.1:$port/health"
+  fi
   for pid in "${SERVER_PIDS[@]}"; do
     kill -0 "$pid" 2>/dev/null || die "$name process $pid exited at start; see $logfile"
   done
+}
+
+# Whether something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { # PORT
+  if command -v ss >/dev/null; then
+    listeners_at_least "$1" 1
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
 }
 
 # Whether at least N sockets listen on PORT (SO_REUSEPORT replicas each have their own).
@@ -228,6 +303,7 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
   if (( REPLICAS > 1 )); then label+="×$REPLICAS"; name+="-x$REPLICAS"; fi
   name+=-$clients-$rate
   (( stalled == 0 )) || name+=-stalled$stalled
+  [[ -z "$CASE_TAG" ]] || name+=-$CASE_TAG
   # ~28k ephemeral ports per address, and the previous case's ports linger in TIME_WAIT.
   local source_ips=$(( clients / 5000 + 1 ))
   log "$scenario: $label, $clients clients × $per_client of $symbols symbols, $rate ticks/s, $stalled stalled"
@@ -241,14 +317,16 @@ run_case() { # SCENARIO SERVER CLIENTS PER_CLIENT SYMBOLS RATE [STALLED]
     --url "$SERVER_URL" --protocol "$SERVER_PROTOCOL" \
     "${publish[@]}" \
     --clients "$clients" --symbols "$symbols" --per-client "$per_client" \
-    --warmup "$WARMUP" --duration "$DURATION" \
+    --warmup "${CASE_WARMUP:-$WARMUP}" --duration "${CASE_DURATION:-$DURATION}" \
     --source-ips "$source_ips" --connect-concurrency 500 --shards "$REPLICAS" \
     --scenario "$scenario" --server "$label" \
     --watch "server=$server_pids" --watch "redis=$REDIS_PID" --stalled "$stalled" \
+    ${CASE_ARGS[@]+"${CASE_ARGS[@]}"} \
     --json "$OUT/$name.json" 2>&1 | tee "$OUT/$name.log" >&2 || true
   # The server's own view (slow-consumer disconnects, conflated ticks), kept beside the report;
   # with replicas, that of whichever one the kernel hands this request to.
-  {
+  # (The baseline has no HTTP endpoint.)
+  [[ $server == baseline ]] || {
     (( REPLICAS == 1 )) || echo "# one of $REPLICAS gateway replicas (pids $server_pids)"
     curl -s --noproxy '*' --max-time 5 "$SERVER_HTTP/metrics" 2>/dev/null || true
   } >"$OUT/$name.metrics.txt"
@@ -293,7 +371,36 @@ for scenario in $SCENARIOS; do
       run_case slow-consumer gateway "$SLOW_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SLOW_RATE" 0
       run_case slow-consumer gateway "$SLOW_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SLOW_RATE" "$STALLED"
       SERVER_ENV=() ;;
-    *) die "unknown scenario $scenario (fanout, connections or slow-consumer)" ;;
+    recovery)
+      if [[ " $SERVERS " != *" gateway "* ]]; then
+        log "recovery: skipped (it runs against server gateway, not in BENCH_SERVERS)"
+        continue
+      fi
+      # Gateway only, native protocol (the seq checks read native frames; Socket.IO is not covered).
+      saved_protocol=$GATEWAY_PROTOCOL
+      GATEWAY_PROTOCOL=native
+      CASE_DURATION=$RECOVERY_DURATION
+      CASE_ARGS=(--history --track-seq --churn-fraction "$CHURN_FRACTION" --churn-every "$CHURN_EVERY"
+        --churn-offline "$CHURN_OFFLINE")
+      CASE_TAG=churn$CHURN_FRACTION
+      run_case recovery gateway "$RECOVERY_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$RECOVERY_RATE"
+      CASE_ARGS=(--history --track-seq)
+      CASE_TAG=nochurn
+      run_case recovery gateway "$RECOVERY_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$RECOVERY_RATE"
+      CASE_ARGS=(); CASE_TAG=; CASE_DURATION=
+      GATEWAY_PROTOCOL=$saved_protocol ;;
+    soak)
+      if [[ " $SERVERS " != *" gateway "* ]]; then
+        log "soak: skipped (it runs against server gateway, not in BENCH_SERVERS)"
+        continue
+      fi
+      CASE_DURATION=$SOAK_DURATION
+      CASE_WARMUP=$SOAK_WARMUP
+      CASE_ARGS=(--transient-rate "$SOAK_TRANSIENT")
+      CASE_TAG=transient$SOAK_TRANSIENT
+      run_case soak gateway "$SOAK_CLIENTS" "$PER_CLIENT" "$SYMBOLS" "$SOAK_RATE"
+      CASE_ARGS=(); CASE_TAG=; CASE_DURATION=; CASE_WARMUP= ;;
+    *) die "unknown scenario $scenario (fanout, connections, slow-consumer, recovery or soak)" ;;
   esac
 done
 

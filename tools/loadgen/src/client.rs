@@ -42,6 +42,9 @@ pub struct ClientCtx {
     pub recv_buffer: Option<u32>,
     /// The measurements.
     pub shared: Arc<Shared>,
+    /// With `--track-seq` or `--churn-fraction`: the seq-tracking clients' tallies (they run
+    /// [`crate::recovery::run`] instead of [`run`]).
+    pub recovery: Option<Arc<crate::recovery::RecoveryShared>>,
 }
 
 /// What a client reports when it ends.
@@ -152,7 +155,7 @@ pub async fn run(
 }
 
 /// Sends a close frame and reads (discarding ticks) until the server's close or EOF.
-async fn close(conn: &mut WsConn) -> std::io::Result<()> {
+pub(crate) async fn close(conn: &mut WsConn) -> std::io::Result<()> {
     conn.queue_close();
     conn.flush().await?;
     loop {
@@ -239,7 +242,7 @@ async fn wait_for(
 }
 
 /// Connects from the client's own source address first, then from the others when that one is out of ports.
-async fn connect(index: usize, ctx: &ClientCtx) -> anyhow::Result<WsConn> {
+pub(crate) async fn connect(index: usize, ctx: &ClientCtx) -> anyhow::Result<WsConn> {
     let n = ctx.sources.len().max(1);
     let mut last = None;
     for k in 0..n {

@@ -16,8 +16,10 @@
 //! - [`client`]: one simulated client: connect from a 127.0.0.x source, subscribe, count.
 //! - [`stats`]: sharded HDR histograms and counters; the fast timestamp parser.
 //! - [`stalled`]: clients that subscribe to everything and never read (slow consumers, `--stalled`).
-//! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks.
+//! - [`publisher`]: fixed-rate pipelined `PUBLISH` of synthetic ticks (or through the ingestors' script, with history).
+//! - [`recovery`]: seq-checking clients, and churners that reconnect and recover with `since` (`--churn-fraction`).
 //! - [`procstat`]: CPU% and RSS of a process from `/proc`.
+//! - [`transient`]: clients that connect, subscribe and leave at a fixed rate (`--transient-rate`).
 //! - [`run`]: one measured run ([`RunConfig`] → [`Report`]).
 //! - [`shard`]: `run --shards N`, the clients spread over N processes and their results merged.
 //! - [`report`]: the JSON report, its human summary, and the Markdown comparison table.
@@ -27,11 +29,13 @@
 pub mod client;
 pub mod procstat;
 pub mod publisher;
+pub mod recovery;
 pub mod report;
 pub mod run;
 pub mod shard;
 pub mod stalled;
 pub mod stats;
+pub mod transient;
 pub mod ws;
 
 pub use client::Protocol;

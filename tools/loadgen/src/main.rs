@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use loadgen::publisher::Publisher;
-use loadgen::report::{markdown, Report};
+use loadgen::report::{markdown_with_baseline, Report};
 use loadgen::run::{symbol_names, RunConfig};
 use loadgen::shard::ShardSpec;
 
@@ -68,6 +68,9 @@ enum Command {
         /// The server it is compared with.
         #[arg(long, default_value = "reference")]
         reference: String,
+        /// The naive fan-out baseline each candidate is also set against (CPU per message), where it ran.
+        #[arg(long, default_value = loadgen::report::BASELINE)]
+        baseline: String,
         /// One line describing the machine.
         #[arg(long, default_value = "unknown machine")]
         machine: String,
@@ -134,6 +137,7 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             files,
             candidate,
             reference,
+            baseline,
             machine,
             markdown: md_path,
             json,
@@ -160,7 +164,7 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             let candidates = if candidate.is_empty() {
                 let mut seen: Vec<String> = Vec::new();
                 for r in &reports {
-                    if r.server != reference && !seen.contains(&r.server) {
+                    if r.server != reference && r.server != baseline && !seen.contains(&r.server) {
                         seen.push(r.server.clone());
                     }
                 }
@@ -168,7 +172,7 @@ async fn async_main(command: Command) -> anyhow::Result<()> {
             } else {
                 candidate
             };
-            let md = markdown(&reports, &candidates, &reference, &machine);
+            let md = markdown_with_baseline(&reports, &candidates, &reference, &baseline, &machine);
             match md_path {
                 Some(p) => {
                     std::fs::write(&p, &md).with_context(|| format!("writing {}", p.display()))?

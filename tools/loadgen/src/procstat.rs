@@ -27,6 +27,17 @@ pub fn sample(pid: u32) -> Option<Sample> {
     })
 }
 
+/// Open file descriptors of a process (entries of `/proc/PID/fd`); `None` if unreadable.
+pub fn open_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Open file descriptors summed over `pids`; `None` if none could be read.
+pub fn open_fds_sum(pids: &[u32]) -> Option<u64> {
+    let v: Vec<u64> = pids.iter().filter_map(|&p| open_fds(p)).collect();
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
 /// Busy and total clock ticks of the whole machine (all cores), from `/proc/stat`.
 #[derive(Debug, Clone, Copy)]
 pub struct MachineSample {

@@ -32,6 +32,10 @@ pub struct Published {
     pub window: Vec<u64>,
     /// Failed pipelines.
     pub errors: u64,
+    /// Per symbol, the seq of its first tick sent while measuring (0: none). Seqs go up by exactly 1
+    /// per tick of a symbol, so the window's seqs of symbol `i` are `window_first_seq[i] ..
+    /// window_first_seq[i] + window[i]`: what an exactly-once count is checked against.
+    pub window_first_seq: Vec<u64>,
 }
 
 /// A fixed-rate tick publisher over a list of symbols.
@@ -48,6 +52,9 @@ pub struct Publisher {
     price: Vec<f64>,
     /// Ticks per second over all symbols.
     rate: u64,
+    /// With history ([`Publisher::with_history`]): publish through the ingestors' atomic script
+    /// instead of a plain `PUBLISH`.
+    bus: Option<tickstream_bus::Redis>,
 }
 
 impl Publisher {
@@ -67,7 +74,19 @@ impl Publisher {
             price: (0..symbols.len()).map(|i| 100.0 + i as f64).collect(),
             symbols,
             rate,
+            bus: None,
         })
+    }
+
+    /// Publishes like an ingestor from now on: every tick through the bus's atomic script (seq check,
+    /// `history:ticks:{SYMBOL}` append, `price:` cache, `PUBLISH`, epoch), so the gateway can replay
+    /// what a client missed (`subscribe` with `since`). Costs Redis more per tick than a bare
+    /// `PUBLISH`; runs compared with each other should all use it or none.
+    pub fn with_history(mut self, url: &str) -> anyhow::Result<Self> {
+        let bus = tickstream_bus::Redis::connect_lazy(tickstream_bus::RedisOptions::new(url))
+            .map_err(|e| anyhow::anyhow!("Redis at {url}: {e}"))?;
+        self.bus = Some(bus);
+        Ok(self)
     }
 
     /// Stores one tick per symbol under `price:{SYMBOL}` so subscribers get a snapshot first, as with a real ingestor.
@@ -114,6 +133,7 @@ impl Publisher {
     ) -> Published {
         let mut out = Published {
             window: vec![0; self.symbols.len()],
+            window_first_seq: vec![0; self.symbols.len()],
             ..Published::default()
         };
         if self.rate == 0 || self.symbols.is_empty() {
@@ -139,21 +159,33 @@ impl Publisher {
             let measuring_now = measuring.load(Ordering::Relaxed);
             let now = now_micros_time();
             let mut pipe = redis::pipe();
+            let mut ticks = Vec::new();
             for _ in 0..n {
                 let i = next_symbol;
                 next_symbol = (next_symbol + 1) % self.symbols.len();
-                let json = self.tick(i, now).to_json();
-                pipe.cmd("PUBLISH")
-                    .arg(&self.channels[i])
-                    .arg(json)
-                    .ignore();
+                let tick = self.tick(i, now);
                 if measuring_now {
+                    if out.window[i] == 0 {
+                        out.window_first_seq[i] = tick.seq;
+                    }
                     out.window[i] += 1;
+                }
+                if self.bus.is_some() {
+                    ticks.push(tick);
+                } else {
+                    pipe.cmd("PUBLISH")
+                        .arg(&self.channels[i])
+                        .arg(tick.to_json())
+                        .ignore();
                 }
             }
             // Count what we attempted so the schedule does not try to resend a failed batch.
             out.total += n;
-            if pipe.query_async::<()>(&mut self.conn).await.is_err() {
+            let failed = match &self.bus {
+                Some(bus) => bus.publish(&ticks).await.is_err(),
+                None => pipe.query_async::<()>(&mut self.conn).await.is_err(),
+            };
+            if failed {
                 out.errors += 1;
             }
         }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::recovery::RecoveryReport;
+
 /// Latency percentiles in milliseconds (receive time − tick `timestamp`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Latency {
@@ -21,6 +23,22 @@ pub struct Latency {
     pub max_ms: f64,
     /// Mean.
     pub mean_ms: f64,
+}
+
+impl Latency {
+    /// The percentiles of a histogram of µs.
+    pub fn of(hist: &hdrhistogram::Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: hist.len(),
+            p50_ms: ms(hist.value_at_quantile(0.50)),
+            p90_ms: ms(hist.value_at_quantile(0.90)),
+            p99_ms: ms(hist.value_at_quantile(0.99)),
+            p999_ms: ms(hist.value_at_quantile(0.999)),
+            max_ms: ms(hist.max()),
+            mean_ms: hist.mean() / 1000.0,
+        }
+    }
 }
 
 /// CPU and memory of one watched process during the window.
@@ -50,6 +68,12 @@ pub struct ProcessStats {
     /// RSS every 500 ms through the window, KiB, to see growth that the max alone hides.
     #[serde(default)]
     pub rss_samples_kib: Vec<u64>,
+    /// Open file descriptors when the window started (after warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds_start: Option<u64>,
+    /// Open file descriptors when the window ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fds_end: Option<u64>,
 }
 
 /// How a stalled client's connection ended, as it found out when it finally read.
@@ -176,6 +200,12 @@ pub struct Report {
     /// Stalled clients (`--stalled`), kept out of every other figure: they are the slow consumers under test.
     #[serde(default)]
     pub stalled: Vec<StalledClient>,
+    /// Seq tracking and churn (`--track-seq`, `--churn-fraction`): exactly-once and recovery figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryReport>,
+    /// Transient clients (`--transient-rate`): connected, subscribed and left during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient: Option<crate::transient::TransientReport>,
 }
 
 impl Report {
@@ -250,6 +280,65 @@ impl Report {
                 p.rss_per_connection_bytes
             );
         }
+        if let Some(t) = &self.transient {
+            let _ = writeln!(
+                s,
+                "  transient clients: {}/s, started {}, completed {}, failed {}, skipped {}",
+                t.rate, t.started, t.completed, t.failed, t.skipped
+            );
+        }
+        for p in self.processes.iter().filter(|p| p.fds_start.is_some()) {
+            let _ = writeln!(
+                s,
+                "  {} open files: window start {}, end {}",
+                p.name,
+                p.fds_start.unwrap_or(0),
+                p.fds_end.unwrap_or(0)
+            );
+        }
+        if let Some(x) = &self.recovery {
+            let _ = writeln!(
+                s,
+                "  seqs: exactly once {:.3} % of {} (missing {}, duplicates {}{}); whole run: {} gaps ({} items), {} duplicates",
+                x.exactly_once_ratio * 100.0,
+                x.window_expected,
+                x.window_missing,
+                x.window_duplicates,
+                if x.churning_clients > 0 {
+                    format!("; churners {:.3} %", x.churners_exactly_once_ratio * 100.0)
+                } else {
+                    String::new()
+                },
+                x.gaps,
+                x.gap_items,
+                x.duplicates
+            );
+            let _ = writeln!(
+                s,
+                "  churn: {} of {} clients, {} reconnects ({} failed), channels recovered {} / not {} {:?}, {} replayed",
+                x.churning_clients,
+                x.churning_clients + x.steady_clients,
+                x.reconnects,
+                x.reconnect_failures,
+                x.channels_recovered,
+                x.channels_not_recovered,
+                x.not_recovered_reasons,
+                x.replayed
+            );
+            let _ = writeln!(
+                s,
+                "  reconnect ms p50/p99: reply {:.2}/{:.2}, caught up {:.2}/{:.2}, first live {:.2}/{:.2}; steady clients' latency p50 {:.2} p99 {:.2} p99.9 {:.2}",
+                x.reply.p50_ms,
+                x.reply.p99_ms,
+                x.caught_up.p50_ms,
+                x.caught_up.p99_ms,
+                x.first_live.p50_ms,
+                x.first_live.p99_ms,
+                x.steady_latency.p50_ms,
+                x.steady_latency.p99_ms,
+                x.steady_latency.p999_ms
+            );
+        }
         for (i, c) in self.stalled.iter().enumerate() {
             let _ = writeln!(
                 s,
@@ -278,11 +367,213 @@ pub fn markdown(
     reference: &str,
     machine: &str,
 ) -> String {
+    markdown_with_baseline(reports, candidates, reference, BASELINE, machine)
+}
+
+/// The server name of the naive fan-out baseline (`bench/baseline/naive-fanout`) in bench runs.
+pub const BASELINE: &str = "baseline";
+
+/// [`markdown`], naming the baseline server: each candidate is also set against `baseline` where it ran.
+pub fn markdown_with_baseline(
+    reports: &[Report],
+    candidates: &[String],
+    reference: &str,
+    baseline: &str,
+    machine: &str,
+) -> String {
     let mut s = table(reports, machine);
-    for candidate in candidates {
-        s.push_str(&comparison(reports, candidate, reference));
+    let has_reference = reports.iter().any(|r| r.server == reference);
+    for candidate in candidates.iter().filter(|c| *c != baseline) {
+        if has_reference || !reports.iter().any(|r| r.server == baseline) {
+            s.push_str(&comparison(reports, candidate, reference));
+        }
+    }
+    for candidate in candidates.iter().filter(|c| *c != baseline) {
+        s.push_str(&baseline_comparison(reports, candidate, baseline));
     }
     s.push_str(&slow_consumer(reports));
+    s.push_str(&recovery_table(reports));
+    s.push_str(&soak_table(reports));
+    s
+}
+
+/// Largest change of the server's RSS or open files from window start to end the soak accepts.
+pub const SOAK_DRIFT: f64 = 0.10;
+/// Smallest delivered ratio of the steady clients the soak accepts.
+pub const SOAK_DELIVERED: f64 = 0.999;
+
+/// Runs with transient clients: the server's RSS and open files after warm-up and at the end, the
+/// steady clients' deliveries, and the transient clients' counts.
+fn soak_table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let runs: Vec<&Report> = reports.iter().filter(|r| r.transient.is_some()).collect();
+    if runs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Churn soak**: steady clients beside transient ones that connect, subscribe and leave. \
+         Server RSS and open files after warm-up (window start) and at the end; targets: each within ±{:.0} %, \
+         steady clients' delivered ≥ {:.1} %.\n",
+        SOAK_DRIFT * 100.0,
+        SOAK_DELIVERED * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "| server | steady clients | ticks/s | window s | transient/s | transient started / completed / failed | server RSS MiB start → end | RSS change | server open files start → end | files change | steady delivered % | steady p99 ms | verdict |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---|---|---:|---|---:|---:|---:|---|"
+    );
+    for r in runs {
+        let Some(t) = &r.transient else { continue };
+        let server = r.process("server");
+        let change = |a: f64, b: f64| if a > 0.0 { Some((b - a) / a) } else { None };
+        let rss = server.and_then(|p| change(p.rss_start_kib as f64, p.rss_end_kib as f64));
+        let fds = server.and_then(|p| match (p.fds_start, p.fds_end) {
+            (Some(a), Some(b)) => change(a as f64, b as f64),
+            _ => None,
+        });
+        let pct = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:+.1} %", v * 100.0));
+        let ok = rss.is_some_and(|v| v.abs() <= SOAK_DRIFT)
+            && fds.is_some_and(|v| v.abs() <= SOAK_DRIFT)
+            && r.delivered_ratio >= SOAK_DELIVERED;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {} | {} / {} / {} | {} | {} | {} | {} | {:.3} | {:.2} | {} |",
+            r.server,
+            r.connected,
+            r.rate,
+            r.window_secs,
+            t.rate,
+            t.started,
+            t.completed,
+            t.failed,
+            server.map_or("–".to_owned(), |p| format!(
+                "{:.1} → {:.1}",
+                p.rss_start_kib as f64 / 1024.0,
+                p.rss_end_kib as f64 / 1024.0
+            )),
+            pct(rss),
+            server.map_or("–".to_owned(), |p| format!(
+                "{} → {}",
+                p.fds_start.map_or("–".to_owned(), |v| v.to_string()),
+                p.fds_end.map_or("–".to_owned(), |v| v.to_string())
+            )),
+            pct(fds),
+            r.delivered_ratio * 100.0,
+            r.latency.p99_ms,
+            if ok { "ok" } else { "off target" }
+        );
+    }
+    s
+}
+
+/// Largest ratio of the steady clients' p99 with churn to without that the recovery scenario accepts.
+pub const RECOVERY_P99_RATIO: f64 = 1.20;
+
+/// Runs with seq tracking (`recovery`): exactly-once and reconnect figures, each churn run beside its
+/// twin without churn (same scenario, server, rate and clients) with the steady clients' p99 ratio.
+fn recovery_table(reports: &[Report]) -> String {
+    let mut s = String::new();
+    let tracked: Vec<(&Report, &RecoveryReport)> = reports
+        .iter()
+        .filter_map(|r| r.recovery.as_ref().map(|x| (r, x)))
+        .collect();
+    if tracked.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Recovery** (native protocol): churners drop their TCP connection every period and reconnect with `since` + `epoch`. \
+         Exactly-once = Σ over clients and their symbols of the seqs published in the window that the client received exactly once \
+         (no gap, no duplicate; a churner counts as one client throughout) ÷ Σ of the seqs published in the window. \
+         Replay latency = from the reconnect's subscribe sent to the last replayed frame received (the `subscribed` reply when nothing was replayed): \
+         caught up. Subscribe → first live adds the wait for the next tick of any of the client's symbols (the publisher goes round the symbols, \
+         so up to one round, symbols ÷ ticks/s). \
+         Steady p99 = the clients that never churned. Targets: steady p99 with churn ≤ {RECOVERY_P99_RATIO:.2}× without, exactly-once 100 %.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| server | clients (churning) | ticks/s | churn | reconnects (failed) | recovered:false | replayed | exactly-once % | missing | duplicates | replay: subscribe → replay end p50 / p99 ms | subscribe → first live p50 / p99 ms | steady p99 ms | steady p99 ms without churn | steady p99 ratio |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (r, x) in &tracked {
+        let twin = tracked.iter().find(|(b, y)| {
+            y.churn_fraction == 0.0
+                && b.scenario == r.scenario
+                && b.server == r.server
+                && b.rate == r.rate
+                && b.clients == r.clients
+        });
+        let churn = if x.churn_fraction > 0.0 {
+            format!(
+                "{:.0} % every {} s{}",
+                x.churn_fraction * 100.0,
+                x.churn_every_secs,
+                if x.churn_offline_secs > 0.0 {
+                    format!(", {} s away", x.churn_offline_secs)
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            "none".to_owned()
+        };
+        let reasons = if x.not_recovered_reasons.is_empty() {
+            format!("{}", x.channels_not_recovered)
+        } else {
+            let list: Vec<String> = x
+                .not_recovered_reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            format!("{} ({})", x.channels_not_recovered, list.join(", "))
+        };
+        let (twin_p99, ratio_cell) = match twin {
+            Some((_, y)) if x.churn_fraction > 0.0 => (
+                format!("{:.2}", y.steady_latency.p99_ms),
+                if y.steady_latency.p99_ms > 0.0 {
+                    format!("{:.2}", x.steady_latency.p99_ms / y.steady_latency.p99_ms)
+                } else {
+                    "–".to_owned()
+                },
+            ),
+            _ => ("–".to_owned(), "–".to_owned()),
+        };
+        let timing = |t: &crate::recovery::Timing| {
+            if t.count > 0 {
+                format!("{:.2} / {:.2}", t.p50_ms, t.p99_ms)
+            } else {
+                "–".to_owned()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {} | {} | {} ({}) | {} | {} | {:.3} | {} | {} | {} | {} | {:.2} | {} | {} |",
+            r.server,
+            r.connected,
+            x.churning_clients,
+            r.rate,
+            churn,
+            x.reconnects,
+            x.reconnect_failures,
+            reasons,
+            x.replayed,
+            x.exactly_once_ratio * 100.0,
+            x.window_missing,
+            x.window_duplicates,
+            timing(&x.caught_up),
+            timing(&x.first_live),
+            x.steady_latency.p99_ms,
+            twin_p99,
+            ratio_cell
+        );
+    }
     s
 }
 
@@ -292,6 +583,75 @@ fn scenario_label(r: &Report) -> String {
         0 => r.scenario.clone(),
         n => format!("{} +{n} stalled", r.scenario),
     }
+}
+
+/// Server CPU-seconds over the window per delivered message, µs (`None` without CPU or deliveries).
+pub fn cpu_us_per_message(r: &Report) -> Option<f64> {
+    let cpu = r.process("server")?.cpu_percent;
+    if r.delivered == 0 || cpu <= 0.0 {
+        return None;
+    }
+    Some(cpu / 100.0 * r.window_secs / r.delivered as f64 * 1e6)
+}
+
+/// Per scenario and load, `candidate` beside `baseline`: CPU per delivered message (and its ratio),
+/// delivered %, p50 / p99 / p99.9.
+fn baseline_comparison(reports: &[Report], candidate: &str, baseline: &str) -> String {
+    let mut s = String::new();
+    let runs = |name: &str| -> Vec<&Report> {
+        reports
+            .iter()
+            .filter(|r| r.server == name && r.stalled.is_empty() && r.recovery.is_none())
+            .collect()
+    };
+    let base = runs(baseline);
+    let pairs: Vec<(&Report, &Report)> = runs(candidate)
+        .into_iter()
+        .filter_map(|c| {
+            base.iter()
+                .find(|b| b.scenario == c.scenario && b.rate == c.rate && b.clients == c.clients)
+                .map(|b| (c, *b))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n**{candidate} vs {baseline}** (same run; {baseline} = the naive tokio-tungstenite fan-out, `bench/baseline/naive-fanout`, native protocol). \
+         CPU per message = server CPU-seconds over the window ÷ messages delivered in it; ratio = {candidate} ÷ {baseline} (below 1: {candidate} spends less).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | ticks/s | CPU µs/msg {candidate} | CPU µs/msg {baseline} | CPU/msg ratio | delivered % {candidate} / {baseline} | p50 ms {candidate} / {baseline} | p99 ms {candidate} / {baseline} | p99.9 ms {candidate} / {baseline} |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|---|---|---|");
+    let us = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.3}"));
+    for (c, b) in pairs {
+        let (cc, bc) = (cpu_us_per_message(c), cpu_us_per_message(b));
+        let ratio = match (cc, bc) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            c.scenario,
+            c.rate,
+            us(cc),
+            us(bc),
+            ratio,
+            c.delivered_ratio * 100.0,
+            b.delivered_ratio * 100.0,
+            c.latency.p50_ms,
+            b.latency.p50_ms,
+            c.latency.p99_ms,
+            b.latency.p99_ms,
+            c.latency.p999_ms,
+            b.latency.p999_ms
+        );
+    }
+    s
 }
 
 /// Largest p99 ratio (with stalled clients / without) that issue 7 accepts.
@@ -578,6 +938,62 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&run("g", 1, 1.0, 1.0, 1.0)).unwrap())
                 .unwrap();
         assert!(back.processes[0].pids.is_empty());
+    }
+
+    #[test]
+    fn baseline_rows_give_cpu_per_message_side_by_side() {
+        let mut g = run("gateway", 1000, 100_000.0, 1.0, 50.0);
+        g.window_secs = 20.0;
+        g.delivered = 2_000_000;
+        g.latency.p99_ms = 2.0;
+        let mut b = run("baseline", 1000, 100_000.0, 1.0, 100.0);
+        b.window_secs = 20.0;
+        b.delivered = 2_000_000;
+        b.latency.p99_ms = 3.0;
+        // 0.5 core × 20 s / 2M = 5 µs; 1 core × 20 s / 2M = 10 µs.
+        assert_eq!(cpu_us_per_message(&g), Some(5.0));
+        let md = markdown(
+            &[b.clone(), g.clone()],
+            &["gateway".to_owned(), "baseline".to_owned()],
+            "reference",
+            "box",
+        );
+        assert!(md.contains("**gateway vs baseline**"), "{md}");
+        assert!(
+            md.contains("| fanout | 1000 | 5.000 | 10.000 | 0.50 | 100.00 / 100.00 | 0.00 / 0.00 | 2.00 / 3.00 |"),
+            "{md}"
+        );
+        // Without a reference run there is no empty comparison with it, and the baseline is never a candidate.
+        assert!(!md.contains("vs reference"), "{md}");
+        assert!(!md.contains("**baseline vs"), "{md}");
+    }
+
+    #[test]
+    fn soak_rows_judge_drift_and_deliveries() {
+        let mut r = run("gateway", 5000, 5e5, 0.9995, 90.0);
+        r.scenario = "soak".into();
+        r.window_secs = 300.0;
+        r.processes[0].rss_start_kib = 20 * 1024;
+        r.processes[0].rss_end_kib = 21 * 1024;
+        r.processes[0].fds_start = Some(1030);
+        r.processes[0].fds_end = Some(1040);
+        r.transient = Some(crate::transient::TransientReport {
+            rate: 100.0,
+            started: 30_000,
+            completed: 29_990,
+            failed: 0,
+            ..Default::default()
+        });
+        let md = markdown(&[r.clone()], &["gateway".to_owned()], "reference", "box");
+        assert!(md.contains("**Churn soak**"), "{md}");
+        assert!(
+            md.contains("| 20.0 → 21.0 | +5.0 % | 1030 → 1040 | +1.0 % | 99.950 |"),
+            "{md}"
+        );
+        assert!(md.contains("| ok |"), "{md}");
+        r.processes[0].fds_end = Some(1300);
+        let md = markdown(&[r], &["gateway".to_owned()], "reference", "box");
+        assert!(md.contains("| off target |"), "{md}");
     }
 
     #[test]

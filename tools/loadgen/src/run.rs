@@ -17,10 +17,12 @@ use tokio::task::JoinHandle;
 use crate::client::{self, ClientCtx, ClientOutcome, Protocol};
 use crate::procstat;
 use crate::publisher::Publisher;
+use crate::recovery::{self, ChurnPlan, RecoveryShared};
 use crate::report::{Latency, ProcessStats, Report, StalledClient};
 use crate::shard::{self, ShardSet};
 use crate::stalled;
 use crate::stats::{Shared, Tally};
+use crate::transient::{self, TransientCounts};
 use crate::ws::Target;
 
 /// How often watched processes' RSS is sampled during the window.
@@ -100,6 +102,46 @@ pub struct RunConfig {
     /// report. 1 (the default): every client in this process.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
+    /// Share of the clients that churn (0..=1): each of them drops its TCP connection
+    /// `--churn-every` seconds after each (re)connect (the first at its own phase), reconnects (new
+    /// TCP + WebSocket; at once when the server ends the connection) and
+    /// subscribes again with `since` = its last seq per symbol and the `epoch` it was given. Implies
+    /// `--track-seq` and `--history`. Native protocol, one process (`--shards 1`).
+    #[arg(long, default_value_t = 0.0)]
+    pub churn_fraction: f64,
+    /// Seconds a churner stays connected before it drops (the period of its reconnects).
+    #[arg(long, default_value_t = 1.0)]
+    pub churn_every: f64,
+    /// Seconds a churner stays away before reconnecting.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn_offline: f64,
+    /// Every client checks each symbol's seqs (gaps, duplicates, exactly-once over the window's seqs);
+    /// the report gets `recovery`. Native protocol, one process.
+    #[arg(long)]
+    pub track_seq: bool,
+    /// Publish through the ingestors' atomic script (history stream, seq check, price cache, epoch)
+    /// instead of a bare `PUBLISH`, so the server can replay from history.
+    #[arg(long)]
+    pub history: bool,
+    /// Transient clients started per second, from the first publish to the end of the window: each
+    /// connects (from 127.0.0.101–104), subscribes to `--per-client` symbols, stays
+    /// `--transient-linger` seconds and closes. Counted apart (`transient`), never measured.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_rate: f64,
+    /// Seconds a transient client stays after `subscribed`.
+    #[arg(long, default_value_t = 0.0)]
+    pub transient_linger: f64,
+}
+
+/// How long seq-tracking clients keep reading after the window, so the window's last items (and a
+/// churner's replay in progress) arrive before the exactly-once count.
+const TRACK_DRAIN: Duration = Duration::from_secs(2);
+
+impl RunConfig {
+    /// Whether the clients track seqs (and the report has `recovery`).
+    pub fn tracking(&self) -> bool {
+        self.track_seq || self.churn_fraction > 0.0
+    }
 }
 
 /// One `--watch` entry: a name and the processes (one or more) reported under it.
@@ -188,6 +230,37 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         );
     }
     anyhow::ensure!(cfg.duration > 0.0, "--duration must be more than 0");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&cfg.churn_fraction),
+        "--churn-fraction must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        cfg.churn_every.is_finite() && (0.01..=86_400.0).contains(&cfg.churn_every),
+        "--churn-every must be between 0.01 and 86400 seconds"
+    );
+    anyhow::ensure!(
+        cfg.churn_offline.is_finite() && (0.0..=86_400.0).contains(&cfg.churn_offline),
+        "--churn-offline must be between 0 and 86400 seconds"
+    );
+    if cfg.tracking() {
+        anyhow::ensure!(
+            cfg.protocol == Protocol::Native,
+            "--track-seq and --churn-fraction speak the native protocol only"
+        );
+        anyhow::ensure!(
+            cfg.shards == 1,
+            "--track-seq and --churn-fraction run in one process (--shards 1)"
+        );
+    }
+    anyhow::ensure!(
+        cfg.transient_rate.is_finite() && (0.0..=10_000.0).contains(&cfg.transient_rate),
+        "--transient-rate must be between 0 and 10000 clients/s"
+    );
+    anyhow::ensure!(
+        cfg.transient_linger.is_finite() && (0.0..=3_600.0).contains(&cfg.transient_linger),
+        "--transient-linger must be between 0 and 3600 seconds"
+    );
+    let history = cfg.history || cfg.churn_fraction > 0.0;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let target = Target::resolve(&cfg.url).await?;
     let symbols = symbol_names(&cfg.symbol_prefix, cfg.symbols);
@@ -217,7 +290,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 .await
                 .with_context(|| format!("connecting to Redis at {url}"))?;
             p.seed_prices().await.context("seeding price:{SYMBOL}")?;
-            Some(p)
+            Some(if history { p.with_history(url)? } else { p })
         }
         None => None,
     };
@@ -234,6 +307,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
             subscribe_timeout,
             recv_buffer: Some(cfg.stalled_recv_buffer),
             shared: Arc::new(Shared::new()?),
+            recovery: None,
         });
         let tasks: Vec<_> = (0..cfg.stalled)
             .map(|i| {
@@ -257,6 +331,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     } else {
         Vec::new()
     };
+    let recovery_shared = if cfg.tracking() {
+        let plan = (cfg.churn_fraction > 0.0).then(|| ChurnPlan {
+            every: Duration::from_secs_f64(cfg.churn_every),
+            offline: Duration::from_secs_f64(cfg.churn_offline),
+        });
+        Some(Arc::new(RecoveryShared::new(plan)?))
+    } else {
+        None
+    };
     let mut clients = match shards {
         None => {
             let ctx = Arc::new(ClientCtx {
@@ -269,13 +352,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 subscribe_timeout,
                 recv_buffer: None,
                 shared: Arc::new(Shared::new()?),
+                recovery: recovery_shared.clone(),
             });
-            Clients::Local(LocalClients::spawn(
+            let churn = recovery::churners(cfg.clients, cfg.churn_fraction);
+            Clients::Local(LocalClients::spawn_with(
                 ctx,
                 0..cfg.clients,
                 cfg.per_client,
                 &symbols,
                 stop_rx.clone(),
+                &churn,
             ))
         }
         Some(mut shards) => {
@@ -295,6 +381,35 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
 
     let measuring = Arc::new(AtomicBool::new(false));
     let pub_task = publisher.map(|p| tokio::spawn(p.run(stop_rx.clone(), measuring.clone())));
+    if let Some(rec) = &recovery_shared {
+        // Churn from the first publish on: before it there is nothing to miss or replay.
+        rec.churning.store(rec.plan.is_some(), Ordering::Relaxed);
+    }
+    let (transient_stop_tx, transient_stop_rx) = watch::channel(false);
+    let transient_counts = Arc::new(TransientCounts::default());
+    let transient_task = if cfg.transient_rate > 0.0 {
+        let ctx = Arc::new(ClientCtx {
+            target: Target::resolve(&cfg.url).await?,
+            protocol: cfg.protocol,
+            sources: (101..=104).map(|k| Ipv4Addr::new(127, 0, 0, k)).collect(),
+            connecting: Semaphore::new(cfg.connect_concurrency.max(1)),
+            subscribe_timeout,
+            recv_buffer: None,
+            shared: Arc::new(Shared::new()?),
+            recovery: None,
+        });
+        Some(tokio::spawn(transient::run(
+            ctx,
+            symbols.clone(),
+            cfg.per_client,
+            cfg.transient_rate,
+            Duration::from_secs_f64(cfg.transient_linger),
+            transient_counts.clone(),
+            transient_stop_rx,
+        )))
+    } else {
+        None
+    };
     tokio::time::sleep(Duration::from_secs_f64(cfg.warmup)).await;
 
     // The window: both flags flip together, so published and delivered cover the same span.
@@ -307,6 +422,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .map(|s| procstat::rss_sum_kib(s).unwrap_or(0))
         .collect();
     let mut rss_samples: Vec<Vec<u64>> = vec![Vec::new(); watched.len()];
+    let fds_start: Vec<Option<u64>> = watched
+        .iter()
+        .map(|w| procstat::open_fds_sum(&w.pids))
+        .collect();
     let machine_start = procstat::sample_machine();
     let window_start = Instant::now();
     clients.set_measuring(true).await?;
@@ -333,10 +452,23 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .iter()
         .map(|w| procstat::sample_all(&w.pids))
         .collect();
+    let fds_end: Vec<Option<u64>> = watched
+        .iter()
+        .map(|w| procstat::open_fds_sum(&w.pids))
+        .collect();
+    let _ = transient_stop_tx.send(true);
+    if let Some(t) = transient_task {
+        let _ = t.await;
+    }
     let machine_cpu_percent = match (machine_start, procstat::sample_machine()) {
         (Some(a), Some(b)) => procstat::machine_percent(&a, &b),
         _ => 0.0,
     };
+    if let Some(rec) = &recovery_shared {
+        // No more drops; the window's last items and any replay in progress still arrive.
+        rec.churning.store(false, Ordering::Relaxed);
+        tokio::time::sleep(TRACK_DRAIN).await;
+    }
 
     let _ = stop_tx.send(true);
     clients.stop().await?;
@@ -368,15 +500,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         ),
         None => (0, 0, 0),
     };
-    let ms = |us: u64| us as f64 / 1000.0;
-    let latency = Latency {
-        count: hist.len(),
-        p50_ms: ms(hist.value_at_quantile(0.50)),
-        p90_ms: ms(hist.value_at_quantile(0.90)),
-        p99_ms: ms(hist.value_at_quantile(0.99)),
-        p999_ms: ms(hist.value_at_quantile(0.999)),
-        max_ms: ms(hist.max()),
-        mean_ms: hist.mean() / 1000.0,
+    let latency = Latency::of(hist);
+    let recovery = match (&recovery_shared, &published) {
+        (Some(rec), Some(p)) => Some(recovery::report(
+            rec,
+            cfg.churn_fraction,
+            &p.window_first_seq,
+            &p.window,
+        )?),
+        (Some(rec), None) => Some(recovery::report(rec, cfg.churn_fraction, &[], &[])?),
+        (None, _) => None,
     };
     let connected = tally.connected;
     let processes: Vec<ProcessStats> = watched
@@ -406,6 +539,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
                 rss_start_kib: procstat::rss_sum_kib(&start_samples[i]).unwrap_or(0),
                 rss_end_kib: rss_end,
                 rss_samples_kib: std::mem::take(&mut rss_samples[i]),
+                fds_start: fds_start[i],
+                fds_end: fds_end[i],
             }
         })
         .collect();
@@ -449,6 +584,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         publish_errors,
         processes,
         stalled: stalled_clients,
+        recovery,
+        transient: (cfg.transient_rate > 0.0).then(|| {
+            transient_counts.report(
+                cfg.transient_rate,
+                Duration::from_secs_f64(cfg.transient_linger),
+            )
+        }),
     })
 }
 
@@ -518,13 +660,38 @@ impl LocalClients {
         symbols: &[String],
         stop: watch::Receiver<bool>,
     ) -> Self {
+        Self::spawn_with(ctx, range, per_client, symbols, stop, &[])
+    }
+
+    /// [`Self::spawn`]; with `ctx.recovery`, seq-tracking clients, client `i` a churner if `churners[i]`.
+    pub(crate) fn spawn_with(
+        ctx: Arc<ClientCtx>,
+        range: Range<usize>,
+        per_client: usize,
+        symbols: &[String],
+        stop: watch::Receiver<bool>,
+        churners: &[bool],
+    ) -> Self {
         let tasks = range
             .map(|i| {
                 let mine = client::symbols_for(i, per_client, symbols);
-                (
-                    i,
-                    tokio::spawn(client::run(i, ctx.clone(), mine, stop.clone())),
-                )
+                let task = if ctx.recovery.is_some() {
+                    let ids = (0..per_client)
+                        .map(|j| (i * per_client + j) % symbols.len())
+                        .collect();
+                    let churner = churners.get(i).copied().unwrap_or(false);
+                    tokio::spawn(recovery::run(
+                        i,
+                        ctx.clone(),
+                        mine,
+                        ids,
+                        churner,
+                        stop.clone(),
+                    ))
+                } else {
+                    tokio::spawn(client::run(i, ctx.clone(), mine, stop.clone()))
+                };
+                (i, task)
             })
             .collect();
         Self {

@@ -180,6 +180,7 @@ pub async fn serve(spec: ShardSpec) -> anyhow::Result<()> {
         subscribe_timeout,
         recv_buffer: None,
         shared: Arc::new(Shared::new()?),
+        recovery: None,
     });
     reply(&Reply::Ready)?;
     if commands.recv().await != Some(Cmd::Connect) {

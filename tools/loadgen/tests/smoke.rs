@@ -236,3 +236,79 @@ async fn loadgen_reports_how_a_stalled_client_was_cut() {
     assert!(md.contains("**Slow consumer**"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--churn-fraction`: churners drop their connection, come back with `since`, and every seq of the
+/// window still reaches every client exactly once (the gateway replays from history).
+#[tokio::test]
+async fn loadgen_churners_recover_every_seq_exactly_once() {
+    let redis = RedisServer::start().await.unwrap();
+    let url = redis.url();
+    let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("loadgen-churn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args(["--threads", "1", "run", "--url"])
+        .arg(gateway.ws_url("/ws"))
+        .args(["--redis-url", &url])
+        .args(["--clients", "10", "--symbols", "5", "--per-client", "2"])
+        .args(["--rate", "500", "--warmup", "1", "--duration", "3"])
+        .args(["--churn-fraction", "0.5", "--churn-every", "0.5"])
+        .args(["--churn-offline", "0.1"])
+        .args(["--scenario", "recovery", "--server", "gateway"])
+        .arg("--json")
+        .arg(&json)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(RUN_TIMEOUT, cmd.output())
+        .await
+        .expect("loadgen finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed:\n{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &report["recovery"];
+    assert_eq!(r["churning_clients"], 5, "{r}");
+    assert_eq!(r["steady_clients"], 5, "{r}");
+    // 5 churners, every 0.5 s, over 1 s warm-up + 3 s window: about 40 reconnects.
+    let reconnects = r["reconnects"].as_u64().unwrap();
+    assert!(reconnects >= 20, "{r}");
+    assert_eq!(r["reconnect_failures"], 0, "{r}");
+    assert_eq!(
+        r["channels_recovered"].as_u64(),
+        Some(reconnects * 2),
+        "{r}"
+    );
+    assert_eq!(r["channels_not_recovered"], 0, "{r}");
+    // 100 ms away at 100 ticks/s per symbol: each recovered channel replays about 10 items.
+    assert!(r["replayed"].as_u64().unwrap() >= reconnects * 2 * 5, "{r}");
+    // Each tick of a symbol reaches 10 × 2 / 5 = 4 clients.
+    assert_eq!(
+        r["window_expected"].as_u64(),
+        Some(report["published"].as_u64().unwrap() * 4),
+        "{r}"
+    );
+    assert_eq!(r["exactly_once_ratio"], 1.0, "{r}");
+    assert_eq!(r["gaps"], 0, "{r}");
+    assert_eq!(r["duplicates"], 0, "{r}");
+    assert!(r["caught_up"]["count"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["steady_latency"]["count"].as_u64().unwrap() > 0, "{r}");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("report")
+        .arg(&json)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("**Recovery**"), "{md}");
+    assert!(
+        md.contains("| gateway | 10 (5) | 500 | 50 % every 0.5 s, 0.1 s away |"),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
