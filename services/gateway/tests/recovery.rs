@@ -485,3 +485,55 @@ async fn refusals_say_why_and_history_reads_serve_ws_and_rest() {
         1
     );
 }
+
+/// The gateway's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_oversized_replay_is_refused_and_memory_stays_bounded() {
+    // Default caps: a replay of more than 5,000 items is refused.
+    let stack = Stack::start(&[]).await;
+    let mut opts = RedisOptions::new(stack.redis.url());
+    opts.history_len = 20_000;
+    let bus = Redis::connect_lazy(opts).unwrap();
+    for chunk in (1..=12_000u64).collect::<Vec<_>>().chunks(1000) {
+        let ticks: Vec<Tick> = chunk.iter().map(|s| tick("BIGSYM", *s)).collect();
+        bus.publish(&ticks).await.unwrap();
+    }
+    let mut ws = stack.ws("/ws").await;
+    expect_event(&mut ws, "connected").await;
+    let pid = stack.gateway.pid();
+    let before = rss_kib(pid);
+    for round in 0..15 {
+        send(
+            &mut ws,
+            json!({"event": "subscribe", "data": {"since": {"ticks:BIGSYM": round}}}),
+        )
+        .await;
+        let sub = expect_event(&mut ws, "subscribed").await;
+        assert_eq!(
+            sub["data"]["recovery"]["ticks:BIGSYM"],
+            json!({"recovered": false, "reason": "too_far_behind"}),
+            "{sub}"
+        );
+        // The snapshot on the first subscribe, and nothing replayed: the next frame is the next reply.
+        if round == 0 {
+            assert_eq!(
+                expect_event(&mut ws, "price_update").await["data"]["seq"],
+                12_000
+            );
+        }
+    }
+    assert_usable(&mut ws, "after-refusals").await;
+    let grown = rss_kib(pid).saturating_sub(before);
+    // 15 replays of ~12,000 ticks queued would be tens of MiB; refused, they cost a bounded read each.
+    assert!(grown < 16 * 1024, "gateway RSS grew {grown} KiB");
+}
