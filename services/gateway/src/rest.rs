@@ -233,17 +233,14 @@ fn as_asked(tick: &Tick, asked: &Symbol) -> serde_json::Value {
     data
 }
 
-/// The feed symbol behind a requested name (`gateway.compat` alias table; itself when not an
-/// alias, or when a feed serves the name itself).
+/// The feed symbol behind a requested name (the alias table, deferring to what feeds serve themselves).
 fn resolved(
     state: &AppState,
     served: &std::collections::HashSet<String>,
     asked: &Symbol,
 ) -> Symbol {
-    if served.contains(asked.as_str()) {
-        return asked.clone();
-    }
-    crate::compat::aliases::resolve_symbol(&state.cfg.gateway.compat, asked)
+    crate::compat::aliases::Resolver::new(&state.cfg.gateway.compat, served)
+        .target(asked)
         .unwrap_or_else(|| asked.clone())
 }
 

@@ -20,6 +20,7 @@ use tickstream_model::{Channel, Symbol};
 use super::limits::ConnPermit;
 use super::request::{self, Action, ClientError, ErrorCode, Recovery, Targets};
 use super::slow::{self, SlowConsumer, WriteFailed};
+use crate::compat::aliases::Resolver;
 use crate::fanout::{ClientId, Outbound, Outlet, Publication, TickQueue};
 use crate::state::AppState;
 pub use crate::vocabulary::Protocol;
@@ -546,12 +547,8 @@ impl ClientSession {
     /// `gateway.compat`'s alias table); `None` when the channel is served under its own name.
     fn source_of(&self, channel: &Channel) -> Option<Channel> {
         let symbol = Symbol::parse(channel.symbol()?).ok()?;
-        let target =
-            crate::compat::aliases::resolve_symbol(&self.state.cfg.gateway.compat, &symbol)?;
-        if self.served.contains(symbol.as_str()) {
-            return None;
-        }
-        channel.with_symbol(&target)
+        let aliases = Resolver::new(&self.state.cfg.gateway.compat, &self.served);
+        channel.with_symbol(&aliases.target(&symbol)?)
     }
 
     /// Reads which symbols the feeds serve themselves, when some of `channels` could be aliases.
@@ -560,7 +557,7 @@ impl ClientSession {
         let maybe_alias = channels.iter().any(|c| {
             c.symbol()
                 .and_then(|s| Symbol::parse(s).ok())
-                .is_some_and(|s| crate::compat::aliases::resolve_symbol(compat, &s).is_some())
+                .is_some_and(|s| Resolver::may_alias(compat, &s))
         });
         if maybe_alias {
             self.served = self.state.served.get(&self.state.redis).await;

@@ -49,13 +49,48 @@ impl ServedSymbols {
     }
 }
 
-/// Resolves one client-supplied name to the symbol a feed publishes.
+/// The alias table as the gateway applies it everywhere (`/ws`, Socket.IO profiles, the
+/// plain streams, REST): never over a symbol a feed serves under its own name.
+pub struct Resolver<'a> {
+    /// The table.
+    cfg: &'a CompatSection,
+    /// What the feeds announce ([`ServedSymbols::get`]).
+    served: &'a HashSet<String>,
+}
+
+impl<'a> Resolver<'a> {
+    /// The table of `cfg`, deferring to the `served` symbols.
+    pub fn new(cfg: &'a CompatSection, served: &'a HashSet<String>) -> Self {
+        Self { cfg, served }
+    }
+
+    /// Resolves one client-supplied name to the symbol a feed publishes.
+    pub fn resolve(&self, raw: &str) -> Result<Symbol, SymbolError> {
+        let sym = Symbol::parse(raw)?;
+        Ok(self.target(&sym).unwrap_or(sym))
+    }
+
+    /// The feed symbol behind `sym` when it is an alias here (`None`: served as itself).
+    pub fn target(&self, sym: &Symbol) -> Option<Symbol> {
+        if self.served.contains(sym.as_str()) {
+            return None;
+        }
+        resolve_symbol(self.cfg, sym)
+    }
+
+    /// Whether `sym` could be an alias at all (before asking which symbols are served).
+    pub fn may_alias(cfg: &CompatSection, sym: &Symbol) -> bool {
+        resolve_symbol(cfg, sym).is_some()
+    }
+}
+
+/// Resolves one name by the table alone (the served symbols not considered; see [`Resolver`]).
 pub fn resolve(cfg: &CompatSection, raw: &str) -> Result<Symbol, SymbolError> {
     let sym = Symbol::parse(raw)?;
     Ok(resolve_symbol(cfg, &sym).unwrap_or(sym))
 }
 
-/// The alias target of an already normalized symbol, if it is an alias.
+/// The alias target of an already normalized symbol by the table alone, if it is an alias.
 pub fn resolve_symbol(cfg: &CompatSection, sym: &Symbol) -> Option<Symbol> {
     let name = sym.as_str();
     if let Some(to) = cfg.aliases.get(name) {
@@ -95,6 +130,15 @@ mod tests {
         assert_eq!(r(&cfg, "AAPL"), "AAPL");
         assert_eq!(r(&cfg, "EUR/USD"), "EUR/USD");
         assert!(resolve(&cfg, "BAD SYM").is_err());
+    }
+
+    #[test]
+    fn a_served_symbol_is_never_an_alias() {
+        let cfg = CompatSection::default();
+        let served: HashSet<String> = ["BTC/USD".to_owned()].into();
+        let r = Resolver::new(&cfg, &served);
+        assert_eq!(r.resolve("btc/usd").unwrap().as_str(), "BTC/USD");
+        assert_eq!(r.resolve("BTC").unwrap().as_str(), "BTCUSDT");
     }
 
     #[test]

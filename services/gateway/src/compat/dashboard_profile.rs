@@ -2,7 +2,7 @@
 //!
 //! Per connection: `connection_status` after CONNECT (`auth_error` then a
 //! server DISCONNECT for a refused token); `subscribe {"symbols":[...]}`
-//! (names resolved through the [alias table](super::aliases)) subscribes the
+//! (names resolved through the [alias table](super::aliases::Resolver)) subscribes the
 //! `ticks:` and `signals:` channels and answers `subscription_confirmed` with
 //! the names as given; ticks are not forwarded one by one but kept, newest per
 //! symbol, and sent every `dashboard_market_interval_ms` as one
@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use tickstream_model::{Channel, Symbol};
 
-use super::{aliases, CompatSection};
+use super::aliases::Resolver;
+use super::CompatSection;
 use crate::client::auth::AuthFailure;
 use crate::client::request::{ClientError, ErrorCode};
 use crate::fanout::Publication;
@@ -67,8 +68,8 @@ impl Dashboard {
     }
 
     /// The subscribe every connection starts with: `sentiment` and the configured default symbols.
-    pub fn initial(&self, cfg: &CompatSection) -> Translated {
-        let mut t = translate_names(cfg, cfg.dashboard_symbols.iter().map(String::as_str))
+    pub fn initial(&self, cfg: &CompatSection, aliases: &Resolver) -> Translated {
+        let mut t = translate_names(aliases, cfg.dashboard_symbols.iter().map(String::as_str))
             .unwrap_or_else(|_| Translated {
                 request: json!({}),
                 names: Vec::new(),
@@ -84,7 +85,7 @@ impl Dashboard {
     }
 
     /// Translates the client's `subscribe` / `unsubscribe` payload: `{"symbols":[...]}` or `{"symbols":"A,B"}`.
-    pub fn translate(&self, cfg: &CompatSection, data: &Value) -> Result<Translated, ClientError> {
+    pub fn translate(&self, aliases: &Resolver, data: &Value) -> Result<Translated, ClientError> {
         let names: Vec<String> = match data.get("symbols") {
             Some(Value::Array(list)) => list
                 .iter()
@@ -107,7 +108,7 @@ impl Dashboard {
                 ))
             }
         };
-        translate_names(cfg, names.iter().map(String::as_str))
+        translate_names(aliases, names.iter().map(String::as_str))
     }
 
     /// Records the names of a subscribe that succeeded, so payloads carry them.
@@ -317,13 +318,13 @@ fn market_entry(tick: &Value, name: &str) -> Value {
 
 /// Resolves names and builds the gateway subscribe: each symbol's `ticks:` and `signals:` channels.
 fn translate_names<'a>(
-    cfg: &CompatSection,
+    aliases: &Resolver,
     names: impl Iterator<Item = &'a str>,
 ) -> Result<Translated, ClientError> {
     let mut out = Vec::new();
     for raw in names {
         let name = raw.trim();
-        let sym = aliases::resolve(cfg, name).map_err(|e| {
+        let sym = aliases.resolve(name).map_err(|e| {
             ClientError::new(
                 ErrorCode::InvalidSymbol,
                 format!("invalid symbol {name:?}: {e}"),
@@ -363,7 +364,10 @@ mod tests {
         let cfg = CompatSection::default();
         let mut d = Dashboard::new(&cfg);
         let t = d
-            .translate(&cfg, &json!({"symbols": ["BTC", "ETH"]}))
+            .translate(
+                &Resolver::new(&cfg, &Default::default()),
+                &json!({"symbols": ["BTC", "ETH"]}),
+            )
             .unwrap();
         assert_eq!(
             t.request,
@@ -393,7 +397,12 @@ mod tests {
     fn signals_and_sentiment_are_reshaped() {
         let cfg = CompatSection::default();
         let mut d = Dashboard::new(&cfg);
-        let t = d.translate(&cfg, &json!({"symbols": "BTC"})).unwrap();
+        let t = d
+            .translate(
+                &Resolver::new(&cfg, &Default::default()),
+                &json!({"symbols": "BTC"}),
+            )
+            .unwrap();
         d.record(&t.names);
         let s = json!({"symbol":"BTCUSDT","signal":"STRONG_BUY","strength":0.95,"reason":"r",
             "timestamp":"2026-12-05T10:00:00.000Z","interval":"1m","indicators":{}});
@@ -426,12 +435,20 @@ mod tests {
         let cfg = CompatSection::default();
         let d = Dashboard::new(&cfg);
         let t = d
-            .translate(&cfg, &json!({"symbols": ["BTC", "NOPE"]}))
+            .translate(
+                &Resolver::new(&cfg, &Default::default()),
+                &json!({"symbols": ["BTC", "NOPE"]}),
+            )
             .unwrap();
         let reply = json!({"pending": ["ticks:NOPE", "signals:NOPE", "signals:BTCUSDT"]});
         let c = Dashboard::confirmed(&t.names, &reply);
         assert_eq!(c["symbols"], json!(["BTC", "NOPE"]));
         assert_eq!(c["pending"], json!(["NOPE"]));
-        assert!(d.translate(&cfg, &json!({"symbols": ["BAD SYM"]})).is_err());
+        assert!(d
+            .translate(
+                &Resolver::new(&cfg, &Default::default()),
+                &json!({"symbols": ["BAD SYM"]})
+            )
+            .is_err());
     }
 }

@@ -144,8 +144,10 @@ impl Conn {
     async fn subscribe(&mut self) -> Result<(), Exit> {
         let state = self.client.state().clone();
         let cfg = &state.cfg.gateway.compat;
+        let served = state.served.get(&state.redis).await;
+        let aliases = aliases::Resolver::new(cfg, &served);
         for raw in &cfg.stream_symbols {
-            if let Ok(sym) = aliases::resolve(cfg, raw) {
+            if let Ok(sym) = aliases.resolve(raw) {
                 self.names.entry(sym).or_default().push(raw.clone());
             }
         }

@@ -35,6 +35,7 @@ use crate::client::request::{self, ClientError, ErrorCode};
 use crate::client::session::{drain_ticks, TickSink};
 use crate::client::session::{ClientSession, Protocol, Response};
 use crate::client::slow::{self, WriteFailed};
+use crate::compat::aliases::Resolver;
 use crate::compat::dashboard_profile::{self as dashboard, Absorbed, Dashboard};
 use crate::compat::SocketIoProfile;
 use crate::config::Config;
@@ -977,7 +978,9 @@ impl EngineSession {
         let Some(profile) = &self.profile else {
             return Ok(());
         };
-        let initial = profile.initial(&state.cfg.gateway.compat);
+        let served = state.served.get(&state.redis).await;
+        let aliases = Resolver::new(&state.cfg.gateway.compat, &served);
+        let initial = profile.initial(&state.cfg.gateway.compat, &aliases);
         let max = state.cfg.gateway.max_symbols_per_connection;
         let response = match request::parse_action("subscribe", &initial.request, max) {
             Ok(action) => self.client.handle(action).await,
@@ -1010,7 +1013,9 @@ impl EngineSession {
         let Some(profile) = &self.profile else {
             return Ok(());
         };
-        let translated = match profile.translate(&state.cfg.gateway.compat, data) {
+        let served = state.served.get(&state.redis).await;
+        let aliases = Resolver::new(&state.cfg.gateway.compat, &served);
+        let translated = match profile.translate(&aliases, data) {
             Ok(t) => t,
             Err(e) => {
                 let response = self.client.reject(e);
