@@ -39,21 +39,26 @@ impl HistoryPage {
     }
 }
 
+/// A pipeline that starts by reading the epoch, creating it first if no producer has
+/// (`SET NX` of a fresh value, then `GET`): its first two replies are `(_, epoch)`.
+fn pipe_with_epoch() -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.cmd("SET")
+        .arg(keys::EPOCH_KEY)
+        .arg(new_epoch())
+        .arg("NX")
+        .cmd("GET")
+        .arg(keys::EPOCH_KEY);
+    pipe
+}
+
 impl Redis {
     /// The epoch of this Redis data set, created now if no producer has created it yet.
     pub async fn epoch(&self) -> Result<String, BusError> {
         let mut c = self.conn();
-        let candidate = new_epoch();
+        let pipe = pipe_with_epoch();
         self.run_op(async move {
-            let (_, epoch): (Value, String) = redis::pipe()
-                .cmd("SET")
-                .arg(keys::EPOCH_KEY)
-                .arg(candidate)
-                .arg("NX")
-                .cmd("GET")
-                .arg(keys::EPOCH_KEY)
-                .query_async(&mut c)
-                .await?;
+            let (_, epoch): (Value, String) = pipe.query_async(&mut c).await?;
             Ok(epoch)
         })
         .await
@@ -67,38 +72,31 @@ impl Redis {
         limit: usize,
     ) -> Result<HistoryPage, BusError> {
         let key = keys::history_key(channel.as_str());
-        let candidate = new_epoch();
+        let mut pipe = pipe_with_epoch();
         let mut c = self.conn();
         let (epoch, first, last, range): (String, Value, Value, Value) = self
             .run_op(async move {
-                let (_, epoch, first, last, range): (Value, String, Value, Value, Value) =
-                    redis::pipe()
-                        .cmd("SET")
-                        .arg(keys::EPOCH_KEY)
-                        .arg(candidate)
-                        .arg("NX")
-                        .cmd("GET")
-                        .arg(keys::EPOCH_KEY)
-                        .cmd("XRANGE")
-                        .arg(&key)
-                        .arg("-")
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(1)
-                        .cmd("XREVRANGE")
-                        .arg(&key)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(1)
-                        .cmd("XRANGE")
-                        .arg(&key)
-                        .arg(format!("{}-0", since.saturating_add(1)))
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(limit.max(1))
-                        .query_async(&mut c)
-                        .await?;
+                let (_, epoch, first, last, range): (Value, String, Value, Value, Value) = pipe
+                    .cmd("XRANGE")
+                    .arg(&key)
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .cmd("XRANGE")
+                    .arg(&key)
+                    .arg(format!("{}-0", since.saturating_add(1)))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit.max(1))
+                    .query_async(&mut c)
+                    .await?;
                 Ok((epoch, first, last, range))
             })
             .await?;
