@@ -157,23 +157,8 @@ impl Redis {
         hb: &Heartbeat,
         ttl: Duration,
     ) -> Result<(), BusError> {
-        let key = analytics_heartbeat_key(&hb.name);
-        let json = serde_json::to_string(hb).map_err(|e| BusError::Corrupt {
-            key: key.clone(),
-            reason: e.to_string(),
-        })?;
-        let ttl = ttl.as_secs().max(1);
-        let mut c = self.conn();
-        self.run_op(async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("EX")
-                .arg(ttl)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        self.set_json(analytics_heartbeat_key(&hb.name), hb, ttl)
+            .await
     }
 }
 

@@ -183,47 +183,7 @@ impl Redis {
     /// Every live feed's status, sorted by name; records that do not decode are skipped and logged.
     pub async fn feed_statuses(&self) -> Result<Vec<FeedStatus>, BusError> {
         let pattern = format!("{FEED_KEY_PREFIX}*:status");
-        let mut c = self.conn();
-        let found: Vec<String> = self
-            .run_op(async move {
-                let mut out = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(200)
-                        .query_async(&mut c)
-                        .await?;
-                    out.extend(batch);
-                    if next == 0 || out.len() >= MAX_FEEDS {
-                        out.truncate(MAX_FEEDS);
-                        return Ok(out);
-                    }
-                    cursor = next;
-                }
-            })
-            .await?;
-        if found.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut c = self.conn();
-        let keys = found.clone();
-        let values: Vec<Option<Vec<u8>>> = self
-            .run_op(async move { redis::cmd("MGET").arg(keys).query_async(&mut c).await })
-            .await?;
-        let mut out = Vec::with_capacity(values.len());
-        for (key, value) in found.iter().zip(values) {
-            let Some(raw) = value else { continue };
-            match serde_json::from_slice::<FeedStatus>(&raw) {
-                Ok(s) => out.push(s),
-                Err(e) => {
-                    tracing::warn!(key = %key, error = %e, "Skipping an undecodable feed status.")
-                }
-            }
-        }
+        let mut out: Vec<FeedStatus> = self.scan_json(pattern, MAX_FEEDS, "feed status").await?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }

@@ -445,29 +445,26 @@ impl Redis {
 
     /// Stores an ingestor's heartbeat with a TTL, so a dead ingestor disappears by itself.
     pub async fn write_heartbeat(&self, hb: &Heartbeat, ttl: Duration) -> Result<(), BusError> {
-        let json = serde_json::to_string(hb).map_err(|e| BusError::Corrupt {
-            key: keys::heartbeat_key(&hb.name),
-            reason: e.to_string(),
-        })?;
-        let key = keys::heartbeat_key(&hb.name);
-        let mut c = self.conn.clone();
-        let ttl = ttl.as_secs().max(1);
-        self.run(async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("EX")
-                .arg(ttl)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        self.set_json(keys::heartbeat_key(&hb.name), hb, ttl).await
     }
 
     /// Every live ingestor heartbeat; records that do not decode are skipped and logged.
     pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, BusError> {
-        let mut c = self.conn.clone();
         let pattern = format!("{}*", keys::HEARTBEAT_KEY_PREFIX);
+        let mut out: Vec<Heartbeat> = self.scan_json(pattern, 10_000, "heartbeat").await?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Every JSON record under keys matching `pattern` (at most `max` keys, SCAN then one MGET);
+    /// records that do not decode as `T` are skipped and logged as `what`.
+    pub(crate) async fn scan_json<T: serde::de::DeserializeOwned>(
+        &self,
+        pattern: String,
+        max: usize,
+        what: &'static str,
+    ) -> Result<Vec<T>, BusError> {
+        let mut c = self.conn.clone();
         let found: Vec<String> = self
             .run(async move {
                 let mut out = Vec::new();
@@ -482,7 +479,8 @@ impl Redis {
                         .query_async(&mut c)
                         .await?;
                     out.extend(batch);
-                    if next == 0 || out.len() > 10_000 {
+                    if next == 0 || out.len() >= max {
+                        out.truncate(max);
                         return Ok(out);
                     }
                     cursor = next;
@@ -505,13 +503,39 @@ impl Redis {
         let mut out = Vec::with_capacity(values.len());
         for (key, value) in found.iter().zip(values) {
             let Some(raw) = value else { continue };
-            match serde_json::from_slice::<Heartbeat>(&raw) {
-                Ok(hb) => out.push(hb),
-                Err(e) => tracing::warn!(key = %key, error = %e, "Skipping undecodable heartbeat."),
+            match serde_json::from_slice::<T>(&raw) {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, what, "Skipping an undecodable record.")
+                }
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Stores `value` as JSON under `key` with a TTL (heartbeats and other self-expiring records).
+    pub(crate) async fn set_json(
+        &self,
+        key: String,
+        value: &impl Serialize,
+        ttl: Duration,
+    ) -> Result<(), BusError> {
+        let json = serde_json::to_string(value).map_err(|e| BusError::Corrupt {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut c = self.conn.clone();
+        let ttl = ttl.as_secs().max(1);
+        self.run(async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(json)
+                .arg("EX")
+                .arg(ttl)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     /// The last published `seq` of each symbol, so an ingestor restart continues it.
