@@ -42,31 +42,9 @@ SIM=${BENCH_SIM_BIN:-$TARGET_DIR/release/ingest-sim}
 ANALYTICS=${BENCH_ANALYTICS_BIN:-$TARGET_DIR/release/analytics}
 [[ -x "$SIM" && -x "$ANALYTICS" ]] || die "no binaries at $SIM / $ANALYTICS"
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$(( 20000 + RANDOM % 12000 ))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  die "no free port found"
-}
-
-# Polls a command every 100 ms until it succeeds, for at most 30 s.
-wait_for() {
-  local what=$1; shift
-  for _ in $(seq 300); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  die "timed out waiting for $what"
-}
+# shellcheck source=scripts/bench-common.sh
+source "$ROOT/scripts/bench-common.sh"
+WAIT_FOR_SECS=30
 
 # The value of one Prometheus series (first match) from a /metrics URL.
 metric() { # URL NAME_PREFIX
@@ -82,13 +60,7 @@ rss_kib() { # PID
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
-REDIS_PORT=$(free_port)
-mkdir -p "$OUT/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$OUT/redis" --protected-mode no >"$OUT/redis/redis.log" 2>&1 &
-PIDS+=("$!")
-REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-wait_for "redis on $REDIS_PORT" redis-cli -p "$REDIS_PORT" ping
+start_redis "$OUT"
 
 symbols=$(seq -f 'AN%04g' 1 "$SYMBOLS" | paste -sd, -)
 SIM_PORT=$(free_port)
