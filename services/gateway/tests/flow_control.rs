@@ -60,11 +60,22 @@ async fn metric(stack: &Stack, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series}"))
 }
 
-/// Publishes ticks round-robin over `symbols` as fast as Redis takes them (pipelined batches) until `stop`; returns the last seq.
+/// How long the publisher pauses between its pipelined batches of 50 ticks per symbol.
+///
+/// `FAST` lets the gateway's reader keep up instead of Redis buffering
+/// everything. `STEADY` (at most 6k ticks/s over three symbols) is for tests
+/// where a normal client, whose reader shares the test's one thread with the
+/// publisher, must keep up on a loaded two-core machine while the stuck one
+/// still fills its buffers within seconds.
+const FAST: Duration = Duration::from_millis(2);
+const STEADY: Duration = Duration::from_millis(25);
+
+/// Publishes ticks round-robin over `symbols` in pipelined batches, pausing `pause` between them, until `stop`; returns the last seq.
 fn spawn_publisher(
     stack: &Stack,
     symbols: &'static [&'static str],
     stop: Arc<AtomicBool>,
+    pause: Duration,
 ) -> JoinHandle<u64> {
     let client = redis::Client::open(stack.redis.url()).unwrap();
     tokio::spawn(async move {
@@ -83,8 +94,8 @@ fn spawn_publisher(
                 }
             }
             let _: () = pipe.query_async(&mut c).await.unwrap();
-            // Pacing only: lets the gateway's reader keep up instead of Redis buffering everything.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // Pacing only (see `FAST` and `STEADY`).
+            tokio::time::sleep(pause).await;
         }
         seq
     })
@@ -172,7 +183,8 @@ async fn a_never_reading_socketio_client_is_cut_as_slow_consumer_while_others_ke
 async fn never_reading_client_is_cut(path: &str) {
     let stack = Stack::start(&[
         ("TICKSTREAM_GATEWAY__QUEUE_CAPACITY", "16"),
-        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "1000"),
+        // Slack for the normal client's reader on a loaded machine; the stuck one is cut 2 s after it falls behind.
+        ("TICKSTREAM_GATEWAY__SLOW_CONSUMER_TIMEOUT_MS", "2000"),
     ])
     .await;
     let mut normal = stack.ws("/ws").await;
@@ -197,7 +209,7 @@ async fn never_reading_client_is_cut(path: &str) {
 
     let (reader, last, reader_stop) = spawn_reader(normal, None);
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone(), STEADY);
     let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
     // Generous: the kernel's socket buffers (several MB on loopback) must fill first.
     let waited = wait_until(
@@ -271,7 +283,7 @@ async fn slow_readers_are_conflated_to_the_newest_tick_per_symbol() {
     let (sio_task, sio_last, sio_stop) = spawn_reader(sio, pace);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone(), FAST);
     let conflated = r#"tickstream_gateway_ticks_dropped_total{reason="conflated"} "#;
     wait_until(Duration::from_secs(20), "conflation", || async {
         metric(&stack, conflated).await > 50.0
@@ -431,7 +443,7 @@ async fn a_polling_client_that_stops_polling_is_closed_as_a_slow_consumer() {
 
     // Stop polling; ticks keep coming.
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone(), FAST);
     let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
     wait_until(
         Duration::from_secs(20),
@@ -479,7 +491,7 @@ async fn a_client_that_never_reads_again_loses_its_socket() {
     .await;
     let (mut stuck, gateway_port, client_port) = subscribed_small_buffer_ws(&stack).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone(), FAST);
     let slow = r#"tickstream_gateway_disconnects_total{reason="slow_consumer"} "#;
     wait_until(Duration::from_secs(60), "the slow-consumer cut", || async {
         metric(&stack, slow).await >= 1.0
@@ -529,7 +541,7 @@ async fn a_client_that_closes_without_reading_leaves_no_socket_behind() {
     let (mut stuck, gateway_port, client_port) = subscribed_small_buffer_ws(&stack).await;
     // Ticks until the gateway's kernel holds frames the client has no room for.
     let stop = Arc::new(AtomicBool::new(false));
-    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone());
+    let publisher = spawn_publisher(&stack, &SYMBOLS, stop.clone(), FAST);
     wait_until(STEP, "frames the client has no room for", || async {
         unacknowledged_bytes(gateway_port, client_port).is_some_and(|b| b > 64 * 1024)
     })
