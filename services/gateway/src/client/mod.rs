@@ -14,3 +14,16 @@ pub mod session;
 pub mod slow;
 
 pub use session::{ClientSession, Response};
+
+/// Sleeps until `at`, or forever when it is `None`, for an optional `select!` timer branch.
+///
+/// `select!` evaluates every branch's expression on each pass, even a
+/// disabled one; a `sleep_until` there builds a timer (and clones the
+/// runtime handle) every time a connection task wakes for a tick. This async
+/// fn builds the timer only when its branch is actually polled.
+pub(crate) async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use crate::client::limits::TokenPolicy;
+use crate::client::sleep_until_some;
 use crate::client::slow::{self, WriteFailed};
 use crate::fanout::TickQueue;
 use crate::vocabulary::Disconnect;
@@ -144,9 +145,14 @@ impl Connection {
         ping.reset();
         let mut last_seen = Instant::now();
         let mut shutdown = state.shutdown.clone();
+        // Made once: a fresh `changed()` per pass would register with (and leave) the watch on every tick.
+        let mut shutdown = std::pin::pin!(shutdown.changed());
         let outlet = self.client.outlet().clone();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         loop {
+            // A lock-free look each pass; the `shutdown` branch is only polled when nothing else is ready.
+            if state.shutdown.has_changed().unwrap_or(true) {
+                return Some(closing(&state, Disconnect::Shutdown));
+            }
             // Queue drained while conflating: the pending newest ticks go out before anything newer.
             let drain_pending = outlet.is_conflating() && rx.is_empty();
             let release_at = self
@@ -155,9 +161,6 @@ impl Connection {
                 .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
-                    return Some(closing(&state, Disconnect::Shutdown));
-                }
                 msg = stream.recv() => {
                     last_seen = Instant::now();
                     match msg {
@@ -198,7 +201,7 @@ impl Connection {
                         return exit;
                     }
                 }
-                () = tokio::time::sleep_until(release_at.unwrap_or(far)), if release_at.is_some() => {
+                () = sleep_until_some(release_at), if release_at.is_some() => {
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
                     for frame in due.drain(..) {
@@ -207,6 +210,10 @@ impl Connection {
                         }
                     }
                     self.pending = due;
+                }
+                // Last: polled only when the task is about to sleep (the check above catches a shutdown while busy).
+                _ = &mut shutdown => {
+                    return Some(closing(&state, Disconnect::Shutdown));
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > idle_timeout {

@@ -34,6 +34,7 @@ use crate::client::limits::Admission;
 use crate::client::request::{self, ClientError, ErrorCode};
 use crate::client::session::{drain_ticks, TickSink};
 use crate::client::session::{ClientSession, Protocol, Response};
+use crate::client::sleep_until_some;
 use crate::client::slow::{self, WriteFailed};
 use crate::compat::aliases::Resolver;
 use crate::compat::dashboard_profile::{self as dashboard, Absorbed, Dashboard};
@@ -386,7 +387,13 @@ impl EngineSession {
         if *shutdown.borrow() {
             return End::Shutdown;
         }
+        // Made once: a fresh `changed()` per pass would register with (and leave) the watch on every tick.
+        let mut shutdown = std::pin::pin!(shutdown.changed());
         loop {
+            // A lock-free look each pass; the `shutdown` branch is only polled when nothing else is ready.
+            if self.client.state().shutdown.has_changed().unwrap_or(true) {
+                return End::Shutdown;
+            }
             self.flush_poll();
             if self.outbox.len() > OUTBOX_LIMIT {
                 return End::Abuse;
@@ -397,7 +404,6 @@ impl EngineSession {
             let take_ticks = self.joined
                 && !self.upgrading
                 && (self.ws.is_some() || self.pending_poll.is_some());
-            let far = Instant::now() + Duration::from_secs(86_400);
             let ping_at = self.next_ping;
             let pong_at = self.pong_deadline;
             let probe_at = self.probe.as_ref().map(|(_, at)| *at);
@@ -424,18 +430,19 @@ impl EngineSession {
                 .map(|b| Instant::from_std(b) + self.client.slow_timeout());
             let wake = tokio::select! {
                 biased;
-                _ = shutdown.changed() => Wake::Shutdown,
                 c = recv_command(commands) => Wake::Command(c),
                 m = recv_ws(&mut self.ws) => Wake::Ws(m),
                 m = recv_probe(&mut self.probe) => Wake::Probe(m),
                 t = ticks.recv(), if take_ticks => Wake::Tick(t),
                 () = std::future::ready(()), if drain_pending => Wake::DrainPending,
-                () = tokio::time::sleep_until(timer_at.unwrap_or(far)), if timer_at.is_some() => Wake::Timer,
-                () = tokio::time::sleep_until(slow_at.unwrap_or(far)), if slow_at.is_some() => Wake::SlowCheck,
+                () = sleep_until_some(timer_at), if timer_at.is_some() => Wake::Timer,
+                () = sleep_until_some(slow_at), if slow_at.is_some() => Wake::SlowCheck,
                 () = outlet.fell_behind() => Wake::SlowCheck,
-                _ = tokio::time::sleep_until(pong_at.unwrap_or(far)), if pong_at.is_some() => Wake::PongOverdue,
-                _ = tokio::time::sleep_until(ping_at), if pong_at.is_none() => Wake::PingDue,
-                _ = tokio::time::sleep_until(probe_at.unwrap_or(far)), if probe_at.is_some() => Wake::ProbeOverdue,
+                () = sleep_until_some(pong_at), if pong_at.is_some() => Wake::PongOverdue,
+                () = sleep_until_some(Some(ping_at)), if pong_at.is_none() => Wake::PingDue,
+                () = sleep_until_some(probe_at), if probe_at.is_some() => Wake::ProbeOverdue,
+                // Last: polled only when the task is about to sleep (the check above catches a shutdown while busy).
+                _ = &mut shutdown => Wake::Shutdown,
             };
             let step = match wake {
                 Wake::Shutdown => Err(End::Shutdown),

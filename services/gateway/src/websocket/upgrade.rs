@@ -12,8 +12,9 @@
 //! `/ws` and `/socket.io/` handlers are unchanged. It then writes the
 //! response head with actix-http's own encoder and moves bytes itself,
 //! keeping no buffer: what the socket delivers goes to the request payload in
-//! exact-size chunks, and whatever frames the response body has queued go out
-//! in one vectored write (no copy into a write buffer either).
+//! exact-size chunks. Frames are written by the connection's own task while
+//! the socket takes them ([`Link`]); this loop writes only what the socket
+//! left over, when it has room again (no copy into a write buffer either).
 //!
 //! A refused upgrade (401, 403, 429, ...) gets its complete response and the
 //! connection is closed.
@@ -21,9 +22,10 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -39,12 +41,7 @@ use futures_util::Stream;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Bytes taken from the response body ahead of the socket: the same bound as
-/// actix-http's write buffer, so back-pressure reaches the body as before.
-const WRITE_AHEAD_BYTES: usize = 32 * 1024;
-
-/// Frames handed to one `writev` (Linux's `IOV_MAX`): everything queued goes out in one call.
-const MAX_IOVECS: usize = 1024;
+use super::write::{Flush, Link};
 
 /// How long a closed connection waits for the peer's FIN, so our last frames are not cut by a
 /// reset; a peer that has not closed by then is reset (see [`close`]).
@@ -103,11 +100,15 @@ pub async fn serve<S, B>(
         read_buf,
         ..
     } = framed.into_parts();
-    let (head, body) = response.into_parts();
+    let (mut head, body) = response.into_parts();
     if head.status() != StatusCode::SWITCHING_PROTOCOLS {
         Box::pin(refuse(io, codec, head, body)).await;
         return;
     }
+    let Some(link) = head.extensions_mut().remove::<Link>() else {
+        tracing::error!("A WebSocket upgrade without a writer link; closing the connection.");
+        return;
+    };
     let mut out = BytesMut::new();
     if let Err(e) = codec.encode(Message::Item((head, BodySize::Stream)), &mut out) {
         tracing::debug!(error = %e, "Could not encode the 101 response.");
@@ -120,29 +121,26 @@ pub async fn serve<S, B>(
     } else {
         drop(read_buf);
     }
+    let io = Arc::new(io);
+    link.attach(&io, out.freeze());
     let mut conn = Conn {
         io,
-        body,
-        out: VecDeque::new(),
-        queued: 0,
+        link,
         reading: true,
-        body_done: false,
         stall_limit,
         stalled_since: None,
         stall_timer: None,
     };
-    conn.push(out.freeze());
-    match poll_fn(|cx| conn.poll(cx, &feed)).await {
-        Ok(()) => {
-            let Conn { io, body, .. } = conn;
-            // Dropping the body first tells the handler the connection is over.
-            drop(body);
-            Box::pin(close(io)).await;
-        }
+    let ended = poll_fn(|cx| conn.poll(cx, &feed)).await;
+    let Conn { io, .. } = conn;
+    // Dropping the body first tells the handler the connection is over, and unlinks the socket from its writer.
+    drop(body);
+    match ended {
+        Ok(()) => Box::pin(close(io)).await,
         Err(e) => {
             if e.kind() == STALLED {
                 // Reset rather than FIN: the unsent data would otherwise keep the socket alive.
-                let _ = socket2::SockRef::from(&conn.io).set_linger(Some(Duration::ZERO));
+                let _ = socket2::SockRef::from(io.as_ref()).set_linger(Some(Duration::ZERO));
             }
             tracing::debug!(error = %e, "WebSocket connection ended by an I/O error.");
             feed.error(e);
@@ -167,21 +165,17 @@ async fn refuse(mut io: TcpStream, mut codec: h1::Codec, mut head: Response<()>,
         return;
     }
     let _ = io.write_all(&out).await;
-    close(io).await;
+    close(Arc::new(io)).await;
 }
 
-/// An upgraded connection: the socket, the response body, and frames taken from it not yet written.
+/// An upgraded connection: the socket and the link to its writer's queue.
 struct Conn {
-    io: TcpStream,
-    body: BoxBody,
-    /// Frames taken from the body, in order; the front one may be partly written.
-    out: VecDeque<Bytes>,
-    /// Sum of `out`'s lengths.
-    queued: usize,
+    /// Shared with the writer, which writes to it itself while nothing is queued.
+    io: Arc<TcpStream>,
+    /// The writer's queue: what the socket left over is written from here.
+    link: Link,
     /// The peer has not closed its side yet.
     reading: bool,
-    /// The body has ended: once `out` is written the connection is done.
-    body_done: bool,
     /// How long the socket may take no bytes while frames wait.
     stall_limit: Duration,
     /// Since when frames have waited with the socket taking none.
@@ -193,14 +187,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn push(&mut self, frame: Bytes) {
-        if !frame.is_empty() {
-            self.queued += frame.len();
-            self.out.push_back(frame);
-        }
-    }
-
-    /// Moves bytes both ways until the body has ended and everything is written.
+    /// Moves bytes both ways until the writer is done and everything is written.
     fn poll(&mut self, cx: &mut Context<'_>, feed: &Feed) -> Poll<io::Result<()>> {
         while self.reading {
             if feed.paused(cx) {
@@ -220,43 +207,20 @@ impl Conn {
                 },
             }
         }
-        loop {
-            while !self.body_done && self.queued < WRITE_AHEAD_BYTES {
-                match Pin::new(&mut self.body).poll_next(cx) {
-                    Poll::Ready(Some(Ok(frame))) => self.push(frame),
-                    Poll::Ready(Some(Err(e))) => {
-                        tracing::debug!(error = %e, "WebSocket response body failed.");
-                        self.body_done = true;
-                    }
-                    Poll::Ready(None) => self.body_done = true,
-                    Poll::Pending => break,
-                }
-            }
-            if self.out.is_empty() {
+        match self.link.poll_flush(cx, &self.io) {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Flush::Done) => Poll::Ready(Ok(())),
+            Ok(Flush::Idle) => {
                 self.stalled_since = None;
-                if self.out.capacity() > 8 {
-                    // A burst is over: do not keep its queue's capacity on an idle connection.
-                    self.out = VecDeque::new();
+                Poll::Pending
+            }
+            Ok(Flush::Blocked { wrote }) => {
+                if wrote {
+                    self.stalled_since = None;
                 }
-                break;
-            }
-            match self.io.poll_write_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => match self.write_some() {
-                    Ok(()) => self.stalled_since = None,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Poll::Ready(Err(e)),
-                },
+                self.poll_stall(cx)
             }
         }
-        if self.body_done && self.out.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        if !self.out.is_empty() {
-            return self.poll_stall(cx);
-        }
-        Poll::Pending
     }
 
     /// Frames wait and the socket takes none: fails once that has lasted `stall_limit`.
@@ -282,34 +246,6 @@ impl Conn {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
-    }
-
-    /// One vectored write of the queued frames; drops what was written.
-    fn write_some(&mut self) -> io::Result<()> {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
-            *slot = IoSlice::new(frame);
-            count += 1;
-        }
-        let mut written = self.io.try_write_vectored(&slices[..count])?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        self.queued -= written;
-        while written > 0 {
-            let Some(front) = self.out.front_mut() else {
-                break;
-            };
-            if front.len() <= written {
-                written -= front.len();
-                self.out.pop_front();
-            } else {
-                *front = front.slice(written..);
-                written = 0;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -402,7 +338,11 @@ impl Stream for InboundStream {
         if q.eof {
             return Poll::Ready(None);
         }
-        q.reader = Some(cx.waker().clone());
+        // Polled on every wake-up of the connection task (each tick): keep the waker rather than clone it again.
+        match &q.reader {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => q.reader = Some(cx.waker().clone()),
+        }
         Poll::Pending
     }
 }
@@ -427,19 +367,25 @@ fn read_chunk(io: &TcpStream) -> io::Result<Option<Bytes>> {
 /// a round trip; one that stopped reading never does, and a plain close would
 /// leave the kernel holding the socket, our unsent frames and their buffers
 /// for minutes while it probes the peer's closed window (FIN_WAIT1).
-async fn close(mut io: TcpStream) {
-    let _ = io.shutdown().await;
+async fn close(io: Arc<TcpStream>) {
+    // Shared with the writer until the body was dropped; a socket is shut down and read through `&`.
+    let _ = socket2::SockRef::from(io.as_ref()).shutdown(std::net::Shutdown::Write);
     let answered = tokio::time::timeout(LINGER, async {
         let mut buf = [0u8; 512];
         loop {
-            match tokio::io::AsyncReadExt::read(&mut io, &mut buf).await {
-                Ok(0) | Err(_) => break,
+            if io.readable().await.is_err() {
+                break;
+            }
+            match io.try_read(&mut buf) {
+                Ok(0) => break,
                 Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
             }
         }
     })
     .await;
     if answered.is_err() {
-        let _ = socket2::SockRef::from(&io).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(io.as_ref()).set_linger(Some(Duration::ZERO));
     }
 }
