@@ -44,6 +44,9 @@ pub struct GatewaySection {
     pub queue_capacity: usize,
     /// A client behind (conflating) this long, or whose socket write stays blocked this long, is closed with 1008 `slow consumer`.
     pub slow_consumer_timeout_ms: u64,
+    /// Write batching (off at 0): a connection woken by a tick waits this long to gather more before one write,
+    /// trading up to this much latency for fewer syscalls per delivery. At most 1000.
+    pub write_delay_ms: u64,
     /// Most open connections (native + Socket.IO sessions) in total; 0 = unlimited. Beyond: HTTP 429.
     pub max_connections: usize,
     /// Most open connections from one peer IP; 0 = unlimited (the default: behind a load balancer every client shares its IP). Beyond: HTTP 429.
@@ -207,6 +210,7 @@ impl Default for Config {
                 workers: 0,
                 queue_capacity: 1024,
                 slow_consumer_timeout_ms: 10_000,
+                write_delay_ms: 0,
                 max_connections: 100_000,
                 max_connections_per_ip: 0,
                 allowed_origins: Vec::new(),
@@ -287,6 +291,13 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::invalid(key, ALIASES, "must be greater than 0"));
             }
+        }
+        if g.write_delay_ms > 1000 {
+            return Err(ConfigError::invalid(
+                "gateway.write_delay_ms",
+                ALIASES,
+                "must be at most 1000 (0 turns write batching off)",
+            ));
         }
         if g.max_frame_bytes < g.max_message_bytes {
             return Err(ConfigError::invalid(

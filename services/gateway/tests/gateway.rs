@@ -526,6 +526,34 @@ async fn sigterm_closes_clients_with_1001_and_exits() {
     assert!(status.success(), "{status:?}");
 }
 
+/// With write batching on, a burst of ticks arrives complete and in order, and never before the delay has passed.
+#[tokio::test]
+async fn write_batching_holds_each_write_for_the_delay_and_loses_nothing() {
+    let stack = Stack::start(&[("TICKSTREAM_GATEWAY__WRITE_DELAY_MS", "150")]).await;
+    let mut ws = stack.ws("/ws").await;
+    expect_event(&mut ws, "connected").await;
+    subscribe(&mut ws, &["BATCHA"]).await;
+    stack.wait_numsub("BATCHA", 1).await;
+    for round in 0..2u64 {
+        let published = std::time::Instant::now();
+        for i in 1..=20 {
+            stack.publish("BATCHA", round * 20 + i, 100.0).await;
+        }
+        for i in 1..=20 {
+            let update = expect_event(&mut ws, "price_update").await;
+            assert_eq!(update["data"]["seq"], round * 20 + i, "{update}");
+            if i == 1 {
+                let waited = published.elapsed();
+                assert!(
+                    waited >= Duration::from_millis(150),
+                    "the first tick of a burst came after {waited:?}, before the 150 ms write delay"
+                );
+            }
+        }
+    }
+    assert_usable(&mut ws, "batched").await;
+}
+
 #[tokio::test]
 async fn bad_config_fails_fast_naming_the_key() {
     for (key, value, needle) in [
@@ -536,6 +564,11 @@ async fn bad_config_fails_fast_naming_the_key() {
             "gateway.queue_capacity",
         ),
         ("DEFAULT_SYMBOLS", "OK,bad sym", "DEFAULT_SYMBOLS"),
+        (
+            "TICKSTREAM_GATEWAY__WRITE_DELAY_MS",
+            "5000",
+            "gateway.write_delay_ms",
+        ),
         ("LOG_FORMAT", "xml", "format"),
         ("REDIS_URL", "http://nope", "redis_url"),
     ] {

@@ -182,6 +182,11 @@ impl ClientSession {
         Duration::from_millis(self.state.cfg.gateway.slow_consumer_timeout_ms)
     }
 
+    /// How long a woken connection gathers ticks before writing them together (`gateway.write_delay_ms`, 0: no batching).
+    pub fn write_delay(&self) -> Duration {
+        Duration::from_millis(self.state.cfg.gateway.write_delay_ms)
+    }
+
     /// Awaits one write to this client's socket under the slow-consumer rule
     /// ([`outlet::write_or_slow`]), so every transport ends a connection for the same reasons.
     pub async fn write<E>(
@@ -823,6 +828,12 @@ pub(crate) async fn drain_ticks<S: TickSink>(
 ) -> Result<(), S::End> {
     let outlet = sink.session().outlet().clone();
     let timeout = sink.session().slow_timeout();
+    let delay = sink.session().write_delay();
+    if first.is_some() && !delay.is_zero() {
+        // Write batching: gather what arrives within the delay into this one write.
+        // Boxed: only connections of a gateway that batches carry the timer.
+        Box::pin(tokio::time::sleep(delay)).await;
+    }
     let mut next = first.or_else(|| rx.try_recv());
     let mut taken = 0;
     loop {
