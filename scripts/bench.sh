@@ -50,7 +50,7 @@
 #   BENCH_RECOVERY_CLIENTS BENCH_RECOVERY_RATE BENCH_RECOVERY_DURATION BENCH_CHURN_FRACTION
 #   BENCH_CHURN_EVERY BENCH_CHURN_OFFLINE
 #   BENCH_SOAK_CLIENTS BENCH_SOAK_RATE BENCH_SOAK_DURATION BENCH_SOAK_WARMUP BENCH_SOAK_TRANSIENT
-#   BENCH_SERVERS (default: gateway gateway-sio baseline reference); baseline is the naive tokio-tungstenite fan-out server
+#   BENCH_SERVERS (default: gateway gateway-sio gateway-batched baseline reference); baseline is the naive tokio-tungstenite fan-out server
 #                      (bench/baseline/naive-fanout, built here with its own Cargo.lock into
 #                      $CARGO_TARGET_DIR/baseline; native protocol; fanout and connections scenarios).
 #                      With it in the run (and BENCH_RATES unset), the fan-out rates also include 500
@@ -59,6 +59,8 @@
 #   BENCH_BASELINE_BIN use this naive-fanout binary instead of building it
 #   BENCH_GATEWAY_BIN  use this gateway binary instead of building target/release/gateway
 #   BENCH_LOADGEN_BIN  likewise for loadgen
+#   BENCH_WRITE_DELAY_MS  gateway.write_delay_ms of server "gateway-batched" (default 2): the native gateway with
+#                      write batching on, in the fan-out scenario only, set beside the baseline like "gateway"
 #   BENCH_GATEWAY_PROTOCOL  native (default, /ws) or socketio (/socket.io/) for server "gateway";
 #                      server "gateway-sio" (BENCH_SERVERS="gateway gateway-sio reference") always speaks
 #                      Socket.IO, the reference's protocol, for a like-for-like row
@@ -84,7 +86,8 @@ DURATION=${BENCH_DURATION:-$d_duration}
 CONN_CLIENTS=${BENCH_CONN_CLIENTS:-$d_conn}
 CONN_RATE=${BENCH_CONN_RATE:-100}
 CONN_SYMBOLS=${BENCH_CONN_SYMBOLS:-100}
-SERVERS=${BENCH_SERVERS:-gateway gateway-sio baseline reference}
+SERVERS=${BENCH_SERVERS:-gateway gateway-sio gateway-batched baseline reference}
+WRITE_DELAY_MS=${BENCH_WRITE_DELAY_MS:-2}
 if [[ " $SERVERS " == *" baseline "* && -z "${BENCH_RATES:-}" ]]; then
   # The baseline is judged where it still keeps up, too.
   RATES=$(printf '%s\n' $RATES 500 2000 | sort -n -u | tr '\n' ' ')
@@ -187,7 +190,9 @@ start_server() { # NAME LOGFILE
   SERVER_HTTP=http://127.0.0.1:$port
   SERVER_PIDS=()
   case $name in
-    gateway|gateway-sio)
+    gateway|gateway-sio|gateway-batched)
+      local extra=()
+      [[ $name != gateway-batched ]] || extra=("TICKSTREAM_GATEWAY__WRITE_DELAY_MS=$WRITE_DELAY_MS")
       if (( REPLICAS > 1 )); then
         command -v ss >/dev/null || die "ss (iproute2) is needed to see the gateway replicas listening"
         # One port, REPLICAS processes: each binds it with SO_REUSEPORT, and the kernel spreads new
@@ -195,14 +200,14 @@ start_server() { # NAME LOGFILE
         for (( r = 1; r <= REPLICAS; r++ )); do
           env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
             TICKSTREAM_GATEWAY__REUSE_PORT=true \
-            ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"${logfile%.log}.$r.log" 2>&1 &
+            ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} ${extra[@]+"${extra[@]}"} "$GATEWAY" >"${logfile%.log}.$r.log" 2>&1 &
           SERVER_PIDS+=("$!")
           PIDS+=("$!")
           wait_for "gateway replica $r of $REPLICAS listening on $port" listeners_at_least "$port" "$r"
         done
       else
         env REDIS_URL="$REDIS_URL" HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn LOG_FORMAT=json \
-          ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} "$GATEWAY" >"$logfile" 2>&1 &
+          ${SERVER_ENV[@]+"${SERVER_ENV[@]}"} ${extra[@]+"${extra[@]}"} "$GATEWAY" >"$logfile" 2>&1 &
       fi
       if [[ $name == gateway-sio || $GATEWAY_PROTOCOL == socketio ]]; then
         SERVER_URL="ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket"
@@ -221,7 +226,7 @@ start_server() { # NAME LOGFILE
       "$BASELINE" "$port" "$REDIS_URL" >"$logfile" 2>&1 &
       SERVER_URL=ws://127.0.0.1:$port/ws
       SERVER_PROTOCOL=native ;;
-    *) die "unknown server $name (gateway, gateway-sio, reference or baseline)" ;;
+    *) die "unknown server $name (gateway, gateway-sio, gateway-batched, reference or baseline)" ;;
   esac
   if (( ${#SERVER_PIDS[@]} == 0 )); then
     SERVER_PIDS=("$!")
@@ -312,6 +317,7 @@ for scenario in $SCENARIOS; do
     connections)
       for server in $SERVERS; do
         case $server in
+          gateway-batched) continue ;;  # write batching changes nothing for mostly idle connections
           gateway|gateway-sio)
             REPLICAS=$CONN_REPLICAS
             if (( REPLICAS > 1 )); then
