@@ -148,9 +148,25 @@ pub async fn run_with_reload<V: Venue>(
             tickstream_runtime::config::ConfigError::invalid(
                 "upstream.on_demand",
                 &[],
-                format!("ingest-{source} cannot change its streams live; only ingest-binance supports on-demand mode"),
+                format!(
+                    "ingest-{source} cannot change its streams live, so it has no on-demand mode"
+                ),
             ),
         ));
+    }
+    // The symbols it may add on demand, read in the venue's notation.
+    let mut allowed: Vec<Symbol> = Vec::new();
+    if let (true, Some(live)) = (opts.settings.on_demand, venue.live()) {
+        for raw in &opts.settings.on_demand_symbols {
+            let symbol = live.on_demand_symbol(raw).map_err(|e| {
+                Error::Config(tickstream_runtime::config::ConfigError::invalid(
+                    "upstream.on_demand_symbols",
+                    &[],
+                    format!("{raw:?}: {e}"),
+                ))
+            })?;
+            allowed.push(symbol);
+        }
     }
     let initial: Vec<Symbol> = match capacity {
         Some(_) => subscriptions::dedup(symbols.clone()),
@@ -211,11 +227,6 @@ pub async fn run_with_reload<V: Venue>(
         });
         let mut desired = desired.subscribe();
         let mut demand = (opts.settings.on_demand && blocked.is_none()).then(|| {
-            let allowed = opts
-                .settings
-                .on_demand_symbols
-                .iter()
-                .filter_map(|s| Symbol::parse(s).ok());
             demand::OnDemand::new(
                 ctx.current_symbols(),
                 allowed,

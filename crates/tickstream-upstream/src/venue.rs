@@ -307,6 +307,20 @@ pub trait LiveSubscriptions: Send + Sync {
 
     /// The REST fallback round for the current `symbols` (they change with a reload).
     fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest>;
+
+    /// Whether the upstream answers each control frame with a reply carrying its id
+    /// (Binance `{"result":null,"id":7}`), so sent frames are kept until matched. Coinbase,
+    /// Finnhub and Twelve Data answer without an id (or not at all): nothing is kept.
+    fn replies_by_id(&self) -> bool {
+        true
+    }
+
+    /// The tick symbol of one `upstream.on_demand_symbols` entry written in the venue's
+    /// own notation, so its control frames name it as the upstream does (Finnhub
+    /// `BINANCE:BTCUSDT` streams as `BTCUSDT`); the default reads it as a tick symbol.
+    fn on_demand_symbol(&self, raw: &str) -> Result<Symbol, String> {
+        Symbol::parse(raw).map_err(|e| e.to_string())
+    }
 }
 
 /// A venue: where to connect, what to send, how to read its frames and its REST fallback.
