@@ -185,8 +185,9 @@ impl Ingestor {
     /// `case.allowed`, grace [`ON_DEMAND_GRACE_MS`]) and a real gateway; a client
     /// subscribes to `case.wanted` → the mock records `case.subscribe` on the open
     /// connection → the mock sends `case.frame` → its tick reaches Redis and the
-    /// client; the client leaves → the mock records `case.unsubscribe` once the
-    /// gateway's lease and the grace have passed. Every frame is compared as JSON;
+    /// client, and the gateway's `/symbols` shows the feed streaming it; the client
+    /// leaves → the mock records `case.unsubscribe` once the gateway's lease and the
+    /// grace have passed, and `/symbols` shows it no longer streamed (still servable). Every frame is compared as JSON;
     /// nothing reconnects. Returns the measured figures (also printed).
     pub async fn on_demand_round_trip(
         &self,
@@ -240,6 +241,26 @@ impl Ingestor {
         client.next_tick(case.wanted, timeout, |_| true).await;
         let first_tick = asked.elapsed();
 
+        // `/symbols` shows the feed streaming the wanted symbol, among those it can serve.
+        let wanted = case.wanted;
+        let url = client.gateway().http_url("/symbols");
+        let url = &url;
+        let feed = wait_for(
+            timeout,
+            "/symbols to show the wanted symbol streaming",
+            || async move {
+                let (_, body) = tickstream_testkit::http_get_json(url).await.ok()?;
+                let feed = body["data"]["feeds"][source].clone();
+                let streaming = feed["streaming"].as_array()?;
+                streaming.iter().any(|s| s == wanted).then_some(feed)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(feed["on_demand"], true, "{feed}");
+        let can_serve = feed["can_serve"].as_array().cloned().unwrap_or_default();
+        assert!(can_serve.iter().any(|s| s == wanted), "{feed}");
+
         client.leave().await;
         let left = Instant::now();
         let unsub = &case.unsubscribe;
@@ -250,6 +271,21 @@ impl Ingestor {
         .unwrap_or_else(|e| panic!("{e}; received: {:?}", s.ws.received(0)));
         let unsubscribe = left.elapsed();
         assert_eq!(s.ws.connections(), 1, "changed live, no reconnect");
+        // And `/symbols` no longer shows it streaming, while it can still be served.
+        wait_for(
+            timeout,
+            "/symbols to show the symbol dropped",
+            || async move {
+                let (_, body) = tickstream_testkit::http_get_json(url).await.ok()?;
+                let feed = &body["data"]["feeds"][source];
+                let streaming = feed["streaming"].as_array()?;
+                let can_serve = feed["can_serve"].as_array()?;
+                (!streaming.iter().any(|s| s == wanted) && can_serve.iter().any(|s| s == wanted))
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let figures = OnDemandFigures {
             subscribe,
             in_redis,

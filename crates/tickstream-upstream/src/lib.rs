@@ -184,6 +184,9 @@ pub async fn run_with_reload<V: Venue>(
         expected,
         redis.health().clone(),
     ));
+    status
+        .common()
+        .set_on_demand(allowed.iter().map(ToString::to_string).collect());
     if let Some(why) = &blocked {
         tracing::error!(source, problem = %why, "Not connecting to the upstream until this is fixed.");
         status.set_problem(Some(Problem::Blocked(why.clone())));

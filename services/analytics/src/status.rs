@@ -83,6 +83,8 @@ impl Status {
             status: status.as_str().to_owned(),
             mode: FeedMode::Stream,
             connected: self.redis.is_up(),
+            can_serve: self.symbols(),
+            on_demand: false,
             symbols: self.symbols(),
             last_message_age_ms: age,
             reconnects: self.redis.reconnects(),

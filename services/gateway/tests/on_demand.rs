@@ -135,6 +135,19 @@ async fn binance_subscribes_wanted_symbols_and_unsubscribes_after_the_grace() {
     })
     .await
     .expect("no ETHUSDT tick reached the client");
+    // `/symbols`: what the feed can serve (pinned + allowed) and what it streams now.
+    let symbols_url = gw.http_url("/symbols");
+    let feed = feed_in_symbols(&symbols_url, |f| {
+        f["streaming"] == json!(["BNBBTC", "ETHUSDT"])
+    })
+    .await;
+    assert_eq!(
+        feed["can_serve"],
+        json!(["BNBBTC", "ETHUSDT", "SOLUSDT"]),
+        "{feed}"
+    );
+    assert_eq!(feed["on_demand"], true);
+    assert_eq!(feed["mode"], "stream");
 
     // A second client of the same symbol, then both leave: unsubscribed after lease + grace.
     let b = client(&gw, &["ETHUSDT"]).await;
@@ -156,6 +169,7 @@ async fn binance_subscribes_wanted_symbols_and_unsubscribes_after_the_grace() {
         )]
     );
     assert!(!controls(&s.ws).iter().any(|c| c.contains("xrpusdt")));
+    feed_in_symbols(&symbols_url, |f| f["streaming"] == json!(["BNBBTC"])).await;
 
     // The gateway dies while a client holds SOLUSDT: the interest expires by itself.
     let _c = client(&gw, &["SOLUSDT"]).await;
@@ -168,6 +182,18 @@ async fn binance_subscribes_wanted_symbols_and_unsubscribes_after_the_grace() {
         dropped - died
     );
     assert_eq!(s.ws.connections(), 1, "changed live, no reconnect");
+}
+
+/// Waits until `GET /symbols` shows the binance feed matching `pred`, and returns its entry.
+async fn feed_in_symbols(url: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let pred = &pred;
+    tickstream_testkit::wait_for(STEP, "/symbols to show the feed", || async move {
+        let (_, body) = tickstream_testkit::http_get_json(url).await.ok()?;
+        let feed = body["data"]["feeds"]["binance"].clone();
+        pred(&feed).then_some(feed)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits for the next `price_update` of `symbol` on a client (other frames are skipped).
