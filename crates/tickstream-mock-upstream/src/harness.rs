@@ -499,6 +499,71 @@ impl Setup {
             .await;
     }
 
+    /// Asserts the REST fallback, engaged now (its feed status says `rest`, each of
+    /// `prefixes` has been polled), is released when the stream returns: the mock
+    /// accepts again and the ingestor has made `connections` in all, its fallback
+    /// stops, its feed status says `stream` again, and the mock's request log under
+    /// each prefix no longer grows — checked once two more of the ingestor's
+    /// periodic feed statuses have been published (at least one heartbeat period,
+    /// several REST intervals in these tests). Returns the time from the mock
+    /// accepting again to the feed status saying `stream`.
+    pub async fn assert_fallback_released(
+        &self,
+        connections: usize,
+        prefixes: &[&str],
+        timeout: Duration,
+    ) -> Duration {
+        let source = self.ingestor.source();
+        let key = format!("tickstream:feed:{source}:status");
+        let redis = &self.redis;
+        let key = &key;
+        let mode = || async move {
+            let mut con = redis.client().await.ok()?;
+            let raw: Option<String> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut con)
+                .await
+                .ok()?;
+            let status: Value = serde_json::from_str(&raw?).ok()?;
+            status["mode"].as_str().map(str::to_owned)
+        };
+        wait_for(timeout, "the feed status to say rest", || async move {
+            mode().await.filter(|m| m == "rest")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        for prefix in prefixes {
+            assert!(self.rest.count(prefix) > 0, "{prefix} was never polled");
+        }
+        let mut feeds = tickstream_testkit::JsonChannel::subscribe(redis, "feeds").await;
+        let back = Instant::now();
+        self.restore_stream(connections, timeout).await;
+        wait_for(timeout, "the feed status to say stream", || async move {
+            mode().await.filter(|m| m == "stream")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let released = back.elapsed();
+        let counts: Vec<usize> = prefixes.iter().map(|p| self.rest.count(p)).collect();
+        feeds.drain().await;
+        for _ in 0..2 {
+            let status = feeds
+                .wait(timeout, |v| v["name"] == source && v["mode"] == "stream")
+                .await;
+            assert_eq!(status["connected"], true, "{status}");
+        }
+        for (prefix, before) in prefixes.iter().zip(counts) {
+            assert_eq!(
+                self.rest.count(prefix),
+                before,
+                "{prefix} still polled after the stream returned: {:?}",
+                self.rest.requests()
+            );
+        }
+        eprintln!("{source}: REST fallback released {released:?} after the stream came back");
+        released
+    }
+
     /// Asserts the fallback honoured a `Retry-After: 1` on `path`: its second
     /// request came at least about a second after the first.
     pub fn assert_retry_after_honoured(&self, path: &str) {
