@@ -6,11 +6,14 @@
 //! rest: one task per connection that reconnects with capped, jittered
 //! backoff and resubscribes every time, answers pings, sends the venue's
 //! heartbeat, reconnects on a stall and rotates before a server-side cut, the
-//! REST fallback poller, and stamping and publishing the quotes. On SIGHUP,
-//! [`run_with_reload`] re-reads the service's symbols and applies the
-//! difference live on the open connections of a venue with
-//! [`LiveSubscriptions`] (paced, id-matched control messages; more connections
-//! past the per-connection limit); other venues log that a restart is needed.
+//! REST fallback poller, and stamping and publishing the quotes. A venue with
+//! [`LiveSubscriptions`] (all four) changes an open connection's symbols with
+//! paced control messages (matched to their replies by id where the venue
+//! answers with one; more connections past the per-connection limit). That
+//! serves two callers: on SIGHUP, [`run_with_reload`] re-reads the service's
+//! symbols and applies the difference (ingest-binance passes a reload; the
+//! others log that a restart is needed), and in on-demand mode the run loop
+//! follows the gateways' interest leases ([`demand`]).
 //!
 //! The service lifecycle around it (ops server for `/health` and `/metrics`,
 //! heartbeat record, seq restore, SIGHUP, shutdown) is the shell every

@@ -289,8 +289,9 @@ impl SubscriptionChange {
 }
 
 /// What a venue that changes an open connection's symbols with control messages
-/// (Binance `SUBSCRIBE`/`UNSUBSCRIBE`) tells the shared machinery, so a SIGHUP
-/// reload is applied without reconnecting. Pacing uses [`Venue::control_message_interval`].
+/// (Binance `SUBSCRIBE`/`UNSUBSCRIBE`, Coinbase and Finnhub `subscribe`/`unsubscribe`,
+/// Twelve Data's `subscribe`/`unsubscribe` actions) tells the shared machinery, so a
+/// SIGHUP reload or an on-demand change is applied without reconnecting. Pacing uses [`Venue::control_message_interval`].
 pub trait LiveSubscriptions: Send + Sync {
     /// Most symbols one connection may carry (Binance: 1024 streams); more open another connection.
     fn max_symbols_per_connection(&self) -> usize;
@@ -354,7 +355,8 @@ pub trait Venue: Send + Sync + 'static {
     }
 
     /// `Some` when the venue changes an open connection's symbols with control messages, so a
-    /// SIGHUP reload applies live; `None` (the default): changes need a restart.
+    /// SIGHUP reload and on-demand mode apply live; `None` (the default): changes need a
+    /// restart and on-demand mode is refused.
     fn live(&self) -> Option<&dyn LiveSubscriptions> {
         None
     }
