@@ -106,8 +106,16 @@ pub struct FeedStatus {
     pub mode: FeedMode,
     /// Whether its stream is up (false while stopped).
     pub connected: bool,
-    /// The symbols it serves.
+    /// The symbols it serves (streams) now.
     pub symbols: Vec<String>,
+    /// Every symbol it can serve: its configured ones plus, in on-demand mode, those it
+    /// adds while some client wants them, so `/symbols` tells clients what may be asked
+    /// for. Empty from a feed older than this field (read it as `symbols` then).
+    #[serde(default)]
+    pub can_serve: Vec<String>,
+    /// Whether it streams some symbols only while a client wants them (on-demand mode).
+    #[serde(default)]
+    pub on_demand: bool,
     /// Age of the last message from its upstream; `None` before the first.
     pub last_message_age_ms: Option<u64>,
     /// Stream connections re-established since it started.
@@ -123,6 +131,8 @@ impl FeedStatus {
             && self.mode == other.mode
             && self.connected == other.connected
             && self.symbols == other.symbols
+            && self.can_serve == other.can_serve
+            && self.on_demand == other.on_demand
             && self.reconnects == other.reconnects
     }
 }
@@ -323,6 +333,8 @@ mod tests {
             mode: FeedMode::Stream,
             connected: true,
             symbols: vec!["BTCUSDT".into()],
+            can_serve: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            on_demand: true,
             last_message_age_ms: Some(120),
             reconnects: 0,
             timestamp: "2026-12-05T15:00:00.000Z".into(),
@@ -331,9 +343,15 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"name":"binance","status":"healthy","mode":"stream","connected":true,
-                "symbols":["BTCUSDT"],"last_message_age_ms":120,"reconnects":0,
-                "timestamp":"2026-12-05T15:00:00.000Z"})
+                "symbols":["BTCUSDT"],"can_serve":["BTCUSDT","ETHUSDT"],"on_demand":true,
+                "last_message_age_ms":120,"reconnects":0,"timestamp":"2026-12-05T15:00:00.000Z"})
         );
+        // A status from a feed older than `can_serve`/`on_demand` still reads.
+        let old: FeedStatus = serde_json::from_value(serde_json::json!({"name":"sim",
+            "status":"healthy","mode":"stream","connected":true,"symbols":["A"],
+            "last_message_age_ms":null,"reconnects":0,"timestamp":"2026-12-05T15:00:00.000Z"}))
+        .unwrap();
+        assert!(old.can_serve.is_empty() && !old.on_demand);
         let mut t = s.clone();
         t.last_message_age_ms = Some(5);
         assert!(s.same_state(&t));

@@ -91,6 +91,9 @@ pub struct CommonStatus {
     problem: Mutex<Option<Problem>>,
     /// Whether an operator has stopped the feed (and it has let go of its upstream).
     stopped: AtomicBool,
+    /// Symbols it adds while some client wants them (on-demand mode; empty otherwise),
+    /// reported in its feed status beside the ones it serves now.
+    on_demand: Mutex<Vec<String>>,
 }
 
 impl CommonStatus {
@@ -107,6 +110,7 @@ impl CommonStatus {
             port,
             redis,
             symbols: Mutex::new(symbols),
+            on_demand: Mutex::new(Vec::new()),
             last_publish_failed: AtomicBool::new(false),
             ticks_published: AtomicU64::new(0),
             last_tick: Moment::never(),
@@ -149,6 +153,8 @@ impl CommonStatus {
             mode,
             connected,
             symbols: self.symbols(),
+            can_serve: self.can_serve(),
+            on_demand: self.is_on_demand(),
             last_message_age_ms,
             reconnects,
             timestamp: tickstream_model::time::format(&tickstream_model::time::now_millis()),
@@ -189,6 +195,37 @@ impl CommonStatus {
         match self.symbols.lock() {
             Ok(mut g) => *g = symbols,
             Err(poisoned) => *poisoned.into_inner() = symbols,
+        }
+    }
+
+    /// Records the symbols it may add on demand (on-demand mode), for its feed status.
+    pub fn set_on_demand(&self, symbols: Vec<String>) {
+        match self.on_demand.lock() {
+            Ok(mut g) => *g = symbols,
+            Err(poisoned) => *poisoned.into_inner() = symbols,
+        }
+    }
+
+    /// Every symbol it can serve: those served now, then the on-demand ones not among them.
+    pub fn can_serve(&self) -> Vec<String> {
+        let mut out = self.symbols();
+        let extra = match self.on_demand.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for s in extra {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Whether it runs in on-demand mode.
+    fn is_on_demand(&self) -> bool {
+        match self.on_demand.lock() {
+            Ok(g) => !g.is_empty(),
+            Err(poisoned) => !poisoned.into_inner().is_empty(),
         }
     }
 

@@ -26,11 +26,11 @@
 //! (`{source="<name>"}`), so a suite never spells them out.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tickstream_testkit::{http_get_text, wait_for, RedisServer, Service};
+use tickstream_testkit::{http_get_text, wait_for, wait_until, RedisServer, Service};
 
 /// What an ingestor wrote to Redis, and the environment helper: from the testkit, where the simulator's suite uses them too.
 pub use tickstream_testkit::{cached_tick, env_with, wait_tick, TickChannel};
@@ -180,6 +180,122 @@ impl Ingestor {
         (first, second)
     }
 
+    /// On-demand mode end to end, the same steps for every venue: starts the
+    /// ingestor on `upstreams` in on-demand mode (pinned `case.pinned`, allowed
+    /// `case.allowed`, grace [`ON_DEMAND_GRACE_MS`]) and a real gateway; a client
+    /// subscribes to `case.wanted` → the mock records `case.subscribe` on the open
+    /// connection → the mock sends `case.frame` → its tick reaches Redis and the
+    /// client, and the gateway's `/symbols` shows the feed streaming it; the client
+    /// leaves → the mock records `case.unsubscribe` once the gateway's lease and the
+    /// grace have passed, and `/symbols` shows it no longer streamed (still servable). Every frame is compared as JSON;
+    /// nothing reconnects. Returns the measured figures (also printed).
+    pub async fn on_demand_round_trip(
+        &self,
+        upstreams: Upstreams,
+        case: OnDemandCase,
+        timeout: Duration,
+    ) -> OnDemandFigures {
+        let env = [
+            ("SYMBOLS", case.pinned),
+            ("TICKSTREAM_UPSTREAM__ON_DEMAND", "true"),
+            ("TICKSTREAM_UPSTREAM__ON_DEMAND_SYMBOLS", case.allowed),
+            (
+                "TICKSTREAM_UPSTREAM__ON_DEMAND_GRACE_MS",
+                ON_DEMAND_GRACE_MS,
+            ),
+        ];
+        let s = upstreams.spawn(self, &env).await;
+        s.ws.wait_connections(1, timeout).await;
+        if !self.url_subscribes {
+            s.ws.wait_received(0, "subscribe", timeout).await;
+        }
+        let frames = |ws: &MockWs| -> Vec<Value> {
+            ws.received(0)
+                .iter()
+                .filter_map(|f| serde_json::from_str(f).ok())
+                .collect()
+        };
+        let before = frames(&s.ws);
+        assert!(
+            !before.contains(&case.subscribe),
+            "{} subscribed to {} before anyone wanted it: {before:?}",
+            self.bin,
+            case.wanted
+        );
+        let asked = Instant::now();
+        let mut client = GatewayClient::start(&s.redis, case.wanted).await;
+        let ws = &s.ws;
+        let sub = &case.subscribe;
+        wait_until(timeout, "the on-demand subscribe", || async move {
+            frames(ws).contains(sub)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; received: {:?}", s.ws.received(0)));
+        let subscribe = asked.elapsed();
+        let sent = Instant::now();
+        s.ws.send(0, &case.frame).await;
+        let source = self.source();
+        s.wait_tick(case.wanted, timeout, |t| t["source"] == source)
+            .await;
+        let in_redis = sent.elapsed();
+        client.next_tick(case.wanted, timeout, |_| true).await;
+        let first_tick = asked.elapsed();
+
+        // `/symbols` shows the feed streaming the wanted symbol, among those it can serve.
+        let wanted = case.wanted;
+        let url = client.gateway().http_url("/symbols");
+        let url = &url;
+        let feed = wait_for(
+            timeout,
+            "/symbols to show the wanted symbol streaming",
+            || async move {
+                let (_, body) = tickstream_testkit::http_get_json(url).await.ok()?;
+                let feed = body["data"]["feeds"][source].clone();
+                let streaming = feed["streaming"].as_array()?;
+                streaming.iter().any(|s| s == wanted).then_some(feed)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(feed["on_demand"], true, "{feed}");
+        let can_serve = feed["can_serve"].as_array().cloned().unwrap_or_default();
+        assert!(can_serve.iter().any(|s| s == wanted), "{feed}");
+
+        client.leave().await;
+        let left = Instant::now();
+        let unsub = &case.unsubscribe;
+        wait_until(timeout, "the on-demand unsubscribe", || async move {
+            frames(ws).contains(unsub)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; received: {:?}", s.ws.received(0)));
+        let unsubscribe = left.elapsed();
+        assert_eq!(s.ws.connections(), 1, "changed live, no reconnect");
+        // And `/symbols` no longer shows it streaming, while it can still be served.
+        wait_for(
+            timeout,
+            "/symbols to show the symbol dropped",
+            || async move {
+                let (_, body) = tickstream_testkit::http_get_json(url).await.ok()?;
+                let feed = &body["data"]["feeds"][source];
+                let streaming = feed["streaming"].as_array()?;
+                let can_serve = feed["can_serve"].as_array()?;
+                (!streaming.iter().any(|s| s == wanted) && can_serve.iter().any(|s| s == wanted))
+                    .then_some(())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let figures = OnDemandFigures {
+            subscribe,
+            in_redis,
+            first_tick,
+            unsubscribe,
+        };
+        eprintln!("{} on demand: {figures:?}", self.source());
+        figures
+    }
+
     /// Starts a private Redis and mock upstreams, then the ingestor on them
     /// with `extra` over the suite's environment.
     pub async fn start(&self, extra: &[(&str, &str)]) -> Setup {
@@ -231,6 +347,40 @@ impl Ingestor {
         .await;
         assert!(svc.is_ok(), "{} rejected {path}: {:?}", self.bin, svc.err());
     }
+}
+
+/// The grace of [`Ingestor::on_demand_round_trip`]: short, so the test is quick.
+pub const ON_DEMAND_GRACE_MS: &str = "500";
+
+/// One venue's on-demand case: what to stream, what a client wants, and the
+/// venue's documented control frames for it.
+#[derive(Debug, Clone)]
+pub struct OnDemandCase {
+    /// `SYMBOLS`: streamed always.
+    pub pinned: &'static str,
+    /// `upstream.on_demand_symbols`, in the venue's notation.
+    pub allowed: &'static str,
+    /// The tick symbol a gateway client subscribes to.
+    pub wanted: &'static str,
+    /// A documented data frame of `wanted`, sent once the subscribe is seen.
+    pub frame: String,
+    /// The control frame expected when `wanted` is added.
+    pub subscribe: Value,
+    /// The control frame expected when it is dropped.
+    pub unsubscribe: Value,
+}
+
+/// What [`Ingestor::on_demand_round_trip`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct OnDemandFigures {
+    /// From the client's subscribe to the venue's subscribe frame at the mock.
+    pub subscribe: Duration,
+    /// From the mock sending the first frame to its tick in Redis.
+    pub in_redis: Duration,
+    /// From the client's subscribe to its first tick (the mock sends at once).
+    pub first_tick: Duration,
+    /// From the client leaving to the unsubscribe frame at the mock (lease + grace).
+    pub unsubscribe: Duration,
 }
 
 /// A test's private Redis and mock upstreams before its ingestor starts, so
@@ -349,6 +499,71 @@ impl Setup {
             .await;
     }
 
+    /// Asserts the REST fallback, engaged now (its feed status says `rest`, each of
+    /// `prefixes` has been polled), is released when the stream returns: the mock
+    /// accepts again and the ingestor has made `connections` in all, its fallback
+    /// stops, its feed status says `stream` again, and the mock's request log under
+    /// each prefix no longer grows — checked once two more of the ingestor's
+    /// periodic feed statuses have been published (at least one heartbeat period,
+    /// several REST intervals in these tests). Returns the time from the mock
+    /// accepting again to the feed status saying `stream`.
+    pub async fn assert_fallback_released(
+        &self,
+        connections: usize,
+        prefixes: &[&str],
+        timeout: Duration,
+    ) -> Duration {
+        let source = self.ingestor.source();
+        let key = format!("tickstream:feed:{source}:status");
+        let redis = &self.redis;
+        let key = &key;
+        let mode = || async move {
+            let mut con = redis.client().await.ok()?;
+            let raw: Option<String> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut con)
+                .await
+                .ok()?;
+            let status: Value = serde_json::from_str(&raw?).ok()?;
+            status["mode"].as_str().map(str::to_owned)
+        };
+        wait_for(timeout, "the feed status to say rest", || async move {
+            mode().await.filter(|m| m == "rest")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        for prefix in prefixes {
+            assert!(self.rest.count(prefix) > 0, "{prefix} was never polled");
+        }
+        let mut feeds = tickstream_testkit::JsonChannel::subscribe(redis, "feeds").await;
+        let back = Instant::now();
+        self.restore_stream(connections, timeout).await;
+        wait_for(timeout, "the feed status to say stream", || async move {
+            mode().await.filter(|m| m == "stream")
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let released = back.elapsed();
+        let counts: Vec<usize> = prefixes.iter().map(|p| self.rest.count(p)).collect();
+        feeds.drain().await;
+        for _ in 0..2 {
+            let status = feeds
+                .wait(timeout, |v| v["name"] == source && v["mode"] == "stream")
+                .await;
+            assert_eq!(status["connected"], true, "{status}");
+        }
+        for (prefix, before) in prefixes.iter().zip(counts) {
+            assert_eq!(
+                self.rest.count(prefix),
+                before,
+                "{prefix} still polled after the stream returned: {:?}",
+                self.rest.requests()
+            );
+        }
+        eprintln!("{source}: REST fallback released {released:?} after the stream came back");
+        released
+    }
+
     /// Asserts the fallback honoured a `Retry-After: 1` on `path`: its second
     /// request came at least about a second after the first.
     pub fn assert_retry_after_honoured(&self, path: &str) {
@@ -462,6 +677,11 @@ impl GatewayClient {
             .next_event(Duration::from_secs(10), |v| v["event"] == "subscribed")
             .await;
         client
+    }
+
+    /// The client closes its socket and the gateway keeps running: its symbols are no longer wanted.
+    pub async fn leave(&mut self) {
+        let _ = self.ws.close(None).await;
     }
 
     /// The gateway process, for REST assertions (`/symbols`, `/health`).

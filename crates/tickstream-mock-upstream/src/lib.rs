@@ -19,6 +19,10 @@
 //!   ([`harness::Ingestor`], [`harness::Setup`]), and awaited assertions on
 //!   `/metrics` and `/health`, plus `tickstream-testkit`'s on Redis and the
 //!   tick channel, re-exported.
+//! - `examples/`: `mock_binance` (the Binance-mode mock as a program, printing
+//!   the control messages it receives) and `ws_client` (a minimal gateway
+//!   client), to try on-demand mode by hand; the README's sample output comes
+//!   from them.
 
 // Test support: a panic with a message is an acceptable failure mode here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

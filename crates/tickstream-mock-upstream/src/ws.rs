@@ -35,7 +35,7 @@ pub struct BinanceOptions {
     /// A raw `24hrTicker` payload (the documented fixture); `s` and `E` are
     /// replaced per stream and send time.
     pub ticker_template: String,
-    /// When set, every subscribed stream gets a ticker this often (Binance: 1 s).
+    /// When set, every subscribed `@ticker` stream gets a ticker this often (Binance: 1 s).
     pub tick_interval: Option<Duration>,
 }
 
@@ -461,8 +461,9 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
                     (binance.as_ref().map(|b| b.ticker_template.clone()).unwrap_or_default(), s.conns[index].streams.clone())
                 };
                 let mut failed = false;
-                for stream in streams {
-                    if ws.send(Message::text(ticker_frame(&template, &stream))).await.is_err() { failed = true; break; }
+                // Tickers only on `@ticker` streams: an `@trade` stream carries trades, never a 24hr ticker.
+                for stream in streams.iter().filter(|s| s.ends_with("@ticker")) {
+                    if ws.send(Message::text(ticker_frame(&template, stream))).await.is_err() { failed = true; break; }
                 }
                 if failed { break; }
             }

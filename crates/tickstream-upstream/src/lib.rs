@@ -6,11 +6,14 @@
 //! rest: one task per connection that reconnects with capped, jittered
 //! backoff and resubscribes every time, answers pings, sends the venue's
 //! heartbeat, reconnects on a stall and rotates before a server-side cut, the
-//! REST fallback poller, and stamping and publishing the quotes. On SIGHUP,
-//! [`run_with_reload`] re-reads the service's symbols and applies the
-//! difference live on the open connections of a venue with
-//! [`LiveSubscriptions`] (paced, id-matched control messages; more connections
-//! past the per-connection limit); other venues log that a restart is needed.
+//! REST fallback poller, and stamping and publishing the quotes. A venue with
+//! [`LiveSubscriptions`] (all four) changes an open connection's symbols with
+//! paced control messages (matched to their replies by id where the venue
+//! answers with one; more connections past the per-connection limit). That
+//! serves two callers: on SIGHUP, [`run_with_reload`] re-reads the service's
+//! symbols and applies the difference (ingest-binance passes a reload; the
+//! others log that a restart is needed), and in on-demand mode the run loop
+//! follows the gateways' interest leases ([`demand`]).
 //!
 //! The service lifecycle around it (ops server for `/health` and `/metrics`,
 //! heartbeat record, seq restore, SIGHUP, shutdown) is the shell every
@@ -148,9 +151,25 @@ pub async fn run_with_reload<V: Venue>(
             tickstream_runtime::config::ConfigError::invalid(
                 "upstream.on_demand",
                 &[],
-                format!("ingest-{source} cannot change its streams live; only ingest-binance supports on-demand mode"),
+                format!(
+                    "ingest-{source} cannot change its streams live, so it has no on-demand mode"
+                ),
             ),
         ));
+    }
+    // The symbols it may add on demand, read in the venue's notation.
+    let mut allowed: Vec<Symbol> = Vec::new();
+    if let (true, Some(live)) = (opts.settings.on_demand, venue.live()) {
+        for raw in &opts.settings.on_demand_symbols {
+            let symbol = live.on_demand_symbol(raw).map_err(|e| {
+                Error::Config(tickstream_runtime::config::ConfigError::invalid(
+                    "upstream.on_demand_symbols",
+                    &[],
+                    format!("{raw:?}: {e}"),
+                ))
+            })?;
+            allowed.push(symbol);
+        }
     }
     let initial: Vec<Symbol> = match capacity {
         Some(_) => subscriptions::dedup(symbols.clone()),
@@ -168,6 +187,9 @@ pub async fn run_with_reload<V: Venue>(
         expected,
         redis.health().clone(),
     ));
+    status
+        .common()
+        .set_on_demand(allowed.iter().map(ToString::to_string).collect());
     if let Some(why) = &blocked {
         tracing::error!(source, problem = %why, "Not connecting to the upstream until this is fixed.");
         status.set_problem(Some(Problem::Blocked(why.clone())));
@@ -211,11 +233,6 @@ pub async fn run_with_reload<V: Venue>(
         });
         let mut desired = desired.subscribe();
         let mut demand = (opts.settings.on_demand && blocked.is_none()).then(|| {
-            let allowed = opts
-                .settings
-                .on_demand_symbols
-                .iter()
-                .filter_map(|s| Symbol::parse(s).ok());
             demand::OnDemand::new(
                 ctx.current_symbols(),
                 allowed,

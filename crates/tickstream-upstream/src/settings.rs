@@ -54,10 +54,12 @@ pub struct UpstreamSettings {
     #[serde(default = "default_history_len")]
     pub history_len: usize,
     /// Stream the configured symbols plus those of `on_demand_symbols` some gateway's clients want
-    /// (`tickstream:interest`), changing streams live; only venues with live changes (Binance).
+    /// (`tickstream:interest`), changing streams live; venues with live changes (Binance, Coinbase,
+    /// Finnhub, Twelve Data).
     #[serde(default)]
     pub on_demand: bool,
-    /// Symbols (normalized, e.g. `ETHUSDT`) this ingestor may add on demand; others are never streamed.
+    /// Symbols this ingestor may add on demand, in the venue's notation (`ETHUSDT`, `ETH-USD`,
+    /// Finnhub `BINANCE:BTCUSDT`); others are never streamed.
     #[serde(
         default,
         deserialize_with = "tickstream_runtime::config::string_or_list"
@@ -161,7 +163,10 @@ impl UpstreamSettings {
             }
         }
         for raw in &self.on_demand_symbols {
-            tickstream_model::Symbol::parse(raw).map_err(|e| {
+            // Written in the venue's notation: an exchange prefix (Finnhub
+            // `BINANCE:BTCUSDT`) is allowed; the venue reads the whole entry at start.
+            let name = raw.rsplit(':').next().unwrap_or(raw);
+            tickstream_model::Symbol::parse(name).map_err(|e| {
                 ConfigError::invalid(
                     "upstream.on_demand_symbols",
                     aliases,

@@ -289,8 +289,9 @@ impl SubscriptionChange {
 }
 
 /// What a venue that changes an open connection's symbols with control messages
-/// (Binance `SUBSCRIBE`/`UNSUBSCRIBE`) tells the shared machinery, so a SIGHUP
-/// reload is applied without reconnecting. Pacing uses [`Venue::control_message_interval`].
+/// (Binance `SUBSCRIBE`/`UNSUBSCRIBE`, Coinbase and Finnhub `subscribe`/`unsubscribe`,
+/// Twelve Data's `subscribe`/`unsubscribe` actions) tells the shared machinery, so a
+/// SIGHUP reload or an on-demand change is applied without reconnecting. Pacing uses [`Venue::control_message_interval`].
 pub trait LiveSubscriptions: Send + Sync {
     /// Most symbols one connection may carry (Binance: 1024 streams); more open another connection.
     fn max_symbols_per_connection(&self) -> usize;
@@ -307,6 +308,20 @@ pub trait LiveSubscriptions: Send + Sync {
 
     /// The REST fallback round for the current `symbols` (they change with a reload).
     fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest>;
+
+    /// Whether the upstream answers each control frame with a reply carrying its id
+    /// (Binance `{"result":null,"id":7}`), so sent frames are kept until matched. Coinbase,
+    /// Finnhub and Twelve Data answer without an id (or not at all): nothing is kept.
+    fn replies_by_id(&self) -> bool {
+        true
+    }
+
+    /// The tick symbol of one `upstream.on_demand_symbols` entry written in the venue's
+    /// own notation, so its control frames name it as the upstream does (Finnhub
+    /// `BINANCE:BTCUSDT` streams as `BTCUSDT`); the default reads it as a tick symbol.
+    fn on_demand_symbol(&self, raw: &str) -> Result<Symbol, String> {
+        Symbol::parse(raw).map_err(|e| e.to_string())
+    }
 }
 
 /// A venue: where to connect, what to send, how to read its frames and its REST fallback.
@@ -340,7 +355,8 @@ pub trait Venue: Send + Sync + 'static {
     }
 
     /// `Some` when the venue changes an open connection's symbols with control messages, so a
-    /// SIGHUP reload applies live; `None` (the default): changes need a restart.
+    /// SIGHUP reload and on-demand mode apply live; `None` (the default): changes need a
+    /// restart and on-demand mode is refused.
     fn live(&self) -> Option<&dyn LiveSubscriptions> {
         None
     }

@@ -469,14 +469,16 @@ async fn send_control<V: Venue>(
         .map_err(|e| WsError::Lost(Box::new(e)))?;
     ctx.metrics.control_messages.inc();
     apply_change(&mut live.applied, change, symbols);
-    live.pending.insert(
-        id,
-        Pending {
-            change,
-            symbols: symbols.len(),
-            at: Instant::now(),
-        },
-    );
+    if api.replies_by_id() {
+        live.pending.insert(
+            id,
+            Pending {
+                change,
+                symbols: symbols.len(),
+                at: Instant::now(),
+            },
+        );
+    }
     while live.pending.len() > MAX_PENDING_REPLIES {
         live.pending.pop_first();
     }

@@ -13,6 +13,13 @@
 //! symbol's newest stored bars are continued and its indicators replayed
 //! from stored history.
 //!
+//! An operator can stop and start it like an ingestor (`POST /feeds/analytics/stop`
+//! on a gateway; the desired state is kept in Redis, so it survives a restart):
+//! stopped, it unsubscribes from its inputs and publishes nothing (no candles,
+//! signals or sentiment, not even on its clock), and keeps serving `/health`
+//! (`"status":"stopped"`, HTTP 200) and `/metrics`; started, it subscribes
+//! again and carries on from its bars (intervals it missed close as flat bars).
+//!
 //! Losing Redis never stops the process: `/health` turns `degraded`, the
 //! subscriber and writer reconnect with capped, jittered backoff, and inputs
 //! or outputs that do not fit the bounded queues meanwhile are counted and
@@ -27,7 +34,8 @@
 //! - [`engine`]: every symbol's state; turns inputs and clock ticks into outputs.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`status`]: live state behind `/health` and the heartbeat.
-//! - [`run`]: the tasks (subscriber, engine, writer, universe, heartbeat) until shutdown.
+//! - [`run`]: the tasks (subscriber, engine, writer, universe, heartbeat, operator
+//!   control) until shutdown.
 
 #![forbid(unsafe_code)]
 
@@ -42,12 +50,15 @@ pub mod status;
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tickstream_bus::{
-    Backoff, BusError, CandleRange, ChannelHandler, Redis, RedisOptions, StoredCandle, Subscriber,
+    Backoff, BusError, CandleRange, ChannelHandler, Desired, Redis, RedisOptions, StoredCandle,
+    Subscriber,
 };
+use tickstream_ingest_shell::control::{self, DesiredWatch};
 use tickstream_model::{Channel, Symbol};
 use tickstream_runtime::config::ConfigError;
 use tickstream_runtime::ops::{self, HealthFn};
@@ -113,10 +124,24 @@ struct Inbox {
     tx: mpsc::Sender<Command>,
     metrics: Metrics,
     status: Arc<Status>,
+    /// While set (until the desired state is first read, and while an operator has the
+    /// service stopped) nothing is subscribed and nothing is processed or published.
+    paused: Arc<AtomicBool>,
+}
+
+impl Inbox {
+    /// Whether inputs and outputs are held back now.
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
 }
 
 impl ChannelHandler for Inbox {
     fn on_message(&self, channel: &str, payload: &[u8]) {
+        if self.is_paused() {
+            // Sent before the unsubscribe took effect: a stopped service processes nothing.
+            return;
+        }
         let kind = if channel.starts_with("trades:") {
             "trade"
         } else {
@@ -137,13 +162,18 @@ impl ChannelHandler for Inbox {
     }
 
     fn wants(&self, channel: &str) -> bool {
-        self.wanted
-            .read()
-            .map(|w| w.contains(channel))
-            .unwrap_or(false)
+        !self.is_paused()
+            && self
+                .wanted
+                .read()
+                .map(|w| w.contains(channel))
+                .unwrap_or(false)
     }
 
     fn wanted(&self) -> Vec<String> {
+        if self.is_paused() {
+            return Vec::new();
+        }
         self.wanted
             .read()
             .map(|w| w.iter().cloned().collect())
@@ -189,11 +219,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (cmd_tx, cmd_rx) = mpsc::channel(INPUT_QUEUE);
     let (out_tx, out_rx) = mpsc::channel(OUTPUT_QUEUE);
+    // Paused until the desired state is read, so a stop stored before this start holds.
+    let paused = Arc::new(AtomicBool::new(true));
+    let desired = DesiredWatch::spawn(redis.clone(), status::NAME);
     let inbox = Arc::new(Inbox {
         wanted: RwLock::new(HashSet::new()),
         tx: cmd_tx.clone(),
         metrics: metrics.clone(),
         status: status.clone(),
+        paused: paused.clone(),
     });
     let subscriber = Subscriber::spawn(
         redis.client().clone(),
@@ -209,12 +243,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         out_tx,
         metrics.clone(),
         stop_rx.clone(),
+        paused.clone(),
     ));
     let writer_task = tokio::spawn(writer_loop(
         redis.clone(),
         out_rx,
         a.keep_bars,
         metrics.clone(),
+        status.clone(),
+        paused.clone(),
+    ));
+    let control_task = tokio::spawn(control_loop(
+        desired.subscribe(),
+        inbox.clone(),
+        subscriber.clone(),
         status.clone(),
     ));
     let universe_task = tokio::spawn(universe_loop(
@@ -247,6 +289,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     tracing::info!("Shutting down.");
     universe_task.abort();
+    control_task.abort();
+    drop(desired);
     heartbeat_task.abort();
     feed_task.abort();
     // The engine stops and drops its output sender; the writer then flushes what is queued.
@@ -274,7 +318,53 @@ fn timer(ms: u64) -> tokio::time::Interval {
     t
 }
 
-/// The engine task: applies inputs and clock ticks, hands outputs to the writer.
+/// Follows the operator's desired state: running → subscribe to the inputs and
+/// compute; stopped → unsubscribe, compute and publish nothing, report `stopped`.
+async fn control_loop(
+    mut desired: control::DesiredRx,
+    inbox: Arc<Inbox>,
+    subscriber: Subscriber,
+    status: Arc<Status>,
+) {
+    let mut state = control::known(&mut desired).await;
+    loop {
+        let stopping = state == Desired::Stopped;
+        if stopping {
+            // Paused first, then reported: once it says stopped, the engine and the
+            // writer drop whatever is in flight, so nothing more is published.
+            inbox.paused.store(true, Ordering::Release);
+            status.set_stopped(true);
+            tracing::info!(
+                "Stopped by an operator; following no inputs and publishing nothing until started."
+            );
+        } else {
+            inbox.paused.store(false, Ordering::Release);
+            status.set_stopped(false);
+        }
+        // The subscriber reconciles each channel with `wants`, which follows `paused`.
+        let channels: Vec<String> = inbox
+            .wanted
+            .read()
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default();
+        for channel in channels {
+            subscriber.sync(&channel).await;
+        }
+        if !stopping {
+            tracing::info!("Running: following the inputs.");
+        }
+        let next = if stopping {
+            Desired::Running
+        } else {
+            Desired::Stopped
+        };
+        control::until(&mut desired, next).await;
+        state = next;
+    }
+}
+
+/// The engine task: applies inputs and clock ticks, hands outputs to the writer;
+/// while `paused` it drops inputs and its clocks produce nothing.
 async fn engine_loop(
     mut engine: Engine,
     cfg: config::AnalyticsConfig,
@@ -282,6 +372,7 @@ async fn engine_loop(
     tx: mpsc::Sender<Output>,
     metrics: Metrics,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    paused: Arc<AtomicBool>,
 ) {
     let mut clock = timer(cfg.clock_ms);
     let mut refresh = timer(cfg.signal_refresh_ms);
@@ -294,6 +385,7 @@ async fn engine_loop(
             biased;
             _ = stop.changed() => break,
             cmd = rx.recv() => match cmd {
+                Some(Command::Message(_, _)) if paused.load(Ordering::Acquire) => {}
                 Some(Command::Message(channel, payload)) => engine.on_message(&channel, &payload, now_ms(), &mut out),
                 Some(Command::Add(symbol, last, history)) => {
                     engine.add_symbol(&symbol, &last, &history, now_ms());
@@ -306,6 +398,10 @@ async fn engine_loop(
             _ = clock.tick() => engine.on_clock(now_ms(), &mut out),
             _ = refresh.tick() => engine.refresh_signals(now_ms(), &mut out),
             _ = mood.tick() => engine.sentiment(now_ms(), &mut out),
+        }
+        if paused.load(Ordering::Acquire) {
+            // Stopped (or not yet started): nothing computed now is published.
+            out.clear();
         }
         for o in out.drain(..) {
             if tx.try_send(o).is_err() {
@@ -340,6 +436,7 @@ async fn writer_loop(
     keep: usize,
     metrics: Metrics,
     status: Arc<Status>,
+    paused: Arc<AtomicBool>,
 ) {
     let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     let mut batch: Vec<Output> = Vec::with_capacity(WRITE_BATCH);
@@ -355,6 +452,11 @@ async fn writer_loop(
                     Err(_) => break,
                 }
             }
+        }
+        if paused.load(Ordering::Acquire) {
+            // Stopped by an operator: what was queued before the stop is not published.
+            batch.clear();
+            continue;
         }
         match write(&redis, &batch, keep, &metrics).await {
             Ok(n) => {

@@ -11,6 +11,9 @@ use tickstream_runtime::health::HealthStatus;
 /// The service's name in `/health` and its heartbeat key.
 pub const NAME: &str = "analytics";
 
+/// The reason `/health` and the heartbeat give while an operator has it stopped.
+pub const STOPPED_MESSAGE: &str = "stopped by an operator (POST /feeds/analytics/start resumes it)";
+
 /// Live state shared by the tasks (writers) and `/health` (reader).
 #[derive(Debug)]
 pub struct Status {
@@ -27,6 +30,8 @@ pub struct Status {
     published: AtomicU64,
     /// Epoch ms of the last tick or trade received (`i64::MIN`: none yet).
     last_input_ms: AtomicI64,
+    /// An operator has stopped the service: it follows no inputs and publishes nothing.
+    stopped: AtomicBool,
 }
 
 impl Status {
@@ -41,7 +46,18 @@ impl Status {
             inputs: AtomicU64::new(0),
             published: AtomicU64::new(0),
             last_input_ms: AtomicI64::new(i64::MIN),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Records that an operator stopped the service (or started it again).
+    pub fn set_stopped(&self, stopped: bool) {
+        self.stopped.store(stopped, Ordering::Release);
+    }
+
+    /// Whether an operator has the service stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// The universe was read once: the service is doing its job.
@@ -72,17 +88,24 @@ impl Status {
     }
 
     /// The feed status published on `feeds`: analytics is fed by its Redis
-    /// subscription (`stream`, connected while Redis answers) and cannot be stopped.
+    /// subscription (`stream`, connected while Redis answers), or `stopped` by an operator.
     pub fn feed_status(&self) -> FeedStatus {
         let (status, _) = self.assess();
+        let stopped = self.is_stopped();
         let last = self.last_input_ms.load(Ordering::Relaxed);
         let age = (last != i64::MIN)
             .then(|| u64::try_from(chrono::Utc::now().timestamp_millis() - last).unwrap_or(0));
         FeedStatus {
             name: NAME.to_owned(),
-            status: status.as_str().to_owned(),
-            mode: FeedMode::Stream,
-            connected: self.redis.is_up(),
+            status: if stopped { "stopped" } else { status.as_str() }.to_owned(),
+            mode: if stopped {
+                FeedMode::Stopped
+            } else {
+                FeedMode::Stream
+            },
+            connected: !stopped && self.redis.is_up(),
+            can_serve: self.symbols(),
+            on_demand: false,
             symbols: self.symbols(),
             last_message_age_ms: age,
             reconnects: self.redis.reconnects(),
@@ -97,6 +120,10 @@ impl Status {
 
     /// Healthy when Redis answers and the universe is loaded; degraded otherwise, with why.
     pub fn assess(&self) -> (HealthStatus, Option<String>) {
+        if self.is_stopped() {
+            // Stopped on purpose: nothing is wrong.
+            return (HealthStatus::Healthy, Some(STOPPED_MESSAGE.to_owned()));
+        }
         if !self.redis.is_up() {
             let why = self
                 .redis
@@ -117,8 +144,13 @@ impl Status {
     pub fn health(&self) -> (HealthStatus, serde_json::Value) {
         let (status, message) = self.assess();
         let redis_up = self.redis.is_up();
+        let word = if self.is_stopped() {
+            "stopped"
+        } else {
+            status.as_str()
+        };
         let mut body = json!({
-            "status": status.as_str(),
+            "status": word,
             "service": NAME,
             "port": self.port,
             "uptime": tickstream_runtime::human_duration(self.started.elapsed()),
@@ -176,5 +208,19 @@ mod tests {
         assert_eq!(body["service"], "analytics");
         assert_eq!(body["symbols"], json!(["BTCUSDT"]));
         assert_eq!(s.heartbeat().status, IngestorStatus::Healthy);
+        s.set_stopped(true);
+        let (st, body) = s.health();
+        assert_eq!(
+            (st, &body["status"]),
+            (HealthStatus::Healthy, &json!("stopped"))
+        );
+        assert_eq!(body["message"], STOPPED_MESSAGE);
+        let f = s.feed_status();
+        assert_eq!(
+            (f.status.as_str(), f.mode, f.connected),
+            ("stopped", FeedMode::Stopped, false)
+        );
+        s.set_stopped(false);
+        assert_eq!(s.feed_status().mode, FeedMode::Stream);
     }
 }

@@ -280,6 +280,8 @@ mod tests {
             mode: FeedMode::Stream,
             connected: true,
             symbols: vec![],
+            can_serve: vec![],
+            on_demand: false,
             last_message_age_ms: None,
             reconnects: 0,
             timestamp: now(),

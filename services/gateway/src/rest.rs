@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 use tickstream_bus::keys::TICK_CHANNEL_PREFIX;
-use tickstream_bus::{Heartbeat, IngestorStatus};
+use tickstream_bus::{FeedMode, Heartbeat, IngestorStatus};
 use tickstream_model::{Symbol, Tick};
 use tickstream_runtime::health::HealthStatus;
 use tickstream_runtime::human_duration;
@@ -195,12 +195,41 @@ pub async fn symbols(state: web::Data<AppState>) -> HttpResponse {
         .into_iter()
         .map(|hb| (hb.name, hb.symbols))
         .collect();
+    let statuses =
+        match tokio::time::timeout(HEALTH_REDIS_TIMEOUT, state.redis.feed_statuses()).await {
+            Ok(Ok(s)) => s,
+            _ => Vec::new(),
+        };
+    let feeds: BTreeMap<String, Value> = statuses
+        .into_iter()
+        .map(|f| {
+            // A stopped feed streams nothing; a feed older than `can_serve` serves its symbols.
+            let streaming = if f.mode == FeedMode::Stopped {
+                Vec::new()
+            } else {
+                f.symbols.clone()
+            };
+            let can_serve = if f.can_serve.is_empty() {
+                f.symbols
+            } else {
+                f.can_serve
+            };
+            let entry = json!({
+                "can_serve": can_serve,
+                "streaming": streaming,
+                "on_demand": f.on_demand,
+                "mode": f.mode,
+            });
+            (f.name, entry)
+        })
+        .collect();
     HttpResponse::Ok().json(json!({
         "success": true,
         "data": {
             "default_symbols": state.default_symbols,
             "active_symbols": active_symbols(&state),
             "supported": supported,
+            "feeds": feeds,
         }
     }))
 }

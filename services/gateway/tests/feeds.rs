@@ -1,6 +1,6 @@
 //! Feed status and control end to end: the real gateway, ingest-sim and
 //! ingest-binance binaries (Binance against its local mock), one private
-//! redis-server. An admin stops and starts each feed through
+//! redis-server. An admin stops and starts each feed (and analytics) through
 //! `POST /feeds/{name}/stop|start`; ticks stop and resume, `GET /feeds`, the
 //! `feeds` channel and the ingestor's `/health` follow, the stop survives an
 //! ingestor restart, and refused callers change nothing.
@@ -431,4 +431,145 @@ async fn a_feed_that_does_not_act_gets_a_504_naming_it() {
     assert!(body["error"].as_str().unwrap().contains("acme"), "{body}");
     // Without JWT auth configured, a token that is not the admin token is 401.
     assert_eq!(control(&gw, "acme", "stop", Some("x")).await.0, 401);
+}
+
+/// `PUBSUB NUMSUB channel`: how many connections follow `channel` now.
+async fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
+    let mut c = redis.client().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn analytics_stops_and_starts_through_the_gateway_and_stays_stopped_across_a_restart() {
+    let redis = RedisServer::start().await.unwrap();
+    let url = redis.url();
+    let _sim = Service::spawn(
+        "ingest-sim",
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("SYMBOLS", "BTCUSDT"),
+            ("TICKSTREAM_SIM__RATE", "50"),
+            ("TICKSTREAM_SIM__HEARTBEAT_SECS", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    let analytics_env = [
+        ("REDIS_URL", url.as_str()),
+        ("TICKSTREAM_ANALYTICS__SYMBOLS", "BTCUSDT"),
+        ("TICKSTREAM_ANALYTICS__SENTIMENT_MS", "200"),
+        ("TICKSTREAM_ANALYTICS__UPDATE_MS", "100"),
+        ("TICKSTREAM_ANALYTICS__HEARTBEAT_SECS", "1"),
+    ];
+    let mut analytics = Service::spawn("analytics", &analytics_env).await.unwrap();
+    let gw = gateway(&redis).await;
+    let running = wait_for(STEP, "analytics listed as healthy", || async {
+        listed(&gw, "analytics")
+            .await
+            .filter(|f| f["status"] == "healthy")
+    })
+    .await
+    .unwrap();
+    assert_eq!(running["mode"], "stream", "{running}");
+    // It follows the simulator's ticks and publishes the market mood on its clock.
+    wait_until(STEP, "analytics subscribed to ticks:BTCUSDT", || async {
+        subscribers(&redis, "ticks:BTCUSDT").await == 1
+    })
+    .await
+    .unwrap();
+    let mut mood = JsonChannel::subscribe(&redis, "sentiment").await;
+    let mut candles = JsonChannel::subscribe(&redis, "candles:1m:BTCUSDT").await;
+    mood.try_next(STEP)
+        .await
+        .expect("analytics publishes sentiment");
+    candles
+        .try_next(STEP)
+        .await
+        .expect("analytics publishes candles");
+
+    // Refused callers change nothing.
+    assert_refusals(&gw, &redis, "analytics").await;
+    mood.try_next(STEP)
+        .await
+        .expect("still publishing after refusals");
+
+    // Stop: it lets go of its inputs and publishes nothing, not even on its clock.
+    let asked = Instant::now();
+    let (code, body) = control(&gw, "analytics", "stop", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["feed"]["mode"], "stopped", "{body}");
+    assert_eq!(body["feed"]["status"], "stopped");
+    assert_eq!(body["feed"]["connected"], false);
+    eprintln!("analytics: stop answered in {:?}", asked.elapsed());
+    // What was published before the answer may still be queued; then nothing.
+    let mut drained = 0;
+    while mood.try_next(Duration::from_millis(300)).await.is_some() {
+        drained += 1;
+        assert!(drained < 10, "sentiment keeps coming after the stop");
+    }
+    candles.drain().await;
+    assert!(
+        mood.try_next(QUIET).await.is_none(),
+        "sentiment published while stopped"
+    );
+    assert!(
+        candles.try_next(Duration::from_millis(1)).await.is_none(),
+        "a candle published while stopped"
+    );
+    wait_until(
+        STEP,
+        "analytics unsubscribed from ticks:BTCUSDT",
+        || async { subscribers(&redis, "ticks:BTCUSDT").await == 0 },
+    )
+    .await
+    .unwrap();
+    wait_own_health(&analytics, 200, "stopped").await;
+    let (code, text) = tickstream_testkit::http_get_text(&analytics.http_url("/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(text.contains("tickstream_analytics_"), "{text}");
+    wait_listed(&gw, "analytics", "stopped").await;
+    assert_eq!(
+        desired_key(&redis, "analytics").await.as_deref(),
+        Some("stopped")
+    );
+
+    // A restarted analytics reads the stop back: no inputs, no outputs.
+    analytics.restart().await.unwrap();
+    wait_own_health(&analytics, 200, "stopped").await;
+    assert!(
+        mood.try_next(QUIET).await.is_none(),
+        "the restarted analytics published while stopped"
+    );
+    assert_eq!(subscribers(&redis, "ticks:BTCUSDT").await, 0);
+
+    // Start: inputs and outputs resume within 2 s.
+    let asked = Instant::now();
+    let (code, body) = control(&gw, "analytics", "start", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["feed"]["mode"], "stream", "{body}");
+    mood.try_next(STEP)
+        .await
+        .expect("sentiment resumes after start");
+    let first = asked.elapsed();
+    assert!(first < TWO_SECONDS, "first sentiment {first:?} after start");
+    eprintln!("analytics: first sentiment {first:?} after the start request");
+    candles
+        .try_next(STEP)
+        .await
+        .expect("candles resume after start");
+    wait_until(STEP, "analytics subscribed again", || async {
+        subscribers(&redis, "ticks:BTCUSDT").await == 1
+    })
+    .await
+    .unwrap();
+    wait_own_health(&analytics, 200, "healthy").await;
+    wait_listed(&gw, "analytics", "stream").await;
 }

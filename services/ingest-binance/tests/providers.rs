@@ -1,7 +1,8 @@
 //! The secondary REST provider (CoinGecko) of the real ingest-binance binary:
 //! with the stream and Binance's own REST down, it polls CoinGecko's
 //! `simple/price` on the local mock (payload as CoinGecko documents it), its
-//! ticks carry `source: "coingecko-rest"`, and a 429 with `Retry-After` is honoured.
+//! ticks carry `source: "coingecko-rest"`, a 429 with `Retry-After` is honoured,
+//! and once the stream returns CoinGecko is polled no more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -28,7 +29,8 @@ const BINANCE: Ingestor = Ingestor::new(
 ]);
 
 #[tokio::test]
-async fn coingecko_serves_when_binance_rest_fails_and_honours_retry_after() {
+async fn coingecko_serves_when_binance_rest_fails_honours_retry_after_and_is_released_when_the_stream_returns(
+) {
     let u = Upstreams::start().await;
     u.ws.refuse(true);
     // Binance's own REST answers 404 (nothing routed); CoinGecko rate limits once, then answers.
@@ -66,4 +68,6 @@ async fn coingecko_serves_when_binance_rest_fails_and_honours_retry_after() {
         "Binance's own REST was not tried first: {requests:?}"
     );
     s.assert_retry_after_honoured("/api/v3/simple/price");
+    s.assert_fallback_released(1, &["/api/v3/simple/price", "/api/v3/ticker/24hr"], STEP)
+        .await;
 }

@@ -7,12 +7,14 @@
 //! `sequence` than one already seen is dropped. `heartbeat` (1/s per product)
 //! keeps the stall watchdog quiet; `error` messages are logged and counted.
 //! The REST fallback polls `GET /products/{id}/ticker` (price, bid, ask, volume).
+//! In on-demand mode (`upstream.on_demand`) products are added and dropped on
+//! the open connection with `subscribe`/`unsubscribe` messages ([`ws`]).
 //!
 //! # Layout
 //! - [`config`]: the `[coinbase]` section, its defaults and validation.
 //! - [`messages`]: Coinbase wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
-//! - [`ws`]: the subscribe frame.
+//! - [`ws`]: the subscribe frame and the live subscribe/unsubscribe messages.
 //! - [`rest`]: the REST ticker fallback.
 //! - [`CoinbaseVenue`]; the binary runs it with [`tickstream_upstream::main`].
 
@@ -24,9 +26,14 @@ pub mod parse;
 pub mod rest;
 pub mod ws;
 
+use std::time::Duration;
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
-use tickstream_upstream::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
+
+use tickstream_upstream::{
+    LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, Venue, WsConnection,
+    WsEvent,
+};
 
 pub use config::{CoinbaseConfig, Config};
 
@@ -75,6 +82,14 @@ impl Venue for CoinbaseVenue {
         self.parser.parse_ws(text)
     }
 
+    fn control_message_interval(&self) -> Duration {
+        ws::CONTROL_MESSAGE_INTERVAL
+    }
+
+    fn live(&self) -> Option<&dyn LiveSubscriptions> {
+        Some(self)
+    }
+
     fn rest_requests(&self) -> Vec<RestRequest> {
         rest::requests(&self.rest_url, &self.symbols)
     }
@@ -85,5 +100,31 @@ impl Venue for CoinbaseVenue {
             .first()
             .ok_or_else(|| ParseError::field("product_id", "request without a product"))?;
         Ok(vec![parse::parse_rest(symbol, body)?])
+    }
+}
+
+impl LiveSubscriptions for CoinbaseVenue {
+    fn max_symbols_per_connection(&self) -> usize {
+        ws::MAX_PRODUCTS_PER_CONNECTION
+    }
+
+    fn max_symbols_per_message(&self) -> usize {
+        ws::MAX_PRODUCTS_PER_MESSAGE
+    }
+
+    fn connection_for(&self, symbols: &[Symbol]) -> WsConnection {
+        ws::connection_for(&self.ws_url, symbols)
+    }
+
+    fn control_frame(&self, change: SubscriptionChange, symbols: &[Symbol], _id: u64) -> String {
+        ws::control_frame(change, symbols)
+    }
+
+    fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest> {
+        rest::requests(&self.rest_url, symbols)
+    }
+
+    fn replies_by_id(&self) -> bool {
+        false
     }
 }

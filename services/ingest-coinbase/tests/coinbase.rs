@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{wait_health, Ingestor, Setup, TickChannel, Upstreams};
+use tickstream_mock_upstream::harness::{
+    wait_health, Ingestor, OnDemandCase, Setup, TickChannel, Upstreams,
+};
 use tickstream_mock_upstream::MockResponse;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -169,4 +171,24 @@ async fn rest_fallback_engages_and_releases() {
 #[tokio::test]
 async fn example_config_file_is_accepted() {
     COINBASE.assert_accepts_example_config().await;
+}
+
+#[tokio::test]
+async fn on_demand_subscribes_a_wanted_product_live_and_unsubscribes_it_after_the_grace() {
+    let u = Upstreams::start().await;
+    u.ws.reply_to(
+        "\"subscribe\"",
+        vec![COINBASE.frame("ws_subscriptions.json")],
+    );
+    let channels = serde_json::json!(["ticker", "matches", "heartbeat"]);
+    let case = OnDemandCase {
+        pinned: "BTC-USD",
+        allowed: "ETH-USD,SOL-USD",
+        wanted: "ETH-USD",
+        frame: COINBASE.frame("ws_ticker.json"),
+        subscribe: serde_json::json!({"type":"subscribe","product_ids":["ETH-USD"],"channels":channels}),
+        unsubscribe: serde_json::json!({"type":"unsubscribe","product_ids":["ETH-USD"],"channels":channels}),
+    };
+    let f = COINBASE.on_demand_round_trip(u, case, STEP).await;
+    assert!(f.unsubscribe >= Duration::from_millis(500), "{f:?}");
 }

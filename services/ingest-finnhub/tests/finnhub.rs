@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{wait_health, Ingestor, TickChannel, Upstreams};
+use tickstream_mock_upstream::harness::{
+    wait_health, Ingestor, OnDemandCase, TickChannel, Upstreams,
+};
 use tickstream_mock_upstream::MockResponse;
 use tickstream_testkit::wait_until;
 
@@ -199,4 +201,21 @@ async fn alpha_vantage_serves_the_fallback_when_only_its_key_is_set() {
 #[tokio::test]
 async fn example_config_file_is_accepted() {
     FINNHUB.assert_accepts_example_config().await;
+}
+
+#[tokio::test]
+async fn on_demand_subscribes_a_wanted_symbol_live_and_unsubscribes_it_after_the_grace() {
+    // Allowed in Finnhub notation; clients want the tick symbol.
+    let case = OnDemandCase {
+        pinned: "AAPL",
+        allowed: "BINANCE:BTCUSDT,MSFT",
+        wanted: "BTCUSDT",
+        frame: FINNHUB.frame("ws_trade.json"),
+        subscribe: serde_json::json!({"type":"subscribe","symbol":"BINANCE:BTCUSDT"}),
+        unsubscribe: serde_json::json!({"type":"unsubscribe","symbol":"BINANCE:BTCUSDT"}),
+    };
+    let f = FINNHUB
+        .on_demand_round_trip(Upstreams::start().await, case, STEP)
+        .await;
+    assert!(f.unsubscribe >= Duration::from_millis(500), "{f:?}");
 }

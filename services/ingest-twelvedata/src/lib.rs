@@ -8,12 +8,14 @@
 //! Without `TWELVE_DATA_API_KEY` the service starts, reports `unhealthy`
 //! naming the variable, and never calls Twelve Data. The REST fallback polls
 //! `/price` (price only; its timestamp is the receive time, `/price` has none).
+//! In on-demand mode (`upstream.on_demand`) the open connection subscribes
+//! again for added symbols and unsubscribes dropped ones ([`ws`]).
 //!
 //! # Layout
 //! - [`config`]: the `[twelvedata]` section, defaults and validation.
 //! - [`messages`]: Twelve Data wire types with their documented JSON.
 //! - [`parse`]: wire types → quotes and events.
-//! - [`ws`]: the key URL, subscribe and heartbeat frames.
+//! - [`ws`]: the key URL, subscribe, unsubscribe and heartbeat frames.
 //! - [`rest`]: the `/price` fallback.
 //! - [`TwelveDataVenue`]; the binary runs it with [`tickstream_upstream::main`].
 
@@ -30,7 +32,10 @@ use std::time::Duration;
 use tickstream_model::Symbol;
 use tickstream_runtime::config::ConfigError;
 use tickstream_runtime::secret::Secret;
-use tickstream_upstream::{ParseError, Quote, RestRequest, Venue, WsConnection, WsEvent};
+use tickstream_upstream::{
+    LiveSubscriptions, ParseError, Quote, RestRequest, SubscriptionChange, Venue, WsConnection,
+    WsEvent,
+};
 
 pub use config::{Config, TwelveDataConfig};
 
@@ -99,11 +104,16 @@ impl Venue for TwelveDataVenue {
         parse::parse_ws(text)
     }
 
+    fn control_message_interval(&self) -> Duration {
+        ws::CONTROL_MESSAGE_INTERVAL
+    }
+
+    fn live(&self) -> Option<&dyn LiveSubscriptions> {
+        Some(self)
+    }
+
     fn rest_requests(&self) -> Vec<RestRequest> {
-        match &self.api_key {
-            Some(key) => rest::requests(&self.rest_url, key.expose(), &self.symbols),
-            None => Vec::new(),
-        }
+        self.rest_requests_for(&self.symbols)
     }
 
     fn rest_rate_limited(&self, body: &str) -> bool {
@@ -112,5 +122,38 @@ impl Venue for TwelveDataVenue {
 
     fn parse_rest(&self, request: &RestRequest, body: &str) -> Result<Vec<Quote>, ParseError> {
         parse::parse_rest(&request.symbols, body, tickstream_model::time::now_millis())
+    }
+}
+
+impl LiveSubscriptions for TwelveDataVenue {
+    fn max_symbols_per_connection(&self) -> usize {
+        ws::MAX_SYMBOLS_PER_CONNECTION
+    }
+
+    fn max_symbols_per_message(&self) -> usize {
+        ws::MAX_SYMBOLS_PER_MESSAGE
+    }
+
+    fn connection_for(&self, symbols: &[Symbol]) -> WsConnection {
+        ws::connection_for(
+            &self.ws_url,
+            self.api_key.as_ref().map_or("", Secret::expose),
+            symbols,
+        )
+    }
+
+    fn control_frame(&self, change: SubscriptionChange, symbols: &[Symbol], _id: u64) -> String {
+        ws::control_frame(change, symbols)
+    }
+
+    fn rest_requests_for(&self, symbols: &[Symbol]) -> Vec<RestRequest> {
+        match &self.api_key {
+            Some(key) => rest::requests(&self.rest_url, key.expose(), symbols),
+            None => Vec::new(),
+        }
+    }
+
+    fn replies_by_id(&self) -> bool {
+        false
     }
 }

@@ -25,6 +25,16 @@ pub enum TwelveDataWsEvent {
         #[serde(default)]
         fails: Option<Vec<TwelveDataSymbolRef>>,
     },
+    /// The answer to a live `{"action":"unsubscribe",...}` (on-demand mode); read like
+    /// `subscribe-status`, so a refusal is counted.
+    #[serde(rename = "unsubscribe-status")]
+    UnsubscribeStatus {
+        /// `ok` or `error`.
+        status: String,
+        /// Symbols it could not drop (`null` when none).
+        #[serde(default)]
+        fails: Option<Vec<TwelveDataSymbolRef>>,
+    },
     /// The answer to our `{"action":"heartbeat"}`.
     ///
     /// ```json

@@ -6,7 +6,8 @@ use tickstream_upstream::venue::{epoch_seconds, parse_num, parse_symbol};
 use tickstream_upstream::{ParseError, Quote, WsEvent};
 
 use crate::messages::{
-    TwelveDataPrice, TwelveDataRestBatch, TwelveDataRestPrice, TwelveDataWsEvent,
+    TwelveDataPrice, TwelveDataRestBatch, TwelveDataRestPrice, TwelveDataSymbolRef,
+    TwelveDataWsEvent,
 };
 
 /// Reads one WebSocket text frame.
@@ -14,26 +15,37 @@ pub fn parse_ws(text: &str) -> Result<WsEvent, ParseError> {
     match serde_json::from_str::<TwelveDataWsEvent>(text)? {
         TwelveDataWsEvent::Price(p) => Ok(WsEvent::Quotes(vec![price_to_quote(&p)?])),
         TwelveDataWsEvent::SubscribeStatus { status, fails } => {
-            let failed: Vec<String> = fails
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| f.symbol)
-                .collect();
-            if !failed.is_empty() {
-                Ok(WsEvent::UpstreamError(format!(
-                    "subscription refused for: {}",
-                    failed.join(", ")
-                )))
-            } else if status != "ok" {
-                Ok(WsEvent::UpstreamError(format!("subscribe-status {status}")))
-            } else {
-                Ok(WsEvent::Control)
-            }
+            Ok(status_event("subscribe", &status, fails))
+        }
+        TwelveDataWsEvent::UnsubscribeStatus { status, fails } => {
+            Ok(status_event("unsubscribe", &status, fails))
         }
         TwelveDataWsEvent::Heartbeat { status } if status == "ok" => Ok(WsEvent::Control),
         TwelveDataWsEvent::Heartbeat { status } => {
             Ok(WsEvent::UpstreamError(format!("heartbeat status {status}")))
         }
+    }
+}
+
+/// A `subscribe-status`/`unsubscribe-status`: refused symbols or a status other than `ok`
+/// are an upstream error, else a control frame.
+fn status_event(action: &str, status: &str, fails: Option<Vec<TwelveDataSymbolRef>>) -> WsEvent {
+    let failed: Vec<String> = fails
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| f.symbol)
+        .collect();
+    if !failed.is_empty() {
+        let what = if action == "subscribe" {
+            "subscription"
+        } else {
+            "unsubscription"
+        };
+        WsEvent::UpstreamError(format!("{what} refused for: {}", failed.join(", ")))
+    } else if status != "ok" {
+        WsEvent::UpstreamError(format!("{action}-status {status}"))
+    } else {
+        WsEvent::Control
     }
 }
 
@@ -138,6 +150,18 @@ mod tests {
         assert_eq!(
             parse_ws(&fixture("ws_heartbeat.json")).unwrap(),
             WsEvent::Control
+        );
+        assert_eq!(
+            parse_ws(r#"{"event":"unsubscribe-status","status":"ok","success":[{"symbol":"AAPL"}],"fails":[]}"#)
+                .unwrap(),
+            WsEvent::Control
+        );
+        assert_eq!(
+            parse_ws(
+                r#"{"event":"unsubscribe-status","status":"error","fails":[{"symbol":"AAPL"}]}"#
+            )
+            .unwrap(),
+            WsEvent::UpstreamError("unsubscription refused for: AAPL".into())
         );
         for bad in [
             "x",

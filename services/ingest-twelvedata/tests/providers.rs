@@ -3,8 +3,8 @@
 //! Data's own REST down, it asks `/v6/{key}/latest/{BASE}` and
 //! `GLOBAL_QUOTE` on the local mock (payloads as each provider documents
 //! them), their ticks carry `source: "exchangerate-rest"` /
-//! `"alphavantage-rest"`, a 429 with `Retry-After` is honoured, and the keys
-//! never reach the log.
+//! `"alphavantage-rest"`, a 429 with `Retry-After` is honoured, the keys
+//! never reach the log, and once the stream returns neither is polled any more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -38,7 +38,8 @@ const TWELVE_DATA: Ingestor = Ingestor::new(
 ]);
 
 #[tokio::test]
-async fn exchangerate_and_alphavantage_serve_when_twelve_data_rest_fails_and_honour_retry_after() {
+async fn exchangerate_and_alphavantage_serve_when_twelve_data_rest_fails_honour_retry_after_and_are_released_when_the_stream_returns(
+) {
     let u = Upstreams::start().await;
     u.ws.refuse(true);
     let path = format!("/v6/{KEY}/latest/USD");
@@ -119,6 +120,12 @@ async fn exchangerate_and_alphavantage_serve_when_twelve_data_rest_fails_and_hon
         !logs.contains(AV_KEY),
         "the Alpha Vantage key reached the log"
     );
+    s.assert_fallback_released(
+        1,
+        &[path.as_str(), "/query?function=GLOBAL_QUOTE", "/price"],
+        STEP,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use tickstream_mock_upstream::harness::{wait_health, Ingestor, Setup, TickChannel, Upstreams};
+use tickstream_mock_upstream::harness::{
+    wait_health, Ingestor, OnDemandCase, Setup, TickChannel, Upstreams,
+};
 use tickstream_mock_upstream::MockResponse;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -162,4 +164,27 @@ async fn rest_fallback_polls_price_then_releases() {
 #[tokio::test]
 async fn example_config_file_is_accepted() {
     TWELVE_DATA.assert_accepts_example_config().await;
+}
+
+#[tokio::test]
+async fn on_demand_subscribes_a_wanted_symbol_live_and_unsubscribes_it_after_the_grace() {
+    let u = Upstreams::start().await;
+    u.ws.reply_to(
+        "\"subscribe\"",
+        vec![TWELVE_DATA.frame("ws_subscribe_status.json")],
+    );
+    u.ws.reply_to(
+        "\"heartbeat\"",
+        vec![TWELVE_DATA.frame("ws_heartbeat.json")],
+    );
+    let case = OnDemandCase {
+        pinned: "EUR/USD",
+        allowed: "AAPL,MSFT",
+        wanted: "AAPL",
+        frame: TWELVE_DATA.frame("ws_price_stock.json"),
+        subscribe: serde_json::json!({"action":"subscribe","params":{"symbols":"AAPL"}}),
+        unsubscribe: serde_json::json!({"action":"unsubscribe","params":{"symbols":"AAPL"}}),
+    };
+    let f = TWELVE_DATA.on_demand_round_trip(u, case, STEP).await;
+    assert!(f.unsubscribe >= Duration::from_millis(500), "{f:?}");
 }
