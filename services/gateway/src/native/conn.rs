@@ -61,18 +61,17 @@ pub async fn route(
     };
     let (response, out, stream) = write::handle(&req, body, state.cfg.gateway.max_frame_bytes)?;
     let state = state.into_inner();
-    let fut = async move {
-        let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
-        client.set_grant(admission.grant.and_then(|g| g.symbols));
-        let conn = Connection {
-            out,
-            client,
-            pending: Vec::new(),
-            batch: Vec::new(),
-        };
-        conn.run(stream, rx, initial).await;
+    let (mut client, rx) = ClientSession::open(state, Protocol::Native, Some(admission.permit));
+    client.set_grant(admission.grant.and_then(|g| g.symbols));
+    let conn = Connection {
+        out,
+        client,
+        pending: Vec::new(),
+        batch: Vec::new(),
     };
-    actix_web::rt::spawn(fut);
+    // Spawned as is: a wrapping `async move` block would keep its own copy of every
+    // captured value for the connection's whole life (memory per client).
+    actix_web::rt::spawn(conn.run(stream, rx, initial));
     Ok(response)
 }
 
@@ -126,7 +125,7 @@ impl Connection {
 
     async fn serve(&mut self, stream: &mut WsIn, rx: &mut TickQueue, initial: WsQuery) -> Exit {
         let hello = frame::connected(self.client.client_id());
-        if let Err(exit) = self.write(hello.into()).await {
+        if let Err(exit) = Box::pin(self.write(hello.into())).await {
             return exit;
         }
         let initial = self
@@ -179,7 +178,7 @@ impl Connection {
                             }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
-                            if let Err(e) = self.client.write(self.out.pong(&payload)).await {
+                            if let Err(e) = Box::pin(self.client.write(self.out.pong(&payload))).await {
                                 return exit(e);
                             }
                         }
@@ -202,10 +201,11 @@ impl Connection {
                     }
                 }
                 () = sleep_until_some(release_at), if release_at.is_some() => {
+                    // Rare paths (rate caps, pings, pongs) box their writes: the task keeps only the tick path's state.
                     let mut due = std::mem::take(&mut self.pending);
                     self.client.release_due(&mut due);
                     for frame in due.drain(..) {
-                        if let Err(exit) = self.write_frame(frame.ws().clone()).await {
+                        if let Err(exit) = Box::pin(self.write_frame(frame.ws().clone())).await {
                             return exit;
                         }
                     }
@@ -219,7 +219,7 @@ impl Connection {
                     if last_seen.elapsed() > idle_timeout {
                         return Some(closing(&state, Disconnect::Idle));
                     }
-                    if let Err(e) = self.client.write(self.out.ping(b"")).await {
+                    if let Err(e) = Box::pin(self.client.write(self.out.ping(b""))).await {
                         return exit(e);
                     }
                 }
@@ -335,7 +335,14 @@ impl TickSink for Connection {
         let Self {
             out, client, batch, ..
         } = self;
-        let result = client.write(out.frames(batch)).await;
+        match out.try_frames(batch) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(_) => return Err(None),
+        }
+        // The socket is behind (rare): wait for room under the slow-consumer rule, boxed so the
+        // waiting state is not part of every connection's task.
+        let result = Box::pin(client.write(out.frames(batch))).await;
         batch.clear();
         result.map_err(exit)
     }

@@ -447,9 +447,11 @@ impl EngineSession {
             let step = match wake {
                 Wake::Shutdown => Err(End::Shutdown),
                 Wake::Command(None) => Err(End::Gone),
-                Wake::Command(Some(cmd)) => self.on_command(cmd).await,
-                Wake::Ws(msg) => self.on_ws(msg).await,
-                Wake::Probe(msg) => self.on_probe(msg).await,
+                // Client packets, polling commands and probes are rare next to ticks: their
+                // futures are boxed, so every session's task keeps only the tick path's state.
+                Wake::Command(Some(cmd)) => Box::pin(self.on_command(cmd)).await,
+                Wake::Ws(msg) => Box::pin(self.on_ws(msg)).await,
+                Wake::Probe(msg) => Box::pin(self.on_probe(msg)).await,
                 Wake::Tick(None) => Err(End::Gone),
                 Wake::Tick(Some(first)) => drain_ticks(self, Some(first), ticks).await,
                 Wake::DrainPending => drain_ticks(self, None, ticks).await,
@@ -477,7 +479,7 @@ impl EngineSession {
                 }
                 Wake::PingDue => {
                     self.pong_deadline = Some(Instant::now() + self.eio.ping_timeout);
-                    self.send(ByteString::from_static("2")).await
+                    Box::pin(self.send(ByteString::from_static("2"))).await
                 }
                 Wake::PongOverdue => Err(End::PingTimeout),
                 Wake::ProbeOverdue => {
@@ -492,7 +494,7 @@ impl EngineSession {
                 return end;
             }
             if self.ws.is_some() && commands.is_some() {
-                if let Err(end) = self.retire_commands(commands).await {
+                if let Err(end) = Box::pin(self.retire_commands(commands)).await {
                     return end;
                 }
             }
@@ -907,7 +909,14 @@ impl EngineSession {
             batch.clear();
             return Ok(());
         };
-        let result = client.write(ws.out.frames(batch)).await;
+        match ws.out.try_frames(batch) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(_) => return Err(End::Gone),
+        }
+        // The socket is behind (rare): wait for room under the slow-consumer rule, boxed so the
+        // waiting state is not part of every session's task.
+        let result = Box::pin(client.write(ws.out.frames(batch))).await;
         batch.clear();
         Ok(result?)
     }

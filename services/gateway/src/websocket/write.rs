@@ -245,6 +245,23 @@ impl WsOut {
         self.push_when_room(frames.drain(..)).await
     }
 
+    /// Queues (and usually writes) `frames` if the queue is below the high-water mark, without waiting.
+    ///
+    /// `Ok(true)`: taken, `frames` is left empty; `Ok(false)`: no room, `frames`
+    /// untouched (wait with [`WsOut::frames`]). The tick path tries this first so that
+    /// every connection task does not carry the waiting future's state (memory per client).
+    pub fn try_frames(&self, frames: &mut Vec<Bytes>) -> Result<bool, Closed> {
+        let mut q = self.shared.lock();
+        if q.gone || q.closing {
+            return Err(Closed);
+        }
+        if q.bytes >= HIGH_WATER_BYTES {
+            return Ok(false);
+        }
+        q.push(frames.drain(..));
+        Ok(true)
+    }
+
     /// Waits until the queue is below the high-water mark, then appends `frames` under one lock.
     async fn push_when_room(&self, frames: impl Iterator<Item = Bytes>) -> Result<(), Closed> {
         loop {
