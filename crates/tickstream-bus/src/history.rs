@@ -71,12 +71,22 @@ impl Redis {
         since: u64,
         limit: usize,
     ) -> Result<HistoryPage, BusError> {
-        let key = keys::history_key(channel.as_str());
-        let mut pipe = pipe_with_epoch();
+        let key = self.naming().name(&keys::history_key(channel.as_str()));
+        // On a cluster the epoch lives in another slot than the stream: read it
+        // first, on its own (an epoch read before the range is still the range's epoch).
+        let (mut pipe, cluster_epoch) = if self.is_cluster() {
+            (redis::pipe(), Some(self.epoch().await?))
+        } else {
+            (pipe_with_epoch(), None)
+        };
+        if cluster_epoch.is_some() {
+            // Two placeholder replies, so both shapes decode alike.
+            pipe.cmd("PING").cmd("ECHO").arg(&key);
+        }
         let mut c = self.conn();
         let (epoch, first, last, range): (String, Value, Value, Value) = self
             .run_op(async move {
-                let (_, epoch, first, last, range): (Value, String, Value, Value, Value) = pipe
+                let (_, echoed, first, last, range): (Value, String, Value, Value, Value) = pipe
                     .cmd("XRANGE")
                     .arg(&key)
                     .arg("-")
@@ -97,7 +107,7 @@ impl Redis {
                     .arg(limit.max(1))
                     .query_async(&mut c)
                     .await?;
-                Ok((epoch, first, last, range))
+                Ok((cluster_epoch.unwrap_or(echoed), first, last, range))
             })
             .await?;
         let corrupt = |reason: String| BusError::Corrupt {
