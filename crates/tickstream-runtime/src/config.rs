@@ -58,6 +58,7 @@ pub const COMMON_ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("HOST", "host"),
     EnvAlias::scalar("PORT", "port"),
     EnvAlias::scalar("REDIS_URL", "redis_url"),
+    EnvAlias::list("REDIS_CLUSTER_NODES", "redis_cluster_nodes"),
     EnvAlias::scalar("LOG_LEVEL", "log.level"),
     EnvAlias::scalar("LOG_FORMAT", "log.format"),
 ];
@@ -216,6 +217,34 @@ pub fn check_url(
         aliases,
         format!("{url:?} must start with {}", schemes.join(" or ")),
     ))
+}
+
+/// Config key of the Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); empty = one Redis at `redis_url`.
+pub const REDIS_CLUSTER_NODES_KEY: &str = "redis_cluster_nodes";
+
+/// Refuses a Redis Cluster seed that is not `host:port` (optionally `redis://host:port`), naming the key,
+/// so a typo fails at start instead of as a connection error later.
+pub fn check_cluster_nodes(nodes: &[String], aliases: &[EnvAlias]) -> Result<(), ConfigError> {
+    for node in nodes {
+        let bare = node.trim();
+        let bare = bare
+            .strip_prefix("redis://")
+            .or_else(|| bare.strip_prefix("rediss://"))
+            .unwrap_or(bare);
+        let ok = bare.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            return Err(ConfigError::invalid(
+                REDIS_CLUSTER_NODES_KEY,
+                aliases,
+                format!(
+                    "{node:?} is not host:port (a comma separated list of Redis Cluster seeds)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Prints [`env_table`] as `NAME=default` lines: what `--print-env` shows.
