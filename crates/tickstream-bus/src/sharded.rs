@@ -24,9 +24,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, Notify};
 
@@ -207,13 +205,9 @@ async fn connect<H: ChannelHandler>(
     opts: &crate::RedisOptions,
     pushes: Pushes<H>,
 ) -> Result<ClusterConnection, String> {
-    let client = opts
-        .cluster_urls()
-        .and_then(|urls| {
-            ClusterClientBuilder::new(urls)
-                .connection_timeout(opts.op_timeout)
-                .response_timeout(opts.op_timeout)
-                .use_protocol(redis::ProtocolVersion::RESP3)
+    let client = crate::store::cluster_builder(opts)
+        .and_then(|b| {
+            b.use_protocol(redis::ProtocolVersion::RESP3)
                 .push_sender(pushes)
                 .build()
                 .map_err(crate::BusError::BadUrl)
@@ -322,14 +316,10 @@ async fn session<H: ChannelHandler>(
             }
             _ = probe.tick() => {
                 // A master that does not answer means some slots are unserved.
-                let ping = conn.route_command(
-                    redis::cmd("PING"),
-                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, Some(ResponsePolicy::AllSucceeded))),
-                );
-                match tokio::time::timeout(COMMAND_TIMEOUT, ping).await {
-                    Ok(Ok(_)) => health.clear_partial(),
-                    Ok(Err(e)) => return End::Rebuild(format!("probe: {e}")),
-                    Err(_) => return End::Rebuild("probe timed out".to_owned()),
+                if crate::store::all_masters_answer(&mut conn, COMMAND_TIMEOUT).await {
+                    health.clear_partial();
+                } else {
+                    return End::Rebuild("a Redis Cluster master does not answer".to_owned());
                 }
             }
         }

@@ -154,14 +154,22 @@ impl redis::aio::ConnectionLike for Conn {
 /// Shortest time between two rebuilds of a cluster connection.
 pub(crate) const CLUSTER_REBUILD_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long one rebuild keeps trying until every master answers: a failover takes a few
+/// node timeouts (`cluster-node-timeout`, 15 s by default, 2 s in the tests).
+pub(crate) const CLUSTER_REBUILD_PERSIST: Duration = Duration::from_secs(60);
+/// Pause between two attempts of one rebuild, so a promoted replica is found within it.
+pub(crate) const CLUSTER_REBUILD_RETRY: Duration = Duration::from_millis(500);
+/// How long every master gets to answer the rebuilt connection's `PING`.
+pub(crate) const CLUSTER_REBUILD_PROBE: Duration = Duration::from_millis(500);
+
 /// The command connection to a cluster, rebuilt from the seeds when it stops answering.
 ///
 /// Why: the `redis` crate's cluster connection refreshes its slot map on
 /// `MOVED`, but a connection *refused* by a dead master only makes it retry
 /// that master, so it would keep routing the dead master's slots to it after
 /// its replica was promoted. A fresh connection reads the current slot map
-/// from a live seed; rebuilding at most every [`CLUSTER_REBUILD_MIN_INTERVAL`]
-/// while commands fail bounds the time to follow a failover.
+/// from a live seed; a rebuild retries every [`CLUSTER_REBUILD_RETRY`] until
+/// every master answers, which bounds the time to follow a failover.
 pub(crate) struct ClusterHandle {
     /// Builds connections (seeds, timeouts).
     client: ClusterClient,
@@ -196,6 +204,17 @@ impl ClusterHandle {
         }
     }
 
+    /// A fresh connection (slot map read now), or `None` if none could be made in time.
+    async fn build(&self) -> Option<ClusterConnection> {
+        let built = tokio::time::timeout(
+            CLUSTER_REBUILD_MIN_INTERVAL * 3,
+            self.client
+                .get_async_connection_with_config(self.config.clone()),
+        )
+        .await;
+        built.ok().and_then(Result::ok)
+    }
+
     /// Starts a rebuild in the background unless one runs or ran within the minimum interval.
     fn request_rebuild(self: &Arc<Self>) {
         {
@@ -212,23 +231,52 @@ impl ClusterHandle {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let built = tokio::time::timeout(
-                CLUSTER_REBUILD_MIN_INTERVAL * 3,
-                this.client
-                    .get_async_connection_with_config(this.config.clone()),
-            )
-            .await;
-            match built {
-                Ok(Ok(conn)) => {
-                    if let Ok(mut current) = this.current.write() {
-                        *current = conn;
+            // Until every master answers (a failed master is replaced) or we give up:
+            // each fresh connection reads the slot map anew from a live seed.
+            let deadline = tokio::time::Instant::now() + CLUSTER_REBUILD_PERSIST;
+            loop {
+                let built = tokio::time::timeout(
+                    CLUSTER_REBUILD_MIN_INTERVAL * 3,
+                    this.client
+                        .get_async_connection_with_config(this.config.clone()),
+                )
+                .await;
+                let healthy = match built {
+                    Ok(Ok(mut conn)) => {
+                        let healthy = all_masters_answer(&mut conn, CLUSTER_REBUILD_PROBE).await;
+                        // The slot map was read before the probe and may predate a promotion
+                        // the probe already saw: once every master answers, read it once more.
+                        let conn = match healthy {
+                            true => this.build().await.unwrap_or(conn),
+                            false => conn,
+                        };
+                        // Even a connection that still sees a dead master is no worse than the old one.
+                        if let Ok(mut current) = this.current.write() {
+                            *current = conn;
+                        }
+                        healthy
                     }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "Redis Cluster connection rebuild failed.");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::debug!("Redis Cluster connection rebuild timed out.");
+                        false
+                    }
+                };
+                if healthy {
                     tracing::info!("Redis Cluster command connection rebuilt from the seeds.");
+                    break;
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "Redis Cluster connection rebuild failed.")
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!("Redis Cluster still has an unreachable master; rebuilding again on the next failure.");
+                    break;
                 }
-                Err(_) => tracing::debug!("Redis Cluster connection rebuild timed out."),
+                tokio::time::sleep(CLUSTER_REBUILD_RETRY).await;
+            }
+            if let Ok(mut last) = this.last_rebuild.lock() {
+                *last = Some(std::time::Instant::now());
             }
             this.rebuilding.store(false, Ordering::Release);
         });
@@ -244,13 +292,30 @@ enum ConnSource {
     Cluster(Arc<ClusterHandle>),
 }
 
-/// A cluster client on `opts`' seeds with the bus's timeouts.
-pub(crate) fn cluster_client(opts: &RedisOptions) -> Result<ClusterClient, BusError> {
-    ClusterClientBuilder::new(opts.cluster_urls()?)
+/// Retries the cluster client makes itself (redirects, reconnects) before a
+/// command fails. The crate's default (16, with waits growing to seconds) would
+/// keep a command to a dead master waiting until our own timeout; failing
+/// fast lets [`ClusterHandle`] rebuild the connection sooner after a failover,
+/// while `MOVED`/`ASK` during a reshard still get their retry.
+pub(crate) const CLUSTER_RETRIES: u32 = 3;
+/// Shortest wait between two of the cluster client's retries (ms).
+pub(crate) const CLUSTER_RETRY_MIN_WAIT_MS: u64 = 10;
+/// Longest wait between two of the cluster client's retries (ms).
+pub(crate) const CLUSTER_RETRY_MAX_WAIT_MS: u64 = 200;
+
+/// A cluster client builder on `opts`' seeds with the bus's timeouts and retry policy.
+pub(crate) fn cluster_builder(opts: &RedisOptions) -> Result<ClusterClientBuilder, BusError> {
+    Ok(ClusterClientBuilder::new(opts.cluster_urls()?)
         .connection_timeout(opts.op_timeout)
         .response_timeout(opts.op_timeout)
-        .build()
-        .map_err(BusError::BadUrl)
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(CLUSTER_RETRY_MIN_WAIT_MS)
+        .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS))
+}
+
+/// A cluster client on `opts`' seeds with the bus's timeouts.
+pub(crate) fn cluster_client(opts: &RedisOptions) -> Result<ClusterClient, BusError> {
+    cluster_builder(opts)?.build().map_err(BusError::BadUrl)
 }
 
 /// The cluster config matching [`cluster_client`]'s timeouts (a config replaces the builder's).
@@ -1021,6 +1086,32 @@ async fn scan_into(
         }
         cursor = next;
     }
+}
+
+/// Whether every master the cluster currently lists (`CLUSTER SLOTS`) answers `PING`, each within `timeout`.
+///
+/// Why not one `PING` routed to all masters: the `redis` crate's fan-out skips
+/// nodes it holds no connection to, so a dead master would go unnoticed.
+pub(crate) async fn all_masters_answer(c: &mut ClusterConnection, timeout: Duration) -> bool {
+    let Ok(Ok(masters)) = tokio::time::timeout(timeout, cluster_masters(c)).await else {
+        return false;
+    };
+    if masters.is_empty() {
+        return false;
+    }
+    for (host, port) in masters {
+        let mut node = NodeConn {
+            conn: c.clone(),
+            host,
+            port,
+        };
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<redis::Value>(&mut node);
+        if !matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_))) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Every master's `(host, port)`, from `CLUSTER SLOTS` (each slot range's first node is its master).
