@@ -170,23 +170,20 @@ impl ClusterStack {
         }
     }
 
-    /// Shard channels with a subscriber on any master, untagged and sorted.
-    async fn shard_channels(&self) -> BTreeSet<String> {
+    /// Shard channels with a subscriber on any master, untagged and sorted; `None` if a node did not answer.
+    async fn shard_channels(&self) -> Option<BTreeSet<String>> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
         let mut out = BTreeSet::new();
         for port in self.cluster.ports() {
-            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
-                continue;
-            };
-            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
-                continue;
-            };
-            let role: String = redis::cmd("ROLE")
-                .query_async::<Vec<redis::Value>>(&mut c)
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+            let mut c = client
+                .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .ok()
-                .and_then(|v| v.into_iter().next())
-                .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                .unwrap_or_default();
+                .ok()?;
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut c).await.ok()?;
+            let role: String = redis::from_redis_value(role.into_iter().next()?).ok()?;
             if role != "master" {
                 continue;
             }
@@ -194,10 +191,37 @@ impl ClusterStack {
                 .arg("SHARDCHANNELS")
                 .query_async(&mut c)
                 .await
-                .unwrap_or_default();
+                .ok()?;
             out.extend(chans.into_iter().map(|c| c.replace(['{', '}'], "")));
         }
-        out
+        Some(out)
+    }
+
+    /// Waits until the `ticks:` shard channels subscribed on the masters are exactly `expected`.
+    async fn wait_shard_ticks(&self, expected: &BTreeSet<String>) {
+        let last: Arc<Mutex<Option<BTreeSet<String>>>> = Arc::default();
+        let found = wait_until(
+            WAIT,
+            "the masters' shard channels are the wanted ones",
+            || {
+                let last = last.clone();
+                async move {
+                    let got: Option<BTreeSet<String>> = self
+                        .shard_channels()
+                        .await
+                        .map(|s| s.into_iter().filter(|c| c.starts_with("ticks:")).collect());
+                    let ok = got.as_ref() == Some(expected);
+                    *last.lock().unwrap() = got;
+                    ok
+                }
+            },
+        )
+        .await;
+        let last = last.lock().unwrap().clone();
+        assert!(
+            found.is_ok(),
+            "shard channels {last:?}, wanted {expected:?}"
+        );
     }
 }
 
@@ -215,12 +239,39 @@ fn ticks(symbols: &[String]) -> Vec<String> {
     symbols.iter().map(|s| format!("ticks:{s}")).collect()
 }
 
-async fn wait_flowing(client: &Client, symbols: &[String], n: usize, what: &str) {
-    wait_until(WAIT, what, || async {
+async fn wait_flowing(
+    stack: &ClusterStack,
+    client: &Client,
+    symbols: &[String],
+    n: usize,
+    what: &str,
+) {
+    let r = wait_until(WAIT, what, || async {
         symbols.iter().all(|s| client.count(s) >= n)
     })
-    .await
-    .unwrap();
+    .await;
+    if r.is_err() {
+        let counts: Vec<(String, usize)> = symbols
+            .iter()
+            .map(|s| (s.clone(), client.count(s)))
+            .collect();
+        for (name, svc) in [
+            ("sim", &stack.sim),
+            ("gateway A", &stack.a),
+            ("gateway B", &stack.b),
+        ] {
+            let logs = svc.logs();
+            eprintln!(
+                "--- {name} log tail:\n{}",
+                logs[logs.len().saturating_sub(25)..].join("\n")
+            );
+        }
+        let published = metric(&stack.sim, "tickstream_ingest_ticks_published_total").await;
+        let errors = metric(&stack.sim, "tickstream_ingest_publish_errors_total").await;
+        let received = metric(&stack.a, "tickstream_gateway_ticks_received_total").await;
+        let health = http_get_json(&stack.a.http_url("/health")).await.ok();
+        panic!("{what}: timed out; updates per symbol {counts:?}; sim published {published} (errors {errors}), gateway A received {received}; A health {health:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,20 +285,29 @@ async fn two_gateways_on_a_cluster_deliver_only_their_clients_symbols() {
         .collect();
     let ca = Client::connect(&stack.a, &want_a).await;
     let cb = Client::connect(&stack.b, &want_b).await;
-    wait_flowing(&ca, &want_a, 10, "gateway A's client gets all its symbols").await;
-    wait_flowing(&cb, &want_b, 10, "gateway B's client gets all its symbols").await;
+    wait_flowing(
+        &stack,
+        &ca,
+        &want_a,
+        10,
+        "gateway A's client gets all its symbols",
+    )
+    .await;
+    wait_flowing(
+        &stack,
+        &cb,
+        &want_b,
+        10,
+        "gateway B's client gets all its symbols",
+    )
+    .await;
     ca.check(&want_a);
     cb.check(&want_b);
 
     // Redis carries exactly the wanted channels to the gateways: nothing else is SSUBSCRIBEd.
     let mut wanted: BTreeSet<String> = ticks(&want_a).into_iter().collect();
     wanted.extend(ticks(&want_b));
-    let shard = stack.shard_channels().await;
-    let ticks_only: BTreeSet<String> = shard
-        .into_iter()
-        .filter(|c| c.starts_with("ticks:"))
-        .collect();
-    assert_eq!(ticks_only, wanted);
+    stack.wait_shard_ticks(&wanted).await;
 
     // Each gateway's input from Redis follows its clients' interest.
     let published = metric(&stack.sim, "tickstream_ingest_ticks_published_total").await;
@@ -282,7 +342,7 @@ async fn a_killed_master_fails_over_and_ticks_resume_on_open_sockets() {
     let mut stack = ClusterStack::start(&[]).await;
     let want: Vec<String> = (0..10).map(|i| format!("SYM{}", i * 19)).collect();
     let ca = Client::connect(&stack.a, &want).await;
-    wait_flowing(&ca, &want, 5, "the client gets all its symbols").await;
+    wait_flowing(&stack, &ca, &want, 5, "the client gets all its symbols").await;
 
     let victim = stack.cluster.master_of_slot(slot(&want[0])).await.unwrap();
     let mut on_victim = Vec::new();
@@ -399,7 +459,7 @@ async fn subscriptions_follow_a_live_reshard() {
     let mut want: Vec<String> = (0..9).map(|i| format!("SYM{}", i * 21)).collect();
     want.push(moving.clone());
     let ca = Client::connect(&stack.a, &want).await;
-    wait_flowing(&ca, &want, 5, "the client gets all its symbols").await;
+    wait_flowing(&stack, &ca, &want, 5, "the client gets all its symbols").await;
 
     let from = stack.cluster.master_of_slot(0).await.unwrap();
     let to = stack.cluster.master_of_slot(16383).await.unwrap();
@@ -417,7 +477,8 @@ async fn subscriptions_follow_a_live_reshard() {
     .unwrap();
     assert!(ca.is_open());
     ca.check(&want);
-    // The moved channel is subscribed on its new owner only.
-    let shard = stack.shard_channels().await;
-    assert!(shard.contains(&format!("ticks:{moving}")), "{shard:?}");
+    // Exactly the wanted channels are subscribed, the moved one on its new owner.
+    stack
+        .wait_shard_ticks(&ticks(&want).into_iter().collect())
+        .await;
 }
