@@ -429,6 +429,23 @@ mod tests {
     }
 
     #[test]
+    fn cluster_seeds_must_be_host_port_and_errors_name_the_key() {
+        let ok = |v: &[&str]| {
+            let nodes: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+            check_cluster_nodes(&nodes, ALIASES)
+        };
+        assert!(ok(&[]).is_ok());
+        assert!(ok(&["10.0.0.1:6379", "redis://node-2:7000", "node-3:1"]).is_ok());
+        for bad in ["10.0.0.1", ":6379", "node:0", "node:99999", "node:port"] {
+            let e = ok(&[bad]).unwrap_err().to_string();
+            assert!(
+                e.contains("`redis_cluster_nodes`") && e.contains(bad),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn lists_arrive_as_arrays_or_comma_strings() {
         #[derive(Debug, Deserialize)]
         struct L {
