@@ -1,10 +1,11 @@
 //! ingest-sim → Redis Cluster (3 masters + 3 replicas, sharded pub/sub) → two
-//! gateways → native WebSocket clients, all real processes: interest-following
+//! gateways → native WebSocket and Socket.IO clients, all real processes: interest-following
 //! input per gateway, a killed master, a live reshard.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use common::sio::{node, ClientProc};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -335,6 +336,36 @@ async fn two_gateways_on_a_cluster_deliver_only_their_clients_symbols() {
         .unwrap();
     }
     assert!(ca.is_open() && cb.is_open());
+
+    // Then a stock Socket.IO client on each gateway (the other gateway's symbol set):
+    // its symbols only, each in seq order.
+    for (gateway, symbols) in [(&stack.a, &want_b), (&stack.b, &want_a)] {
+        let mut cmd = node();
+        cmd.arg("sio-client.js").arg(gateway.http_url(""));
+        let mut sio = ClientProc::spawn("node sio-client.js (cluster)", cmd);
+        sio.wait_event(WAIT, "connected", |_| true).await;
+        sio.cmd(json!({"emit": "subscribe", "data": {"symbols": symbols}}))
+            .await;
+        let mut last: HashMap<String, u64> = HashMap::new();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        while symbols
+            .iter()
+            .any(|s| counts.get(s).copied().unwrap_or(0) < 5)
+        {
+            let v = sio.wait_event(WAIT, "price_update", |_| true).await;
+            let sym = v["data"]["symbol"].as_str().unwrap().to_owned();
+            let seq = v["data"]["seq"].as_u64().unwrap();
+            assert!(
+                symbols.contains(&sym),
+                "Socket.IO client got unwanted {sym}"
+            );
+            if let Some(prev) = last.insert(sym.clone(), seq) {
+                assert!(seq > prev, "{sym}: seq {seq} after {prev} over Socket.IO");
+            }
+            *counts.entry(sym).or_default() += 1;
+        }
+        sio.exit().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
