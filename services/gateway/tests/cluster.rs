@@ -477,6 +477,39 @@ async fn a_killed_master_fails_over_and_ticks_resume_on_open_sockets() {
     .unwrap();
     assert!(ca.is_open());
     ca.check(&want);
+
+    // A client that was away recovers, from the promoted replica's history, what it missed.
+    let sym = &on_victim[0];
+    let since = before[sym].saturating_sub(10);
+    let (mut ws, _) = tokio_tungstenite::connect_async(stack.b.ws_url("/ws"))
+        .await
+        .unwrap();
+    expect_event(&mut ws, "connected").await;
+    let channel = format!("ticks:{sym}");
+    send(
+        &mut ws,
+        json!({"event": "subscribe", "data": {"since": {&channel: since}}}),
+    )
+    .await;
+    let reply = expect_event(&mut ws, "subscribed").await;
+    assert_eq!(
+        reply["data"]["recovery"][&channel]["recovered"], true,
+        "{reply}"
+    );
+    let replayed = reply["data"]["recovery"][&channel]["replayed"]
+        .as_u64()
+        .unwrap();
+    let mut seqs = Vec::new();
+    while (seqs.len() as u64) < replayed {
+        let v = expect_event(&mut ws, "price_update").await;
+        seqs.push(v["data"]["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs.first(), Some(&(since + 1)), "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let held = seqs.iter().filter(|q| **q <= before[sym]).count();
+    eprintln!(
+        "recovery after failover: {held} of the 10 items before the kill were on the promoted replica; {replayed} replayed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
