@@ -538,7 +538,8 @@ impl Redis {
         &self.health
     }
 
-    /// The client, for opening a dedicated pub/sub connection.
+    /// The client, for opening a dedicated pub/sub connection (on a cluster: to the first seed,
+    /// for classic cluster-wide `SUBSCRIBE`s such as a feed's control channel).
     pub fn client(&self) -> &redis::Client {
         &self.client
     }
