@@ -29,9 +29,10 @@ test: ## What CI runs: deps, format check, clippy, build, tests
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
-bench: ## Benchmarks: gateway vs the naive Rust fan-out baseline and the Node socket.io reference, analytics throughput; BENCH_QUICK=1 for a short smoke (results in bench/results/)
+bench: ## Benchmarks: gateway vs the naive Rust fan-out baseline and the Node socket.io reference, analytics throughput, one Redis vs a 3-master cluster; BENCH_QUICK=1 for a short smoke (results in bench/results/)
 	scripts/bench.sh
 	scripts/bench-analytics.sh
+	scripts/bench-scaleout.sh
 
 fuzz: ## Fuzz every parser for FUZZ_SECONDS (default 60) each; works on stable (scripts/fuzz.sh)
 	scripts/fuzz.sh

@@ -69,11 +69,34 @@ impl Redis {
         if bars.is_empty() {
             return Ok(());
         }
+        if self.is_cluster() {
+            // One `MULTI` per set: each set is one slot, the batch spans several.
+            let mut by_channel: Vec<Vec<StoredCandle<'_>>> = Vec::new();
+            for bar in bars {
+                match by_channel.iter_mut().find(|b| b[0].channel == bar.channel) {
+                    Some(list) => list.push(*bar),
+                    None => by_channel.push(vec![*bar]),
+                }
+            }
+            for list in by_channel {
+                self.store_candles_one_slot(&list, keep).await?;
+            }
+            return Ok(());
+        }
+        self.store_candles_one_slot(bars, keep).await
+    }
+
+    /// [`Redis::store_candles`] for bars whose sets share one slot (or any bars on one Redis).
+    async fn store_candles_one_slot(
+        &self,
+        bars: &[StoredCandle<'_>],
+        keep: usize,
+    ) -> Result<(), BusError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut touched: Vec<String> = Vec::new();
         for bar in bars {
-            let key = candle_store_key(bar.channel);
+            let key = self.naming().name(&candle_store_key(bar.channel));
             pipe.cmd("ZREMRANGEBYSCORE")
                 .arg(&key)
                 .arg(bar.start_ms)
@@ -112,7 +135,7 @@ impl Redis {
         if channel.spec().name != "candles" || range.limit == 0 {
             return Ok(Vec::new());
         }
-        let key = candle_store_key(channel);
+        let key = self.naming().name(&candle_store_key(channel));
         let max = range.to_ms.map_or("+inf".to_owned(), |t| t.to_string());
         let min = range.from_ms.map_or("-inf".to_owned(), |f| f.to_string());
         let limit = range.limit.min(MAX_CANDLES_PER_READ);

@@ -139,7 +139,8 @@ impl FeedStatus {
 
 impl Redis {
     /// Stores `status` under its key (TTL `ttl`, so a dead feed vanishes) and publishes it on
-    /// `feeds` (cached under `last:feeds`), in one `MULTI`.
+    /// `feeds` (cached under `last:feeds`), in one `MULTI` (on a cluster: in that order, one
+    /// command each, since the status key and the channel live in different slots).
     pub async fn publish_feed_status(
         &self,
         status: &FeedStatus,
@@ -150,27 +151,25 @@ impl Redis {
             reason: e.to_string(),
         })?;
         let cache_ttl = self.options().price_ttl.as_secs().max(1);
+        let naming = self.naming();
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
+        pipe.cmd("SET")
             .arg(feed_status_key(&status.name))
             .arg(&json)
             .arg("EX")
             .arg(ttl.as_secs().max(1))
             .ignore()
             .cmd("SET")
-            .arg(format!("{LAST_KEY_PREFIX}{FEEDS_CHANNEL}"))
+            .arg(naming.name(&format!("{LAST_KEY_PREFIX}{FEEDS_CHANNEL}")))
             .arg(&json)
             .arg("EX")
             .arg(cache_ttl)
             .ignore()
-            .cmd("PUBLISH")
-            .arg(FEEDS_CHANNEL)
+            .cmd(self.publish_cmd())
+            .arg(naming.name(FEEDS_CHANNEL))
             .arg(&json)
             .ignore();
-        let mut c = self.conn();
-        self.run_op(async move { pipe.query_async::<()>(&mut c).await })
-            .await
+        self.run_steps(pipe).await
     }
 
     /// The latest status of one feed, `None` if it has not reported within its TTL.
@@ -260,10 +259,12 @@ impl Redis {
     }
 
     /// Stores the desired state of a feed (no TTL) and announces it on its control channel, in one `MULTI`.
+    ///
+    /// On a cluster: the `SET`, then a classic `PUBLISH`, which Redis Cluster
+    /// broadcasts to every node, so the feed hears it on whichever node it listens.
     pub async fn set_desired_state(&self, name: &str, desired: Desired) -> Result<(), BusError> {
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
+        pipe.cmd("SET")
             .arg(feed_desired_key(name))
             .arg(desired.as_str())
             .ignore()
@@ -271,9 +272,7 @@ impl Redis {
             .arg(feed_control_channel(name))
             .arg(desired.as_str())
             .ignore();
-        let mut c = self.conn();
-        self.run_op(async move { pipe.query_async::<()>(&mut c).await })
-            .await
+        self.run_steps(pipe).await
     }
 }
 

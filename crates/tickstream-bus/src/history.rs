@@ -71,35 +71,49 @@ impl Redis {
         since: u64,
         limit: usize,
     ) -> Result<HistoryPage, BusError> {
-        let key = keys::history_key(channel.as_str());
-        let mut pipe = pipe_with_epoch();
+        let key = self.naming().name(&keys::history_key(channel.as_str()));
+        // The stream's bounds and the range after `since`, in one round trip.
+        let mut ranges = redis::pipe();
+        ranges
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .cmd("XRANGE")
+            .arg(&key)
+            .arg(format!("{}-0", since.saturating_add(1)))
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit.max(1));
         let mut c = self.conn();
-        let (epoch, first, last, range): (String, Value, Value, Value) = self
-            .run_op(async move {
-                let (_, epoch, first, last, range): (Value, String, Value, Value, Value) = pipe
-                    .cmd("XRANGE")
-                    .arg(&key)
-                    .arg("-")
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(1)
-                    .cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .cmd("XRANGE")
-                    .arg(&key)
-                    .arg(format!("{}-0", since.saturating_add(1)))
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit.max(1))
-                    .query_async(&mut c)
-                    .await?;
+        let (epoch, first, last, range): (String, Value, Value, Value) = if self.is_cluster() {
+            // The epoch lives in another slot than the stream: read it first, on its own
+            // (an epoch read before the range is still the range's epoch).
+            let epoch = self.epoch().await?;
+            let (first, last, range) = self
+                .run_op(async move { ranges.query_async(&mut c).await })
+                .await?;
+            (epoch, first, last, range)
+        } else {
+            let mut pipe = pipe_with_epoch();
+            for cmd in ranges.cmd_iter() {
+                pipe.add_command(cmd.clone());
+            }
+            self.run_op(async move {
+                let (_, epoch, first, last, range): (Value, String, Value, Value, Value) =
+                    pipe.query_async(&mut c).await?;
                 Ok((epoch, first, last, range))
             })
-            .await?;
+            .await?
+        };
         let corrupt = |reason: String| BusError::Corrupt {
             key: keys::history_key(channel.as_str()),
             reason,

@@ -34,6 +34,49 @@ pub fn history_key(channel: &str) -> String {
     format!("{HISTORY_KEY_PREFIX}{channel}")
 }
 
+/// How this deployment spells Redis names: the plain contract names on one
+/// Redis, hash-tagged names on Redis Cluster.
+///
+/// On a cluster every name of one symbol (channel, cache key, history stream,
+/// seq) must hash to one slot so its publish stays one atomic script; the tag
+/// is the last `:`-separated segment, which is the symbol for every per-symbol
+/// name (`ticks:{BTCUSDT}`, `price:{BTCUSDT}`, `history:ticks:{BTCUSDT}`,
+/// `tickstream:seq:{BTCUSDT}`) and the whole name otherwise (`{sentiment}`).
+/// Client-facing channel names never carry the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// One Redis: the contract's names as they always were.
+    Plain,
+    /// Redis Cluster: names hash-tagged by symbol, sharded pub/sub.
+    Tagged,
+}
+
+impl Naming {
+    /// The Redis spelling of `name` (a channel or a key) under this naming.
+    pub fn name(self, name: &str) -> String {
+        match self {
+            Naming::Plain => name.to_owned(),
+            Naming::Tagged => tag(name),
+        }
+    }
+
+    /// The client-facing channel name of a Redis pub/sub channel (the tag removed).
+    pub fn client_channel(self, redis_channel: &str) -> String {
+        match self {
+            Naming::Plain => redis_channel.to_owned(),
+            Naming::Tagged => redis_channel.replacen('{', "", 1).replacen('}', "", 1),
+        }
+    }
+}
+
+/// `a:b:SYM` → `a:b:{SYM}`, `name` → `{name}`: the last segment becomes the hash tag.
+pub fn tag(name: &str) -> String {
+    match name.rsplit_once(':') {
+        Some((head, last)) => format!("{head}:{{{last}}}"),
+        None => format!("{{{name}}}"),
+    }
+}
+
 /// The heartbeat key of one ingestor.
 pub fn heartbeat_key(name: &str) -> String {
     format!("{HEARTBEAT_KEY_PREFIX}{name}")
@@ -48,5 +91,29 @@ mod tests {
         assert_eq!(tick_channel("EUR/USD"), "ticks:EUR/USD");
         assert_eq!(price_key("BTCUSDT"), "price:BTCUSDT");
         assert_eq!(history_key("trades:AAPL"), "history:trades:AAPL");
+    }
+
+    #[test]
+    fn tagged_names_share_the_symbol_slot() {
+        let t = Naming::Tagged;
+        assert_eq!(t.name("ticks:BTCUSDT"), "ticks:{BTCUSDT}");
+        assert_eq!(t.name("price:EUR/USD"), "price:{EUR/USD}");
+        assert_eq!(
+            t.name("history:candles:1m:AAPL"),
+            "history:candles:1m:{AAPL}"
+        );
+        assert_eq!(t.name("sentiment"), "{sentiment}");
+        assert_eq!(t.client_channel("candles:1m:{AAPL}"), "candles:1m:AAPL");
+        assert_eq!(t.client_channel("{feeds}"), "feeds");
+        assert_eq!(Naming::Plain.name("ticks:A"), "ticks:A");
+        let slot = |k: &str| redis::cluster_routing::Slot::for_key(k);
+        assert_eq!(
+            slot(&t.name("ticks:BTCUSDT")),
+            slot(&t.name("price:BTCUSDT"))
+        );
+        assert_eq!(
+            slot(&t.name("history:ticks:BTCUSDT")),
+            slot(&t.name("tickstream:seq:BTCUSDT"))
+        );
     }
 }

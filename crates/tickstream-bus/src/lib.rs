@@ -5,6 +5,9 @@
 //! channel with [`Redis::publish_event`] (cached under `last:{channel}`);
 //! gateways subscribe per channel on one long-lived pub/sub connection and
 //! read the caches for snapshots.
+//! On Redis Cluster (`REDIS_CLUSTER_NODES`) the same API routes every command
+//! to its slot's master, hash-tags each symbol's names so its publish stays one
+//! atomic step, and uses sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`).
 //! Losing Redis never stops a service: every operation reports into
 //! [`RedisHealth`] and the connections come back by themselves with capped,
 //! jittered backoff, restoring every subscription.
@@ -18,6 +21,7 @@
 //! - [`history`]: [`HistoryPage`], range reads of a channel's history stream, and the epoch.
 //! - [`store`]: [`Redis`], commands: publish, cache reads, heartbeats, seq counters.
 //! - [`subscriber`]: [`Subscriber`], the per-channel pub/sub reader.
+//! - [`sharded`]: the same reader on Redis Cluster (sharded pub/sub, slot moves, failover).
 
 #![forbid(unsafe_code)]
 
@@ -27,6 +31,7 @@ pub mod feeds;
 pub mod health;
 pub mod history;
 pub mod keys;
+pub mod sharded;
 pub mod store;
 pub mod subscriber;
 

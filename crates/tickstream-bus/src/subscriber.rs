@@ -48,7 +48,7 @@ pub trait ChannelHandler: Send + Sync + 'static {
 pub const BACKFILL_MAX: usize = 10_000;
 
 /// One interest change, with an optional acknowledgement once Redis has confirmed it.
-type Change = (String, Option<oneshot::Sender<()>>);
+pub(crate) type Change = (String, Option<oneshot::Sender<()>>);
 
 /// Handle to the reader task; cheap to clone.
 #[derive(Clone, Debug)]
@@ -66,6 +66,18 @@ impl Subscriber {
     ) -> Self {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(run(client, handler, health, rx));
+        Self { changes: tx }
+    }
+
+    /// Starts the reader for `redis`'s deployment: [`Subscriber::spawn`] on one
+    /// Redis; on Redis Cluster the sharded reader ([`crate::sharded`]), which
+    /// `SSUBSCRIBE`s each channel on the master owning its slot.
+    pub fn spawn_for<H: ChannelHandler>(redis: &crate::Redis, handler: Arc<H>) -> Self {
+        if !redis.is_cluster() {
+            return Self::spawn(redis.client().clone(), handler, redis.health().clone());
+        }
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        tokio::spawn(crate::sharded::run(redis.clone(), handler, rx));
         Self { changes: tx }
     }
 
@@ -234,12 +246,7 @@ async fn backfill<H: ChannelHandler>(
     handler: &H,
     subscribed: &HashSet<String>,
 ) -> usize {
-    let with_history: Vec<(String, u64)> = subscribed
-        .iter()
-        .filter(|c| tickstream_model::Channel::parse(c).is_ok_and(|c| c.spec().history))
-        .filter_map(|c| handler.last_seq(c).map(|seq| (c.clone(), seq)))
-        .collect();
-    if with_history.is_empty() {
+    if !subscribed.iter().any(|c| wants_backfill(handler, c)) {
         return 0;
     }
     let conn =
@@ -250,15 +257,41 @@ async fn backfill<H: ChannelHandler>(
         );
         return 0;
     };
+    backfill_with(
+        &mut conn,
+        crate::keys::Naming::Plain,
+        handler,
+        subscribed.iter(),
+    )
+    .await
+}
+
+/// Whether `channel` keeps history and the handler has delivered some of it (so a gap can be filled).
+fn wants_backfill<H: ChannelHandler>(handler: &H, channel: &str) -> bool {
+    tickstream_model::Channel::parse(channel).is_ok_and(|c| c.spec().history)
+        && handler.last_seq(channel).is_some()
+}
+
+/// [`backfill`] of `channels` over an open connection, reading the streams under `naming`.
+pub(crate) async fn backfill_with<'a, H: ChannelHandler>(
+    conn: &mut impl redis::aio::ConnectionLike,
+    naming: crate::keys::Naming,
+    handler: &H,
+    channels: impl Iterator<Item = &'a String>,
+) -> usize {
+    let with_history: Vec<(String, u64)> = channels
+        .filter(|c| wants_backfill(handler, c))
+        .filter_map(|c| handler.last_seq(c).map(|seq| (c.clone(), seq)))
+        .collect();
     let mut total = 0;
     for (channel, since) in with_history {
         let mut cmd = redis::cmd("XRANGE");
-        cmd.arg(crate::keys::history_key(&channel))
+        cmd.arg(naming.name(&crate::keys::history_key(&channel)))
             .arg(format!("{}-0", since.saturating_add(1)))
             .arg("+")
             .arg("COUNT")
             .arg(BACKFILL_MAX);
-        let range = cmd.query_async::<redis::Value>(&mut conn);
+        let range = cmd.query_async::<redis::Value>(conn);
         match tokio::time::timeout(COMMAND_TIMEOUT, range).await {
             Ok(Ok(reply)) => match crate::history::entries(reply) {
                 Ok(items) => {

@@ -78,6 +78,8 @@ pub struct ShellOptions {
     pub port: u16,
     /// `REDIS_URL`.
     pub redis_url: String,
+    /// `REDIS_CLUSTER_NODES`: Redis Cluster seeds; empty = one Redis at `redis_url`.
+    pub redis_cluster_nodes: Vec<String>,
     /// TTL of `price:{SYMBOL}`, the ingestor's own config key.
     pub price_ttl: Duration,
     /// Upper bound on one Redis command; also bounds a publish in flight at shutdown.
@@ -112,6 +114,7 @@ impl Shell {
             price_ttl: opts.price_ttl,
             op_timeout: opts.op_timeout,
             history_len: opts.history_len,
+            cluster_nodes: opts.redis_cluster_nodes.clone(),
         })?;
         let registry = tickstream_runtime::metrics::registry();
         let addr = format!("{}:{}", opts.host, opts.port);

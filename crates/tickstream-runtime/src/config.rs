@@ -58,6 +58,7 @@ pub const COMMON_ALIASES: &[EnvAlias] = &[
     EnvAlias::scalar("HOST", "host"),
     EnvAlias::scalar("PORT", "port"),
     EnvAlias::scalar("REDIS_URL", "redis_url"),
+    EnvAlias::list("REDIS_CLUSTER_NODES", "redis_cluster_nodes"),
     EnvAlias::scalar("LOG_LEVEL", "log.level"),
     EnvAlias::scalar("LOG_FORMAT", "log.format"),
 ];
@@ -216,6 +217,34 @@ pub fn check_url(
         aliases,
         format!("{url:?} must start with {}", schemes.join(" or ")),
     ))
+}
+
+/// Config key of the Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); empty = one Redis at `redis_url`.
+pub const REDIS_CLUSTER_NODES_KEY: &str = "redis_cluster_nodes";
+
+/// Refuses a Redis Cluster seed that is not `host:port` (optionally `redis://host:port`), naming the key,
+/// so a typo fails at start instead of as a connection error later.
+pub fn check_cluster_nodes(nodes: &[String], aliases: &[EnvAlias]) -> Result<(), ConfigError> {
+    for node in nodes {
+        let bare = node.trim();
+        let bare = bare
+            .strip_prefix("redis://")
+            .or_else(|| bare.strip_prefix("rediss://"))
+            .unwrap_or(bare);
+        let ok = bare.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            return Err(ConfigError::invalid(
+                REDIS_CLUSTER_NODES_KEY,
+                aliases,
+                format!(
+                    "{node:?} is not host:port (a comma separated list of Redis Cluster seeds)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Prints [`env_table`] as `NAME=default` lines: what `--print-env` shows.
@@ -397,6 +426,23 @@ mod tests {
             e.contains("`x.rest_url`") && e.contains("http:// or https://"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cluster_seeds_must_be_host_port_and_errors_name_the_key() {
+        let ok = |v: &[&str]| {
+            let nodes: Vec<String> = v.iter().map(|s| (*s).to_owned()).collect();
+            check_cluster_nodes(&nodes, ALIASES)
+        };
+        assert!(ok(&[]).is_ok());
+        assert!(ok(&["10.0.0.1:6379", "redis://node-2:7000", "node-3:1"]).is_ok());
+        for bad in ["10.0.0.1", ":6379", "node:0", "node:99999", "node:port"] {
+            let e = ok(&[bad]).unwrap_err().to_string();
+            assert!(
+                e.contains("`redis_cluster_nodes`") && e.contains(bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]

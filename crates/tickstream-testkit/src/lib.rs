@@ -14,6 +14,8 @@
 //! - [`wait`]: [`wait_until`] / [`wait_for`], poll a condition (or for a value) under a timeout that names it.
 //! - [`redis_server`]: [`RedisServer`], a private `redis-server` process that
 //!   can be killed (a crash) and restarted on the same port.
+//! - [`redis_cluster`]: [`RedisCluster`], a private 3-master, 3-replica Redis
+//!   Cluster whose masters can be killed (failover) and resharded live.
 //! - [`service`]: [`Service`], one of the workspace's binaries run as a child
 //!   process, with its logs captured and its bound address parsed from them.
 //!   [`env_with`] layers one test's variables over a suite's.
@@ -28,6 +30,7 @@
 pub mod exit;
 pub mod http;
 pub mod port;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod service;
 pub mod ticks;
@@ -36,6 +39,7 @@ pub mod wait;
 pub use exit::{assert_rejected, run_to_exit};
 pub use http::{http_get_json, http_get_text, http_post_json};
 pub use port::free_port;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use service::{bin_path, env_with, target_dir, Service};
 pub use ticks::{cached_tick, wait_tick, JsonChannel, TickChannel};

@@ -50,6 +50,8 @@ pub struct ServiceOptions {
     pub port: u16,
     /// `REDIS_URL`.
     pub redis_url: String,
+    /// `REDIS_CLUSTER_NODES`: Redis Cluster seeds; empty = one Redis at `redis_url`.
+    pub redis_cluster_nodes: Vec<String>,
     /// The `[upstream]` section.
     pub settings: UpstreamSettings,
 }
@@ -61,6 +63,7 @@ impl ServiceOptions {
             host: self.host.clone(),
             port: self.port,
             redis_url: self.redis_url.clone(),
+            redis_cluster_nodes: self.redis_cluster_nodes.clone(),
             price_ttl: Duration::from_secs(self.settings.price_ttl_secs),
             op_timeout: REDIS_OP_TIMEOUT,
             history_len: self.settings.history_len,
@@ -100,6 +103,8 @@ pub struct IngestorConfig<S> {
     pub port: u16,
     /// Where ticks are published.
     pub redis_url: String,
+    /// Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); empty = one Redis at `redis_url`.
+    pub redis_cluster_nodes: Vec<String>,
     /// Log level and format.
     pub log: LogConfig,
     /// The venue's endpoints, keys and symbols.
@@ -114,6 +119,7 @@ impl<S: VenueConfig> Default for IngestorConfig<S> {
             host: DEFAULT_HOST.to_owned(),
             port: S::DEFAULT_PORT,
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_cluster_nodes: Vec::new(),
             log: LogConfig::default(),
             venue: S::default(),
             upstream: UpstreamSettings::default(),
@@ -128,6 +134,7 @@ impl<S> IngestorConfig<S> {
             host: self.host.clone(),
             port: self.port,
             redis_url: self.redis_url.clone(),
+            redis_cluster_nodes: self.redis_cluster_nodes.clone(),
             settings: self.upstream.clone(),
         }
     }
@@ -138,6 +145,7 @@ impl<S: VenueConfig> ServiceConfig for IngestorConfig<S> {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.upstream.validate(S::ALIASES)?;
+        tickstream_runtime::config::check_cluster_nodes(&self.redis_cluster_nodes, S::ALIASES)?;
         self.venue.validate()
     }
 
@@ -148,10 +156,11 @@ impl<S: VenueConfig> ServiceConfig for IngestorConfig<S> {
 
 impl<S: VenueConfig> Serialize for IngestorConfig<S> {
     fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut table = serializer.serialize_struct("IngestorConfig", 6)?;
+        let mut table = serializer.serialize_struct("IngestorConfig", 7)?;
         table.serialize_field("host", &self.host)?;
         table.serialize_field("port", &self.port)?;
         table.serialize_field("redis_url", &self.redis_url)?;
+        table.serialize_field("redis_cluster_nodes", &self.redis_cluster_nodes)?;
         table.serialize_field("log", &self.log)?;
         table.serialize_field(S::NAME, &self.venue)?;
         table.serialize_field("upstream", &self.upstream)?;
@@ -162,6 +171,15 @@ impl<S: VenueConfig> Serialize for IngestorConfig<S> {
 impl<'de, S: VenueConfig> Deserialize<'de> for IngestorConfig<S> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_map(TableVisitor(PhantomData))
+    }
+}
+
+/// `redis_cluster_nodes` as a TOML list or one comma separated string (`REDIS_CLUSTER_NODES=a:1,b:2`).
+struct ClusterNodes(Vec<String>);
+
+impl<'de> Deserialize<'de> for ClusterNodes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tickstream_runtime::config::string_or_list(d).map(ClusterNodes)
     }
 }
 
@@ -179,11 +197,15 @@ impl<'de, S: VenueConfig> Visitor<'de> for TableVisitor<S> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut host, mut port, mut redis_url, mut log, mut venue, mut upstream) =
             (None, None, None, None, None, None);
+        let mut redis_cluster_nodes = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "host" => host = Some(map.next_value()?),
                 "port" => port = Some(map.next_value()?),
                 "redis_url" => redis_url = Some(map.next_value()?),
+                "redis_cluster_nodes" => {
+                    redis_cluster_nodes = map.next_value::<ClusterNodes>()?.0;
+                }
                 "log" => log = Some(map.next_value()?),
                 "upstream" => upstream = Some(map.next_value()?),
                 name if name == S::NAME => venue = Some(map.next_value()?),
@@ -197,6 +219,7 @@ impl<'de, S: VenueConfig> Visitor<'de> for TableVisitor<S> {
             host: host.ok_or_else(|| de::Error::missing_field("host"))?,
             port: port.ok_or_else(|| de::Error::missing_field("port"))?,
             redis_url: redis_url.ok_or_else(|| de::Error::missing_field("redis_url"))?,
+            redis_cluster_nodes,
             log: log.ok_or_else(|| de::Error::missing_field("log"))?,
             venue: venue.ok_or_else(|| de::Error::missing_field(S::NAME))?,
             upstream: upstream.ok_or_else(|| de::Error::missing_field("upstream"))?,

@@ -57,6 +57,9 @@ pub struct Config {
     pub port: u16,
     /// Where ticks and trades are read and results written.
     pub redis_url: String,
+    /// Redis Cluster seed nodes `host:port,...` (`REDIS_CLUSTER_NODES`); empty (the default) = one Redis at `redis_url`.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub redis_cluster_nodes: Vec<String>,
     /// Log level and format.
     pub log: LogConfig,
     /// What to compute and how often.
@@ -108,6 +111,7 @@ impl Default for Config {
             host: DEFAULT_HOST.to_owned(),
             port: 9105,
             redis_url: DEFAULT_REDIS_URL.to_owned(),
+            redis_cluster_nodes: Vec::new(),
             log: LogConfig::default(),
             analytics: AnalyticsConfig::default(),
         }
@@ -155,6 +159,7 @@ impl ServiceConfig for Config {
                 format!("{url:?} is not a Redis URL; expected redis://HOST:PORT[/DB]"),
             ));
         }
+        tickstream_runtime::config::check_cluster_nodes(&self.redis_cluster_nodes, ALIASES)?;
         self.analytics.validate()
     }
 

@@ -198,6 +198,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let redis = Redis::connect_lazy(RedisOptions {
         price_ttl: Duration::from_secs(a.cache_ttl_secs),
         op_timeout: OP_TIMEOUT,
+        cluster_nodes: config.redis_cluster_nodes.clone(),
         ..RedisOptions::new(config.redis_url.clone())
     })?;
     let registry = tickstream_runtime::metrics::registry();
@@ -229,11 +230,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         status: status.clone(),
         paused: paused.clone(),
     });
-    let subscriber = Subscriber::spawn(
-        redis.client().clone(),
-        inbox.clone(),
-        redis.health().clone(),
-    );
+    let subscriber = Subscriber::spawn_for(&redis, inbox.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let engine_task = tokio::spawn(engine_loop(

@@ -26,6 +26,12 @@ pub struct Config {
     pub port: u16,
     /// Redis to subscribe to (`REDIS_URL`).
     pub redis_url: String,
+    /// Redis Cluster seed nodes `host:port,...` (`REDIS_CLUSTER_NODES`); empty (the default) = one Redis at `redis_url`.
+    #[serde(
+        default,
+        deserialize_with = "tickstream_runtime::config::string_or_list"
+    )]
+    pub redis_cluster_nodes: Vec<String>,
     /// Logging (`LOG_LEVEL`, `LOG_FORMAT`).
     pub log: LogConfig,
     /// Gateway-specific settings (`TICKSTREAM_GATEWAY__*`).
@@ -204,6 +210,7 @@ impl Default for Config {
             host: "0.0.0.0".to_owned(),
             port: 5021,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_cluster_nodes: Vec::new(),
             log: LogConfig::default(),
             gateway: GatewaySection {
                 default_symbols: DEFAULT_SYMBOLS.iter().map(|s| (*s).to_owned()).collect(),
@@ -242,6 +249,7 @@ impl Config {
     /// Checks rules types cannot express (the error names the key) and parses
     /// the default symbols, so `run` starts only on a config it can serve.
     pub fn check(&self) -> Result<Vec<Symbol>, ConfigError> {
+        tickstream_runtime::config::check_cluster_nodes(&self.redis_cluster_nodes, ALIASES)?;
         let g = &self.gateway;
         let mut defaults = Vec::with_capacity(g.default_symbols.len());
         for raw in &g.default_symbols {

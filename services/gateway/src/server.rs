@@ -99,8 +99,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, allowed_origins: &[String]) {
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "Starting gateway.");
     let default_symbols = cfg.check()?;
-    let redis = Redis::connect_lazy(RedisOptions::new(cfg.redis_url.clone()))
-        .map_err(|e| ConfigError::invalid("redis_url", ALIASES, e.to_string()))?;
+    let redis = Redis::connect_lazy(RedisOptions {
+        cluster_nodes: cfg.redis_cluster_nodes.clone(),
+        ..RedisOptions::new(cfg.redis_url.clone())
+    })
+    .map_err(|e| {
+        let key = if cfg.redis_cluster_nodes.is_empty() {
+            "redis_url"
+        } else {
+            "redis_cluster_nodes"
+        };
+        ConfigError::invalid(key, ALIASES, e.to_string())
+    })?;
     let auth = auth::Verifier::from_config(&cfg.gateway.auth)?;
     let limiter = limits::ConnLimiter::new(
         cfg.gateway.max_connections,
@@ -110,7 +120,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let metrics_for_gate = metrics.clone();
     let cfg_origins = cfg.gateway.allowed_origins.clone();
     let hub = Arc::new(Hub::new(metrics.clone()));
-    let subscriber = Subscriber::spawn(redis.client().clone(), hub.clone(), redis.health().clone());
+    // One Redis: one pub/sub connection; Redis Cluster: sharded pub/sub on each slot's master.
+    let subscriber = Subscriber::spawn_for(&redis, hub.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (listener, addr) = bind(&cfg.host, cfg.port, cfg.gateway.reuse_port)?;
     // Kept to stop listening at shutdown while connections drain (actix only closes it at the end).

@@ -81,6 +81,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         host: config.host.clone(),
         port: config.port,
         redis_url: config.redis_url.clone(),
+        redis_cluster_nodes: config.redis_cluster_nodes.clone(),
         price_ttl: Duration::from_secs(config.sim.price_ttl_secs),
         op_timeout: OP_TIMEOUT,
         history_len: config.sim.history_len,
