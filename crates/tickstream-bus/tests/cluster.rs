@@ -259,6 +259,8 @@ async fn sharded_publish_reaches_only_wanted_channels_and_every_command_works() 
             mode: FeedMode::Stream,
             connected: true,
             symbols: vec![],
+            can_serve: vec![],
+            on_demand: false,
             last_message_age_ms: None,
             reconnects: 0,
             timestamp: "2026-12-05T00:00:00Z".to_owned(),
