@@ -189,13 +189,8 @@ pub(crate) async fn run<H: ChannelHandler>(
         health.mark_partial(&reason);
         let delay = backoff.next_delay();
         tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "Redis Cluster pub/sub impaired; rebuilding.");
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                change = changes.recv() => if change.is_none() { return },
-            }
+        if !crate::subscriber::wait_draining(delay, &mut changes).await {
+            return;
         }
     }
 }

@@ -138,17 +138,28 @@ async fn run<H: ChannelHandler>(
                 health.mark_down(&reason);
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "Redis pub/sub connection lost.");
-                // Keep draining interest changes while waiting; they are re-read on reconnect
-                // anyway. Their acknowledgements are dropped: nothing is confirmed while down.
-                let sleep = tokio::time::sleep(delay);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        _ = &mut sleep => break,
-                        change = changes.recv() => if change.is_none() { return },
-                    }
+                if !wait_draining(delay, &mut changes).await {
+                    return;
                 }
             }
+        }
+    }
+}
+
+/// Waits out a reconnect delay while draining interest changes; false once the subscriber is dropped.
+///
+/// The changes are re-read on reconnect anyway. Their acknowledgements are
+/// dropped: nothing is confirmed while the connection is down.
+pub(crate) async fn wait_draining(
+    delay: std::time::Duration,
+    changes: &mut mpsc::Receiver<Change>,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return true,
+            change = changes.recv() => if change.is_none() { return false },
         }
     }
 }
