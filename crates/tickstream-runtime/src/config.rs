@@ -222,6 +222,29 @@ pub fn check_url(
 /// Config key of the Redis Cluster seed nodes (`REDIS_CLUSTER_NODES`); empty = one Redis at `redis_url`.
 pub const REDIS_CLUSTER_NODES_KEY: &str = "redis_cluster_nodes";
 
+/// Refuses an empty `host`, a `redis_url` that is not a Redis URL, and a malformed cluster seed, naming the key:
+/// the checks every service that talks to Redis shares.
+pub fn check_host_and_redis(
+    host: &str,
+    redis_url: &str,
+    cluster_nodes: &[String],
+    aliases: &[EnvAlias],
+) -> Result<(), ConfigError> {
+    if host.trim().is_empty() {
+        return Err(ConfigError::invalid("host", aliases, "must not be empty"));
+    }
+    let url = redis_url.trim();
+    let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
+    if !schemes.iter().any(|s| url.starts_with(s)) {
+        return Err(ConfigError::invalid(
+            "redis_url",
+            aliases,
+            format!("{url:?} is not a Redis URL; expected redis://HOST:PORT[/DB]"),
+        ));
+    }
+    check_cluster_nodes(cluster_nodes, aliases)
+}
+
 /// Refuses a Redis Cluster seed that is not `host:port` (optionally `redis://host:port`), naming the key,
 /// so a typo fails at start instead of as a connection error later.
 pub fn check_cluster_nodes(nodes: &[String], aliases: &[EnvAlias]) -> Result<(), ConfigError> {

@@ -147,19 +147,12 @@ impl ServiceConfig for Config {
 
     /// Checks the rules types cannot express; the error names the key and its variable.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.host.trim().is_empty() {
-            return Err(ConfigError::invalid("host", ALIASES, "must not be empty"));
-        }
-        let url = self.redis_url.trim();
-        let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
-        if !schemes.iter().any(|s| url.starts_with(s)) {
-            return Err(ConfigError::invalid(
-                "redis_url",
-                ALIASES,
-                format!("{url:?} is not a Redis URL; expected redis://HOST:PORT[/DB]"),
-            ));
-        }
-        tickstream_runtime::config::check_cluster_nodes(&self.redis_cluster_nodes, ALIASES)?;
+        tickstream_runtime::config::check_host_and_redis(
+            &self.host,
+            &self.redis_url,
+            &self.redis_cluster_nodes,
+            ALIASES,
+        )?;
         self.analytics.validate()
     }
 
