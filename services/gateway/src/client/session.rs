@@ -201,6 +201,32 @@ impl ClientSession {
         }
     }
 
+    /// Hands a batch of encoded frames to the socket under the slow-consumer rule; `batch` is left empty.
+    ///
+    /// The usual case (room in the writer's queue) takes no future at all; the
+    /// waiting one is boxed, so every connection task does not carry its state
+    /// (memory per client). Every WebSocket transport writes its ticks through here.
+    pub async fn write_batch(
+        &self,
+        out: &crate::websocket::write::WsOut,
+        batch: &mut Vec<actix_web::web::Bytes>,
+    ) -> Result<(), WriteFailed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match out.try_frames(batch) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(_) => {
+                batch.clear();
+                return Err(WriteFailed::Closed);
+            }
+        }
+        let result = Box::pin(self.write(out.frames(batch))).await;
+        batch.clear();
+        result
+    }
+
     /// Restricts subscriptions to these symbols (the token's `symbols` claim).
     pub fn set_grant(&mut self, grant: Option<HashSet<Symbol>>) {
         self.grant = grant;

@@ -357,15 +357,10 @@ impl Conn {
 
     /// Writes the batch; blocked past the slow-consumer timeout ends the connection with 1008.
     async fn flush_batch(&mut self) -> Result<(), Exit> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
         let Self {
             out, client, batch, ..
         } = self;
-        let result = client.write(out.frames(batch)).await;
-        batch.clear();
-        result.map_err(exit)
+        client.write_batch(out, batch).await.map_err(exit)
     }
 }
 

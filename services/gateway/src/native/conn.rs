@@ -329,22 +329,10 @@ impl TickSink for Connection {
 
     /// Hands every batched frame to the socket; blocked past the slow-consumer timeout ends the connection with 1008.
     async fn flush(&mut self) -> Result<(), Exit> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
         let Self {
             out, client, batch, ..
         } = self;
-        match out.try_frames(batch) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(_) => return Err(None),
-        }
-        // The socket is behind (rare): wait for room under the slow-consumer rule, boxed so the
-        // waiting state is not part of every connection's task.
-        let result = Box::pin(client.write(out.frames(batch))).await;
-        batch.clear();
-        result.map_err(exit)
+        client.write_batch(out, batch).await.map_err(exit)
     }
 
     fn slow_consumer() -> Exit {

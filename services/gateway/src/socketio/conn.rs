@@ -909,16 +909,7 @@ impl EngineSession {
             batch.clear();
             return Ok(());
         };
-        match ws.out.try_frames(batch) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(_) => return Err(End::Gone),
-        }
-        // The socket is behind (rare): wait for room under the slow-consumer rule, boxed so the
-        // waiting state is not part of every session's task.
-        let result = Box::pin(client.write(ws.out.frames(batch))).await;
-        batch.clear();
-        Ok(result?)
+        Ok(client.write_batch(&ws.out, batch).await?)
     }
 }
 
