@@ -71,9 +71,11 @@ impl Queue {
             }
         }
         if was_empty {
-            if let Some(io) = self.socket.clone() {
+            // Taken and put back rather than cloned: no refcount traffic per write.
+            if let Some(io) = self.socket.take() {
                 // An error is left for the connection loop, whose own write meets it and ends the connection.
                 let _ = self.write_to(&io);
+                self.socket = Some(io);
             }
         }
         if !self.frames.is_empty() {
