@@ -15,22 +15,9 @@ VENV="$ROOT/.venv-analytics"
 TALIB_REQUIREMENT="TA-Lib==0.8.2"
 NUMPY_REQUIREMENT="numpy==2.4.6"
 
-log() { printf 'ensure-analytics-ref: %s\n' "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-    if ! have apt-get || [ "$(id -u)" -ne 0 ]; then
-        die "missing $*; install it (Debian: apt-get install $*)"
-    fi
-    log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
-        die "apt-get install $* failed"
-}
+ENSURE_NAME=ensure-analytics-ref
+# shellcheck source=scripts/ensure-lib.sh
+. "$ROOT/scripts/ensure-lib.sh"
 
 have python3 || apt_install python3 python3-venv
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then

@@ -15,22 +15,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JS="$ROOT/clients/js"
 
-log() { printf 'ensure-js-clients: %s\n' "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-    if ! have apt-get || [ "$(id -u)" -ne 0 ]; then
-        die "missing $*; install it (Debian: apt-get install $*)"
-    fi
-    log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
-        die "apt-get install $* failed"
-}
+ENSURE_NAME=ensure-js-clients
+# shellcheck source=scripts/ensure-lib.sh
+. "$ROOT/scripts/ensure-lib.sh"
 
 if ! have node || ! have npm; then
     apt_install nodejs npm

@@ -17,22 +17,9 @@ CLIENTS="$ROOT/services/gateway/tests/clients"
 VENV="$ROOT/.venv-sio"
 PY_REQUIREMENT="python-socketio[client]==5.14.0"
 
-log() { printf 'ensure-sio-clients: %s\n' "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-have() { command -v "$1" >/dev/null 2>&1; }
-
-apt_install() {
-    if ! have apt-get || [ "$(id -u)" -ne 0 ]; then
-        die "missing $*; install it (Debian: apt-get install $*)"
-    fi
-    log "apt-get install $*"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
-        die "apt-get install $* failed"
-}
+ENSURE_NAME=ensure-sio-clients
+# shellcheck source=scripts/ensure-lib.sh
+. "$ROOT/scripts/ensure-lib.sh"
 
 # --- node: socket.io-client --------------------------------------------------
 if ! have node || ! have npm; then
