@@ -40,8 +40,9 @@ pub struct Published {
 
 /// A fixed-rate tick publisher over a list of symbols.
 pub struct Publisher {
-    /// One multiplexed connection; pipelines keep it busy enough.
-    conn: redis::aio::MultiplexedConnection,
+    /// One multiplexed connection; pipelines keep it busy enough. None on a Redis Cluster, where
+    /// every tick goes through the bus ([`Publisher::connect_cluster`]).
+    conn: Option<redis::aio::MultiplexedConnection>,
     /// What to publish, round robin.
     symbols: Vec<Symbol>,
     /// Redis channel per symbol, built once.
@@ -62,6 +63,33 @@ impl Publisher {
     pub async fn connect(url: &str, symbols: &[String], rate: u64) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
         let conn = client.get_multiplexed_async_connection().await?;
+        Self::new(Some(conn), symbols, rate, None)
+    }
+
+    /// Publishes into a Redis Cluster (`seeds`: `host:port` of some of its nodes) the way an ingestor
+    /// does there: every tick through the bus's single-slot script with `SPUBLISH` (seq, cache and
+    /// history included, so [`Publisher::seed_prices`] has nothing to do).
+    pub async fn connect_cluster(
+        seeds: &[String],
+        symbols: &[String],
+        rate: u64,
+    ) -> anyhow::Result<Self> {
+        let mut opts = tickstream_bus::RedisOptions::new("");
+        opts.cluster_nodes = seeds.to_vec();
+        let bus = tickstream_bus::Redis::connect_lazy(opts)
+            .map_err(|e| anyhow::anyhow!("Redis Cluster at {seeds:?}: {e}"))?;
+        bus.ping()
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis Cluster at {seeds:?}: {e}"))?;
+        Self::new(None, symbols, rate, Some(bus))
+    }
+
+    fn new(
+        conn: Option<redis::aio::MultiplexedConnection>,
+        symbols: &[String],
+        rate: u64,
+        bus: Option<tickstream_bus::Redis>,
+    ) -> anyhow::Result<Self> {
         let symbols = symbols
             .iter()
             .map(|s| Symbol::parse(s).map_err(|e| anyhow::anyhow!("symbol {s:?}: {e}")))
@@ -74,7 +102,7 @@ impl Publisher {
             price: (0..symbols.len()).map(|i| 100.0 + i as f64).collect(),
             symbols,
             rate,
-            bus: None,
+            bus,
         })
     }
 
@@ -91,6 +119,9 @@ impl Publisher {
 
     /// Stores one tick per symbol under `price:{SYMBOL}` so subscribers get a snapshot first, as with a real ingestor.
     pub async fn seed_prices(&mut self) -> anyhow::Result<()> {
+        if self.conn.is_none() {
+            return Ok(());
+        }
         let now = now_micros_time();
         let mut pipe = redis::pipe();
         for i in 0..self.symbols.len() {
@@ -100,7 +131,9 @@ impl Publisher {
                 .arg(json)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.conn).await?;
+        if let Some(conn) = self.conn.as_mut() {
+            pipe.query_async::<()>(conn).await?;
+        }
         Ok(())
     }
 
@@ -181,9 +214,10 @@ impl Publisher {
             }
             // Count what we attempted so the schedule does not try to resend a failed batch.
             out.total += n;
-            let failed = match &self.bus {
-                Some(bus) => bus.publish(&ticks).await.is_err(),
-                None => pipe.query_async::<()>(&mut self.conn).await.is_err(),
+            let failed = match (&self.bus, self.conn.as_mut()) {
+                (Some(bus), _) => bus.publish(&ticks).await.is_err(),
+                (None, Some(conn)) => pipe.query_async::<()>(conn).await.is_err(),
+                (None, None) => true,
             };
             if failed {
                 out.errors += 1;

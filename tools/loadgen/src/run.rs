@@ -57,6 +57,11 @@ pub struct RunConfig {
     /// Redis to publish into; without it nothing is published (use ingest-sim or `loadgen publish`).
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// Redis Cluster seed nodes (`host:port`, comma-separated) to publish into instead of
+    /// `--redis-url`: each tick through the ingestors' single-slot script with `SPUBLISH` (as
+    /// `--history` does on one Redis), so a run on a cluster compares with `--history` runs.
+    #[arg(long, value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
     /// Total ticks/s over all symbols.
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
@@ -285,6 +290,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .collect();
 
     let publisher = match &cfg.redis_url {
+        _ if !cfg.redis_cluster_nodes.is_empty() => Some(
+            Publisher::connect_cluster(&cfg.redis_cluster_nodes, &symbols, cfg.rate)
+                .await
+                .context("connecting to the Redis Cluster")?,
+        ),
         Some(url) => {
             let mut p = Publisher::connect(url, &symbols, cfg.rate)
                 .await

@@ -6,36 +6,64 @@
 
 use std::time::Duration;
 
-use tickstream_testkit::{RedisServer, Service};
+use tickstream_testkit::{RedisCluster, RedisServer, Service};
 
 /// Upper bound for the whole loadgen run (1 s warm-up + 2 s window + connect and teardown).
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn loadgen_measures_the_gateway_native_protocol() {
-    smoke("native", "/ws", 1).await;
+    smoke("native", "/ws", 1, false).await;
 }
 
 #[tokio::test]
 async fn loadgen_measures_the_gateway_socketio_protocol() {
-    smoke("socketio", "/socket.io/?EIO=4&transport=websocket", 1).await;
+    smoke(
+        "socketio",
+        "/socket.io/?EIO=4&transport=websocket",
+        1,
+        false,
+    )
+    .await;
 }
 
 /// `--shards 3`: the clients run in three child processes and the report is still exact.
 #[tokio::test]
 async fn loadgen_shards_merge_into_one_exact_report() {
-    smoke("native", "/ws", 3).await;
+    smoke("native", "/ws", 3, false).await;
 }
 
-/// Runs the loadgen binary with tiny sizes against a fresh gateway and checks every count in its JSON report.
-async fn smoke(protocol: &str, path: &str, shards: usize) {
-    let redis = RedisServer::start().await.unwrap();
-    let url = redis.url();
-    let gateway = Service::spawn("gateway", &[("REDIS_URL", url.as_str())])
+/// `--redis-cluster-nodes`: loadgen publishes into a Redis Cluster (the ingestors' script, `SPUBLISH`)
+/// and a gateway on that cluster delivers it: what the scale-out benchmark runs.
+#[tokio::test]
+async fn loadgen_publishes_into_a_redis_cluster() {
+    smoke("native", "/ws", 1, true).await;
+}
+
+/// Runs the loadgen binary with tiny sizes against a fresh gateway (on one Redis, or on a Redis
+/// Cluster with `cluster`) and checks every count in its JSON report.
+async fn smoke(protocol: &str, path: &str, shards: usize, cluster: bool) {
+    let (_redis, _cluster, redis_env, redis_args) = if cluster {
+        let c = RedisCluster::start().await.unwrap();
+        let seeds = c.seeds();
+        let env = ("REDIS_CLUSTER_NODES", seeds.clone());
+        (
+            None,
+            Some(c),
+            env,
+            vec!["--redis-cluster-nodes".to_owned(), seeds],
+        )
+    } else {
+        let r = RedisServer::start().await.unwrap();
+        let url = r.url();
+        let env = ("REDIS_URL", url.clone());
+        (Some(r), None, env, vec!["--redis-url".to_owned(), url])
+    };
+    let gateway = Service::spawn("gateway", &[(redis_env.0, redis_env.1.as_str())])
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!(
-        "loadgen-smoke-{protocol}-{shards}-{}",
+        "loadgen-smoke-{protocol}-{shards}-{cluster}-{}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
@@ -46,7 +74,7 @@ async fn smoke(protocol: &str, path: &str, shards: usize) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
     cmd.args(["--threads", "1", "run", "--protocol", protocol, "--url"])
         .arg(gateway.ws_url(path))
-        .args(["--redis-url", &url])
+        .args(&redis_args)
         .args(["--clients", &clients.to_string()])
         .args(["--symbols", &symbols.to_string()])
         .args(["--per-client", &per_client.to_string()])
