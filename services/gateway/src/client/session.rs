@@ -21,7 +21,7 @@ use super::limits::ConnPermit;
 use super::request::{self, Action, ClientError, ErrorCode, Recovery, Targets};
 use super::slow::{self, SlowConsumer, WriteFailed};
 use crate::compat::aliases::Resolver;
-use crate::fanout::{ClientId, Outbound, Outlet, Publication, TickQueue};
+use crate::fanout::{ClientId, Outbound, Outlet, Publication, Relay, TickQueue};
 use crate::state::AppState;
 pub use crate::vocabulary::Protocol;
 
@@ -132,6 +132,8 @@ pub struct ClientSession {
 
 impl ClientSession {
     /// Registers a new client (counted in the connection metrics) and returns it with its tick queue.
+    ///
+    /// Called on the actix worker whose task will read the queue (see [`Relay`]).
     pub fn open(
         state: Arc<AppState>,
         protocol: Protocol,
@@ -140,6 +142,8 @@ impl ClientSession {
         let (client, client_id) = state.hub.new_client();
         let g = &state.cfg.gateway;
         let (outlet, rx) = Outlet::new(g.queue_capacity);
+        // The connection task runs on this worker thread: the hub wakes it through the thread's relay.
+        outlet.relay_through(Relay::for_this_thread());
         let label = [protocol.label()];
         state.metrics.connections.with_label_values(&label).inc();
         state

@@ -13,4 +13,4 @@ pub mod queue;
 
 pub use hub::{ClientId, Hub};
 pub use publication::{Outbound, Publication};
-pub use queue::{Offer, Outlet, TickQueue};
+pub use queue::{Offer, Outlet, Relay, TickQueue};
