@@ -50,8 +50,9 @@ pub struct GatewaySection {
     pub queue_capacity: usize,
     /// A client behind (conflating) this long, or whose socket write stays blocked this long, is closed with 1008 `slow consumer`.
     pub slow_consumer_timeout_ms: u64,
-    /// Write batching (off at 0): a connection woken by a tick waits this long to gather more before one write,
-    /// trading up to this much latency for fewer syscalls per delivery. At most 1000.
+    /// Write batching (off at 0): the first tick of a burst waits this long before its connections are woken
+    /// (one timer per worker), so each writes what arrived meanwhile at once, trading up to this much latency
+    /// for fewer wake-ups and syscalls per delivery. At most 1000.
     pub write_delay_ms: u64,
     /// Most open connections (native + Socket.IO sessions) in total; 0 = unlimited. Beyond: HTTP 429.
     pub max_connections: usize,

@@ -143,7 +143,9 @@ impl ClientSession {
         let g = &state.cfg.gateway;
         let (outlet, rx) = Outlet::new(g.queue_capacity);
         // The connection task runs on this worker thread: the hub wakes it through the thread's relay.
-        outlet.relay_through(Relay::for_this_thread());
+        outlet.relay_through(Relay::for_this_thread(Duration::from_millis(
+            g.write_delay_ms,
+        )));
         let label = [protocol.label()];
         state.metrics.connections.with_label_values(&label).inc();
         state
@@ -184,11 +186,6 @@ impl ClientSession {
     /// How long the client may stay behind before it is cut as a slow consumer (`gateway.slow_consumer_timeout_ms`).
     pub fn slow_timeout(&self) -> Duration {
         Duration::from_millis(self.state.cfg.gateway.slow_consumer_timeout_ms)
-    }
-
-    /// How long a woken connection gathers ticks before writing them together (`gateway.write_delay_ms`, 0: no batching).
-    pub fn write_delay(&self) -> Duration {
-        Duration::from_millis(self.state.cfg.gateway.write_delay_ms)
     }
 
     /// Awaits one write to this client's socket under the slow-consumer rule
@@ -858,12 +855,6 @@ pub(crate) async fn drain_ticks<S: TickSink>(
 ) -> Result<(), S::End> {
     let outlet = sink.session().outlet().clone();
     let timeout = sink.session().slow_timeout();
-    let delay = sink.session().write_delay();
-    if first.is_some() && !delay.is_zero() {
-        // Write batching: gather what arrives within the delay into this one write.
-        // Boxed: only connections of a gateway that batches carry the timer.
-        Box::pin(tokio::time::sleep(delay)).await;
-    }
     let mut next = first.or_else(|| rx.try_recv());
     let mut taken = 0;
     loop {

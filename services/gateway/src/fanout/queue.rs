@@ -138,9 +138,10 @@ impl Relay {
         }
     }
 
-    /// This worker thread's relay, its task spawned on first use. Call it on an actix worker
+    /// This worker thread's relay, its task spawned on first use with this `delay` (the
+    /// gateway's `write_delay_ms`, the same for every call in a process). Call it on an actix worker
     /// (inside its `LocalSet`), from the thread whose tasks will receive: a connection handler.
-    pub fn for_this_thread() -> Arc<Relay> {
+    pub fn for_this_thread(delay: Duration) -> Arc<Relay> {
         thread_local! {
             static RELAY: std::cell::OnceCell<Arc<Relay>> = const { std::cell::OnceCell::new() };
         }
@@ -150,37 +151,46 @@ impl Relay {
                     queued: Mutex::new(Vec::new()),
                     waker: AtomicWaker::new(),
                 });
-                actix_web::rt::spawn(relay.clone().run());
+                actix_web::rt::spawn(relay.clone().run(delay));
                 relay
             })
             .clone()
         })
     }
 
-    /// The relay task: wakes every queued ring's receiver, for as long as the worker runs.
-    async fn run(self: Arc<Self>) {
+    /// The relay task: wakes every queued ring's receiver, for as long as the worker runs. With a
+    /// `delay` (write batching), it first waits that long after the first ring of a burst is queued,
+    /// so every connection of the worker writes what arrived meanwhile in one go, on one timer.
+    async fn run(self: Arc<Self>, delay: Duration) {
         let mut batch: Vec<Arc<Ring>> = Vec::new();
-        poll_fn(|cx| -> Poll<()> {
-            loop {
+        loop {
+            poll_fn(|cx| {
                 self.waker.register(cx.waker());
-                std::mem::swap(
-                    &mut *self
-                        .queued
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner),
-                    &mut batch,
-                );
-                if batch.is_empty() {
-                    return Poll::Pending;
+                if self.lock().is_empty() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
                 }
-                for ring in batch.drain(..) {
-                    // Cleared before the wake: a push from now on queues the ring again.
-                    ring.relayed.swap(false, Ordering::SeqCst);
-                    ring.waker.wake();
-                }
+            })
+            .await;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
-        })
-        .await;
+            // Rings queued while these are woken wake the task again (the list was empty).
+            std::mem::swap(&mut *self.lock(), &mut batch);
+            for ring in batch.drain(..) {
+                // Cleared before the wake: a push from now on queues the ring again.
+                ring.relayed.swap(false, Ordering::SeqCst);
+                ring.waker.wake();
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Ring>>> {
+        // Plain pushes and swaps: a panic elsewhere cannot leave the list inconsistent.
+        self.queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -462,8 +472,8 @@ mod tests {
         actix_web::rt::System::new().block_on(async {
             let (a, mut rx_a) = Outlet::new(1024);
             let (b, mut rx_b) = Outlet::new(1024);
-            a.relay_through(Relay::for_this_thread());
-            b.relay_through(Relay::for_this_thread());
+            a.relay_through(Relay::for_this_thread(Duration::ZERO));
+            b.relay_through(Relay::for_this_thread(Duration::ZERO));
             let relay = a.ring.relay.get().cloned().unwrap();
             assert!(
                 Arc::ptr_eq(&relay, b.ring.relay.get().unwrap()),
@@ -476,11 +486,11 @@ mod tests {
             for seq in 1..=3 {
                 assert_eq!(a.offer(&frame("A", seq)), Offer::Delivered);
             }
-            assert_eq!(relay.queued.lock().unwrap().len(), 1);
+            assert_eq!(relay.lock().len(), 1);
             assert!(a.ring.relayed.load(Ordering::SeqCst));
             // Waiting lets the relay task run: it empties its list and wakes the receiver.
             tokio::time::timeout(Duration::from_secs(5), async {
-                while !relay.queued.lock().unwrap().is_empty() {
+                while !relay.lock().is_empty() {
                     tokio::task::yield_now().await;
                 }
             })
