@@ -853,7 +853,8 @@ pub(crate) async fn drain_ticks<S: TickSink>(
     first: Option<Outbound>,
     rx: &mut TickQueue,
 ) -> Result<(), S::End> {
-    let outlet = sink.session().outlet().clone();
+    // The outlet is borrowed where needed, never cloned: its reference count shares a cache
+    // line with what the hub reads on every tick, and a write there per drain bounced it.
     let timeout = sink.session().slow_timeout();
     let mut next = first.or_else(|| rx.try_recv());
     let mut taken = 0;
@@ -871,14 +872,15 @@ pub(crate) async fn drain_ticks<S: TickSink>(
         }
         sink.flush().await?;
         // Queue empty: behind for too long is a slow consumer even if it reads a little.
-        if slow::is_overdue(&outlet, timeout) {
-            slow::slow_consumer(&outlet, &sink.session().state().metrics);
+        if slow::is_overdue(sink.session().outlet(), timeout) {
+            let session = sink.session();
+            slow::slow_consumer(session.outlet(), &session.state().metrics);
             return Err(S::slow_consumer());
         }
         let mut pending = std::mem::take(sink.pending());
-        if !outlet.take_pending(rx, &mut pending) {
+        if !sink.session().outlet().take_pending(rx, &mut pending) {
             *sink.pending() = pending;
-            outlet.caught_up();
+            sink.session().outlet().caught_up();
             return Ok(());
         }
         for frame in pending.drain(..) {

@@ -388,7 +388,10 @@ impl Outlet {
 
     /// Connection side: the queue and the slot map are empty again, the client has caught up.
     pub fn caught_up(&self) {
-        if !self.conflating.load(Ordering::Acquire) {
+        // Called after every drain: written only when set, so the hub's cache line stays clean.
+        if !self.conflating.load(Ordering::Acquire)
+            && self.behind_since_ms.load(Ordering::Relaxed) != 0
+        {
             self.behind_since_ms.store(0, Ordering::Relaxed);
         }
     }
