@@ -409,3 +409,196 @@ async fn live_services_pass_promtool_expose_every_queried_metric_and_are_scraped
     prometheus.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Longest `redis-cluster-init` may take (`redis-cli --cluster create` waits for the join without end).
+const INIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` to success within `limit`, or fails the test with its output. Its output goes to a
+/// file, and on time-out its whole process group is killed: a child left behind (`sh` runs
+/// `redis-cli`) would otherwise keep a pipe open.
+fn run_for(cmd: &mut Command, limit: Duration) {
+    use std::os::unix::process::CommandExt;
+    let log = std::env::temp_dir().join(format!("run-for-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = cmd
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{cmd:?} failed or took over {limit:?} ({status:?}):\n{text}"
+    );
+}
+
+/// Kills the processes it holds when the test ends, however it ends.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The compose `cluster` profile, run without Docker: its six Redis nodes'
+/// command on real `redis-server` processes (one loopback address each, as
+/// containers have one IP each) and `redis-cluster-init`'s script through
+/// `sh`, with only the names compose would resolve put in by the test
+/// (`getent hosts` answers, node 1's address, and a free port for 6379).
+/// The cluster must form with 3 masters and 3 replicas, and a second run of
+/// the script must leave it alone.
+#[test]
+fn compose_cluster_profile_forms_a_3_master_3_replica_cluster_and_is_idempotent() {
+    let compose = compose();
+    let services = compose["services"].as_object().unwrap();
+    let ips: Vec<String> = (1..=6).map(|n| format!("127.0.0.1{n}")).collect();
+    // One port free on all six addresses, with its cluster bus port (+10000).
+    let port = (0..200)
+        .map(|_| free_port())
+        .find(|&p| {
+            p < 55_000
+                && ips.iter().all(|ip| {
+                    std::net::TcpListener::bind((ip.as_str(), p)).is_ok()
+                        && std::net::TcpListener::bind((ip.as_str(), p + 10_000)).is_ok()
+                })
+        })
+        .expect("a port free on 127.0.0.11-16");
+    let dir = std::env::temp_dir().join(format!("compose-cluster-{}", std::process::id()));
+    let mut nodes = Children(Vec::new());
+    for (n, ip) in ips.iter().enumerate() {
+        let svc = &services[&format!("redis-node-{}", n + 1)];
+        assert_eq!(svc["profiles"], json!(["cluster"]), "{svc}");
+        let cmd: Vec<&str> = svc["command"]
+            .as_array()
+            .expect("a node's command is a list")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(cmd[0], "redis-server", "{cmd:?}");
+        assert!(cmd.contains(&"--cluster-enabled"), "{cmd:?}");
+        let node_dir = dir.join(format!("node{}", n + 1));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(&cmd[1..])
+            // A container has one address; here the nodes share the host, so each is told its own.
+            .args(["--bind", ip, "--cluster-announce-ip", ip])
+            .args(["--port", &port.to_string(), "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        nodes.0.push(child);
+    }
+    let cli = |ip: &str, args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-h", ip, "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for ip in &ips {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while cli(ip, &["ping"]).trim() != "PONG" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {ip} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let init = &services["redis-cluster-init"];
+    assert_eq!(init["profiles"], json!(["cluster"]));
+    assert_eq!(init["entrypoint"], json!(["sh", "-c"]));
+    let script = init["command"][0]
+        .as_str()
+        .expect("the init script")
+        .to_owned();
+    // What compose and the containers' network would do.
+    let script = script
+        .replace("$$", "$")
+        .replace("-h redis-node-1", &format!("-h 127.0.0.11 -p {port}"))
+        .replace(":6379", &format!(":{port}"));
+    let script = format!("getent() {{ echo \"127.0.0.1${{2##*-}} $2\"; }}\n{script}");
+    run_for(Command::new("sh").arg("-c").arg(&script), INIT_LIMIT);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = cli("127.0.0.11", &["cluster", "info"]);
+        if ips
+            .iter()
+            .all(|ip| cli(ip, &["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(info.contains("cluster_size:3"), "{info}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cluster_state:ok: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let roles = |text: &str, role: &str| {
+        text.lines()
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|f| f.split(',').any(|r| r == role))
+            })
+            .count()
+    };
+    // Replicas report their role once they have synced with their master.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let nodes_text = loop {
+        let t = cli("127.0.0.11", &["cluster", "nodes"]);
+        if roles(&t, "master") == 3 && roles(&t, "slave") == 3 {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not 3 masters + 3 replicas:\n{t}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Run again (a restarted stack): the formed cluster is left as it is.
+    run_for(Command::new("sh").arg("-c").arg(&script), INIT_LIMIT);
+    let again = cli("127.0.0.11", &["cluster", "nodes"]);
+    let ids = |t: &str| {
+        let mut v: Vec<String> = t
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&again),
+        ids(&nodes_text),
+        "the second run changed the cluster"
+    );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
