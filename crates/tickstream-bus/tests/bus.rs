@@ -87,14 +87,7 @@ fn tick(symbol: &str, seq: u64) -> Tick {
 }
 
 async fn numsub(redis: &RedisServer, channel: &str) -> i64 {
-    let mut c = redis.client().await.unwrap();
-    let (_, n): (String, i64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    n
+    redis.numsub(channel).await.unwrap()
 }
 
 async fn wait_numsub(server: &RedisServer, channel: &str, n: i64) {

@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::cluster_routing::Slot;
 use tickstream_bus::{
     ChannelHandler, Desired, FeedMode, FeedStatus, Heartbeat, IngestorStatus, Redis, RedisOptions,
     Subscriber,
 };
 use tickstream_model::{Channel, Symbol, Tick};
-use tickstream_testkit::{wait_until, RedisCluster};
+use tickstream_testkit::{symbol_slot, wait_until, RedisCluster};
 
 /// Generous bound for any one awaited condition (a busy 2-core machine).
 const STEP: Duration = Duration::from_secs(20);
@@ -105,17 +104,6 @@ fn bus(cluster: &RedisCluster) -> Redis {
     Redis::connect_lazy(opts).unwrap()
 }
 
-/// The cluster slot of a symbol's names.
-fn slot(symbol: &str) -> u16 {
-    let s = Slot::for_key(format!("ticks:{{{symbol}}}"));
-    // `Slot` prints as `Slot(n)`.
-    format!("{s:?}")
-        .trim_start_matches("Slot(")
-        .trim_end_matches(')')
-        .parse()
-        .unwrap()
-}
-
 /// Publishes one tick per symbol per round until stopped; returns the last seq published per round.
 struct Publisher {
     stop: Arc<AtomicBool>,
@@ -204,7 +192,7 @@ async fn sharded_publish_reaches_only_wanted_channels_and_every_command_works() 
     // The symbols really are spread over the three masters.
     let mut masters = std::collections::HashSet::new();
     for s in &symbols[..10] {
-        masters.insert(cluster.master_of_slot(slot(s)).await.unwrap());
+        masters.insert(cluster.master_of_slot(symbol_slot(s)).await.unwrap());
     }
     assert!(masters.len() >= 2, "wanted symbols on one master only");
 
@@ -324,11 +312,14 @@ async fn a_killed_master_is_replaced_and_its_channels_resume() {
     .unwrap();
 
     let victim_symbol = &symbols[0];
-    let victim = cluster.master_of_slot(slot(victim_symbol)).await.unwrap();
+    let victim = cluster
+        .master_of_slot(symbol_slot(victim_symbol))
+        .await
+        .unwrap();
     let on_victim: Vec<String> = {
         let mut v = Vec::new();
         for s in &symbols[..10] {
-            if cluster.master_of_slot(slot(s)).await.unwrap() == victim {
+            if cluster.master_of_slot(symbol_slot(s)).await.unwrap() == victim {
                 v.push(format!("ticks:{s}"));
             }
         }
@@ -360,7 +351,7 @@ async fn a_killed_master_is_replaced_and_its_channels_resume() {
     if r.is_err() {
         eprintln!(
             "killed master {victim}; slot owner now {:?}",
-            cluster.master_of_slot(slot(victim_symbol)).await
+            cluster.master_of_slot(symbol_slot(victim_symbol)).await
         );
         for p in cluster.ports() {
             eprintln!("log of node {p}:\n{}", cluster.log_tail(p));
@@ -412,7 +403,7 @@ async fn subscriptions_follow_a_live_reshard() {
     assert_ne!(from, to);
     let moving = (0..100_000)
         .map(|i| format!("RS{i}"))
-        .find(|s| slot(s) < 20)
+        .find(|s| symbol_slot(s) < 20)
         .unwrap();
     let mut symbols: Vec<String> = (0..30).map(|i| format!("ST{i}")).collect();
     symbols.push(moving.clone());
@@ -429,7 +420,10 @@ async fn subscriptions_follow_a_live_reshard() {
     .unwrap();
 
     cluster.reshard(from, to, 20).await.unwrap();
-    assert_eq!(cluster.master_of_slot(slot(&moving)).await.unwrap(), to);
+    assert_eq!(
+        cluster.master_of_slot(symbol_slot(&moving)).await.unwrap(),
+        to
+    );
     let after = publisher.seq();
     wait_until(STEP, "every channel flows after the reshard", || async {
         wanted.iter().all(|c| rec.first_after(c, after).is_some())

@@ -39,7 +39,7 @@ pub mod wait;
 pub use exit::{assert_rejected, run_to_exit};
 pub use http::{http_get_json, http_get_text, http_post_json};
 pub use port::free_port;
-pub use redis_cluster::RedisCluster;
+pub use redis_cluster::{symbol_slot, RedisCluster};
 pub use redis_server::RedisServer;
 pub use service::{bin_path, env_with, target_dir, Service};
 pub use ticks::{cached_tick, wait_tick, JsonChannel, TickChannel};

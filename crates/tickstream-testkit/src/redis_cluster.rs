@@ -273,6 +273,17 @@ impl Drop for RedisCluster {
     }
 }
 
+/// The cluster slot of a symbol's hash-tagged names (`ticks:{SYMBOL}`, `price:{SYMBOL}`, ...).
+pub fn symbol_slot(symbol: &str) -> u16 {
+    let s = redis::cluster_routing::Slot::for_key(format!("ticks:{{{symbol}}}"));
+    // `Slot` has no accessor and prints as `Slot(n)`; it is always in 0..16384.
+    format!("{s:?}")
+        .trim_start_matches("Slot(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0)
+}
+
 fn kill_node(n: &mut Node) {
     if let Some(mut child) = n.child.take() {
         let _ = child.kill();

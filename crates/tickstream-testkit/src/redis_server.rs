@@ -173,6 +173,17 @@ impl RedisServer {
             .with_context(|| format!("connecting to {}", self.url()))
     }
 
+    /// `PUBSUB NUMSUB channel`: how many connections follow `channel` now (a service's interest, seen from Redis).
+    pub async fn numsub(&self, channel: &str) -> anyhow::Result<i64> {
+        let mut c = self.client().await?;
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut c)
+            .await?;
+        Ok(n)
+    }
+
     /// Whether something on this server's port answers `PING` right now, to assert a crash or a recovery.
     pub async fn ping(&self) -> bool {
         let probe = async {

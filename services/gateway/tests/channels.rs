@@ -65,15 +65,7 @@ async fn produce(stack: &Stack, channel: &str, payload: &Value) {
 async fn wait_channel_numsub(stack: &Stack, channel: &str, n: i64) {
     let redis = &stack.redis;
     tickstream_testkit::wait_until(STEP, &format!("NUMSUB {channel} == {n}"), || async move {
-        let Ok(mut c) = redis.client().await else {
-            return false;
-        };
-        let r: Result<(String, i64), _> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query_async(&mut c)
-            .await;
-        matches!(r, Ok((_, got)) if got == n)
+        matches!(redis.numsub(channel).await, Ok(got) if got == n)
     })
     .await
     .unwrap();

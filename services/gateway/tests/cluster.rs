@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::StreamExt;
-use redis::cluster_routing::Slot;
 use serde_json::{json, Value};
-use tickstream_testkit::{http_get_json, http_get_text, wait_until, RedisCluster, Service};
+use tickstream_testkit::{
+    http_get_json, http_get_text, symbol_slot, wait_until, RedisCluster, Service,
+};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Generous bound on any one awaited condition: 2 shared cores run 6 redis-servers, the sim and 2 gateways.
@@ -24,16 +25,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 /// Symbols the simulator publishes, spread over every slot range.
 const SYMBOLS: usize = 200;
-
-/// The cluster slot of a symbol's hash-tagged names.
-fn slot(symbol: &str) -> u16 {
-    let s = Slot::for_key(format!("ticks:{{{symbol}}}"));
-    format!("{s:?}")
-        .trim_start_matches("Slot(")
-        .trim_end_matches(')')
-        .parse()
-        .unwrap()
-}
 
 /// A native client whose frames are read by a task that records every `price_update`.
 struct Client {
@@ -375,10 +366,14 @@ async fn a_killed_master_fails_over_and_ticks_resume_on_open_sockets() {
     let ca = Client::connect(&stack.a, &want).await;
     wait_flowing(&stack, &ca, &want, 5, "the client gets all its symbols").await;
 
-    let victim = stack.cluster.master_of_slot(slot(&want[0])).await.unwrap();
+    let victim = stack
+        .cluster
+        .master_of_slot(symbol_slot(&want[0]))
+        .await
+        .unwrap();
     let mut on_victim = Vec::new();
     for s in &want {
-        if stack.cluster.master_of_slot(slot(s)).await.unwrap() == victim {
+        if stack.cluster.master_of_slot(symbol_slot(s)).await.unwrap() == victim {
             on_victim.push(s.clone());
         }
     }
@@ -517,7 +512,7 @@ async fn subscriptions_follow_a_live_reshard() {
     // A symbol in the first slots of the first master, so moving 20 slots moves it.
     let moving = (0..100_000)
         .map(|i| format!("RS{i}"))
-        .find(|s| slot(s) < 20)
+        .find(|s| symbol_slot(s) < 20)
         .unwrap();
     let stack = ClusterStack::start(std::slice::from_ref(&moving)).await;
     let mut want: Vec<String> = (0..9).map(|i| format!("SYM{}", i * 21)).collect();
@@ -530,7 +525,11 @@ async fn subscriptions_follow_a_live_reshard() {
     assert_ne!(from, to);
     stack.cluster.reshard(from, to, 20).await.unwrap();
     assert_eq!(
-        stack.cluster.master_of_slot(slot(&moving)).await.unwrap(),
+        stack
+            .cluster
+            .master_of_slot(symbol_slot(&moving))
+            .await
+            .unwrap(),
         to
     );
     let now: HashMap<String, u64> = want.iter().map(|s| (s.clone(), ca.max_seq(s))).collect();

@@ -435,14 +435,7 @@ async fn a_feed_that_does_not_act_gets_a_504_naming_it() {
 
 /// `PUBSUB NUMSUB channel`: how many connections follow `channel` now.
 async fn subscribers(redis: &RedisServer, channel: &str) -> i64 {
-    let mut c = redis.client().await.unwrap();
-    let (_, n): (String, i64) = redis::cmd("PUBSUB")
-        .arg("NUMSUB")
-        .arg(channel)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    n
+    redis.numsub(channel).await.unwrap()
 }
 
 #[tokio::test]

@@ -87,17 +87,7 @@ impl Stack {
         let redis = &self.redis;
         wait_until(STEP, &format!("NUMSUB {channel} == {n}"), || {
             let channel = channel.clone();
-            async move {
-                let Ok(mut c) = redis.client().await else {
-                    return false;
-                };
-                let r: Result<(String, i64), _> = redis::cmd("PUBSUB")
-                    .arg("NUMSUB")
-                    .arg(&channel)
-                    .query_async(&mut c)
-                    .await;
-                matches!(r, Ok((_, got)) if got == n)
-            }
+            async move { matches!(redis.numsub(&channel).await, Ok(got) if got == n) }
         })
         .await
         .unwrap();
