@@ -141,11 +141,9 @@ impl ClientSession {
     ) -> (Self, TickQueue) {
         let (client, client_id) = state.hub.new_client();
         let g = &state.cfg.gateway;
-        let (outlet, rx) = Outlet::new(g.queue_capacity);
         // The connection task runs on this worker thread: the hub wakes it through the thread's relay.
-        outlet.relay_through(Relay::for_this_thread(Duration::from_millis(
-            g.write_delay_ms,
-        )));
+        let relay = Relay::for_this_thread(Duration::from_millis(g.write_delay_ms));
+        let (outlet, rx) = Outlet::relayed(g.queue_capacity, relay);
         let label = [protocol.label()];
         state.metrics.connections.with_label_values(&label).inc();
         state

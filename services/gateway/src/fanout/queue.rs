@@ -22,7 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -59,8 +59,8 @@ struct Ring {
     rx_gone: AtomicBool,
     /// The outlet is gone: the receiver ends once it has taken everything.
     tx_gone: AtomicBool,
-    /// The relay of the worker thread the receiver runs on ([`Outlet::relay_through`]); unset: pushes wake the receiver directly.
-    relay: OnceLock<Arc<Relay>>,
+    /// The relay of the worker thread the receiver runs on ([`Outlet::relayed`]); none: pushes wake the receiver directly.
+    relay: Option<Arc<Relay>>,
     /// This ring is in its relay's list, waiting to be woken from there (queued once however many pushes).
     relayed: AtomicBool,
 }
@@ -93,7 +93,7 @@ impl Ring {
             q.push_back(frame.clone());
             self.len.fetch_add(1, Ordering::AcqRel);
         }
-        match self.relay.get() {
+        match &self.relay {
             Some(relay) => {
                 if !self.relayed.swap(true, Ordering::SeqCst) {
                     relay.enqueue(self);
@@ -281,8 +281,18 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// A new outlet with a queue of `capacity` frames, and the queue's receiving end.
+    /// A new outlet with a queue of `capacity` frames, and the queue's receiving end; pushes wake
+    /// the receiver directly.
     pub fn new(capacity: usize) -> (Arc<Self>, TickQueue) {
+        Self::with_relay(capacity, None)
+    }
+
+    /// Like [`Outlet::new`], the receiver woken through `relay`: that of the worker thread it runs on.
+    pub fn relayed(capacity: usize, relay: Arc<Relay>) -> (Arc<Self>, TickQueue) {
+        Self::with_relay(capacity, Some(relay))
+    }
+
+    fn with_relay(capacity: usize, relay: Option<Arc<Relay>>) -> (Arc<Self>, TickQueue) {
         let ring = Arc::new(Ring {
             shared: Mutex::new(VecDeque::new()),
             len: AtomicUsize::new(0),
@@ -290,7 +300,7 @@ impl Outlet {
             waker: AtomicWaker::new(),
             rx_gone: AtomicBool::new(false),
             tx_gone: AtomicBool::new(false),
-            relay: OnceLock::new(),
+            relay,
             relayed: AtomicBool::new(false),
         });
         let rx = TickQueue {
@@ -307,12 +317,6 @@ impl Outlet {
             epoch: Instant::now(),
         });
         (outlet, rx)
-    }
-
-    /// From now on, the receiver is woken through `relay` (that of the thread it runs on) instead of
-    /// directly; set once, before the first tick.
-    pub fn relay_through(&self, relay: Arc<Relay>) {
-        let _ = self.ring.relay.set(relay);
     }
 
     /// Offers one tick without waiting: queue, conflate, or drop (hub side, hot path).
@@ -473,13 +477,11 @@ mod tests {
     #[test]
     fn pushes_from_another_thread_wake_receivers_through_their_threads_relay() {
         actix_web::rt::System::new().block_on(async {
-            let (a, mut rx_a) = Outlet::new(1024);
-            let (b, mut rx_b) = Outlet::new(1024);
-            a.relay_through(Relay::for_this_thread(Duration::ZERO));
-            b.relay_through(Relay::for_this_thread(Duration::ZERO));
-            let relay = a.ring.relay.get().cloned().unwrap();
+            let (a, mut rx_a) = Outlet::relayed(1024, Relay::for_this_thread(Duration::ZERO));
+            let (b, mut rx_b) = Outlet::relayed(1024, Relay::for_this_thread(Duration::ZERO));
+            let relay = a.ring.relay.clone().unwrap();
             assert!(
-                Arc::ptr_eq(&relay, b.ring.relay.get().unwrap()),
+                Arc::ptr_eq(&relay, b.ring.relay.as_ref().unwrap()),
                 "one relay per thread"
             );
 
