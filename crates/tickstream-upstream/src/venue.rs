@@ -279,7 +279,8 @@ pub enum SubscriptionChange {
 }
 
 impl SubscriptionChange {
-    /// A stable lowercase word for logs.
+    /// A stable lowercase word, for logs and for the venues whose control messages use it
+    /// (Coinbase, Finnhub, Twelve Data).
     pub fn as_str(self) -> &'static str {
         match self {
             SubscriptionChange::Subscribe => "subscribe",

@@ -16,20 +16,13 @@ pub const MAX_SYMBOLS_PER_MESSAGE: usize = 1;
 
 /// The subscribe frame of one symbol, in Finnhub notation.
 pub fn subscribe_frame(upstream_symbol: &str) -> String {
-    serde_json::json!({"type": "subscribe", "symbol": upstream_symbol}).to_string()
+    control_frame(SubscriptionChange::Subscribe, upstream_symbol)
 }
 
-/// The unsubscribe frame of one symbol, in Finnhub notation.
-pub fn unsubscribe_frame(upstream_symbol: &str) -> String {
-    serde_json::json!({"type": "unsubscribe", "symbol": upstream_symbol}).to_string()
-}
-
-/// The live control message that applies `change` to one symbol (Finnhub notation).
+/// The live control message that applies `change` to one symbol (Finnhub notation):
+/// `{"type":"subscribe"|"unsubscribe","symbol":...}`.
 pub fn control_frame(change: SubscriptionChange, upstream_symbol: &str) -> String {
-    match change {
-        SubscriptionChange::Subscribe => subscribe_frame(upstream_symbol),
-        SubscriptionChange::Unsubscribe => unsubscribe_frame(upstream_symbol),
-    }
+    serde_json::json!({"type": change.as_str(), "symbol": upstream_symbol}).to_string()
 }
 
 /// The connection carrying `upstream_symbols` from its first frames.

@@ -38,10 +38,7 @@ pub fn subscribe_frame(symbols: &[Symbol]) -> String {
 
 /// The live control message that applies `change` to `symbols` on an open connection.
 pub fn control_frame(change: SubscriptionChange, symbols: &[Symbol]) -> String {
-    match change {
-        SubscriptionChange::Subscribe => frame("subscribe", symbols),
-        SubscriptionChange::Unsubscribe => frame("unsubscribe", symbols),
-    }
+    frame(change.as_str(), symbols)
 }
 
 /// The connection carrying exactly `symbols` from its first frame.
