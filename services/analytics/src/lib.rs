@@ -361,7 +361,8 @@ async fn control_loop(
 }
 
 /// The engine task: applies inputs and clock ticks, hands outputs to the writer;
-/// while `paused` it drops inputs and its clocks produce nothing.
+/// while `paused` (stopped, or before the desired state is known) it drops inputs
+/// and its clocks do not advance the engine.
 async fn engine_loop(
     mut engine: Engine,
     cfg: config::AnalyticsConfig,
@@ -388,13 +389,18 @@ async fn engine_loop(
                     engine.add_symbol(&symbol, &last, &history, now_ms());
                     metrics.symbols.set(engine.symbols().len() as i64);
                     // Restored bars whose time has passed close now, not at the next tick.
-                    engine.on_clock(now_ms(), &mut out);
+                    if !paused.load(Ordering::Acquire) {
+                        engine.on_clock(now_ms(), &mut out);
+                    }
                 }
                 None => break,
             },
-            _ = clock.tick() => engine.on_clock(now_ms(), &mut out),
-            _ = refresh.tick() => engine.refresh_signals(now_ms(), &mut out),
-            _ = mood.tick() => engine.sentiment(now_ms(), &mut out),
+            // Paused, the clocks leave the engine as it is: bars that end meanwhile are
+            // closed (flat, like any silence) at the first tick after the start, and
+            // published then, rather than closed now and dropped unpublished.
+            _ = clock.tick() => if !paused.load(Ordering::Acquire) { engine.on_clock(now_ms(), &mut out) },
+            _ = refresh.tick() => if !paused.load(Ordering::Acquire) { engine.refresh_signals(now_ms(), &mut out) },
+            _ = mood.tick() => if !paused.load(Ordering::Acquire) { engine.sentiment(now_ms(), &mut out) },
         }
         if paused.load(Ordering::Acquire) {
             // Stopped (or not yet started): nothing computed now is published.
